@@ -1,0 +1,281 @@
+//! Request body decoding (JSON, YAML, Kubernetes protobuf) and response content negotiation.
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, StatusCode};
+use serde_json::Value;
+
+use crate::status::{ApiError, ApiResult};
+
+/// Upstream's limit on request bodies.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+/// Deepest JSON nesting accepted; deeper bodies are refused before they can exhaust the stack.
+const MAX_DEPTH: usize = 100;
+
+/// The media type of a request body, without parameters.
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn check_depth(body: &[u8]) -> ApiResult<()> {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    for &b in body {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ApiError::bad_request(format!(
+                        "the request body is nested more than {MAX_DEPTH} levels deep"
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a JSON body into a value, with upstream-style messages for malformed input.
+pub fn decode_json(body: &[u8]) -> ApiResult<Value> {
+    check_depth(body)?;
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// Decodes an object body of any supported media type.
+pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let ct = content_type(headers);
+    let v = match ct.as_str() {
+        "application/json" | "" => decode_json(body)?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body)?,
+        "application/vnd.kubernetes.protobuf" => {
+            reddwarf_kubeproto::decode_object(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as protobuf: {e}"
+                ))
+            })?
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if !v.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body of the request must be a JSON object, got {}",
+            type_name(&v)
+        )));
+    }
+    Ok(v)
+}
+
+pub fn decode_yaml(body: &[u8]) -> ApiResult<Value> {
+    // YAML aliases can expand exponentially; serde_yaml bounds recursion, and the body size
+    // is already capped, so decoding is bounded.
+    let v: Value = serde_yaml::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as YAML: {e}"
+        ))
+    })?;
+    let text = serde_json::to_vec(&v).map_err(ApiError::internal)?;
+    check_depth(&text)?;
+    Ok(v)
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// What the client asked to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Json,
+    Yaml,
+    Protobuf,
+    /// `as=Table;g=meta.k8s.io;v=v1` (or v1beta1).
+    Table {
+        v1beta1: bool,
+    },
+    /// Aggregated discovery, `as=APIGroupDiscoveryList` (v2 or v2beta1).
+    Discovery {
+        v2beta1: bool,
+    },
+}
+
+/// Picks the first acceptable media type from `Accept`, in the client's order.
+pub fn negotiate(headers: &HeaderMap) -> ApiResult<Wanted> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if accept.trim().is_empty() {
+        return Ok(Wanted::Json);
+    }
+    for clause in accept.split(',') {
+        let mut it = clause.split(';').map(str::trim);
+        let mt = it.next().unwrap_or("").to_ascii_lowercase();
+        let mut g = "";
+        let mut v = "";
+        let mut as_ = "";
+        for p in it {
+            if let Some((k, val)) = p.split_once('=') {
+                match k.trim() {
+                    "g" => g = val.trim(),
+                    "v" => v = val.trim(),
+                    "as" => as_ = val.trim(),
+                    _ => {}
+                }
+            }
+        }
+        let json_like = matches!(mt.as_str(), "application/json" | "*/*" | "application/*");
+        if !as_.is_empty() {
+            if json_like && as_ == "Table" && g == "meta.k8s.io" && (v == "v1" || v == "v1beta1") {
+                return Ok(Wanted::Table {
+                    v1beta1: v == "v1beta1",
+                });
+            }
+            if json_like
+                && as_ == "APIGroupDiscoveryList"
+                && g == "apidiscovery.k8s.io"
+                && (v == "v2" || v == "v2beta1")
+            {
+                return Ok(Wanted::Discovery {
+                    v2beta1: v == "v2beta1",
+                });
+            }
+            // Other transformations (PartialObjectMetadata) are not served: try the next clause.
+            continue;
+        }
+        match mt.as_str() {
+            "application/json" | "*/*" | "application/*" => return Ok(Wanted::Json),
+            "application/yaml" => return Ok(Wanted::Yaml),
+            "application/vnd.kubernetes.protobuf" => return Ok(Wanted::Protobuf),
+            _ => {}
+        }
+    }
+    Err(ApiError::not_acceptable(&accept))
+}
+
+/// Sends an object in the negotiated encoding (protobuf when asked and encodable, else JSON).
+pub fn respond_object(code: StatusCode, wanted: Wanted, body: Vec<u8>) -> Response {
+    match wanted {
+        Wanted::Yaml => match serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| serde_yaml::to_string(&v).ok())
+        {
+            Some(y) => (code, [(header::CONTENT_TYPE, "application/yaml")], y).into_response(),
+            None => json_response(code, body),
+        },
+        Wanted::Protobuf => {
+            let encoded = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| reddwarf_kubeproto::encode_object(&v).ok());
+            match encoded {
+                Some(pb) => (
+                    code,
+                    [(header::CONTENT_TYPE, "application/vnd.kubernetes.protobuf")],
+                    pb,
+                )
+                    .into_response(),
+                None => json_response(code, body),
+            }
+        }
+        _ => json_response(code, body),
+    }
+}
+
+pub fn json_response(code: StatusCode, body: impl Into<Bytes>) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.into(),
+    )
+        .into_response()
+}
+
+pub fn json_value(code: StatusCode, v: &Value) -> Response {
+    json_response(code, serde_json::to_vec(v).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn negotiates_like_kubectl_asks() {
+        assert_eq!(
+            negotiate(&accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")).unwrap(),
+            Wanted::Table { v1beta1: false }
+        );
+        assert_eq!(
+            negotiate(&accept("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")).unwrap(),
+            Wanted::Discovery { v2beta1: false }
+        );
+        assert_eq!(
+            negotiate(&accept("application/json, */*")).unwrap(),
+            Wanted::Json
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/vnd.kubernetes.protobuf,application/json"
+            ))
+            .unwrap(),
+            Wanted::Protobuf
+        );
+        assert_eq!(negotiate(&accept("text/html")).unwrap_err().code, 406);
+        assert_eq!(
+            negotiate(&accept(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            ))
+            .unwrap(),
+            Wanted::Json
+        );
+    }
+
+    #[test]
+    fn refuses_deep_and_malformed_json() {
+        let deep = "[".repeat(500) + &"]".repeat(500);
+        assert_eq!(decode_json(deep.as_bytes()).unwrap_err().code, 400);
+        assert_eq!(decode_json(b"{\"a\":").unwrap_err().code, 400);
+        assert!(decode_json(b"{\"a\":\"[[[[\"}").is_ok());
+    }
+}

@@ -1,0 +1,204 @@
+//! API discovery: legacy (`/api`, `/apis`, per group-version) and aggregated
+//! (`apidiscovery.k8s.io` v2 and v2beta1) documents built from the catalogue.
+
+use axum::response::{IntoResponse, Response};
+use http::{header, StatusCode};
+use reddwarf_resources::ResourceKind;
+use serde_json::{json, Value};
+
+use crate::codec::{self, Wanted};
+use crate::status::ApiError;
+use crate::ApiServer;
+
+fn scope(k: &ResourceKind) -> &'static str {
+    if k.namespaced {
+        "Namespaced"
+    } else {
+        "Cluster"
+    }
+}
+
+fn sub_verbs(sub: &str) -> Vec<&'static str> {
+    match sub {
+        "finalize" => vec!["update"],
+        _ => vec!["get", "patch", "update"],
+    }
+}
+
+fn subresources(k: &ResourceKind) -> Vec<&'static str> {
+    let mut s = k.subresources();
+    if k.plural == "namespaces" {
+        s.push("finalize");
+    }
+    s
+}
+
+fn aggregated_resource(k: &ResourceKind) -> Value {
+    let gvk = json!({"group": k.group, "version": k.version, "kind": k.kind});
+    let mut r = json!({
+        "resource": k.plural,
+        "responseKind": gvk,
+        "scope": scope(k),
+        "singularResource": k.singular,
+        "verbs": k.verbs(),
+    });
+    if !k.short_names.is_empty() {
+        r["shortNames"] = json!(k.short_names);
+    }
+    if !k.categories.is_empty() {
+        r["categories"] = json!(k.categories);
+    }
+    let subs: Vec<Value> = subresources(k)
+        .into_iter()
+        .map(|s| json!({"subresource": s, "responseKind": gvk, "verbs": sub_verbs(s)}))
+        .collect();
+    if !subs.is_empty() {
+        r["subresources"] = Value::Array(subs);
+    }
+    r
+}
+
+fn aggregated_group(api: &ApiServer, group: &str, versions: &[&str]) -> Value {
+    let mut meta = json!({"creationTimestamp": null});
+    if !group.is_empty() {
+        meta["name"] = json!(group);
+    }
+    json!({
+        "metadata": meta,
+        "versions": versions.iter().map(|v| json!({
+            "version": v,
+            "resources": api.catalogue.in_group_version(group, v).into_iter().map(aggregated_resource).collect::<Vec<_>>(),
+            "freshness": "Current",
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn aggregated(items: Vec<Value>, v2beta1: bool) -> Response {
+    let version = if v2beta1 { "v2beta1" } else { "v2" };
+    let body = json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    });
+    // kubectl only trusts the aggregated form when the Content-Type says so exactly.
+    let ct = format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::VARY, "Accept".to_string()),
+        ],
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+pub fn api(api: &ApiServer, wanted: Wanted) -> Response {
+    if let Wanted::Discovery { v2beta1 } = wanted {
+        return aggregated(vec![aggregated_group(api, "", &["v1"])], v2beta1);
+    }
+    let addr = api.advertise.read().map(|a| a.clone()).unwrap_or_default();
+    codec::json_value(
+        StatusCode::OK,
+        &json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": addr}],
+        }),
+    )
+}
+
+fn group_json(group: &str, versions: &[&str]) -> Value {
+    let gv = |v: &str| json!({"groupVersion": format!("{group}/{v}"), "version": v});
+    json!({
+        "name": group,
+        "versions": versions.iter().map(|v| gv(v)).collect::<Vec<_>>(),
+        "preferredVersion": gv(versions[0]),
+    })
+}
+
+pub fn apis(api: &ApiServer, wanted: Wanted) -> Response {
+    let groups: Vec<_> = api
+        .catalogue
+        .groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .collect();
+    if let Wanted::Discovery { v2beta1 } = wanted {
+        return aggregated(
+            groups
+                .iter()
+                .map(|(g, vs)| aggregated_group(api, g, vs))
+                .collect(),
+            v2beta1,
+        );
+    }
+    codec::json_value(
+        StatusCode::OK,
+        &json!({
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": groups.iter().map(|(g, vs)| group_json(g, vs)).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+pub fn group(api: &ApiServer, name: &str) -> Response {
+    match api
+        .catalogue
+        .groups()
+        .into_iter()
+        .find(|(g, _)| *g == name && !g.is_empty())
+    {
+        Some((g, vs)) => {
+            let mut v = group_json(g, &vs);
+            v["kind"] = json!("APIGroup");
+            v["apiVersion"] = json!("v1");
+            codec::json_value(StatusCode::OK, &v)
+        }
+        None => ApiError::path_not_found().into_response(),
+    }
+}
+
+pub fn resources(api: &ApiServer, group: &str, version: &str) -> Response {
+    let kinds = api.catalogue.in_group_version(group, version);
+    if kinds.is_empty() {
+        return ApiError::path_not_found().into_response();
+    }
+    let mut list = Vec::new();
+    for k in kinds {
+        let mut r = json!({
+            "name": k.plural,
+            "singularName": k.singular,
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": k.verbs(),
+        });
+        if !k.short_names.is_empty() {
+            r["shortNames"] = json!(k.short_names);
+        }
+        if !k.categories.is_empty() {
+            r["categories"] = json!(k.categories);
+        }
+        list.push(r);
+        for s in subresources(k) {
+            list.push(json!({
+                "name": format!("{}/{}", k.plural, s),
+                "singularName": "",
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": sub_verbs(s),
+            }));
+        }
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    codec::json_value(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
+    )
+}

@@ -1,0 +1,177 @@
+//! The single entry point: authenticate, parse the path, read the body, dispatch.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use http::Method;
+use http_body_util::{BodyExt, Limited};
+
+use crate::codec::{self, Wanted, MAX_BODY};
+use crate::path::{self, ResourcePath, Target};
+use crate::query::Query;
+use crate::rest::Ctx;
+use crate::status::ApiError;
+use crate::{discovery, health, openapi, rest, watch, ApiServer, User};
+
+pub fn router(api: Arc<ApiServer>) -> Router {
+    Router::new().fallback(dispatch).with_state(api)
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(ApiError::too_large(MAX_BODY))
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "reading the request body: {e}"
+                )))
+            }
+        }
+    }
+}
+
+async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let target = path::parse(parts.uri.path());
+    let query = Query::parse(parts.uri.query());
+    // Health and version answer anyone, as upstream's system:public-info-viewer allows.
+    match &target {
+        Target::Version => return health::version(),
+        Target::Health(p) => return health::health(&api, p, &query),
+        _ => {}
+    }
+    let Some(user) = parts.extensions.get::<User>().cloned() else {
+        return ApiError::unauthorized().into_response();
+    };
+    let wanted = match codec::negotiate(&parts.headers) {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let get_only = |f: &dyn Fn() -> Response| {
+        if parts.method == Method::GET {
+            f()
+        } else {
+            ApiError::method_not_allowed().into_response()
+        }
+    };
+    match target {
+        Target::Api => get_only(&|| discovery::api(&api, wanted)),
+        Target::Apis => get_only(&|| discovery::apis(&api, wanted)),
+        Target::Group(g) => get_only(&|| discovery::group(&api, &g)),
+        Target::GroupVersion { group, version } => {
+            get_only(&|| discovery::resources(&api, &group, &version))
+        }
+        Target::OpenApiV2 => ApiError::path_not_found().into_response(),
+        Target::OpenApiV3Index => get_only(&|| openapi::index(&api)),
+        Target::OpenApiV3 { path } => get_only(&|| openapi::document(&api, &path)),
+        Target::Resource(rp) => {
+            let result = resource(
+                &api,
+                &parts.method,
+                &parts.headers,
+                &rp,
+                &query,
+                &user,
+                wanted,
+                body,
+            )
+            .await;
+            match result {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
+        Target::NotFound | Target::Version | Target::Health(_) => {
+            ApiError::path_not_found().into_response()
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource(
+    api: &Arc<ApiServer>,
+    method: &Method,
+    headers: &http::HeaderMap,
+    rp: &ResourcePath,
+    query: &Query,
+    user: &User,
+    wanted: Wanted,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let kind = api
+        .catalogue
+        .by_resource(&rp.group, &rp.version, &rp.resource)
+        .ok_or_else(ApiError::path_not_found)?;
+    if !rp.namespace.is_empty() && !kind.namespaced {
+        return Err(ApiError::path_not_found());
+    }
+    let verb = match (method.as_str(), rp.name.is_some()) {
+        ("GET", false) if query.flag("watch") => "watch",
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    if !api
+        .authorizer
+        .allowed(user, verb, kind.group, kind.plural, &rp.namespace)
+    {
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group \"{}\"",
+                kind.plural, user.name, kind.plural, kind.group
+            ),
+        ));
+    }
+    let ctx = Ctx {
+        api,
+        kind,
+        rp,
+        query,
+        headers,
+        user,
+        wanted,
+    };
+    let sub = rp.subresource.as_deref();
+    match sub {
+        None => {}
+        Some("status") if kind.status => {}
+        Some("finalize") if kind.plural == "namespaces" && verb == "update" => {}
+        Some(_) => return Err(ApiError::path_not_found()),
+    }
+    if rp.name.is_none()
+        && kind.namespaced
+        && rp.namespace.is_empty()
+        && !matches!(verb, "list" | "watch")
+    {
+        return Err(ApiError::method_not_allowed());
+    }
+    match verb {
+        "watch" => watch::serve(&ctx).await,
+        "list" => rest::list(&ctx).await,
+        "get" => rest::get(&ctx),
+        "create" if rp.name.is_none() => rest::create(&ctx, &body).await,
+        "update" => rest::update(&ctx, &body).await,
+        "patch" => rest::patch(&ctx, &body).await,
+        "delete" if sub.is_none() => rest::delete(&ctx, &body).await,
+        "deletecollection" => rest::delete_collection(&ctx, &body).await,
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

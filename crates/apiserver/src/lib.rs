@@ -1,0 +1,94 @@
+//! reddwarf's API server: HTTP routing, codecs, discovery, OpenAPI, REST verbs and watch over
+//! the consensus write path and the store's read views. Every change goes through
+//! [`reddwarf_consensus::Consensus::propose`]; reads use consistent store views.
+
+mod auth;
+mod client;
+mod codec;
+mod discovery;
+mod handler;
+mod health;
+mod meta;
+mod namespace_controller;
+mod openapi;
+mod pagination;
+mod patch;
+mod path;
+mod query;
+mod rest;
+mod selector;
+mod status;
+mod table;
+mod watch;
+
+pub use auth::{AllowAll, Authorizer, User};
+pub use client::InProcessClient;
+pub use status::{ApiError, Cause};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use reddwarf_consensus::Consensus;
+use reddwarf_resources::Catalogue;
+use reddwarf_store::Store;
+
+/// Shared state of the API server.
+pub struct ApiServer {
+    pub(crate) consensus: Consensus,
+    pub(crate) store: Store,
+    pub(crate) catalogue: Catalogue,
+    pub(crate) snapshots: pagination::Snapshots,
+    pub(crate) authorizer: Box<dyn Authorizer>,
+    ready: AtomicBool,
+    /// host:port clients use to reach this server (discovery's serverAddressByClientCIDRs).
+    pub(crate) advertise: std::sync::RwLock<String>,
+}
+
+impl ApiServer {
+    pub fn new(consensus: Consensus) -> Arc<ApiServer> {
+        let store = consensus.store().clone();
+        Arc::new(ApiServer {
+            consensus,
+            store,
+            catalogue: Catalogue::builtin(),
+            snapshots: pagination::Snapshots::default(),
+            authorizer: Box::new(AllowAll),
+            ready: AtomicBool::new(false),
+            advertise: std::sync::RwLock::new(String::new()),
+        })
+    }
+
+    pub fn set_advertise(&self, addr: String) {
+        if let Ok(mut a) = self.advertise.write() {
+            *a = addr;
+        }
+    }
+
+    /// The axum router serving the whole API. Requests must carry a [`User`] extension when
+    /// authenticated (the TLS layer adds it from the client certificate).
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        handler::router(self.clone())
+    }
+
+    /// Creates the bootstrap namespaces and starts the controllers that belong to the API
+    /// server (namespace lifecycle). Marks the server ready when done.
+    pub async fn start_background(self: &Arc<Self>) -> anyhow::Result<()> {
+        let client = InProcessClient::new(self.router());
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let (code, text) = client
+                .request("POST", "/api/v1/namespaces", Some(&body))
+                .await?;
+            if code != 201 && code != 409 {
+                anyhow::bail!("creating namespace {ns}: {code} {text}");
+            }
+        }
+        tokio::spawn(namespace_controller::run(self.clone(), client));
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,158 @@
+//! Turns a request path into what it addresses, following upstream's RequestInfo rules.
+
+/// What a path addresses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Version,
+    Health(String),
+    /// `/api` (legacy group versions).
+    Api,
+    /// `/apis`.
+    Apis,
+    /// `/apis/<group>`.
+    Group(String),
+    /// `/api/v1` or `/apis/<group>/<version>`.
+    GroupVersion {
+        group: String,
+        version: String,
+    },
+    OpenApiV2,
+    OpenApiV3Index,
+    OpenApiV3 {
+        path: String,
+    },
+    Resource(ResourcePath),
+    NotFound,
+}
+
+/// A REST resource path.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResourcePath {
+    pub group: String,
+    pub version: String,
+    /// Empty for cluster-scoped resources and for lists across all namespaces.
+    pub namespace: String,
+    pub resource: String,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+pub fn parse(path: &str) -> Target {
+    let trimmed = path.trim_end_matches('/');
+    let parts: Vec<&str> = trimmed.split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        ["version"] => Target::Version,
+        [h, rest @ ..] if matches!(*h, "healthz" | "livez" | "readyz") => Target::Health(
+            std::iter::once(*h)
+                .chain(rest.iter().copied())
+                .collect::<Vec<_>>()
+                .join("/"),
+        ),
+        ["openapi", "v2"] => Target::OpenApiV2,
+        ["openapi", "v3"] => Target::OpenApiV3Index,
+        ["openapi", "v3", rest @ ..] => Target::OpenApiV3 {
+            path: rest.join("/"),
+        },
+        ["api"] => Target::Api,
+        ["apis"] => Target::Apis,
+        ["apis", g] => Target::Group(g.to_string()),
+        ["api", v] => Target::GroupVersion {
+            group: String::new(),
+            version: v.to_string(),
+        },
+        ["apis", g, v] => Target::GroupVersion {
+            group: g.to_string(),
+            version: v.to_string(),
+        },
+        ["api", v, rest @ ..] => resource("", v, rest),
+        ["apis", g, v, rest @ ..] => resource(g, v, rest),
+        _ => Target::NotFound,
+    }
+}
+
+fn resource(group: &str, version: &str, rest: &[&str]) -> Target {
+    let mut rp = ResourcePath {
+        group: group.into(),
+        version: version.into(),
+        ..Default::default()
+    };
+    let mut parts = rest;
+    // `/namespaces/<ns>/<resource>...` unless the third part is a namespace subresource.
+    if parts.first() == Some(&"namespaces")
+        && parts.len() > 2
+        && !matches!(parts[2], "status" | "finalize")
+    {
+        rp.namespace = parts[1].to_string();
+        parts = &parts[2..];
+    }
+    match parts {
+        [r] => rp.resource = r.to_string(),
+        [r, n] => {
+            rp.resource = r.to_string();
+            rp.name = Some(n.to_string());
+        }
+        [r, n, s] => {
+            rp.resource = r.to_string();
+            rp.name = Some(n.to_string());
+            rp.subresource = Some(s.to_string());
+        }
+        _ => return Target::NotFound,
+    }
+    Target::Resource(rp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rp(t: Target) -> ResourcePath {
+        match t {
+            Target::Resource(r) => r,
+            other => panic!("not a resource: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_resource_paths_like_upstream() {
+        let r = rp(parse("/api/v1/namespaces/default/configmaps/c1"));
+        assert_eq!(
+            (r.namespace.as_str(), r.resource.as_str(), r.name.as_deref()),
+            ("default", "configmaps", Some("c1"))
+        );
+        let r = rp(parse("/api/v1/namespaces/foo"));
+        assert_eq!(
+            (r.namespace.as_str(), r.resource.as_str(), r.name.as_deref()),
+            ("", "namespaces", Some("foo"))
+        );
+        let r = rp(parse("/api/v1/namespaces/foo/status"));
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("namespaces", Some("foo"), Some("status"))
+        );
+        let r = rp(parse("/api/v1/namespaces/foo/finalize"));
+        assert_eq!(r.subresource.as_deref(), Some("finalize"));
+        let r = rp(parse("/apis/apps/v1/namespaces/d/deployments/web/scale"));
+        assert_eq!(
+            (r.group.as_str(), r.subresource.as_deref()),
+            ("apps", Some("scale"))
+        );
+        let r = rp(parse("/api/v1/pods"));
+        assert_eq!(
+            (r.namespace.as_str(), r.resource.as_str(), r.name),
+            ("", "pods", None)
+        );
+        assert_eq!(
+            parse("/apis/apps/v1"),
+            Target::GroupVersion {
+                group: "apps".into(),
+                version: "v1".into()
+            }
+        );
+        assert_eq!(parse("/readyz/ping"), Target::Health("readyz/ping".into()));
+        assert_eq!(parse("/foo"), Target::NotFound);
+    }
+}

@@ -1,0 +1,864 @@
+//! The REST verbs over the catalogue: get, list, create, update, patch, delete,
+//! deletecollection. Every write is a [`Mutation`] proposed through consensus; reads use one
+//! consistent store view.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use reddwarf_resources::ResourceKind;
+use reddwarf_store::{Mutation, MutationError, ObjectKey, Outcome, ReadView, Revision};
+use serde_json::{json, Value};
+
+use crate::codec::{self, Wanted};
+use crate::meta::{self, finalizers, meta_mut, meta_str};
+use crate::pagination;
+use crate::path::ResourcePath;
+use crate::query::Query;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{qualified, ApiError, ApiResult, Cause};
+use crate::table;
+use crate::{patch, ApiServer, User};
+
+/// Everything a verb needs about the request.
+pub struct Ctx<'a> {
+    pub api: &'a Arc<ApiServer>,
+    pub kind: &'a ResourceKind,
+    pub rp: &'a ResourcePath,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+    #[allow(dead_code)]
+    pub user: &'a User,
+    pub wanted: Wanted,
+}
+
+/// How often a write retries when a concurrent writer got in first (no client precondition).
+const MAX_RETRIES: usize = 16;
+
+impl Ctx<'_> {
+    pub fn key(&self, name: &str) -> ObjectKey {
+        ObjectKey::new(self.kind.group, self.kind.plural, &self.rp.namespace, name)
+    }
+
+    fn name(&self) -> &str {
+        self.rp.name.as_deref().unwrap_or("")
+    }
+
+    fn not_found(&self, name: &str) -> ApiError {
+        ApiError::not_found(self.kind.group, self.kind.plural, name)
+    }
+
+    pub fn dry_run(&self) -> ApiResult<bool> {
+        match self.query.get("dryRun") {
+            None => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}: valid values are \"All\""
+            ))),
+        }
+    }
+
+    pub fn label_selector(&self) -> ApiResult<LabelSelector> {
+        LabelSelector::parse(self.query.get("labelSelector").unwrap_or(""))
+    }
+
+    pub fn field_selector(&self) -> ApiResult<FieldSelector> {
+        FieldSelector::parse(
+            self.query.get("fieldSelector").unwrap_or(""),
+            self.kind.selectable_fields,
+        )
+    }
+
+    /// Sends one stored object in the negotiated form.
+    pub fn respond(&self, code: StatusCode, bytes: Vec<u8>) -> ApiResult<Response> {
+        match self.wanted {
+            Wanted::Table { .. } => {
+                let v: Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
+                let rv = meta_str(&v, "resourceVersion").to_string();
+                let t = table::table(self.kind, &[v], &rv, "", self.query)?;
+                Ok(codec::json_value(code, &t))
+            }
+            w => Ok(codec::respond_object(code, w, bytes)),
+        }
+    }
+
+    fn propose_error(&self, e: reddwarf_consensus::ProposeError) -> ApiError {
+        match e {
+            reddwarf_consensus::ProposeError::NotLeader => {
+                ApiError::unavailable("this control-plane node is not the leader; retry")
+            }
+            reddwarf_consensus::ProposeError::ShuttingDown => {
+                ApiError::unavailable("the server is shutting down")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+
+    pub async fn propose(&self, m: Mutation) -> ApiResult<Outcome> {
+        self.api
+            .consensus
+            .propose(m)
+            .await
+            .map_err(|e| self.propose_error(e))
+    }
+
+    pub async fn propose_all(&self, ms: Vec<Mutation>) -> ApiResult<Vec<Outcome>> {
+        self.api
+            .consensus
+            .propose_all(ms)
+            .await
+            .map_err(|e| self.propose_error(e))
+    }
+
+    fn refused(&self, name: &str, e: MutationError) -> ApiError {
+        match e {
+            MutationError::AlreadyExists => {
+                ApiError::already_exists(self.kind.group, self.kind.plural, name)
+            }
+            MutationError::NotFound => self.not_found(name),
+            MutationError::Conflict => ApiError::conflict(self.kind.group, self.kind.plural, name),
+            MutationError::NamespaceNotFound(ns) => ApiError::not_found("", "namespaces", &ns),
+            MutationError::NamespaceTerminating(ns) => {
+                let mut e = ApiError::forbidden(
+                    self.kind.group,
+                    self.kind.plural,
+                    name,
+                    &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                );
+                if let Some(d) = e.details.as_mut().and_then(Value::as_object_mut) {
+                    d.insert(
+                        "causes".into(),
+                        json!([{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]),
+                    );
+                }
+                e
+            }
+            MutationError::Invalid(m) => ApiError::internal(m),
+        }
+    }
+}
+
+pub fn parse_stored(bytes: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))
+}
+
+fn parse_rv(s: &str) -> ApiResult<Revision> {
+    s.parse::<Revision>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid resourceVersion {s:?}: must be a decimal number"
+        ))
+    })
+}
+
+/// Checks apiVersion/kind of a body against the URL, filling them in when absent.
+fn check_type(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
+    let want_av = ctx.kind.api_version();
+    let m = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+    match m.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            m.insert("apiVersion".into(), json!(want_av));
+        }
+        Some(av) if av != want_av => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want_av})"
+            )))
+        }
+        _ => {}
+    }
+    match m.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            m.insert("kind".into(), json!(ctx.kind.kind));
+        }
+        Some(k) if k != ctx.kind.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                ctx.kind.kind
+            )))
+        }
+        _ => {}
+    }
+    match m.get("metadata") {
+        None | Some(Value::Object(_)) => {}
+        Some(Value::Null) => {
+            m.remove("metadata");
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "metadata must be an object, got {}",
+                codec::type_name(other)
+            )))
+        }
+    }
+    // Namespace: must match the URL for namespaced kinds; absent for cluster-scoped ones.
+    let ns = meta_str(obj, "namespace").to_string();
+    if ctx.kind.namespaced {
+        if !ns.is_empty() && ns != ctx.rp.namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta_mut(obj).insert("namespace".into(), json!(ctx.rp.namespace));
+    } else {
+        meta_mut(obj).remove("namespace");
+    }
+    Ok(())
+}
+
+fn validate(ctx: &Ctx, obj: &Value) -> ApiResult<()> {
+    let mut causes = Vec::new();
+    meta::validate_metadata(ctx.kind.name_rule, obj, &mut causes);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            ctx.kind.group,
+            ctx.kind.kind,
+            meta_str(obj, "name"),
+            causes,
+        ));
+    }
+    Ok(())
+}
+
+pub fn get(ctx: &Ctx) -> ApiResult<Response> {
+    let view = ctx.api.store.read().map_err(ApiError::internal)?;
+    let key = ctx.key(ctx.name());
+    match view.get(key.as_str()).map_err(ApiError::internal)? {
+        Some((_, bytes)) => ctx.respond(StatusCode::OK, bytes),
+        None => Err(ctx.not_found(ctx.name())),
+    }
+}
+
+/// Waits (briefly, as upstream does) for the store to reach `rev`.
+async fn wait_for_revision(ctx: &Ctx<'_>, rev: Revision) -> ApiResult<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while ctx.api.store.revision() < rev {
+        if tokio::time::Instant::now() >= deadline {
+            let mut e = ApiError::timeout(format!(
+                "Too large resource version: {rev}, current: {}",
+                ctx.api.store.revision()
+            ));
+            e.details = Some(
+                json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+            );
+            return Err(e);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
+    let labels = ctx.label_selector()?;
+    let fields = ctx.field_selector()?;
+    let limit: usize = match ctx.query.get("limit") {
+        None => 0,
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
+            .max(0) as usize,
+    };
+    let (view, start): (Arc<ReadView>, Option<String>) = if let Some(token) =
+        ctx.query.get("continue")
+    {
+        if ctx.query.get("resourceVersion").is_some_and(|v| v != "0") {
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
+        let (rev, start) = pagination::decode_token(token)?;
+        match ctx.api.snapshots.get(rev) {
+            Some(v) => (v, Some(start)),
+            None => return Err(pagination::expired(ctx.api.store.revision(), &start)),
+        }
+    } else {
+        let rv = ctx.query.get("resourceVersion");
+        let rv_match = ctx.query.get("resourceVersionMatch");
+        match (rv, rv_match) {
+            (None, Some(m)) => {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "ListOptions",
+                    "",
+                    vec![Cause::forbidden("resourceVersionMatch", &format!("resourceVersionMatch {m:?} is forbidden unless resourceVersion is provided"))],
+                ))
+            }
+            (Some(v), Some("Exact")) => {
+                let rev = parse_rv(v)?;
+                wait_for_revision(ctx, rev).await?;
+                let current = Arc::new(ctx.api.store.read().map_err(ApiError::internal)?);
+                if current.revision() == rev {
+                    (current, None)
+                } else if let Some(v) = ctx.api.snapshots.get(rev) {
+                    (v, None)
+                } else {
+                    return Err(ApiError::expired(format!(
+                        "too old resource version: {rev} ({})",
+                        current.revision()
+                    )));
+                }
+            }
+            (Some(v), m) => {
+                if let Some(m) = m {
+                    if m != "NotOlderThan" {
+                        return Err(ApiError::bad_request(format!(
+                            "unsupported resourceVersionMatch {m:?}: supported values are \"Exact\", \"NotOlderThan\""
+                        )));
+                    }
+                }
+                if v != "0" {
+                    wait_for_revision(ctx, parse_rv(v)?).await?;
+                }
+                (Arc::new(ctx.api.store.read().map_err(ApiError::internal)?), None)
+            }
+            (None, None) => (Arc::new(ctx.api.store.read().map_err(ApiError::internal)?), None),
+        }
+    };
+    let prefix = if ctx.rp.namespace.is_empty() {
+        ObjectKey::resource_prefix(ctx.kind.group, ctx.kind.plural)
+    } else {
+        ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace)
+    };
+    let filtering = !labels.is_empty() || !fields.is_empty();
+    let page = view
+        .list(&prefix, start.as_deref(), limit, true, |bytes| {
+            if !filtering {
+                return true;
+            }
+            match serde_json::from_slice::<Value>(bytes) {
+                Ok(v) => labels.matches(&v) && fields.matches(&v),
+                Err(_) => false,
+            }
+        })
+        .map_err(ApiError::internal)?;
+    let rv = view.revision().to_string();
+    let token = page.continue_after.as_ref().map(|k| {
+        ctx.api.snapshots.keep(view.clone());
+        pagination::encode_token(view.revision(), k)
+    });
+    if let Wanted::Table { .. } = ctx.wanted {
+        let items: Vec<Value> = page
+            .items
+            .iter()
+            .map(|(_, b)| parse_stored(b))
+            .collect::<ApiResult<_>>()?;
+        let mut t = table::table(
+            ctx.kind,
+            &items,
+            &rv,
+            token.as_deref().unwrap_or(""),
+            ctx.query,
+        )?;
+        if let Some(r) = page.remaining {
+            t["metadata"]["remainingItemCount"] = json!(r);
+        }
+        return Ok(codec::json_value(StatusCode::OK, &t));
+    }
+    let mut meta = json!({"resourceVersion": rv});
+    if let Some(t) = &token {
+        meta["continue"] = json!(t);
+        if let Some(r) = page.remaining {
+            meta["remainingItemCount"] = json!(r);
+        }
+    }
+    // Items are stored as the exact JSON served: splice them in without re-encoding.
+    let mut out =
+        Vec::with_capacity(64 + page.items.iter().map(|(_, b)| b.len() + 1).sum::<usize>());
+    out.extend_from_slice(
+        format!(
+            "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+            ctx.kind.list_kind(),
+            ctx.kind.api_version(),
+            meta
+        )
+        .as_bytes(),
+    );
+    for (i, (_, b)) in page.items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(codec::respond_object(StatusCode::OK, ctx.wanted, out))
+}
+
+/// Server-side preparation of a new object (PrepareForCreate + BeforeCreate).
+fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
+    check_type(ctx, obj)?;
+    {
+        let kind = ctx.kind;
+        let m = meta_mut(obj);
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let generate = m
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() && !generate.is_empty() {
+            m.insert("name".into(), json!(meta::generate_name(&generate)));
+        }
+        if m.get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        m.remove("resourceVersion");
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        m.remove("selfLink");
+        if kind.generation {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+    }
+    if ctx.kind.status {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+        }
+    }
+    (ctx.kind.defaults)(obj);
+    validate(ctx, obj)
+}
+
+pub async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let dry_run = ctx.dry_run()?;
+    let mut obj = codec::decode_object(ctx.headers, body)?;
+    prepare_create(ctx, &mut obj)?;
+    let name = meta_str(&obj, "name").to_string();
+    if dry_run {
+        return ctx.respond(
+            StatusCode::CREATED,
+            serde_json::to_vec(&obj).map_err(ApiError::internal)?,
+        );
+    }
+    let key = ctx.key(&name);
+    let m = Mutation::Create {
+        key: key.as_str().to_string(),
+        object: serde_json::to_vec(&obj).map_err(ApiError::internal)?,
+        namespace: ctx.kind.namespaced.then(|| ctx.rp.namespace.clone()),
+    };
+    match ctx.propose(m).await? {
+        Outcome::Applied { object, .. } => ctx.respond(StatusCode::CREATED, object),
+        Outcome::Refused(e) => Err(ctx.refused(&name, e)),
+    }
+}
+
+/// The parts of an object compared to decide whether a write changes anything.
+fn without_volatile(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+    }
+    v
+}
+
+/// How the current object becomes the new one.
+enum Change {
+    /// A PUT of this body (to the object, `/status` or `/finalize`).
+    Replace(Value),
+    /// A PATCH of this content type and body.
+    Patch(String, Vec<u8>),
+}
+
+pub async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let mut obj = codec::decode_object(ctx.headers, body)?;
+    check_type(ctx, &mut obj)?;
+    let body_name = meta_str(&obj, "name");
+    if body_name != ctx.name() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({})",
+            ctx.name()
+        )));
+    }
+    write_existing(ctx, Change::Replace(obj)).await
+}
+
+pub async fn patch(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let ct = codec::content_type(ctx.headers);
+    patch::check_content_type(&ct, ctx.kind)?;
+    write_existing(ctx, Change::Patch(ct, body.to_vec())).await
+}
+
+/// GuaranteedUpdate: read, compute, propose with the read revision as precondition, retry on
+/// a concurrent change unless the client named a resourceVersion itself.
+async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
+    let dry_run = ctx.dry_run()?;
+    let name = ctx.name().to_string();
+    let key = ctx.key(&name);
+    let sub = ctx.rp.subresource.as_deref();
+    for _ in 0..MAX_RETRIES {
+        let view = ctx.api.store.read().map_err(ApiError::internal)?;
+        let (rev, bytes) = view
+            .get(key.as_str())
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ctx.not_found(&name))?;
+        drop(view);
+        let old = parse_stored(&bytes)?;
+        let mut new = match &change {
+            Change::Replace(v) => v.clone(),
+            Change::Patch(ct, p) => {
+                let mut v = patch::apply(ct, &old, p)?;
+                check_type(ctx, &mut v)?;
+                if meta_str(&v, "name") != name {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        meta_str(&v, "name")
+                    )));
+                }
+                v
+            }
+        };
+        // The client's resourceVersion is a precondition; otherwise the revision just read.
+        let user_rv = match meta_str(&new, "resourceVersion") {
+            "" => None,
+            s => {
+                let r = parse_rv(s)?;
+                (r != rev || matches!(change, Change::Replace(_))).then_some(r)
+            }
+        };
+        if let Some(uid) = new.pointer("/metadata/uid").and_then(Value::as_str) {
+            let cur = meta_str(&old, "uid");
+            if !uid.is_empty() && uid != cur {
+                return Err(ApiError::conflict_message(
+                    ctx.kind.group,
+                    ctx.kind.plural,
+                    &name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {cur}"),
+                ));
+            }
+        }
+        new = merge_server_fields(ctx, &old, new, sub);
+        (ctx.kind.defaults)(&mut new);
+        validate(ctx, &new)?;
+        if without_volatile(&new) == without_volatile(&old) && user_rv.is_none_or(|r| r == rev) {
+            // A no-op write: no revision bump, no event (upstream skips the storage write).
+            return ctx.respond(StatusCode::OK, bytes);
+        }
+        if dry_run {
+            return ctx.respond(
+                StatusCode::OK,
+                serde_json::to_vec(&new).map_err(ApiError::internal)?,
+            );
+        }
+        let expect = user_rv.unwrap_or(rev);
+        let finished = old.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers(&new).is_empty()
+            && !namespace_has_spec_finalizers(ctx.kind, &new);
+        let m = if finished {
+            Mutation::Delete {
+                key: key.as_str().to_string(),
+                expect_revision: Some(expect),
+                expect_uid: None,
+            }
+        } else {
+            Mutation::Update {
+                key: key.as_str().to_string(),
+                object: serde_json::to_vec(&new).map_err(ApiError::internal)?,
+                expect_revision: Some(expect),
+                expect_uid: None,
+            }
+        };
+        match ctx.propose(m).await? {
+            Outcome::Applied { object, .. } => return ctx.respond(StatusCode::OK, object),
+            Outcome::Refused(MutationError::Conflict) if user_rv.is_none() => continue,
+            Outcome::Refused(e) => return Err(ctx.refused(&name, e)),
+        }
+    }
+    Err(ApiError::conflict(ctx.kind.group, ctx.kind.plural, &name))
+}
+
+fn namespace_has_spec_finalizers(kind: &ResourceKind, obj: &Value) -> bool {
+    kind.plural == "namespaces"
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+}
+
+/// Keeps what clients may not change through this endpoint (PrepareForUpdate).
+fn merge_server_fields(ctx: &Ctx, old: &Value, mut new: Value, sub: Option<&str>) -> Value {
+    match sub {
+        Some("status") => {
+            // Only status changes through /status.
+            let mut merged = old.clone();
+            match new.get("status") {
+                Some(s) => merged["status"] = s.clone(),
+                None => {
+                    merged.as_object_mut().map(|m| m.remove("status"));
+                }
+            }
+            if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+                meta_mut(&mut merged).insert("resourceVersion".into(), rv);
+            }
+            new = merged;
+        }
+        Some("finalize") => {
+            // Only spec.finalizers changes through /finalize.
+            let mut merged = old.clone();
+            let f = new
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            if !merged.get("spec").is_some_and(Value::is_object) {
+                merged["spec"] = json!({});
+            }
+            merged["spec"]["finalizers"] = f;
+            new = merged;
+        }
+        _ => {
+            if ctx.kind.status {
+                match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        new.as_object_mut().map(|m| m.remove("status"));
+                    }
+                }
+            }
+        }
+    }
+    let om = old.get("metadata").cloned().unwrap_or(json!({}));
+    let spec_changed = old.get("spec") != new.get("spec");
+    let m = meta_mut(&mut new);
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match om.get(f) {
+            Some(v) => {
+                m.insert(f.into(), v.clone());
+            }
+            None => {
+                m.remove(f);
+            }
+        }
+    }
+    m.remove("selfLink");
+    if ctx.kind.generation && spec_changed && sub.is_none() {
+        let g = om.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        m.insert("generation".into(), json!(g));
+    }
+    new
+}
+
+/// Reads DeleteOptions from a DELETE body (JSON or protobuf), or defaults.
+fn delete_options<'a>(ctx: &'a Ctx<'a>) -> impl Fn(&[u8]) -> ApiResult<Value> + 'a {
+    move |body: &[u8]| {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(json!({}));
+        }
+        let v = codec::decode_object(ctx.headers, body)?;
+        if let Some(k) = v.get("kind").and_then(Value::as_str) {
+            if k != "DeleteOptions" {
+                return Err(ApiError::bad_request(format!(
+                    "the body of a DELETE must be DeleteOptions, got kind {k:?}"
+                )));
+            }
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            if !matches!(p, "Orphan" | "Background" | "Foreground") {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "DeleteOptions",
+                    "",
+                    vec![Cause {
+                        reason: "FieldValueNotSupported",
+                        message: format!("Unsupported value: {}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"", json!(p)),
+                        field: "propagationPolicy".into(),
+                    }],
+                ));
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// What deleting one object means now: remove it, or mark it (finalizers, namespaces).
+fn deletion(ctx: &Ctx, key: &ObjectKey, rev: Revision, old: &Value) -> ApiResult<Option<Mutation>> {
+    let has_finalizers = !finalizers(old).is_empty();
+    let is_ns = ctx.kind.plural == "namespaces";
+    let terminating = old.pointer("/metadata/deletionTimestamp").is_some();
+    if terminating {
+        return Ok(None);
+    }
+    if has_finalizers || (is_ns && namespace_has_spec_finalizers(ctx.kind, old)) {
+        let mut new = old.clone();
+        let m = meta_mut(&mut new);
+        m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if is_ns {
+            new["status"] = json!({"phase": "Terminating"});
+        }
+        return Ok(Some(Mutation::Update {
+            key: key.as_str().to_string(),
+            object: serde_json::to_vec(&new).map_err(ApiError::internal)?,
+            expect_revision: Some(rev),
+            expect_uid: None,
+        }));
+    }
+    Ok(Some(Mutation::Delete {
+        key: key.as_str().to_string(),
+        expect_revision: Some(rev),
+        expect_uid: None,
+    }))
+}
+
+fn check_preconditions(ctx: &Ctx, opts: &Value, rev: Revision, old: &Value) -> ApiResult<()> {
+    let name = ctx.name();
+    if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+        let cur = meta_str(old, "uid");
+        if uid != cur {
+            return Err(ApiError::conflict_message(
+                ctx.kind.group,
+                ctx.kind.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {cur}"
+                ),
+            ));
+        }
+    }
+    if let Some(rv) = opts
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+    {
+        if parse_rv(rv)? != rev {
+            return Err(ApiError::conflict_message(
+                ctx.kind.group,
+                ctx.kind.plural,
+                name,
+                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {rev}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Kinds whose DELETE answers with the object rather than a Status (upstream ReturnDeletedObject).
+fn returns_object(kind: &ResourceKind) -> bool {
+    matches!(kind.plural, "pods" | "namespaces")
+}
+
+pub async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let opts = delete_options(ctx)(body)?;
+    let dry_run = ctx.dry_run()?
+        || opts
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let name = ctx.name().to_string();
+    let key = ctx.key(&name);
+    for _ in 0..MAX_RETRIES {
+        let view = ctx.api.store.read().map_err(ApiError::internal)?;
+        let (rev, bytes) = view
+            .get(key.as_str())
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ctx.not_found(&name))?;
+        drop(view);
+        let old = parse_stored(&bytes)?;
+        check_preconditions(ctx, &opts, rev, &old)?;
+        let Some(m) = deletion(ctx, &key, rev, &old)? else {
+            // Already being deleted: nothing more to do until its finalizers are gone.
+            return ctx.respond(StatusCode::OK, bytes);
+        };
+        if dry_run {
+            return ctx.respond(StatusCode::OK, bytes);
+        }
+        let removed = matches!(m, Mutation::Delete { .. });
+        match ctx.propose(m).await? {
+            Outcome::Applied { object, .. } => {
+                if !removed || returns_object(ctx.kind) {
+                    return ctx.respond(StatusCode::OK, object);
+                }
+                let mut details = json!({"name": name, "group": ctx.kind.group, "kind": ctx.kind.plural, "uid": meta_str(&old, "uid")});
+                if ctx.kind.group.is_empty() {
+                    details.as_object_mut().map(|m| m.remove("group"));
+                }
+                let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
+                return Ok(codec::json_value(StatusCode::OK, &status));
+            }
+            Outcome::Refused(MutationError::Conflict) => continue,
+            Outcome::Refused(e) => return Err(ctx.refused(&name, e)),
+        }
+    }
+    Err(ApiError::conflict(ctx.kind.group, ctx.kind.plural, &name))
+}
+
+pub async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let _opts = delete_options(ctx)(body)?;
+    let dry_run = ctx.dry_run()?;
+    let labels = ctx.label_selector()?;
+    let fields = ctx.field_selector()?;
+    let view = ctx.api.store.read().map_err(ApiError::internal)?;
+    let prefix = ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace);
+    let page = view
+        .list(&prefix, None, 0, false, |b| {
+            serde_json::from_slice::<Value>(b)
+                .map(|v| labels.matches(&v) && fields.matches(&v))
+                .unwrap_or(false)
+        })
+        .map_err(ApiError::internal)?;
+    let mut mutations = Vec::new();
+    let mut unchanged = Vec::new();
+    for (k, b) in &page.items {
+        let key = ObjectKey::from_string(k.clone());
+        let (rev, _) = view
+            .get(k)
+            .map_err(ApiError::internal)?
+            .unwrap_or((0, Vec::new()));
+        let old = parse_stored(b)?;
+        match deletion(ctx, &key, rev, &old)? {
+            Some(m) => mutations.push(m),
+            None => unchanged.push(b.clone()),
+        }
+    }
+    let rv = view.revision();
+    drop(view);
+    let mut items: Vec<Vec<u8>> = unchanged;
+    if dry_run {
+        items.extend(page.items.into_iter().map(|(_, b)| b));
+    } else if !mutations.is_empty() {
+        // One raft entry for the whole collection.
+        for outcome in ctx.propose_all(mutations).await? {
+            if let Outcome::Applied { object, .. } = outcome {
+                items.push(object);
+            }
+        }
+    }
+    let mut out = format!(
+        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
+        ctx.kind.list_kind(),
+        ctx.kind.api_version(),
+        ctx.api.store.revision().max(rv)
+    )
+    .into_bytes();
+    for (i, b) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(codec::respond_object(StatusCode::OK, ctx.wanted, out))
+}
+
+#[allow(dead_code)]
+fn qualified_name(ctx: &Ctx) -> String {
+    qualified(ctx.kind.group, ctx.kind.plural)
+}

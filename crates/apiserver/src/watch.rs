@@ -1,0 +1,326 @@
+//! Watch: a chunked stream of events from a revision, with selectors, bookmarks,
+//! `sendInitialEvents`, Table and protobuf framing, and a bounded queue per watcher.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{header, StatusCode};
+use reddwarf_resources::ResourceKind;
+use reddwarf_store::{Event, EventType, ObjectKey, Revision, WatchRegistration};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::codec::Wanted;
+use crate::meta::now_unix;
+use crate::rest::{parse_stored, Ctx};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult, Cause};
+use crate::table;
+
+/// Events a watcher may fall behind by before it is closed (the client then re-watches).
+const QUEUE: usize = 1024;
+const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
+/// Upstream's default when the client gives no timeout (min-request-timeout).
+const DEFAULT_TIMEOUT: u64 = 1800;
+
+#[derive(Clone, Copy)]
+enum Framing {
+    Json,
+    Table { v1beta1: bool },
+    Protobuf,
+}
+
+struct Stream {
+    kind: ResourceKind,
+    framing: Framing,
+    include: String,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+}
+
+impl Stream {
+    fn frame(&self, event_type: &str, obj: &Value) -> Bytes {
+        match self.framing {
+            Framing::Protobuf => match reddwarf_kubeproto::encode_watch_frame(event_type, obj) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    tracing::warn!("protobuf watch frame: {e}");
+                    Bytes::new()
+                }
+            },
+            Framing::Json => json_frame(event_type, obj),
+            Framing::Table { v1beta1 } => {
+                if event_type == "BOOKMARK" || event_type == "ERROR" {
+                    return json_frame(event_type, obj);
+                }
+                let mut t = json!({
+                    "kind": "Table",
+                    "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+                    "metadata": {"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))},
+                    "columnDefinitions": table::column_definitions(&self.kind),
+                    "rows": [table::row(&self.kind, obj, &self.include, now_unix())],
+                });
+                if t["rows"][0].get("object").is_none() {
+                    t["rows"][0]["object"] = json!(null);
+                    t["rows"][0].as_object_mut().map(|m| m.remove("object"));
+                }
+                json_frame(event_type, &t)
+            }
+        }
+    }
+
+    async fn send(&self, event_type: &str, obj: &Value) -> bool {
+        let f = self.frame(event_type, obj);
+        if f.is_empty() {
+            return true;
+        }
+        self.tx.send(Ok(f)).await.is_ok()
+    }
+
+    fn passes(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    fn bookmark(&self, rev: Revision, initial_end: bool) -> Value {
+        let mut meta = json!({"resourceVersion": rev.to_string(), "creationTimestamp": null});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": meta})
+    }
+
+    /// Sends one committed event after selector filtering; returns false when the client is gone.
+    async fn deliver(&self, ev: &Event, last: &mut Revision) -> bool {
+        *last = ev.revision;
+        let Ok(obj) = parse_stored(&ev.object) else {
+            return true;
+        };
+        let filtering = !self.labels.is_empty() || !self.fields.is_empty();
+        let cur = self.passes(&obj);
+        let (ty, body) = match ev.event_type {
+            EventType::Modified if filtering => {
+                let prev = ev.prev.as_ref().and_then(|p| parse_stored(p).ok());
+                let was = prev.as_ref().map(|p| self.passes(p)).unwrap_or(cur);
+                match (was, cur) {
+                    (false, true) => ("ADDED", obj),
+                    (true, false) => {
+                        // Left the selection: upstream reports the previous state as deleted.
+                        let mut p = prev.unwrap_or(obj);
+                        if let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut) {
+                            m.insert("resourceVersion".into(), json!(ev.revision.to_string()));
+                        }
+                        ("DELETED", p)
+                    }
+                    (true, true) => ("MODIFIED", obj),
+                    (false, false) => return true,
+                }
+            }
+            t => {
+                if !cur {
+                    return true;
+                }
+                (t.as_str(), obj)
+            }
+        };
+        self.send(ty, &body).await
+    }
+}
+
+fn json_frame(event_type: &str, obj: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": event_type, "object": obj})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn parse_rv(s: &str) -> ApiResult<Revision> {
+    s.parse::<Revision>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid resourceVersion {s:?}: must be a decimal number"
+        ))
+    })
+}
+
+pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
+    let labels = ctx.label_selector()?;
+    let fields = ctx.field_selector()?;
+    let include = table::include_object(ctx.query)?.to_string();
+    let rv = ctx.query.get("resourceVersion");
+    let rv_match = ctx.query.get("resourceVersionMatch");
+    let bookmarks = ctx.query.flag("allowWatchBookmarks");
+    let send_initial = match ctx.query.get("sendInitialEvents") {
+        None => None,
+        Some("true") | Some("1") => Some(true),
+        Some("false") | Some("0") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid sendInitialEvents {other:?}"
+            )))
+        }
+    };
+    let invalid = |field: &str, msg: &str| {
+        ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![Cause::forbidden(field, msg)],
+        )
+    };
+    if send_initial.is_some() {
+        if rv_match != Some("NotOlderThan") {
+            return Err(invalid(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !bookmarks {
+            return Err(invalid(
+                "allowWatchBookmarks",
+                "sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
+        }
+    } else if rv_match.is_some() {
+        return Err(invalid(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
+    }
+    let timeout: u64 = match ctx.query.get("timeoutSeconds") {
+        None => DEFAULT_TIMEOUT,
+        Some(t) => t
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+    };
+    let prefix = if ctx.rp.namespace.is_empty() {
+        ObjectKey::resource_prefix(ctx.kind.group, ctx.kind.plural)
+    } else {
+        ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace)
+    };
+    // Unset or "0" resourceVersion (or sendInitialEvents=true): start with the current state
+    // as synthetic ADDED events, then changes after it.
+    let initial_state = match send_initial {
+        Some(v) => v,
+        None => rv.is_none() || rv == Some("0"),
+    };
+    let (after, initial) = if initial_state {
+        let view = ctx.api.store.read().map_err(ApiError::internal)?;
+        let page = view
+            .list(&prefix, None, 0, false, |_| true)
+            .map_err(ApiError::internal)?;
+        (
+            view.revision(),
+            page.items.into_iter().map(|(_, b)| b).collect::<Vec<_>>(),
+        )
+    } else {
+        match rv {
+            Some(v) if v != "0" => (parse_rv(v)?, Vec::new()),
+            _ => (ctx.api.store.revision(), Vec::new()),
+        }
+    };
+    let framing = match ctx.wanted {
+        Wanted::Table { v1beta1 } => Framing::Table { v1beta1 },
+        Wanted::Protobuf
+            if reddwarf_kubeproto::knows_kind(&ctx.kind.api_version(), ctx.kind.kind) =>
+        {
+            Framing::Protobuf
+        }
+        _ => Framing::Json,
+    };
+    let registration = ctx
+        .api
+        .store
+        .watch(WatchRegistration {
+            prefix,
+            after,
+            queue: QUEUE,
+        })
+        .map_err(ApiError::internal)?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let stream = Stream {
+        kind: ctx.kind.clone(),
+        framing,
+        include,
+        labels,
+        fields,
+        tx,
+    };
+    let api = ctx.api.clone();
+    tokio::spawn(async move {
+        let mut watcher = match registration {
+            Ok(w) => w,
+            Err(gone) => {
+                let status = ApiError::expired(format!(
+                    "too old resource version: {} ({})",
+                    gone.requested, gone.oldest
+                ))
+                .to_status();
+                stream.send("ERROR", &status).await;
+                return;
+            }
+        };
+        for b in initial {
+            if let Ok(obj) = parse_stored(&b) {
+                if stream.passes(&obj) && !stream.send("ADDED", &obj).await {
+                    return;
+                }
+            }
+        }
+        if send_initial == Some(true)
+            && !stream.send("BOOKMARK", &stream.bookmark(after, true)).await
+        {
+            return;
+        }
+        let mut last = after;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        loop {
+            tokio::select! {
+                ev = watcher.next() => match ev {
+                    Some(ev) => if !stream.deliver(&ev, &mut last).await { return },
+                    None => return,
+                },
+                _ = tick.tick(), if bookmarks => {
+                    // Every event up to the hub's revision is already queued for this watcher:
+                    // drain the queue, then the bookmark may claim that revision.
+                    let hub_rev = api.store.revision();
+                    while let Some(ev) = watcher.try_next() {
+                        if !stream.deliver(&ev, &mut last).await { return }
+                    }
+                    let rev = hub_rev.max(last);
+                    if !stream.send("BOOKMARK", &stream.bookmark(rev, false)).await { return }
+                },
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = stream.tx.closed() => return,
+            }
+        }
+    });
+    let content_type = match framing {
+        Framing::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+        _ => "application/json",
+    };
+    let body = Body::from_stream(tokio_stream_from(rx));
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(body)
+        .map_err(ApiError::internal)?)
+}
+
+fn tokio_stream_from(
+    rx: mpsc::Receiver<Result<Bytes, Infallible>>,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_send(s: Arc<Stream>) -> impl Send {
+    s
+}

@@ -1,0 +1,34 @@
+//! Consensus for reddwarf: openraft's type configuration, the raft log and state machine
+//! over the store's redb file, and the proposer that groups concurrent mutations into one raft
+//! entry (group commit: one log fsync and one redb commit for many API writes).
+//!
+//! Single-node mode is a one-member raft cluster; HA adds members, not code paths.
+
+mod log_store;
+mod network;
+mod proposer;
+mod state_machine;
+
+pub use proposer::{Consensus, ConsensusConfig, ProposeError};
+
+use reddwarf_store::{Batch, Outcome};
+
+openraft::declare_raft_types!(
+    /// reddwarf's raft types: an entry carries a [`Batch`]; its response is one outcome per mutation.
+    pub TypeConfig:
+        D = Batch,
+        R = Vec<Outcome>,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+
+fn storage_err(
+    verb: openraft::ErrorVerb,
+    subject: openraft::ErrorSubject<u64>,
+    e: impl std::fmt::Display,
+) -> openraft::StorageError<u64> {
+    openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
+}

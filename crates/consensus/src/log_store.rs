@@ -1,0 +1,199 @@
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError, Vote,
+};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::{storage_err, TypeConfig};
+
+/// index -> postcard-encoded `Entry<TypeConfig>`.
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+/// vote, committed, last purged log id.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+/// The raft log, kept in the same redb file as the objects so that the fsync of a log append
+/// also makes every earlier (unsynced) state-machine commit durable.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<redb::Database>,
+}
+
+fn read_err(e: impl std::fmt::Display) -> StorageError<u64> {
+    storage_err(ErrorVerb::Read, ErrorSubject::Logs, e)
+}
+fn write_err(e: impl std::fmt::Display) -> StorageError<u64> {
+    storage_err(ErrorVerb::Write, ErrorSubject::Logs, e)
+}
+
+impl LogStore {
+    pub fn open(db: Arc<redb::Database>) -> Result<LogStore, StorageError<u64>> {
+        let txn = db.begin_write().map_err(write_err)?;
+        txn.open_table(LOG).map_err(write_err)?;
+        txn.open_table(META).map_err(write_err)?;
+        txn.commit().map_err(write_err)?;
+        Ok(LogStore { db })
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StorageError<u64>> {
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(META).map_err(read_err)?;
+        let v = table.get(name).map_err(read_err)?;
+        match v {
+            None => Ok(None),
+            Some(g) => postcard::from_bytes(g.value()).map(Some).map_err(read_err),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+        durable: bool,
+    ) -> Result<(), StorageError<u64>> {
+        let bytes = postcard::to_stdvec(value).map_err(write_err)?;
+        let mut txn = self.db.begin_write().map_err(write_err)?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)
+                .map_err(write_err)?;
+        }
+        {
+            let mut table = txn.open_table(META).map_err(write_err)?;
+            table.insert(name, bytes.as_slice()).map_err(write_err)?;
+        }
+        txn.commit().map_err(write_err)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(LOG).map_err(read_err)?;
+        let start = match range.start_bound() {
+            Bound::Included(i) => Bound::Included(*i),
+            Bound::Excluded(i) => Bound::Excluded(*i),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Bound::Included(*i),
+            Bound::Excluded(i) => Bound::Excluded(*i),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in table.range::<u64>((start, end)).map_err(read_err)? {
+            let (_, v) = item.map_err(read_err)?;
+            out.push(postcard::from_bytes(v.value()).map_err(read_err)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let last_purged: Option<LogId<u64>> = self.get_meta("purged")?;
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(LOG).map_err(read_err)?;
+        let last = match table.last().map_err(read_err)? {
+            Some((_, v)) => {
+                let e: Entry<TypeConfig> = postcard::from_bytes(v.value()).map_err(read_err)?;
+                Some(e.log_id)
+            }
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        self.put_meta("vote", vote, true)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        self.get_meta("vote")
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
+        // A hint only (raft re-derives it), so it rides along with the next durable commit.
+        self.put_meta("committed", &committed, false)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        Ok(self.get_meta::<Option<LogId<u64>>>("committed")?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let txn = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut table = txn.open_table(LOG).map_err(write_err)?;
+            for entry in entries {
+                let bytes = postcard::to_stdvec(&entry).map_err(write_err)?;
+                table
+                    .insert(entry.log_id.index, bytes.as_slice())
+                    .map_err(write_err)?;
+            }
+        }
+        // Durability::Immediate (the default): this fsync is the write's durability point.
+        let res = txn
+            .commit()
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = res.as_ref().err().map(|e| e.to_string());
+        callback.log_io_completed(res);
+        match failed {
+            Some(e) => Err(write_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let txn = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut table = txn.open_table(LOG).map_err(write_err)?;
+            table
+                .retain_in(log_id.index.., |_, _| false)
+                .map_err(write_err)?;
+        }
+        txn.commit().map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let bytes = postcard::to_stdvec(&log_id).map_err(write_err)?;
+        let txn = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(write_err)?;
+            meta.insert("purged", bytes.as_slice()).map_err(write_err)?;
+            let mut table = txn.open_table(LOG).map_err(write_err)?;
+            table
+                .retain_in(..=log_id.index, |_, _| false)
+                .map_err(write_err)?;
+        }
+        txn.commit().map_err(write_err)
+    }
+}

@@ -1,0 +1,57 @@
+//! `reddwarf`: a Kubernetes control plane in one binary. Subcommands are thin; each role
+//! lives in its own crate.
+
+mod pki;
+mod server;
+mod tls;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "reddwarf",
+    version,
+    about = "A Kubernetes control plane in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane: API server, storage and consensus.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Where state, certificates and the admin kubeconfig live.
+    #[arg(long, env = "REDDWARF_DATA_DIR", default_value = "./reddwarf-data")]
+    pub data_dir: PathBuf,
+    /// Address to serve HTTPS on (port 0 picks a free port; the kubeconfig names the real one).
+    #[arg(long, env = "REDDWARF_LISTEN", default_value = "0.0.0.0:6443")]
+    pub listen: String,
+    /// Extra subject alternative names for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    pub tls_san: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REDDWARF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Server(args) => rt.block_on(server::run(args)),
+    }
+}

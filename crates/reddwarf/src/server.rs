@@ -1,0 +1,163 @@
+//! `reddwarf server`: opens the data dir, starts consensus and the API server, and serves
+//! HTTPS with client-certificate authentication until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use reddwarf_apiserver::{ApiServer, User};
+use reddwarf_consensus::{Consensus, ConsensusConfig};
+use reddwarf_store::Store;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::{pki, tls, ServerArgs};
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let pki =
+        pki::load_or_create(&args.data_dir.join("pki"), &args.tls_san).context("certificates")?;
+    let server_tls = tls::server_config(&pki)?;
+
+    let store = Store::open(&args.data_dir.join("state.redb")).context("opening the store")?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let consensus = Consensus::start(
+        store,
+        ConsensusConfig {
+            advertise: local.to_string(),
+            ..Default::default()
+        },
+    )
+    .await
+    .context("starting consensus")?;
+
+    let api = ApiServer::new(consensus.clone());
+    api.set_advertise(format!("{}:{}", advertise_ip(local), local.port()));
+    let router = api.router();
+    let kubeconfig = args.data_dir.join("admin.kubeconfig");
+    pki::write_admin_kubeconfig(
+        &kubeconfig,
+        &format!("https://127.0.0.1:{}", local.port()),
+        &pki,
+    )?;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let acceptor = TlsAcceptor::from(server_tls);
+    let serve = {
+        let router = router.clone();
+        async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let router = router.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    if let Err(e) = serve_connection(acceptor, router, tcp, peer, watcher).await {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
+            }
+        }
+    };
+    let serve = tokio::spawn(serve);
+    api.start_background().await.context("bootstrap")?;
+    tracing::info!(
+        "reddwarf serving on https://{local} (ready in {:?}); admin kubeconfig: {}",
+        started.elapsed(),
+        kubeconfig.display()
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    serve.abort();
+    // In-flight requests (and their proposals) get a moment to finish; watches are cut.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    consensus.shutdown().await;
+    drop(api);
+    drop(router);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn advertise_ip(local: SocketAddr) -> String {
+    if local.ip().is_unspecified() {
+        "127.0.0.1".into()
+    } else {
+        local.ip().to_string()
+    }
+}
+
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    tcp: tokio::net::TcpStream,
+    _peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> anyhow::Result<()> {
+    let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await??;
+    let user = tls::peer_identity(tls.get_ref().1).map(|id| {
+        let mut groups = id.groups;
+        groups.push("system:authenticated".into());
+        User {
+            name: id.user,
+            groups,
+        }
+    });
+    let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        if let Some(u) = &user {
+            req.extensions_mut().insert(u.clone());
+        }
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let svc = hyper_util::service::TowerToHyperService::new(svc);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+    watcher
+        .watch(conn.into_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: Arc<()>) {}

@@ -1,0 +1,133 @@
+use serde_json::{json, Value};
+
+use crate::duration::human_duration;
+use crate::jsonpath::{i, s};
+
+/// A server-side table column (`meta.k8s.io/v1` TableColumnDefinition).
+#[derive(Clone, Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub type_: &'static str,
+    pub format: &'static str,
+    pub priority: i32,
+    pub description: &'static str,
+}
+
+impl Column {
+    pub const fn new(
+        name: &'static str,
+        type_: &'static str,
+        priority: i32,
+        description: &'static str,
+    ) -> Column {
+        Column {
+            name,
+            type_,
+            format: "",
+            priority,
+            description,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "type": self.type_,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        })
+    }
+}
+
+/// The cells of one row.
+pub type TableRow = Vec<Value>;
+
+pub(crate) fn name_col() -> Column {
+    Column {
+        name: "Name",
+        type_: "string",
+        format: "name",
+        priority: 0,
+        description: "Name must be unique within a namespace.",
+    }
+}
+
+pub(crate) fn age_col() -> Column {
+    Column::new(
+        "Age",
+        "string",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    )
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp ("2024-01-02T03:04:05Z").
+pub fn parse_rfc3339(ts: &str) -> Option<i64> {
+    let b = ts.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { ts.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + se)
+}
+
+/// The AGE cell: time since creation, as kubectl renders it; "<unknown>" without a timestamp.
+pub(crate) fn age(obj: &Value, now: i64) -> Value {
+    match parse_rfc3339(s(obj, "/metadata/creationTimestamp")) {
+        Some(t) => Value::String(human_duration(now - t)),
+        None => Value::String("<unknown>".into()),
+    }
+}
+
+pub(crate) fn since(ts: &str, now: i64) -> Value {
+    match parse_rfc3339(ts) {
+        Some(t) => Value::String(human_duration(now - t)),
+        None => Value::String("<unknown>".into()),
+    }
+}
+
+pub(crate) fn name(obj: &Value) -> Value {
+    Value::String(s(obj, "/metadata/name").to_string())
+}
+
+pub(crate) fn default_columns() -> Vec<Column> {
+    vec![name_col(), age_col()]
+}
+
+pub(crate) fn default_row(obj: &Value, now: i64) -> TableRow {
+    vec![name(obj), age(obj, now)]
+}
+
+pub(crate) fn count_map(obj: &Value, pointer: &str) -> i64 {
+    obj.pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|m| m.len() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn int(obj: &Value, pointer: &str) -> Value {
+    json!(i(obj, pointer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rfc3339;
+
+    #[test]
+    fn parses_utc_timestamps() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2024-03-01T12:00:00Z"), Some(1_709_294_400));
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+}

@@ -1,0 +1,298 @@
+use std::sync::Arc;
+
+use redb::{ReadableTable, WriteTransaction};
+use serde_json::Value;
+
+use crate::tables::{u64_from, EVENTS, META, META_APPLIED, META_COMPACTED, META_REVISION, OBJECTS};
+use crate::watch::{Event, EventType, StoredEvent};
+use crate::{Batch, Mutation, MutationError, Outcome, Revision, Store, StoreError};
+
+/// The outcomes of applying several batches, one `Vec<Outcome>` per batch, in order.
+pub struct AppliedBatch {
+    pub outcomes: Vec<Vec<Outcome>>,
+}
+
+impl Store {
+    /// Applies committed batches in ONE redb write transaction, together with the caller's
+    /// opaque `applied_state` (raft's last applied log id), then publishes the resulting events
+    /// to watchers. The commit is not fsynced: the raft log, fsynced in the same file, is the
+    /// durable record, and a crash replays from the last durable `applied_state`.
+    pub fn apply(
+        &self,
+        batches: &[&Batch],
+        applied_state: &[u8],
+    ) -> Result<AppliedBatch, StoreError> {
+        let mut txn = self.inner.db.begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Redb(e.to_string()))?;
+        let mut events = Vec::new();
+        let mut outcomes = Vec::with_capacity(batches.len());
+        let revision;
+        {
+            let mut meta = txn.open_table(META)?;
+            let mut rev = meta
+                .get(META_REVISION)?
+                .map(|v| u64_from(v.value()))
+                .unwrap_or(0);
+            let mut objects = txn.open_table(OBJECTS)?;
+            let mut log = txn.open_table(EVENTS)?;
+            for batch in batches {
+                let mut out = Vec::with_capacity(batch.0.len());
+                for m in &batch.0 {
+                    let result = apply_one(&mut objects, m, rev + 1);
+                    match result {
+                        Ok((event_type, object, prev)) => {
+                            rev += 1;
+                            let stored = StoredEvent {
+                                event_type,
+                                key: m.key().to_string(),
+                                object: object.clone(),
+                            };
+                            log.insert(rev, stored.encode().as_slice())?;
+                            out.push(Outcome::Applied {
+                                revision: rev,
+                                object: object.clone(),
+                            });
+                            events.push(Arc::new(Event {
+                                revision: rev,
+                                event_type,
+                                key: m.key().to_string(),
+                                object: object.into(),
+                                prev: prev.map(Into::into),
+                            }));
+                        }
+                        Err(e) => out.push(Outcome::Refused(e)),
+                    }
+                }
+                outcomes.push(out);
+            }
+            meta.insert(META_REVISION, rev.to_be_bytes().as_slice())?;
+            meta.insert(META_APPLIED, applied_state)?;
+            trim_events(&mut meta, &mut log, rev, self.inner.event_retention)?;
+            revision = rev;
+        }
+        txn.commit()?;
+        self.inner.hub.publish(events, revision);
+        Ok(AppliedBatch { outcomes })
+    }
+
+    /// The caller's opaque applied state as last written by [`Store::apply`].
+    pub fn applied_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let view = self.read()?;
+        view.meta_blob(META_APPLIED)
+    }
+
+    /// Serializes every object and the revision, for a raft snapshot, together with the
+    /// caller's applied state read from the same consistent view.
+    pub fn dump(&self) -> Result<(Option<Vec<u8>>, Vec<u8>), StoreError> {
+        let view = self.read()?;
+        let state = view.meta_blob(META_APPLIED)?;
+        let mut out = Vec::new();
+        out.extend_from_slice(&view.revision().to_be_bytes());
+        view.for_each_raw(|key, rev, obj| {
+            push_chunk(&mut out, key.as_bytes());
+            out.extend_from_slice(&rev.to_be_bytes());
+            push_chunk(&mut out, obj);
+        })?;
+        Ok((state, out))
+    }
+
+    /// Replaces all objects with a dump made by [`Store::dump`] (installing a raft snapshot).
+    /// Watchers cannot follow such a jump, so the event log restarts at the dump's revision.
+    pub fn restore(&self, dump: &[u8], applied_state: &[u8]) -> Result<(), StoreError> {
+        let corrupt = || StoreError::Corrupt("snapshot dump truncated".into());
+        let mut txn = self.inner.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Redb(e.to_string()))?;
+        let revision = u64_from(dump.get(..8).ok_or_else(corrupt)?);
+        {
+            txn.delete_table(OBJECTS)?;
+            txn.delete_table(EVENTS)?;
+            let mut objects = txn.open_table(OBJECTS)?;
+            txn.open_table(EVENTS)?;
+            let mut pos = 8;
+            while pos < dump.len() {
+                let key = take_chunk(dump, &mut pos).ok_or_else(corrupt)?;
+                let rev = u64_from(dump.get(pos..pos + 8).ok_or_else(corrupt)?);
+                pos += 8;
+                let obj = take_chunk(dump, &mut pos).ok_or_else(corrupt)?;
+                let key = std::str::from_utf8(key).map_err(|_| corrupt())?;
+                objects.insert(key, (rev, obj))?;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_REVISION, revision.to_be_bytes().as_slice())?;
+            meta.insert(META_COMPACTED, revision.to_be_bytes().as_slice())?;
+            meta.insert(META_APPLIED, applied_state)?;
+        }
+        txn.commit()?;
+        self.inner.hub.reset(revision);
+        Ok(())
+    }
+}
+
+fn push_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn take_chunk<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let len = u64_from(buf.get(*pos..*pos + 8)?) as usize;
+    *pos += 8;
+    let end = pos.checked_add(len)?;
+    let chunk = buf.get(*pos..end)?;
+    *pos = end;
+    Some(chunk)
+}
+
+type Applied = (EventType, Vec<u8>, Option<Vec<u8>>);
+
+fn apply_one(
+    objects: &mut redb::Table<&str, (u64, &[u8])>,
+    m: &Mutation,
+    next: Revision,
+) -> Result<Applied, MutationError> {
+    let current = |objects: &redb::Table<&str, (u64, &[u8])>,
+                   key: &str|
+     -> Result<Option<(u64, Vec<u8>)>, MutationError> {
+        objects
+            .get(key)
+            .map_err(|e| MutationError::Invalid(e.to_string()))
+            .map(|o| o.map(|g| (g.value().0, g.value().1.to_vec())))
+    };
+    match m {
+        Mutation::Create {
+            key,
+            object,
+            namespace,
+        } => {
+            if let Some(ns) = namespace {
+                let ns_key = crate::ObjectKey::new("", "namespaces", "", ns);
+                match current(objects, ns_key.as_str())? {
+                    None => return Err(MutationError::NamespaceNotFound(ns.clone())),
+                    Some((_, bytes)) => {
+                        if is_terminating(&bytes) {
+                            return Err(MutationError::NamespaceTerminating(ns.clone()));
+                        }
+                    }
+                }
+            }
+            if current(objects, key)?.is_some() {
+                return Err(MutationError::AlreadyExists);
+            }
+            let stamped = stamp(object, next)?;
+            insert(objects, key, next, &stamped)?;
+            Ok((EventType::Added, stamped, None))
+        }
+        Mutation::Update {
+            key,
+            object,
+            expect_revision,
+            expect_uid,
+        } => {
+            let (rev, old) = current(objects, key)?.ok_or(MutationError::NotFound)?;
+            check_preconditions(rev, &old, *expect_revision, expect_uid.as_deref())?;
+            let stamped = stamp(object, next)?;
+            insert(objects, key, next, &stamped)?;
+            Ok((EventType::Modified, stamped, Some(old)))
+        }
+        Mutation::Delete {
+            key,
+            expect_revision,
+            expect_uid,
+        } => {
+            let (rev, old) = current(objects, key)?.ok_or(MutationError::NotFound)?;
+            check_preconditions(rev, &old, *expect_revision, expect_uid.as_deref())?;
+            objects
+                .remove(key.as_str())
+                .map_err(|e| MutationError::Invalid(e.to_string()))?;
+            // Upstream reports a deleted object with the deletion's resourceVersion.
+            let stamped = stamp(&old, next)?;
+            Ok((EventType::Deleted, stamped, Some(old)))
+        }
+    }
+}
+
+fn insert(
+    objects: &mut redb::Table<&str, (u64, &[u8])>,
+    key: &str,
+    rev: Revision,
+    bytes: &[u8],
+) -> Result<(), MutationError> {
+    objects
+        .insert(key, (rev, bytes))
+        .map_err(|e| MutationError::Invalid(e.to_string()))?;
+    Ok(())
+}
+
+fn check_preconditions(
+    rev: Revision,
+    old: &[u8],
+    expect_revision: Option<Revision>,
+    expect_uid: Option<&str>,
+) -> Result<(), MutationError> {
+    if let Some(want) = expect_revision {
+        if want != rev {
+            return Err(MutationError::Conflict);
+        }
+    }
+    if let Some(uid) = expect_uid {
+        let v: Value =
+            serde_json::from_slice(old).map_err(|e| MutationError::Invalid(e.to_string()))?;
+        if v.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
+            return Err(MutationError::Conflict);
+        }
+    }
+    Ok(())
+}
+
+fn is_terminating(ns_json: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(ns_json)
+        .ok()
+        .map(|v| v.pointer("/metadata/deletionTimestamp").is_some())
+        .unwrap_or(false)
+}
+
+/// Writes `metadata.resourceVersion` into the object. Deterministic: the same input bytes and
+/// revision give the same output on every replica.
+fn stamp(object: &[u8], rev: Revision) -> Result<Vec<u8>, MutationError> {
+    let mut v: Value =
+        serde_json::from_slice(object).map_err(|e| MutationError::Invalid(e.to_string()))?;
+    let meta = v
+        .as_object_mut()
+        .ok_or_else(|| MutationError::Invalid("object is not a JSON object".into()))?
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let meta = meta
+        .as_object_mut()
+        .ok_or_else(|| MutationError::Invalid("metadata is not an object".into()))?;
+    meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
+    serde_json::to_vec(&v).map_err(|e| MutationError::Invalid(e.to_string()))
+}
+
+/// Keeps the event log to a window of `retention` revisions, deleting a bounded number per
+/// apply so no single transaction grows large.
+fn trim_events(
+    meta: &mut redb::Table<&str, &[u8]>,
+    log: &mut redb::Table<u64, &[u8]>,
+    rev: Revision,
+    retention: u64,
+) -> Result<(), StoreError> {
+    if rev <= retention {
+        return Ok(());
+    }
+    let floor = rev - retention;
+    let compacted = meta
+        .get(META_COMPACTED)?
+        .map(|v| u64_from(v.value()))
+        .unwrap_or(0);
+    if compacted >= floor {
+        return Ok(());
+    }
+    let upto = floor.min(compacted + 1024);
+    log.retain_in(..=upto, |_, _| false)?;
+    meta.insert(META_COMPACTED, upto.to_be_bytes().as_slice())?;
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn _assert_txn_send(_: &WriteTransaction) {}

@@ -1,0 +1,45 @@
+use serde::{Deserialize, Serialize};
+
+/// Storage failures: I/O or corruption. These are server errors, never the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Redb(String),
+    #[error("storage: corrupt record: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Redb(e.to_string()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Why one mutation of a batch was refused. Decided deterministically in apply, so every
+/// replica refuses the same mutations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MutationError {
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("not found")]
+    NotFound,
+    /// The precondition on resourceVersion or uid did not hold.
+    #[error("the object has been modified")]
+    Conflict,
+    #[error("namespace {0} not found")]
+    NamespaceNotFound(String),
+    #[error("namespace {0} is being terminated")]
+    NamespaceTerminating(String),
+    #[error("invalid stored object: {0}")]
+    Invalid(String),
+}

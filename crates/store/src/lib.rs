@@ -1,0 +1,80 @@
+//! reddwarf's storage core: redb tables for objects and the event log, the deterministic
+//! apply step that turns a committed batch of [`Mutation`]s into one write transaction, and
+//! the in-memory [`WatchHub`] that fans committed events out to watchers.
+//!
+//! This crate knows nothing of HTTP or raft: the consensus crate keeps its own tables in the
+//! same redb file (via [`Store::database`]) and calls [`Store::apply`] for committed entries.
+
+mod apply;
+mod error;
+mod key;
+mod mutation;
+mod read;
+mod tables;
+mod watch;
+
+pub use apply::AppliedBatch;
+pub use error::{MutationError, StoreError};
+pub use key::ObjectKey;
+pub use mutation::{Batch, Mutation, Outcome};
+pub use read::{ListPage, ReadView};
+pub use watch::{Event, EventType, Gone, WatchHub, WatchRegistration, Watcher};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// A store revision: the global, strictly increasing counter that is every object's
+/// `resourceVersion`.
+pub type Revision = u64;
+
+/// The redb-backed store plus its watch hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<redb::Database>,
+    hub: WatchHub,
+    /// How many events the on-disk event log keeps for watch resumption.
+    event_retention: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = redb::Database::builder().create(path)?;
+        let db = Arc::new(db);
+        tables::ensure(&db)?;
+        let revision = read::current_revision(&db)?;
+        let compacted = read::compacted_revision(&db)?;
+        let hub = WatchHub::new(revision, compacted, 4096);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                hub,
+                event_retention: 100_000,
+            }),
+        })
+    }
+
+    /// The underlying database, for crates that keep their own tables in the same file
+    /// (the raft log) so that one fsync covers both.
+    pub fn database(&self) -> &Arc<redb::Database> {
+        &self.inner.db
+    }
+
+    pub fn hub(&self) -> &WatchHub {
+        &self.inner.hub
+    }
+
+    /// A consistent read view at the current revision.
+    pub fn read(&self) -> Result<ReadView, StoreError> {
+        ReadView::new(&self.inner.db)
+    }
+
+    /// The latest applied revision.
+    pub fn revision(&self) -> Revision {
+        self.inner.hub.revision()
+    }
+}

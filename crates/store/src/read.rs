@@ -1,0 +1,165 @@
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
+
+use crate::tables::{u64_from, EVENTS, META, META_COMPACTED, META_REVISION, OBJECTS};
+use crate::watch::StoredEvent;
+use crate::{Revision, StoreError};
+
+pub(crate) fn current_revision(db: &redb::Database) -> Result<Revision, StoreError> {
+    ReadView::new(db).map(|v| v.revision())
+}
+
+pub(crate) fn compacted_revision(db: &redb::Database) -> Result<Revision, StoreError> {
+    ReadView::new(db)?.compacted()
+}
+
+/// A consistent snapshot of the store. Holding one keeps its revision readable (used for
+/// paginated lists, whose continue token names the snapshot's revision).
+pub struct ReadView {
+    txn: ReadTransaction,
+    revision: Revision,
+}
+
+/// One page of a list: raw stored objects in key order, plus where to continue.
+pub struct ListPage {
+    pub items: Vec<(String, Vec<u8>)>,
+    /// The last key returned, when more items remain after it.
+    pub continue_after: Option<String>,
+    /// How many matching items remain after this page (counted when asked).
+    pub remaining: Option<u64>,
+}
+
+impl ReadView {
+    pub(crate) fn new(db: &redb::Database) -> Result<ReadView, StoreError> {
+        let txn = db.begin_read()?;
+        let revision = {
+            let meta = txn.open_table(META)?;
+            let v = meta
+                .get(META_REVISION)?
+                .map(|v| u64_from(v.value()))
+                .unwrap_or(0);
+            v
+        };
+        Ok(ReadView { txn, revision })
+    }
+
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    pub(crate) fn compacted(&self) -> Result<Revision, StoreError> {
+        let meta = self.txn.open_table(META)?;
+        let v = meta
+            .get(META_COMPACTED)?
+            .map(|v| u64_from(v.value()))
+            .unwrap_or(0);
+        Ok(v)
+    }
+
+    pub(crate) fn meta_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let meta = self.txn.open_table(META)?;
+        let v = meta.get(name)?.map(|v| v.value().to_vec());
+        Ok(v)
+    }
+
+    /// The stored JSON of one object and the revision it was last written at.
+    pub fn get(&self, key: &str) -> Result<Option<(Revision, Vec<u8>)>, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let v = objects.get(key)?.map(|g| {
+            let (rev, bytes) = g.value();
+            (rev, bytes.to_vec())
+        });
+        Ok(v)
+    }
+
+    /// Objects whose key starts with `prefix`, after `start_after` (exclusive), in key order,
+    /// keeping those `filter` accepts, at most `limit` of them (0 = no limit).
+    pub fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        count_remaining: bool,
+        mut filter: impl FnMut(&[u8]) -> bool,
+    ) -> Result<ListPage, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let lower = match start_after {
+            Some(s) if s >= prefix => Bound::Excluded(s),
+            _ => Bound::Included(prefix),
+        };
+        let mut items = Vec::new();
+        let mut continue_after = None;
+        let mut remaining = 0u64;
+        for entry in objects.range::<&str>((lower, Bound::Unbounded))? {
+            let (k, v) = entry?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let (_, bytes) = v.value();
+            if !filter(bytes) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                if continue_after.is_none() {
+                    continue_after = items.last().map(|(k, _): &(String, Vec<u8>)| k.clone());
+                }
+                if !count_remaining {
+                    break;
+                }
+                remaining += 1;
+                continue;
+            }
+            items.push((key.to_string(), bytes.to_vec()));
+        }
+        let has_more = continue_after.is_some();
+        Ok(ListPage {
+            items,
+            continue_after,
+            remaining: if count_remaining && has_more {
+                Some(remaining)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Counts objects under a prefix (for metrics and namespace emptiness checks).
+    pub fn count(&self, prefix: &str) -> Result<u64, StoreError> {
+        let page = self.list(prefix, None, 0, false, |_| true)?;
+        Ok(page.items.len() as u64)
+    }
+
+    pub(crate) fn for_each_raw(
+        &self,
+        mut f: impl FnMut(&str, Revision, &[u8]),
+    ) -> Result<(), StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        for entry in objects.iter()? {
+            let (k, v) = entry?;
+            let (rev, bytes) = v.value();
+            f(k.value(), rev, bytes);
+        }
+        Ok(())
+    }
+
+    /// Events with revision in `(after, upto]` from the on-disk event log, or `None` when
+    /// some of them were already compacted away.
+    pub(crate) fn events_between(
+        &self,
+        after: Revision,
+        upto: Revision,
+    ) -> Result<Option<Vec<(Revision, StoredEvent)>>, StoreError> {
+        if after < self.compacted()? {
+            return Ok(None);
+        }
+        let log = self.txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for entry in log.range(after + 1..=upto)? {
+            let (k, v) = entry?;
+            out.push((k.value(), StoredEvent::decode(v.value())?));
+        }
+        Ok(Some(out))
+    }
+}

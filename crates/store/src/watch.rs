@@ -1,0 +1,261 @@
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::{Revision, Store, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// A committed change as watchers see it. `object` is the stored JSON after the change (for
+/// a delete, the last state stamped with the deletion revision); `prev` is the state before,
+/// when known, so selector-filtered watches can tell an object leaving their selection.
+#[derive(Debug)]
+pub struct Event {
+    pub revision: Revision,
+    pub event_type: EventType,
+    pub key: String,
+    pub object: Arc<[u8]>,
+    pub prev: Option<Arc<[u8]>>,
+}
+
+/// The on-disk form of an event (no `prev`: the log only serves resumption).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredEvent {
+    pub event_type: EventType,
+    pub key: String,
+    pub object: Vec<u8>,
+}
+
+impl StoredEvent {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("encoding an event cannot fail")
+    }
+    pub(crate) fn decode(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
+    }
+}
+
+/// Fans committed events out to watchers through bounded queues, and keeps a ring of recent
+/// events so a watch can resume from a recent revision without touching disk.
+#[derive(Clone)]
+pub struct WatchHub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    state: Mutex<HubState>,
+    revision: AtomicU64,
+}
+
+struct HubState {
+    ring: VecDeque<Arc<Event>>,
+    ring_capacity: usize,
+    slots: Vec<Slot>,
+    next_id: u64,
+    revision: Revision,
+    /// Revisions at or below this cannot be resumed from the ring or the log.
+    floor: Revision,
+}
+
+struct Slot {
+    id: u64,
+    prefix: String,
+    tx: mpsc::Sender<Arc<Event>>,
+}
+
+/// What a registration needs: which keys, from which revision, how deep a queue.
+pub struct WatchRegistration {
+    pub prefix: String,
+    /// Deliver events with revision strictly greater than this.
+    pub after: Revision,
+    pub queue: usize,
+}
+
+/// A registered watcher. Events arrive in revision order; `next` returns `None` when the
+/// watcher was closed for falling behind (its queue filled) or the hub was reset.
+pub struct Watcher {
+    backlog: VecDeque<Arc<Event>>,
+    rx: mpsc::Receiver<Arc<Event>>,
+    id: u64,
+    hub: Arc<HubInner>,
+}
+
+impl Watcher {
+    pub async fn next(&mut self) -> Option<Arc<Event>> {
+        if let Some(e) = self.backlog.pop_front() {
+            return Some(e);
+        }
+        self.rx.recv().await
+    }
+
+    /// The next event if one is already queued.
+    pub fn try_next(&mut self) -> Option<Arc<Event>> {
+        self.backlog.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.hub.state.lock() {
+            st.slots.retain(|s| s.id != self.id);
+        }
+    }
+}
+
+/// A watch asked for a revision older than what is kept.
+#[derive(Debug, thiserror::Error)]
+#[error("too old resource version: {requested} ({oldest})")]
+pub struct Gone {
+    pub requested: Revision,
+    pub oldest: Revision,
+}
+
+impl WatchHub {
+    pub(crate) fn new(revision: Revision, floor: Revision, ring_capacity: usize) -> WatchHub {
+        WatchHub {
+            inner: Arc::new(HubInner {
+                state: Mutex::new(HubState {
+                    ring: VecDeque::with_capacity(ring_capacity),
+                    ring_capacity,
+                    slots: Vec::new(),
+                    next_id: 0,
+                    revision,
+                    floor,
+                }),
+                revision: AtomicU64::new(revision),
+            }),
+        }
+    }
+
+    /// The newest revision published to watchers.
+    pub fn revision(&self) -> Revision {
+        self.inner.revision.load(Ordering::Acquire)
+    }
+
+    /// How many watchers are registered.
+    pub fn watcher_count(&self) -> usize {
+        self.inner.state.lock().map(|s| s.slots.len()).unwrap_or(0)
+    }
+
+    pub(crate) fn publish(&self, events: Vec<Arc<Event>>, revision: Revision) {
+        let mut st = self.inner.state.lock().expect("watch hub lock");
+        for ev in events {
+            let mut dead = Vec::new();
+            for slot in &st.slots {
+                if ev.key.starts_with(&slot.prefix) && slot.tx.try_send(ev.clone()).is_err() {
+                    // Full or gone: close it rather than block the writer; the client re-lists.
+                    dead.push(slot.id);
+                }
+            }
+            if !dead.is_empty() {
+                st.slots.retain(|s| !dead.contains(&s.id));
+            }
+            if st.ring.len() == st.ring_capacity {
+                st.ring.pop_front();
+            }
+            st.ring.push_back(ev);
+        }
+        st.revision = revision;
+        self.inner.revision.store(revision, Ordering::Release);
+    }
+
+    pub(crate) fn reset(&self, revision: Revision) {
+        let mut st = self.inner.state.lock().expect("watch hub lock");
+        st.ring.clear();
+        st.slots.clear();
+        st.revision = revision;
+        st.floor = revision;
+        self.inner.revision.store(revision, Ordering::Release);
+    }
+}
+
+impl Store {
+    /// Registers a watcher for keys under `reg.prefix`, delivering every event after
+    /// `reg.after`: first the backlog (from the ring, or the on-disk log), then live events.
+    pub fn watch(&self, reg: WatchRegistration) -> Result<Result<Watcher, Gone>, StoreError> {
+        let hub = &self.inner.hub.inner;
+        let (tx, rx) = mpsc::channel(reg.queue.max(1));
+        let mut backlog = VecDeque::new();
+        let (id, hub_rev, ring_covers) = {
+            let mut st = hub.state.lock().expect("watch hub lock");
+            if reg.after < st.floor {
+                return Ok(Err(Gone {
+                    requested: reg.after,
+                    oldest: st.floor,
+                }));
+            }
+            let ring_covers = reg.after >= st.revision
+                || st
+                    .ring
+                    .front()
+                    .map(|e| e.revision <= reg.after + 1)
+                    .unwrap_or(false);
+            if ring_covers {
+                backlog.extend(
+                    st.ring
+                        .iter()
+                        .filter(|e| e.revision > reg.after && e.key.starts_with(&reg.prefix))
+                        .cloned(),
+                );
+            }
+            let id = st.next_id;
+            st.next_id += 1;
+            st.slots.push(Slot {
+                id,
+                prefix: reg.prefix.clone(),
+                tx,
+            });
+            (id, st.revision, ring_covers)
+        };
+        let watcher = Watcher {
+            backlog,
+            rx,
+            id,
+            hub: hub.clone(),
+        };
+        if ring_covers {
+            return Ok(Ok(watcher));
+        }
+        // Older than the ring: read the gap from the on-disk log. Live events after `hub_rev`
+        // are already queued for this watcher.
+        let view = self.read()?;
+        match view.events_between(reg.after, hub_rev)? {
+            None => Ok(Err(Gone {
+                requested: reg.after,
+                oldest: view.compacted()?,
+            })),
+            Some(events) => {
+                let mut watcher = watcher;
+                for (revision, e) in events {
+                    if e.key.starts_with(&reg.prefix) {
+                        watcher.backlog.push_back(Arc::new(Event {
+                            revision,
+                            event_type: e.event_type,
+                            key: e.key,
+                            object: e.object.into(),
+                            prev: None,
+                        }));
+                    }
+                }
+                Ok(Ok(watcher))
+            }
+        }
+    }
+}
