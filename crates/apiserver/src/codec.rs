@@ -63,9 +63,7 @@ pub fn decode_json(body: &[u8]) -> ApiResult<Value> {
     check_depth(body)?;
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
-            "the body of the request could not be decoded as JSON: {e} (line {}, column {})",
-            e.line(),
-            e.column()
+            "the body of the request could not be decoded as JSON: {e}"
         ))
     })
 }

@@ -14,7 +14,7 @@ use crate::path::{self, ResourcePath, Target};
 use crate::query::Query;
 use crate::rest::Ctx;
 use crate::status::ApiError;
-use crate::{discovery, health, openapi, rest, watch, ApiServer, User};
+use crate::{discovery, health, openapi, openapi_v2, rest, watch, ApiServer, User};
 
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new().fallback(dispatch).with_state(api)
@@ -50,6 +50,9 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     let Some(user) = parts.extensions.get::<User>().cloned() else {
         return ApiError::unauthorized().into_response();
     };
+    if target == Target::OpenApiV2 {
+        return openapi_v2::serve(&api, &parts.headers);
+    }
     let wanted = match codec::negotiate(&parts.headers) {
         Ok(w) => w,
         Err(e) => return e.into_response(),
@@ -72,7 +75,6 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         Target::GroupVersion { group, version } => {
             get_only(&|| discovery::resources(&api, &group, &version))
         }
-        Target::OpenApiV2 => ApiError::path_not_found().into_response(),
         Target::OpenApiV3Index => get_only(&|| openapi::index(&api)),
         Target::OpenApiV3 { path } => get_only(&|| openapi::document(&api, &path)),
         Target::Resource(rp) => {
@@ -92,7 +94,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
                 Err(e) => e.into_response(),
             }
         }
-        Target::NotFound | Target::Version | Target::Health(_) => {
+        Target::NotFound | Target::Version | Target::Health(_) | Target::OpenApiV2 => {
             ApiError::path_not_found().into_response()
         }
     }

@@ -11,6 +11,7 @@ mod health;
 mod meta;
 mod namespace_controller;
 mod openapi;
+mod openapi_v2;
 mod pagination;
 mod patch;
 mod path;

@@ -1,0 +1,266 @@
+//! Test harness: starts the real `reddwarf` binary on a free port in a temporary data dir
+//! and drives it with the real kubectl binaries found beside `kubectl` on PATH.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts a server in a fresh data dir and waits until `/readyz` answers 200.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Server {
+            dir,
+            child: None,
+            url: String::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    /// (Re)starts the binary on the same data dir.
+    pub fn spawn(&mut self) {
+        let kubeconfig = self.kubeconfig();
+        let _ = std::fs::remove_file(&kubeconfig);
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start reddwarf");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&kubeconfig) {
+                if let Some(url) = text.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("server: ")
+                        .map(|s| s.trim().trim_matches('"').to_string())
+                }) {
+                    if self.curl_status(&format!("{url}/readyz"), false) == 200 {
+                        self.url = url;
+                        return;
+                    }
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("server exited early ({status}):\n{}", self.log());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server not ready in 30s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        wait_with_deadline(c, Duration::from_secs(20))
+    }
+
+    /// HTTP status of a GET with curl (with or without the admin client certificate).
+    pub fn curl_status(&self, url: &str, authenticated: bool) -> u16 {
+        let pki = self.dir.path().join("pki");
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            "--cacert",
+        ])
+        .arg(pki.join("ca.crt"));
+        if authenticated {
+            cmd.arg("--cert")
+                .arg(pki.join("admin.crt"))
+                .arg("--key")
+                .arg(pki.join("admin.key"));
+        }
+        let out = cmd.arg(url).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// A curl request with the admin certificate; returns (status, body).
+    pub fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        let pki = self.dir.path().join("pki");
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "10",
+            "-X",
+            method,
+            "--cacert",
+        ])
+        .arg(pki.join("ca.crt"))
+        .arg("--cert")
+        .arg(pki.join("admin.crt"))
+        .arg("--key")
+        .arg(pki.join("admin.key"));
+        if let Some(ct) = content_type {
+            cmd.args(["-H", &format!("content-type: {ct}")]);
+        }
+        if body.is_some() {
+            cmd.args(["--data-binary", "@-"]);
+        }
+        cmd.arg(format!("{}{}", self.url, path));
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("curl");
+        if let Some(b) = body {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b).expect("write body");
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().expect("curl output");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Runs `kubectl.<version>` against this server with a private cache dir.
+    pub fn kubectl(&self, version: &str, args: &[&str]) -> Output {
+        self.kubectl_cmd(version, args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    pub fn kubectl_cmd(&self, version: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl_path(version));
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join(format!("kube-cache-{version}")))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs kubectl and asserts success; returns stdout.
+    pub fn kubectl_ok(&self, version: &str, args: &[&str]) -> String {
+        let out = self.kubectl(version, args);
+        assert!(
+            out.status.success(),
+            "kubectl {version} {args:?} failed:\nstdout: {}\nstderr: {}\nserver log tail:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 20)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn wait_with_deadline(mut c: Child, d: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + d;
+    loop {
+        if let Ok(Some(s)) = c.try_wait() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("process did not exit within {d:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Where the versioned kubectl binaries live: beside the file `kubectl` resolves to.
+pub fn kubectl_dir() -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .expect("locate kubectl");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    path.parent()
+        .expect("kubectl has a parent dir")
+        .to_path_buf()
+}
+
+pub fn kubectl_path(version: &str) -> PathBuf {
+    let p = kubectl_dir().join(format!("kubectl.{version}"));
+    assert!(
+        p.exists(),
+        "{} not found: the kubectl {version} binary is required",
+        p.display()
+    );
+    p
+}
+
+/// Every kubectl version the machine carries.
+pub const KUBECTL_VERSIONS: &[&str] = &["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
