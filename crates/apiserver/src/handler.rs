@@ -14,7 +14,7 @@ use crate::path::{self, ResourcePath, Target};
 use crate::query::Query;
 use crate::rest::Ctx;
 use crate::status::ApiError;
-use crate::{discovery, health, openapi, openapi_v2, rest, watch, ApiServer, User};
+use crate::{discovery, health, metrics, openapi, openapi_v2, rest, watch, ApiServer, User};
 
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new().fallback(dispatch).with_state(api)
@@ -75,6 +75,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         Target::GroupVersion { group, version } => {
             get_only(&|| discovery::resources(&api, &group, &version))
         }
+        Target::Metrics => get_only(&|| metrics::serve(&api)),
         Target::OpenApiV3Index => get_only(&|| openapi::index(&api)),
         Target::OpenApiV3 { path } => get_only(&|| openapi::document(&api, &path)),
         Target::Resource(rp) => {

@@ -9,6 +9,7 @@ mod discovery;
 mod handler;
 mod health;
 mod meta;
+mod metrics;
 mod namespace_controller;
 mod openapi;
 mod openapi_v2;

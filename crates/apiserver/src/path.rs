@@ -4,6 +4,7 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     Version,
+    Metrics,
     Health(String),
     /// `/api` (legacy group versions).
     Api,
@@ -42,6 +43,7 @@ pub fn parse(path: &str) -> Target {
     let parts: Vec<&str> = trimmed.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
         ["version"] => Target::Version,
+        ["metrics"] => Target::Metrics,
         [h, rest @ ..] if matches!(*h, "healthz" | "livez" | "readyz") => Target::Health(
             std::iter::once(*h)
                 .chain(rest.iter().copied())

@@ -9,7 +9,7 @@ mod network;
 mod proposer;
 mod state_machine;
 
-pub use proposer::{Consensus, ConsensusConfig, ProposeError};
+pub use proposer::{Consensus, ConsensusConfig, ProposeError, Stats};
 
 use reddwarf_store::{Batch, Outcome};
 

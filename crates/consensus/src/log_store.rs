@@ -1,5 +1,6 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -20,6 +21,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<redb::Database>,
+    stats: Arc<crate::Stats>,
 }
 
 fn read_err(e: impl std::fmt::Display) -> StorageError<u64> {
@@ -30,12 +32,15 @@ fn write_err(e: impl std::fmt::Display) -> StorageError<u64> {
 }
 
 impl LogStore {
-    pub fn open(db: Arc<redb::Database>) -> Result<LogStore, StorageError<u64>> {
+    pub fn open(
+        db: Arc<redb::Database>,
+        stats: Arc<crate::Stats>,
+    ) -> Result<LogStore, StorageError<u64>> {
         let txn = db.begin_write().map_err(write_err)?;
         txn.open_table(LOG).map_err(write_err)?;
         txn.open_table(META).map_err(write_err)?;
         txn.commit().map_err(write_err)?;
-        Ok(LogStore { db })
+        Ok(LogStore { db, stats })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -161,6 +166,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         // Durability::Immediate (the default): this fsync is the write's durability point.
+        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         let res = txn
             .commit()
             .map_err(|e| std::io::Error::other(e.to_string()));

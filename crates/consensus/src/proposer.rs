@@ -63,8 +63,12 @@ pub struct Consensus {
 /// Counters that make group commit visible.
 #[derive(Default)]
 pub struct Stats {
+    /// Raft entries proposed by the batcher.
     pub entries: AtomicU64,
+    /// Mutations carried by those entries.
     pub mutations: AtomicU64,
+    /// Durable (fsynced) writes of the raft log and vote.
+    pub fsyncs: AtomicU64,
 }
 
 impl Consensus {
@@ -81,7 +85,8 @@ impl Consensus {
             ..Default::default()
         };
         let raft_cfg = Arc::new(raft_cfg.validate()?);
-        let log = LogStore::open(store.database().clone())?;
+        let stats = Arc::new(Stats::default());
+        let log = LogStore::open(store.database().clone(), stats.clone())?;
         let sm = StateMachine::new(store.clone())?;
         let raft = Raft::new(cfg.node_id, raft_cfg, Network, log, sm).await?;
         if !raft.is_initialized().await? {
@@ -109,7 +114,6 @@ impl Consensus {
             }
         }
         let (tx, rx) = mpsc::channel(4096);
-        let stats = Arc::new(Stats::default());
         tokio::spawn(batcher(raft.clone(), rx, cfg.clone(), stats.clone()));
         Ok(Consensus {
             raft,
@@ -148,12 +152,9 @@ impl Consensus {
         &self.raft
     }
 
-    /// (raft entries written, mutations carried) since start.
-    pub fn group_commit_stats(&self) -> (u64, u64) {
-        (
-            self.stats.entries.load(Ordering::Relaxed),
-            self.stats.mutations.load(Ordering::Relaxed),
-        )
+    /// Group-commit counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     pub async fn shutdown(&self) {

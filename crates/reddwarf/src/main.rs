@@ -1,6 +1,8 @@
 //! `reddwarf`: a Kubernetes control plane in one binary. Subcommands are thin; each role
 //! lives in its own crate.
 
+mod bench;
+mod client;
 mod pki;
 mod server;
 mod tls;
@@ -24,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API server, storage and consensus.
     Server(ServerArgs),
+    /// Drive a running server over HTTPS and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -53,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }

@@ -27,6 +27,8 @@ use std::sync::Arc;
 /// `resourceVersion`.
 pub type Revision = u64;
 
+const CACHE_BYTES: usize = 32 << 20;
+
 /// The redb-backed store plus its watch hub. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -43,7 +45,11 @@ struct Inner {
 impl Store {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = redb::Database::builder().create(path)?;
+        // redb caches pages in memory up to this size; the default is sized for databases far
+        // larger than a small cluster's, and would dominate the process's memory.
+        let db = redb::Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let db = Arc::new(db);
         tables::ensure(&db)?;
         let revision = read::current_revision(&db)?;

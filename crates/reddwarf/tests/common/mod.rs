@@ -264,3 +264,16 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+impl Server {
+    /// A counter or gauge from `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let (code, body) = self.curl("GET", "/metrics", None, None);
+        if code != 200 {
+            return None;
+        }
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
