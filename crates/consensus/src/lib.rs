@@ -4,12 +4,17 @@
 //!
 //! Single-node mode is a one-member raft cluster; HA adds members, not code paths.
 
+// openraft's storage traits dictate `StorageError` as the error type; it is large by design.
+#![allow(clippy::result_large_err)]
+
 mod log_store;
 mod network;
 mod proposer;
 mod state_machine;
 
+pub use log_store::LogStore;
 pub use proposer::{Consensus, ConsensusConfig, ProposeError, Stats};
+pub use state_machine::StateMachine;
 
 use reddwarf_store::{Batch, Outcome};
 
