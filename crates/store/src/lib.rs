@@ -29,6 +29,24 @@ pub type Revision = u64;
 
 const CACHE_BYTES: usize = 32 << 20;
 
+/// How much watch history is kept.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Revisions of events kept on disk for watch resumption.
+    pub event_retention: u64,
+    /// Events kept in memory for fast resumption.
+    pub watch_ring: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            event_retention: 100_000,
+            watch_ring: 4096,
+        }
+    }
+}
+
 /// The redb-backed store plus its watch hub. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -43,8 +61,13 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens (or creates) the store file at `path`.
+    /// Opens (or creates) the store file at `path` with default options.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store file at `path`.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         // redb caches pages in memory up to this size; the default is sized for databases far
         // larger than a small cluster's, and would dominate the process's memory.
         let db = redb::Database::builder()
@@ -54,12 +77,12 @@ impl Store {
         tables::ensure(&db)?;
         let revision = read::current_revision(&db)?;
         let compacted = read::compacted_revision(&db)?;
-        let hub = WatchHub::new(revision, compacted, 4096);
+        let hub = WatchHub::new(revision, compacted, options.watch_ring);
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 hub,
-                event_retention: 100_000,
+                event_retention: options.event_retention,
             }),
         })
     }

@@ -1,5 +1,6 @@
 use reddwarf_store::{
-    Batch, EventType, Mutation, MutationError, ObjectKey, Outcome, Store, WatchRegistration,
+    Batch, EventType, Mutation, MutationError, ObjectKey, Outcome, Store, StoreOptions,
+    WatchRegistration,
 };
 
 fn obj(name: &str, ns: &str) -> Vec<u8> {
@@ -201,4 +202,47 @@ fn dump_and_restore_round_trip() {
         other.restore(&dump[..dump.len() - 3], b"").is_err(),
         "a truncated dump is refused"
     );
+}
+
+#[test]
+fn watch_older_than_retention_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        event_retention: 3,
+        watch_ring: 2,
+    };
+    let s = Store::open_with(&dir.path().join("s.redb"), opts.clone()).unwrap();
+    let b = Batch(vec![create(ns_key("default"), obj("default", ""), None)]);
+    s.apply(&[&b], b"").unwrap();
+    for i in 0..10 {
+        let b = Batch(vec![create(
+            cm_key("default", &format!("c{i}")),
+            obj(&format!("c{i}"), "default"),
+            Some("default"),
+        )]);
+        s.apply(&[&b], b"").unwrap();
+    }
+    drop(s);
+    let s = Store::open_with(&dir.path().join("s.redb"), opts).unwrap();
+    let prefix = ObjectKey::resource_prefix("", "configmaps");
+    let gone = s
+        .watch(WatchRegistration {
+            prefix: prefix.clone(),
+            after: 2,
+            queue: 16,
+        })
+        .unwrap();
+    let g = gone.err().expect("revision 2 is compacted");
+    assert_eq!(g.requested, 2);
+    assert!(g.oldest >= 8, "{g}");
+    let mut w = s
+        .watch(WatchRegistration {
+            prefix,
+            after: 9,
+            queue: 16,
+        })
+        .unwrap()
+        .unwrap();
+    let revs: Vec<u64> = std::iter::from_fn(|| w.try_next().map(|e| e.revision)).collect();
+    assert_eq!(revs, vec![10, 11]);
 }
