@@ -105,6 +105,129 @@ pub fn decode_yaml(body: &[u8]) -> ApiResult<Value> {
     Ok(v)
 }
 
+/// One step of a field path as the protobuf encoder reports it (`spec.containers[0].image`).
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn steps(path: &str) -> Option<Vec<Step<'_>>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Step::Key(key));
+        }
+        while let Some(r) = rest.strip_prefix('[') {
+            let (n, tail) = r.split_once(']')?;
+            out.push(Step::Index(n.parse().ok()?));
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Removes the field at `path`; false when the path does not lead to an object member.
+fn remove_path(obj: &mut Value, path: &str) -> bool {
+    let Some(steps) = steps(path) else {
+        return false;
+    };
+    let Some((Step::Key(last), parents)) = steps.split_last() else {
+        return false;
+    };
+    let mut cur = obj;
+    for s in parents {
+        let next = match s {
+            Step::Key(k) => cur.get_mut(*k),
+            Step::Index(i) => cur.get_mut(*i),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    cur.as_object_mut().and_then(|m| m.remove(*last)).is_some()
+}
+
+/// Go's words for the JSON types the encoder names.
+fn go_type(t: &str) -> &str {
+    match t {
+        "boolean" => "bool",
+        "integer or string" => "intstr.IntOrString",
+        other => other,
+    }
+}
+
+/// Decodes a built-in object as upstream's typed decoder would: a value of the wrong JSON
+/// type is a 400 (`<Kind> in version "v1" cannot be handled as a <Kind>: ...`); fields the
+/// kind does not have are dropped, or refused when `strict` (`fieldValidation=Strict`).
+/// Kinds without a compiled-in schema (custom resources) pass unchanged.
+pub fn check_schema(obj: &mut Value, strict: bool) -> ApiResult<()> {
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(|av| av.rsplit('/').next().unwrap_or(av))
+        .unwrap_or("")
+        .to_string();
+    let cannot = |why: String| {
+        ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {why}"
+        ))
+    };
+    let mut unknown = Vec::new();
+    // Each round either succeeds, fails on a type, or drops one unknown field.
+    for _ in 0..10_000 {
+        match reddwarf_kubeproto::encode_raw(obj) {
+            Ok(_) => break,
+            Err(reddwarf_kubeproto::Error::Json { path, msg }) => {
+                if msg.starts_with("unknown field") {
+                    if !remove_path(obj, &path) {
+                        break;
+                    }
+                    unknown.push(format!("unknown field {path:?}"));
+                    continue;
+                }
+                let why = match msg
+                    .strip_prefix("expected ")
+                    .and_then(|m| m.split_once(", got "))
+                {
+                    Some((want, got)) => format!(
+                        "json: cannot unmarshal {} into Go struct field {kind}.{path} of type {}",
+                        go_type(got),
+                        go_type(want)
+                    ),
+                    None if path.is_empty() => msg,
+                    None => format!("{path}: {msg}"),
+                };
+                return Err(cannot(why));
+            }
+            Err(reddwarf_kubeproto::Error::TooDeep(n)) => {
+                return Err(cannot(format!("nested more than {n} levels deep")))
+            }
+            // Not a compiled-in kind (custom resources): nothing to check against.
+            Err(_) => break,
+        }
+    }
+    if strict && !unknown.is_empty() {
+        return Err(cannot(format!(
+            "strict decoding error: {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -267,6 +390,42 @@ mod tests {
             .unwrap(),
             Wanted::Json
         );
+    }
+
+    #[test]
+    fn schema_check_refuses_wrong_types_and_drops_unknown_fields() {
+        let mut cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": "x"});
+        let e = check_schema(&mut cm, false).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal string into Go struct field ConfigMap.data of type object"
+        );
+        let mut extra = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "nope": 1}, "data": {"k": "v"}, "datta": {}});
+        let e = check_schema(&mut extra.clone(), true).unwrap_err();
+        assert!(
+            e.message.contains("strict decoding error: unknown field"),
+            "{}",
+            e.message
+        );
+        check_schema(&mut extra, false).unwrap();
+        assert_eq!(
+            extra,
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}})
+        );
+        let mut dep = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "bogus": true, "ports": [{"containerPort": "80"}]}]}}}});
+        let e = check_schema(&mut dep, false).unwrap_err();
+        assert!(
+            e.message
+                .contains("Deployment.spec.template.spec.containers[0].ports[0].containerPort"),
+            "{}",
+            e.message
+        );
+        let mut cr = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"anything": 1}});
+        check_schema(&mut cr, true).unwrap();
+        assert_eq!(cr["spec"]["anything"], 1);
     }
 
     #[test]

@@ -174,23 +174,34 @@ fn check_type(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
             m.insert("kind".into(), json!(ctx.kind.kind));
         }
         Some(k) if k != ctx.kind.kind => {
+            // Upstream decodes the named kind, then fails to convert it to the URL's kind.
+            let (want, v) = (ctx.kind.kind, ctx.kind.version);
+            let internal = match ctx.kind.group.split('.').next() {
+                Some("") | None => "core",
+                Some(g) => g,
+            };
             return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                ctx.kind.kind
-            )))
+                "{k} in version {v:?} cannot be handled as a {want}: converting ({v}.{k}) to ({internal}.{want}): unknown conversion"
+            )));
         }
         _ => {}
     }
+    codec::check_schema(obj, ctx.query.get("fieldValidation") == Some("Strict"))?;
+    let m = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
     match m.get("metadata") {
         None | Some(Value::Object(_)) => {}
         Some(Value::Null) => {
             m.remove("metadata");
         }
         Some(other) => {
+            let k = ctx.kind.kind;
             return Err(ApiError::bad_request(format!(
-                "metadata must be an object, got {}",
+                "{k} in version {:?} cannot be handled as a {k}: json: cannot unmarshal {} into Go struct field {k}.metadata of type v1.ObjectMeta",
+                ctx.kind.version,
                 codec::type_name(other)
-            )))
+            )));
         }
     }
     // Namespace: must match the URL for namespaced kinds; absent for cluster-scoped ones.
@@ -260,18 +271,31 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
             .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
             .max(0) as usize,
     };
+    // All namespaces of a namespaced kind, or one namespace (empty for cluster-scoped kinds).
+    let prefix = if ctx.kind.namespaced && ctx.rp.namespace.is_empty() {
+        ObjectKey::resource_prefix(ctx.kind.group, ctx.kind.plural)
+    } else {
+        ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace)
+    };
     let (view, start): (Arc<ReadView>, Option<String>) = if let Some(token) =
         ctx.query.get("continue")
     {
+        let (rev, start) = pagination::decode_token(token, &prefix)?;
         if ctx.query.get("resourceVersion").is_some_and(|v| v != "0") {
             return Err(ApiError::bad_request(
                 "specifying resource version is not allowed when using continue",
             ));
         }
-        let (rev, start) = pagination::decode_token(token)?;
-        match ctx.api.snapshots.get(rev) {
-            Some(v) => (v, Some(start)),
-            None => return Err(pagination::expired(ctx.api.store.revision(), &start)),
+        match rev {
+            // An inconsistent token (from a 410): the rest of the list as it is now.
+            None => (
+                Arc::new(ctx.api.store.read().map_err(ApiError::internal)?),
+                Some(start),
+            ),
+            Some(rev) => match ctx.api.snapshots.get(rev) {
+                Some(v) => (v, Some(start)),
+                None => return Err(pagination::expired(&prefix, &start)),
+            },
         }
     } else {
         let rv = ctx.query.get("resourceVersion");
@@ -316,11 +340,6 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
             (None, None) => (Arc::new(ctx.api.store.read().map_err(ApiError::internal)?), None),
         }
     };
-    let prefix = if ctx.rp.namespace.is_empty() {
-        ObjectKey::resource_prefix(ctx.kind.group, ctx.kind.plural)
-    } else {
-        ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace)
-    };
     let filtering = !labels.is_empty() || !fields.is_empty();
     let page = view
         .list(&prefix, start.as_deref(), limit, true, |bytes| {
@@ -336,7 +355,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
     let rv = view.revision().to_string();
     let token = page.continue_after.as_ref().map(|k| {
         ctx.api.snapshots.keep(view.clone());
-        pagination::encode_token(view.revision(), k)
+        pagination::encode_token(view.revision(), &prefix, k)
     });
     if let Wanted::Table { .. } = ctx.wanted {
         let items: Vec<Value> = page

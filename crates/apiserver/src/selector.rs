@@ -153,6 +153,13 @@ impl FieldSelector {
                 "metadata.name" | "metadata.namespace" => k.to_string(),
                 _ => match fields.iter().find(|(n, _)| *n == k) {
                     Some((_, p)) => p.to_string(),
+                    // Kinds with their own field label conversion word it one way,
+                    // the rest fall to DefaultMetaV1FieldSelectorConversion.
+                    None if fields.is_empty() => {
+                        return Err(ApiError::bad_request(format!(
+                            "{k:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                        )))
+                    }
                     None => {
                         return Err(ApiError::bad_request(format!(
                             "field label not supported: {k}"
@@ -224,5 +231,10 @@ mod tests {
         let e = FieldSelector::parse("spec.foo=1", &fields).unwrap_err();
         assert_eq!(e.code, 400);
         assert!(e.message.contains("field label not supported: spec.foo"));
+        let e = FieldSelector::parse("data.a=b", &[]).unwrap_err();
+        assert_eq!(
+            e.message,
+            r#""data.a" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        );
     }
 }

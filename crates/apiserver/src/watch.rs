@@ -304,12 +304,12 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
         _ => "application/json",
     };
     let body = Body::from_stream(tokio_stream_from(rx));
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(body)
-        .map_err(ApiError::internal)?)
+        .map_err(ApiError::internal)
 }
 
 fn tokio_stream_from(

@@ -144,6 +144,10 @@ pub fn builtin_kinds() -> Vec<ResourceKind> {
             short_names: &["svc"],
             categories: &["all"],
             status: true,
+            selectable_fields: &[
+                ("spec.clusterIP", "spec.clusterIP"),
+                ("spec.type", "spec.type"),
+            ],
             columns: || {
                 vec![
                     name_col(),

@@ -22,6 +22,20 @@ fn child<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Value {
 
 pub(crate) fn namespace(v: &mut Value) {
     let Some(m) = obj(v) else { return };
+    // SetDefaults_Namespace: every named namespace carries its name as a label.
+    let name = m
+        .get("metadata")
+        .and_then(|md| md.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !name.is_empty() {
+        if let Some(md) = child(m, "metadata").as_object_mut() {
+            if let Some(labels) = child(md, "labels").as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+    }
     let spec = child(m, "spec");
     if let Some(spec) = spec.as_object_mut() {
         set_default(spec, "finalizers", json!(["kubernetes"]));
@@ -161,6 +175,20 @@ mod tests {
         assert_eq!(image_pull_policy("nginx:1.27"), "IfNotPresent");
         assert_eq!(image_pull_policy("registry:5000/nginx"), "Always");
         assert_eq!(image_pull_policy("nginx@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn namespace_gets_its_name_label() {
+        let mut n = json!({"metadata": {"name": "team", "labels": {"kubernetes.io/metadata.name": "x", "a": "b"}}});
+        namespace(&mut n);
+        assert_eq!(
+            n["metadata"]["labels"],
+            json!({"kubernetes.io/metadata.name": "team", "a": "b"})
+        );
+        assert_eq!(n["spec"]["finalizers"], json!(["kubernetes"]));
+        let mut unnamed = json!({"metadata": {"generateName": "t-"}});
+        namespace(&mut unnamed);
+        assert!(unnamed["metadata"].get("labels").is_none());
     }
 
     #[test]
