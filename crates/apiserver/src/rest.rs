@@ -219,9 +219,16 @@ fn check_type(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-fn validate(ctx: &Ctx, obj: &Value) -> ApiResult<()> {
+fn validate(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
     let mut causes = Vec::new();
     meta::validate_metadata(ctx.kind.name_rule, obj, &mut causes);
+    for e in reddwarf_resources::validation::validate(ctx.kind, obj, old) {
+        causes.push(Cause {
+            reason: e.reason,
+            message: e.message,
+            field: e.field,
+        });
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(
             ctx.kind.group,
@@ -449,7 +456,7 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         }
     }
     (ctx.kind.defaults)(obj);
-    validate(ctx, obj)
+    validate(ctx, obj, None)
 }
 
 pub async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
@@ -562,7 +569,7 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         }
         new = merge_server_fields(ctx, &old, new, sub);
         (ctx.kind.defaults)(&mut new);
-        validate(ctx, &new)?;
+        validate(ctx, &new, Some(&old))?;
         if without_volatile(&new) == without_volatile(&old) && user_rv.is_none_or(|r| r == rev) {
             // A no-op write: no revision bump, no event (upstream skips the storage write).
             return ctx.respond(StatusCode::OK, bytes);

@@ -8,6 +8,7 @@ mod columns;
 mod defaults;
 mod duration;
 mod jsonpath;
+pub mod validation;
 
 pub use builtin::builtin_kinds;
 pub use columns::parse_rfc3339;
