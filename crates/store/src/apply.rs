@@ -160,6 +160,33 @@ fn apply_one(
             .map(|o| o.map(|g| (g.value().0, g.value().1.to_vec())))
     };
     match m {
+        Mutation::WithClaims {
+            inner,
+            claims,
+            releases,
+        } => {
+            let owner = inner.key().to_string();
+            for c in claims {
+                if let Some((_, holder)) = current(objects, &claim_key(c))? {
+                    if holder != owner.as_bytes() {
+                        return Err(MutationError::ClaimTaken(c.clone()));
+                    }
+                }
+            }
+            let applied = apply_one(objects, inner, next)?;
+            for r in releases {
+                let k = claim_key(r);
+                if current(objects, &k)?.is_some_and(|(_, holder)| holder == owner.as_bytes()) {
+                    objects
+                        .remove(k.as_str())
+                        .map_err(|e| MutationError::Invalid(e.to_string()))?;
+                }
+            }
+            for c in claims {
+                insert(objects, &claim_key(c), next, owner.as_bytes())?;
+            }
+            Ok(applied)
+        }
         Mutation::Create {
             key,
             object,
@@ -210,6 +237,13 @@ fn apply_one(
             Ok((EventType::Deleted, stamped, Some(old)))
         }
     }
+}
+
+/// Claims live in the objects table under a prefix no resource uses; the value is the owner's key.
+pub(crate) const CLAIM_PREFIX: &str = "~claims/";
+
+fn claim_key(claim: &str) -> String {
+    format!("{CLAIM_PREFIX}{claim}")
 }
 
 fn insert(

@@ -42,4 +42,7 @@ pub enum MutationError {
     NamespaceTerminating(String),
     #[error("invalid stored object: {0}")]
     Invalid(String),
+    /// A unique claim (e.g. an allocated IP) is held by another object.
+    #[error("{0} is already allocated")]
+    ClaimTaken(String),
 }

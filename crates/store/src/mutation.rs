@@ -27,6 +27,14 @@ pub enum Mutation {
         expect_revision: Option<Revision>,
         expect_uid: Option<String>,
     },
+    /// `inner`, together with unique claims (allocated service IPs, node ports): every claim
+    /// must be free or already held by `inner`'s key, and is taken only if `inner` applies;
+    /// `releases` are given up (when held by that key) in the same step.
+    WithClaims {
+        inner: Box<Mutation>,
+        claims: Vec<String>,
+        releases: Vec<String>,
+    },
 }
 
 impl Mutation {
@@ -35,6 +43,7 @@ impl Mutation {
             Mutation::Create { key, .. }
             | Mutation::Update { key, .. }
             | Mutation::Delete { key, .. } => key,
+            Mutation::WithClaims { inner, .. } => inner.key(),
         }
     }
 }

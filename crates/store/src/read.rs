@@ -125,6 +125,22 @@ impl ReadView {
         })
     }
 
+    /// Claims whose name starts with `prefix`, with the key of the object holding each.
+    pub fn claims(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let full = format!("{}{prefix}", crate::apply::CLAIM_PREFIX);
+        let page = self.list(&full, None, 0, false, |_| true)?;
+        Ok(page
+            .items
+            .into_iter()
+            .map(|(k, owner)| {
+                (
+                    k[crate::apply::CLAIM_PREFIX.len()..].to_string(),
+                    String::from_utf8_lossy(&owner).into_owned(),
+                )
+            })
+            .collect())
+    }
+
     /// Counts objects under a prefix (for metrics and namespace emptiness checks).
     pub fn count(&self, prefix: &str) -> Result<u64, StoreError> {
         let page = self.list(prefix, None, 0, false, |_| true)?;

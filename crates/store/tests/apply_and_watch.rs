@@ -246,3 +246,66 @@ fn watch_older_than_retention_is_gone() {
     let revs: Vec<u64> = std::iter::from_fn(|| w.try_next().map(|e| e.revision)).collect();
     assert_eq!(revs, vec![10, 11]);
 }
+
+#[test]
+fn claims_are_unique_and_taken_only_with_their_object() {
+    let (_d, s) = open();
+    let b = Batch(vec![create(ns_key("default"), obj("default", ""), None)]);
+    s.apply(&[&b], b"").unwrap();
+    let with = |claims: &[&str], inner: Mutation| Mutation::WithClaims {
+        inner: Box::new(inner),
+        claims: claims.iter().map(|c| c.to_string()).collect(),
+        releases: vec![],
+    };
+    let a = with(
+        &["ip/10.0.0.5"],
+        create(cm_key("default", "a"), obj("a", "default"), Some("default")),
+    );
+    let b2 = with(
+        &["ip/10.0.0.5"],
+        create(cm_key("default", "b"), obj("b", "default"), Some("default")),
+    );
+    let dup = with(
+        &["ip/10.0.0.6"],
+        create(cm_key("default", "a"), obj("a", "default"), Some("default")),
+    );
+    let out = s
+        .apply(&[&Batch(vec![a, b2, dup])], b"")
+        .unwrap()
+        .outcomes
+        .remove(0);
+    assert!(matches!(out[0], Outcome::Applied { .. }));
+    assert_eq!(
+        out[1],
+        Outcome::Refused(MutationError::ClaimTaken("ip/10.0.0.5".into()))
+    );
+    assert_eq!(out[2], Outcome::Refused(MutationError::AlreadyExists));
+    let view = s.read().unwrap();
+    let held = view.claims("ip/").unwrap();
+    assert_eq!(
+        held,
+        vec![("ip/10.0.0.5".to_string(), cm_key("default", "a"))],
+        "a failed create claims nothing"
+    );
+    drop(view);
+    // Deleting with a release frees the claim for someone else.
+    let del = Mutation::WithClaims {
+        inner: Box::new(Mutation::Delete {
+            key: cm_key("default", "a"),
+            expect_revision: None,
+            expect_uid: None,
+        }),
+        claims: vec![],
+        releases: vec!["ip/10.0.0.5".into()],
+    };
+    s.apply(&[&Batch(vec![del])], b"").unwrap();
+    assert!(s.read().unwrap().claims("ip/").unwrap().is_empty());
+    // Claims never show up in resource listings.
+    assert_eq!(
+        s.read()
+            .unwrap()
+            .count(&ObjectKey::resource_prefix("", "configmaps"))
+            .unwrap(),
+        0
+    );
+}
