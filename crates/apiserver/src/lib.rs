@@ -23,12 +23,14 @@ mod path;
 mod query;
 mod rest;
 mod selector;
+mod service_alloc;
 mod status;
 mod table;
 mod watch;
 
 pub use auth::{AllowAll, Authorizer, User};
 pub use client::InProcessClient;
+pub use service_alloc::ServiceNetwork;
 pub use status::{ApiError, Cause};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,10 +50,16 @@ pub struct ApiServer {
     ready: AtomicBool,
     /// host:port clients use to reach this server (discovery's serverAddressByClientCIDRs).
     pub(crate) advertise: std::sync::RwLock<String>,
+    pub(crate) service_network: ServiceNetwork,
 }
 
 impl ApiServer {
     pub fn new(consensus: Consensus) -> Arc<ApiServer> {
+        ApiServer::with_network(consensus, ServiceNetwork::default())
+    }
+
+    /// An API server allocating Service cluster IPs and node ports from `service_network`.
+    pub fn with_network(consensus: Consensus, service_network: ServiceNetwork) -> Arc<ApiServer> {
         let store = consensus.store().clone();
         Arc::new(ApiServer {
             consensus,
@@ -61,6 +69,7 @@ impl ApiServer {
             authorizer: Box::new(AllowAll),
             ready: AtomicBool::new(false),
             advertise: std::sync::RwLock::new(String::new()),
+            service_network,
         })
     }
 
@@ -88,6 +97,25 @@ impl ApiServer {
             if code != 201 && code != 409 {
                 anyhow::bail!("creating namespace {ns}: {code} {text}");
             }
+        }
+        // Upstream's `kubernetes` Service: the first address of the service network, pointing
+        // at this server's HTTPS port.
+        let port: u16 = self
+            .advertise
+            .read()
+            .ok()
+            .and_then(|a| a.rsplit(':').next().and_then(|p| p.parse().ok()))
+            .unwrap_or(6443);
+        let svc = serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": self.service_network.first_ip(), "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
+        });
+        let (code, text) = client
+            .request("POST", "/api/v1/namespaces/default/services", Some(&svc))
+            .await?;
+        if code != 201 && code != 409 {
+            anyhow::bail!("creating the kubernetes service: {code} {text}");
         }
         tokio::spawn(namespace_controller::run(self.clone(), client));
         self.ready.store(true, Ordering::Release);

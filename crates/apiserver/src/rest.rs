@@ -19,7 +19,7 @@ use crate::query::Query;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{qualified, ApiError, ApiResult, Cause};
 use crate::table;
-use crate::{patch, ApiServer, User};
+use crate::{patch, service_alloc, ApiServer, User};
 
 /// Everything a verb needs about the request.
 pub struct Ctx<'a> {
@@ -134,6 +134,12 @@ impl Ctx<'_> {
                 }
                 e
             }
+            MutationError::ClaimTaken(c) => ApiError::invalid(
+                self.kind.group,
+                self.kind.kind,
+                name,
+                vec![Cause::invalid("spec", &c, "already allocated")],
+            ),
             MutationError::Invalid(m) => ApiError::internal(m),
         }
     }
@@ -461,24 +467,64 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
 
 pub async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let dry_run = ctx.dry_run()?;
-    let mut obj = codec::decode_object(ctx.headers, body)?;
-    prepare_create(ctx, &mut obj)?;
-    let name = meta_str(&obj, "name").to_string();
-    if dry_run {
-        return ctx.respond(
-            StatusCode::CREATED,
-            serde_json::to_vec(&obj).map_err(ApiError::internal)?,
-        );
-    }
+    let mut base = codec::decode_object(ctx.headers, body)?;
+    prepare_create(ctx, &mut base)?;
+    let name = meta_str(&base, "name").to_string();
     let key = ctx.key(&name);
-    let m = Mutation::Create {
-        key: key.as_str().to_string(),
-        object: serde_json::to_vec(&obj).map_err(ApiError::internal)?,
-        namespace: ctx.kind.namespaced.then(|| ctx.rp.namespace.clone()),
-    };
-    match ctx.propose(m).await? {
-        Outcome::Applied { object, .. } => ctx.respond(StatusCode::CREATED, object),
-        Outcome::Refused(e) => Err(ctx.refused(&name, e)),
+    // Values we pick (cluster IPs, node ports) may lose a race with a concurrent create:
+    // then pick again.
+    for _ in 0..8 {
+        let mut obj = base.clone();
+        let alloc = if is_service(ctx.kind) {
+            let view = ctx.api.store.read().map_err(ApiError::internal)?;
+            Some(service_alloc::allocate(
+                &ctx.api.service_network,
+                &view,
+                &mut obj,
+                None,
+            )?)
+        } else {
+            None
+        };
+        if dry_run {
+            return ctx.respond(
+                StatusCode::CREATED,
+                serde_json::to_vec(&obj).map_err(ApiError::internal)?,
+            );
+        }
+        let mut m = Mutation::Create {
+            key: key.as_str().to_string(),
+            object: serde_json::to_vec(&obj).map_err(ApiError::internal)?,
+            namespace: ctx.kind.namespaced.then(|| ctx.rp.namespace.clone()),
+        };
+        if let Some(a) = &alloc {
+            m = service_alloc::wrap(m, a.claims.clone(), a.releases.clone());
+        }
+        match ctx.propose(m).await? {
+            Outcome::Applied { object, .. } => return ctx.respond(StatusCode::CREATED, object),
+            Outcome::Refused(MutationError::ClaimTaken(c)) => {
+                if alloc.as_ref().is_some_and(|a| a.retry_on(&c)) {
+                    continue;
+                }
+                return Err(service_alloc::taken_error(&obj, &c));
+            }
+            Outcome::Refused(e) => return Err(ctx.refused(&name, e)),
+        }
+    }
+    Err(ApiError::internal(
+        "could not allocate a free service IP or node port after several attempts",
+    ))
+}
+
+fn is_service(kind: &ResourceKind) -> bool {
+    kind.group.is_empty() && kind.plural == "services"
+}
+
+fn is_delete(m: &Mutation) -> bool {
+    match m {
+        Mutation::Delete { .. } => true,
+        Mutation::WithClaims { inner, .. } => is_delete(inner),
+        _ => false,
     }
 }
 
@@ -569,6 +615,17 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         }
         new = merge_server_fields(ctx, &old, new, sub);
         (ctx.kind.defaults)(&mut new);
+        let alloc = if is_service(ctx.kind) {
+            let view = ctx.api.store.read().map_err(ApiError::internal)?;
+            Some(service_alloc::allocate(
+                &ctx.api.service_network,
+                &view,
+                &mut new,
+                Some(&old),
+            )?)
+        } else {
+            None
+        };
         validate(ctx, &new, Some(&old))?;
         if without_volatile(&new) == without_volatile(&old) && user_rv.is_none_or(|r| r == rev) {
             // A no-op write: no revision bump, no event (upstream skips the storage write).
@@ -598,9 +655,20 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
                 expect_uid: None,
             }
         };
+        let m = match &alloc {
+            Some(_) if finished => service_alloc::wrap(m, vec![], service_alloc::held(&old)),
+            Some(a) => service_alloc::wrap(m, a.claims.clone(), a.releases.clone()),
+            None => m,
+        };
         match ctx.propose(m).await? {
             Outcome::Applied { object, .. } => return ctx.respond(StatusCode::OK, object),
             Outcome::Refused(MutationError::Conflict) if user_rv.is_none() => continue,
+            Outcome::Refused(MutationError::ClaimTaken(c)) => {
+                if alloc.as_ref().is_some_and(|a| a.retry_on(&c)) {
+                    continue;
+                }
+                return Err(service_alloc::taken_error(&new, &c));
+            }
             Outcome::Refused(e) => return Err(ctx.refused(&name, e)),
         }
     }
@@ -738,11 +806,19 @@ fn deletion(ctx: &Ctx, key: &ObjectKey, rev: Revision, old: &Value) -> ApiResult
             expect_uid: None,
         }));
     }
-    Ok(Some(Mutation::Delete {
+    let m = Mutation::Delete {
         key: key.as_str().to_string(),
         expect_revision: Some(rev),
         expect_uid: None,
-    }))
+    };
+    if is_service(ctx.kind) {
+        return Ok(Some(service_alloc::wrap(
+            m,
+            vec![],
+            service_alloc::held(old),
+        )));
+    }
+    Ok(Some(m))
 }
 
 fn check_preconditions(ctx: &Ctx, opts: &Value, rev: Revision, old: &Value) -> ApiResult<()> {
@@ -806,7 +882,7 @@ pub async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
         if dry_run {
             return ctx.respond(StatusCode::OK, bytes);
         }
-        let removed = matches!(m, Mutation::Delete { .. });
+        let removed = is_delete(&m);
         match ctx.propose(m).await? {
             Outcome::Applied { object, .. } => {
                 if !removed || returns_object(ctx.kind) {

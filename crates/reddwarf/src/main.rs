@@ -41,6 +41,12 @@ pub struct ServerArgs {
     /// Extra subject alternative names for the serving certificate (repeatable).
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
+    /// Where Service cluster IPs come from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// Ports NodePort Services may use.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -21,6 +21,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let network = reddwarf_apiserver::ServiceNetwork::parse(
+        &args.service_cidr,
+        &args.service_node_port_range,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let pki =
         pki::load_or_create(&args.data_dir.join("pki"), &args.tls_san).context("certificates")?;
     let server_tls = tls::server_config(&pki)?;
@@ -40,7 +45,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .await
     .context("starting consensus")?;
 
-    let api = ApiServer::new(consensus.clone());
+    let api = ApiServer::with_network(consensus.clone(), network);
     api.set_advertise(format!("{}:{}", advertise_ip(local), local.port()));
     let router = api.router();
     let kubeconfig = args.data_dir.join("admin.kubeconfig");
