@@ -168,7 +168,7 @@ fn go_type(t: &str) -> &str {
 /// type is a 400 (`<Kind> in version "v1" cannot be handled as a <Kind>: ...`); fields the
 /// kind does not have are dropped, or refused when `strict` (`fieldValidation=Strict`).
 /// Kinds without a compiled-in schema (custom resources) pass unchanged.
-pub fn check_schema(obj: &mut Value, strict: bool) -> ApiResult<()> {
+pub fn check_schema(obj: &mut Value, strict: bool) -> ApiResult<Vec<String>> {
     let kind = obj
         .get("kind")
         .and_then(Value::as_str)
@@ -225,7 +225,7 @@ pub fn check_schema(obj: &mut Value, strict: bool) -> ApiResult<()> {
             unknown.join(", ")
         )));
     }
-    Ok(())
+    Ok(unknown)
 }
 
 pub fn type_name(v: &Value) -> &'static str {
@@ -434,5 +434,102 @@ mod tests {
         assert_eq!(decode_json(deep.as_bytes()).unwrap_err().code, 400);
         assert_eq!(decode_json(b"{\"a\":").unwrap_err().code, 400);
         assert!(decode_json(b"{\"a\":\"[[[[\"}").is_ok());
+    }
+}
+
+/// Keys that appear more than once in the same JSON object, as dotted paths
+/// (`metadata.name`, `spec.containers[0].image`). serde_json keeps the last silently; upstream
+/// warns or refuses depending on `fieldValidation`.
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Walk<'a> {
+        path: String,
+        found: &'a RefCell<Vec<String>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    found: self.found,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key) {
+                    self.found.borrow_mut().push(path.clone());
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    found: self.found,
+                })?;
+            }
+            Ok(())
+        }
+    }
+    let found = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = Walk {
+        path: String::new(),
+        found: &found,
+    }
+    .deserialize(&mut de);
+    found.into_inner()
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::duplicate_fields;
+
+    #[test]
+    fn finds_duplicate_keys_with_their_paths() {
+        let body = br#"{"metadata":{"name":"a","name":"b"},"data":{"k":"1"},"items":[{"x":1,"x":2}],"data":{}}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            vec!["metadata.name", "items[0].x", "data"]
+        );
+        assert!(duplicate_fields(br#"{"a":{"b":1},"c":{"b":2}}"#).is_empty());
     }
 }

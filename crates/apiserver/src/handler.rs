@@ -144,6 +144,7 @@ async fn resource(
         ));
     }
     let ctx = Ctx {
+        warnings: Default::default(),
         api,
         kind,
         rp,
@@ -166,7 +167,7 @@ async fn resource(
     {
         return Err(ApiError::method_not_allowed());
     }
-    match verb {
+    let result = match verb {
         "watch" => watch::serve(&ctx).await,
         "list" => rest::list(&ctx).await,
         "get" => rest::get(&ctx),
@@ -176,5 +177,16 @@ async fn resource(
         "delete" if sub.is_none() => rest::delete(&ctx, &body).await,
         "deletecollection" => rest::delete_collection(&ctx, &body).await,
         _ => Err(ApiError::method_not_allowed()),
-    }
+    };
+    let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+    result.map(|mut resp| {
+        for w in warnings {
+            // RFC 7234 warn-code 299 with agent "-", as upstream sends them.
+            let text = format!("299 - {}", serde_json::Value::String(w));
+            if let Ok(v) = http::HeaderValue::from_str(&text) {
+                resp.headers_mut().append(http::header::WARNING, v);
+            }
+        }
+        resp
+    })
 }

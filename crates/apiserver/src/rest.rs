@@ -23,6 +23,8 @@ use crate::{patch, service_alloc, ApiServer, User};
 
 /// Everything a verb needs about the request.
 pub struct Ctx<'a> {
+    /// Warnings for the client (`Warning` response headers), e.g. dropped unknown fields.
+    pub warnings: std::sync::Mutex<Vec<String>>,
     pub api: &'a Arc<ApiServer>,
     pub kind: &'a ResourceKind,
     pub rp: &'a ResourcePath,
@@ -47,6 +49,58 @@ impl Ctx<'_> {
 
     fn not_found(&self, name: &str) -> ApiError {
         ApiError::not_found(self.kind.group, self.kind.plural, name)
+    }
+
+    pub fn warn(&self, w: String) {
+        if let Ok(mut v) = self.warnings.lock() {
+            v.push(w);
+        }
+    }
+
+    /// `fieldValidation`: Strict refuses unknown and duplicate fields, Warn (upstream's
+    /// default) drops them with a warning, Ignore drops them silently.
+    pub fn field_validation(&self) -> ApiResult<&str> {
+        match self.query.get("fieldValidation").unwrap_or("Warn") {
+            v @ ("Strict" | "Warn" | "Ignore") => Ok(v),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of Ignore, Warn or Strict, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Decodes an object body, applying `fieldValidation` to duplicate JSON keys.
+    pub fn decode_body(&self, body: &[u8]) -> ApiResult<Value> {
+        let obj = codec::decode_object(self.headers, body)?;
+        if matches!(
+            codec::content_type(self.headers).as_str(),
+            "application/json" | ""
+        ) {
+            let dups = codec::duplicate_fields(body);
+            if !dups.is_empty() {
+                match self.field_validation()? {
+                    "Strict" => {
+                        let list: Vec<String> = dups
+                            .iter()
+                            .map(|d| format!("duplicate field {d:?}"))
+                            .collect();
+                        return Err(ApiError::bad_request(format!(
+                            "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                            self.kind.kind,
+                            self.kind.version,
+                            self.kind.kind,
+                            list.join(", ")
+                        )));
+                    }
+                    "Warn" => {
+                        for d in dups {
+                            self.warn(format!("duplicate field {d:?}"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(obj)
     }
 
     pub fn dry_run(&self) -> ApiResult<bool> {
@@ -192,7 +246,12 @@ fn check_type(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         }
         _ => {}
     }
-    codec::check_schema(obj, ctx.query.get("fieldValidation") == Some("Strict"))?;
+    let mode = ctx.field_validation()?;
+    for unknown in codec::check_schema(obj, mode == "Strict")? {
+        if mode == "Warn" {
+            ctx.warn(unknown);
+        }
+    }
     let m = obj
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
@@ -467,7 +526,7 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
 
 pub async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let dry_run = ctx.dry_run()?;
-    let mut base = codec::decode_object(ctx.headers, body)?;
+    let mut base = ctx.decode_body(body)?;
     prepare_create(ctx, &mut base)?;
     let name = meta_str(&base, "name").to_string();
     let key = ctx.key(&name);
@@ -547,7 +606,7 @@ enum Change {
 }
 
 pub async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
-    let mut obj = codec::decode_object(ctx.headers, body)?;
+    let mut obj = ctx.decode_body(body)?;
     check_type(ctx, &mut obj)?;
     let body_name = meta_str(&obj, "name");
     if body_name != ctx.name() {
@@ -757,7 +816,7 @@ fn delete_options<'a>(ctx: &'a Ctx<'a>) -> impl Fn(&[u8]) -> ApiResult<Value> + 
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(json!({}));
         }
-        let v = codec::decode_object(ctx.headers, body)?;
+        let v = ctx.decode_body(body)?;
         if let Some(k) = v.get("kind").and_then(Value::as_str) {
             if k != "DeleteOptions" {
                 return Err(ApiError::bad_request(format!(
