@@ -6,6 +6,7 @@ mod client;
 mod pki;
 mod server;
 mod tls;
+mod token_auth;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,9 @@ pub struct ServerArgs {
     /// Where Service cluster IPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// Static bearer tokens, one per line: `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
     /// Ports NodePort Services may use.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::token_auth::TokenAuth;
 use crate::{pki, tls, ServerArgs};
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -29,6 +30,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let pki =
         pki::load_or_create(&args.data_dir.join("pki"), &args.tls_san).context("certificates")?;
     let server_tls = tls::server_config(&pki)?;
+    let tokens = match &args.token_auth_file {
+        Some(p) => Arc::new(TokenAuth::load(p)?),
+        None => Arc::new(TokenAuth::default()),
+    };
 
     let store = Store::open(&args.data_dir.join("state.redb")).context("opening the store")?;
     let listener = TcpListener::bind(&args.listen)
@@ -72,9 +77,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let router = router.clone();
+                let tokens = tokens.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_connection(acceptor, router, tcp, peer, watcher).await {
+                    if let Err(e) =
+                        serve_connection(acceptor, router, tokens, tcp, peer, watcher).await
+                    {
                         tracing::debug!("connection from {peer}: {e}");
                     }
                 });
@@ -112,6 +120,7 @@ fn advertise_ip(local: SocketAddr) -> String {
 async fn serve_connection(
     acceptor: TlsAcceptor,
     router: axum::Router,
+    tokens: Arc<TokenAuth>,
     tcp: tokio::net::TcpStream,
     _peer: SocketAddr,
     watcher: hyper_util::server::graceful::Watcher,
@@ -126,8 +135,9 @@ async fn serve_connection(
         }
     });
     let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-        if let Some(u) = &user {
-            req.extensions_mut().insert(u.clone());
+        // A client certificate wins; otherwise a known bearer token authenticates.
+        if let Some(u) = user.clone().or_else(|| tokens.authenticate(req.headers())) {
+            req.extensions_mut().insert(u);
         }
         router.clone().oneshot(req.map(axum::body::Body::new))
     });
@@ -163,6 +173,3 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: Arc<()>) {}

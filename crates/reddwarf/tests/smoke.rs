@@ -20,3 +20,23 @@ fn starts_serves_health_and_refuses_anonymous() {
         assert!(out.contains(&format!("namespace/{ns}")), "{out}");
     }
 }
+
+#[test]
+fn bearer_tokens_from_a_token_auth_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.csv");
+    std::fs::write(&file, "# static tokens\nsecret-1,alice,1001,\"dev,ops\"\n").unwrap();
+    let s = Server::start_with(&["--token-auth-file", file.to_str().unwrap()]);
+    let curl = |token: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(s.data_dir().join("pki/ca.crt"))
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("{}/api/v1/namespaces/default/configmaps", s.url))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(curl("secret-1"), "200");
+    assert_eq!(curl("wrong"), "401");
+}

@@ -11,16 +11,25 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub url: String,
+    /// Extra `reddwarf server` flags, kept across restarts.
+    pub extra_args: Vec<String>,
 }
 
 impl Server {
     /// Starts a server in a fresh data dir and waits until `/readyz` answers 200.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server with extra flags; `{dir}` in a flag is replaced by the data dir.
+    pub fn start_with(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
         let mut s = Server {
             dir,
             child: None,
             url: String::new(),
+            extra_args: args.iter().map(|a| a.replace("{dir}", &d)).collect(),
         };
         s.spawn();
         s
@@ -42,6 +51,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
