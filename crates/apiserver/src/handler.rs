@@ -79,6 +79,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         Target::OpenApiV3Index => get_only(&|| openapi::index(&api)),
         Target::OpenApiV3 { path } => get_only(&|| openapi::document(&api, &path)),
         Target::Resource(rp) => {
+            let started = std::time::Instant::now();
             let result = resource(
                 &api,
                 &parts.method,
@@ -90,10 +91,21 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
                 body,
             )
             .await;
-            match result {
+            let resp = match result {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
-            }
+            };
+            let code = resp.status().as_u16();
+            record(
+                &api,
+                &parts.method,
+                &parts.headers,
+                &rp,
+                &query,
+                code,
+                started.elapsed(),
+            );
+            resp
         }
         Target::NotFound | Target::Version | Target::Health(_) | Target::OpenApiV2 => {
             ApiError::path_not_found().into_response()
@@ -189,4 +201,40 @@ async fn resource(
         }
         resp
     })
+}
+
+/// Counts a resource request the way upstream labels it (verb LIST/WATCH/APPLY/method; scope
+/// resource/namespace/cluster).
+fn record(
+    api: &ApiServer,
+    method: &Method,
+    headers: &http::HeaderMap,
+    rp: &ResourcePath,
+    query: &Query,
+    code: u16,
+    took: std::time::Duration,
+) {
+    let verb = match (method.as_str(), rp.name.is_some()) {
+        ("GET", false) if query.flag("watch") => "WATCH",
+        ("GET", false) => "LIST",
+        ("PATCH", _) if codec::content_type(headers) == "application/apply-patch+yaml" => "APPLY",
+        (m, _) => m,
+    };
+    let scope = if rp.name.is_some() {
+        "resource"
+    } else if !rp.namespace.is_empty() {
+        "namespace"
+    } else {
+        "cluster"
+    };
+    api.metrics.request(
+        verb,
+        &rp.group,
+        &rp.version,
+        &rp.resource,
+        rp.subresource.as_deref().unwrap_or(""),
+        scope,
+        code,
+        took,
+    );
 }

@@ -51,6 +51,7 @@ pub struct ApiServer {
     /// host:port clients use to reach this server (discovery's serverAddressByClientCIDRs).
     pub(crate) advertise: std::sync::RwLock<String>,
     pub(crate) service_network: ServiceNetwork,
+    pub(crate) metrics: metrics::Metrics,
 }
 
 impl ApiServer {
@@ -62,7 +63,6 @@ impl ApiServer {
     pub fn with_network(consensus: Consensus, service_network: ServiceNetwork) -> Arc<ApiServer> {
         let store = consensus.store().clone();
         Arc::new(ApiServer {
-            consensus,
             store,
             catalogue: Catalogue::builtin(),
             snapshots: pagination::Snapshots::default(),
@@ -70,6 +70,8 @@ impl ApiServer {
             ready: AtomicBool::new(false),
             advertise: std::sync::RwLock::new(String::new()),
             service_network,
+            metrics: metrics::Metrics::new(consensus.stats()),
+            consensus,
         })
     }
 

@@ -150,11 +150,16 @@ impl Ctx<'_> {
     }
 
     pub async fn propose(&self, m: Mutation) -> ApiResult<Outcome> {
-        self.api
+        let op = operation(&m);
+        let started = std::time::Instant::now();
+        let out = self
+            .api
             .consensus
             .propose(m)
             .await
-            .map_err(|e| self.propose_error(e))
+            .map_err(|e| self.propose_error(e));
+        self.api.metrics.storage(op, self.kind, started.elapsed());
+        out
     }
 
     pub async fn propose_all(&self, ms: Vec<Mutation>) -> ApiResult<Vec<Outcome>> {
@@ -196,6 +201,16 @@ impl Ctx<'_> {
             ),
             MutationError::Invalid(m) => ApiError::internal(m),
         }
+    }
+}
+
+/// The storage operation a mutation is, as upstream's storage metrics name them.
+fn operation(m: &Mutation) -> &'static str {
+    match m {
+        Mutation::Create { .. } => "create",
+        Mutation::Update { .. } => "update",
+        Mutation::Delete { .. } => "delete",
+        Mutation::WithClaims { inner, .. } => operation(inner),
     }
 }
 
@@ -306,9 +321,12 @@ fn validate(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
 }
 
 pub fn get(ctx: &Ctx) -> ApiResult<Response> {
+    let started = std::time::Instant::now();
     let view = ctx.api.store.read().map_err(ApiError::internal)?;
     let key = ctx.key(ctx.name());
-    match view.get(key.as_str()).map_err(ApiError::internal)? {
+    let found = view.get(key.as_str()).map_err(ApiError::internal)?;
+    ctx.api.metrics.storage("get", ctx.kind, started.elapsed());
+    match found {
         Some((_, bytes)) => ctx.respond(StatusCode::OK, bytes),
         None => Err(ctx.not_found(ctx.name())),
     }
@@ -413,6 +431,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
         }
     };
     let filtering = !labels.is_empty() || !fields.is_empty();
+    let started = std::time::Instant::now();
     let page = view
         .list(&prefix, start.as_deref(), limit, true, |bytes| {
             if !filtering {
@@ -424,6 +443,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
             }
         })
         .map_err(ApiError::internal)?;
+    ctx.api.metrics.storage("list", ctx.kind, started.elapsed());
     let rv = view.revision().to_string();
     let token = page.continue_after.as_ref().map(|k| {
         ctx.api.snapshots.keep(view.clone());

@@ -35,6 +35,8 @@ enum Framing {
 }
 
 struct Stream {
+    /// `apiserver_watch_events_total` for this resource.
+    sent: prometheus_client::metrics::counter::Counter,
     kind: ResourceKind,
     framing: Framing,
     include: String,
@@ -78,6 +80,9 @@ impl Stream {
         let f = self.frame(event_type, obj);
         if f.is_empty() {
             return true;
+        }
+        if event_type != "BOOKMARK" {
+            self.sent.inc();
         }
         self.tx.send(Ok(f)).await.is_ok()
     }
@@ -240,7 +245,24 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
         })
         .map_err(ApiError::internal)?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let resource_labels = crate::metrics::ResourceLabels {
+        group: ctx.kind.group.into(),
+        version: ctx.kind.version.into(),
+        resource: ctx.kind.plural.into(),
+    };
+    let registered = ctx
+        .api
+        .metrics
+        .watchers
+        .get_or_create(&resource_labels)
+        .clone();
     let stream = Stream {
+        sent: ctx
+            .api
+            .metrics
+            .watch_events
+            .get_or_create(&resource_labels)
+            .clone(),
         kind: ctx.kind.clone(),
         framing,
         include,
@@ -250,6 +272,15 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
     };
     let api = ctx.api.clone();
     tokio::spawn(async move {
+        registered.inc();
+        // Counts this watcher down however the task ends.
+        struct Registered(prometheus_client::metrics::gauge::Gauge);
+        impl Drop for Registered {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        let _registered = Registered(registered);
         let mut watcher = match registration {
             Ok(w) => w,
             Err(gone) => {

@@ -1,6 +1,5 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -155,6 +154,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let started = std::time::Instant::now();
         let txn = self.db.begin_write().map_err(write_err)?;
         {
             let mut table = txn.open_table(LOG).map_err(write_err)?;
@@ -166,10 +166,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         // Durability::Immediate (the default): this fsync is the write's durability point.
-        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.fsyncs.inc();
         let res = txn
             .commit()
             .map_err(|e| std::io::Error::other(e.to_string()));
+        self.stats
+            .append_seconds
+            .observe(started.elapsed().as_secs_f64());
         let failed = res.as_ref().err().map(|e| e.to_string());
         callback.log_io_completed(res);
         match failed {

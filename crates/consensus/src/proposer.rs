@@ -1,9 +1,10 @@
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{BasicNode, Config, SnapshotPolicy};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use reddwarf_store::{Batch, Mutation, Outcome, Store};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -61,14 +62,29 @@ pub struct Consensus {
 }
 
 /// Counters that make group commit visible.
-#[derive(Default)]
 pub struct Stats {
     /// Raft entries proposed by the batcher.
-    pub entries: AtomicU64,
+    pub entries: Counter,
     /// Mutations carried by those entries.
-    pub mutations: AtomicU64,
+    pub mutations: Counter,
     /// Durable (fsynced) writes of the raft log and vote.
-    pub fsyncs: AtomicU64,
+    pub fsyncs: Counter,
+    /// Seconds per raft log append (one redb commit and fsync).
+    pub append_seconds: Histogram,
+    /// Mutations per raft entry: how many writes shared one append.
+    pub batch_mutations: Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            entries: Counter::default(),
+            mutations: Counter::default(),
+            fsyncs: Counter::default(),
+            append_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            batch_mutations: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+        }
+    }
 }
 
 impl Consensus {
@@ -198,8 +214,9 @@ async fn batcher(
             mutations.extend(p.mutations);
             replies.push(p.reply);
         }
-        stats.entries.fetch_add(1, Ordering::Relaxed);
-        stats.mutations.fetch_add(count as u64, Ordering::Relaxed);
+        stats.entries.inc();
+        stats.mutations.inc_by(count as u64);
+        stats.batch_mutations.observe(count as f64);
         let raft = raft.clone();
         tokio::spawn(async move {
             let result = raft.client_write(Batch(mutations)).await;

@@ -1,0 +1,69 @@
+//! `/metrics`: upstream metric names are present and counters move with traffic.
+
+mod common;
+
+use common::Server;
+
+fn scrape(s: &Server) -> String {
+    let (code, body) = s.curl("GET", "/metrics", None, None);
+    assert_eq!(code, 200);
+    body
+}
+
+/// The value of the first sample line starting with `prefix` (name plus labels).
+fn sample(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn metrics_have_upstream_names_and_counters_move() {
+    let s = Server::start();
+    s.kubectl_ok("1.33", &["create", "configmap", "m1"]);
+    let before = scrape(&s);
+    // Sample names as Prometheus stores them (upstream's names where upstream has the metric).
+    for name in [
+        "apiserver_request_total{",
+        "apiserver_request_duration_seconds_bucket{",
+        "apiserver_storage_objects{",
+        "apiserver_registered_watchers{",
+        "reddwarf_storage_request_duration_seconds_bucket{",
+        "reddwarf_raft_log_fsyncs_total ",
+        "reddwarf_raft_log_append_duration_seconds_bucket{",
+        "reddwarf_raft_batch_mutations_bucket{",
+        "reddwarf_raft_term ",
+        "reddwarf_raft_is_leader 1",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+    ] {
+        assert!(
+            before.lines().any(|l| l.starts_with(name)),
+            "missing {name:?} in:\n{before}"
+        );
+    }
+    assert!(before.contains("# TYPE apiserver_request counter"));
+    assert!(before.contains("# TYPE apiserver_request_duration_seconds histogram"));
+    let posts = r#"apiserver_request_total{verb="POST",group="",version="v1",resource="configmaps",subresource="",scope="namespace",component="apiserver",code="201"}"#;
+    let created = sample(&before, posts);
+    assert!(created >= 1.0, "{before}");
+    let objects = r#"apiserver_storage_objects{resource="configmaps"}"#;
+    assert_eq!(sample(&before, objects), 1.0);
+    let fsyncs = sample(&before, "reddwarf_raft_log_fsyncs_total ");
+    s.kubectl_ok("1.33", &["create", "configmap", "m2"]);
+    s.kubectl_ok("1.33", &["get", "configmap", "m2"]);
+    let after = scrape(&s);
+    assert_eq!(sample(&after, posts), created + 1.0);
+    assert_eq!(sample(&after, objects), 2.0);
+    assert!(sample(&after, "reddwarf_raft_log_fsyncs_total ") > fsyncs);
+    assert!(
+        sample(
+            &after,
+            r#"apiserver_request_total{verb="GET",group="",version="v1",resource="configmaps""#
+        ) >= 1.0
+    );
+    assert!(sample(&after, "process_resident_memory_bytes ") > 1_000_000.0);
+}
