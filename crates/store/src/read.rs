@@ -141,10 +141,18 @@ impl ReadView {
             .collect())
     }
 
-    /// Counts objects under a prefix (for metrics and namespace emptiness checks).
+    /// Counts objects under a prefix without copying them (metrics, emptiness checks).
     pub fn count(&self, prefix: &str) -> Result<u64, StoreError> {
-        let page = self.list(prefix, None, 0, false, |_| true)?;
-        Ok(page.items.len() as u64)
+        let objects = self.txn.open_table(OBJECTS)?;
+        let mut n = 0;
+        for entry in objects.range::<&str>(prefix..)? {
+            let (k, _) = entry?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     pub(crate) fn for_each_raw(
