@@ -25,7 +25,7 @@ openraft::declare_raft_types!(
         R = Vec<Outcome>,
         NodeId = u64,
         Node = openraft::BasicNode,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;

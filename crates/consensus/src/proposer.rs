@@ -23,6 +23,10 @@ pub struct ConsensusConfig {
     pub max_batch: usize,
     /// Raft entries in flight at once; more pipelines, fewer batches more.
     pub max_in_flight: usize,
+    /// Where raft snapshots are written.
+    pub snapshot_dir: std::path::PathBuf,
+    /// Build a snapshot (and purge the log before it) every this many log entries.
+    pub snapshot_every: u64,
 }
 
 impl Default for ConsensusConfig {
@@ -32,6 +36,8 @@ impl Default for ConsensusConfig {
             advertise: "127.0.0.1:0".into(),
             max_batch: 512,
             max_in_flight: 2,
+            snapshot_dir: std::path::PathBuf::from("snapshots"),
+            snapshot_every: 20_000,
         }
     }
 }
@@ -96,14 +102,14 @@ impl Consensus {
             heartbeat_interval: 100,
             election_timeout_min: 300,
             election_timeout_max: 600,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
-            max_in_snapshot_log_to_keep: 1_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            max_in_snapshot_log_to_keep: (cfg.snapshot_every / 20).max(10),
             ..Default::default()
         };
         let raft_cfg = Arc::new(raft_cfg.validate()?);
         let stats = Arc::new(Stats::default());
         let log = LogStore::open(store.database().clone(), stats.clone())?;
-        let sm = StateMachine::new(store.clone())?;
+        let sm = StateMachine::new(store.clone(), &cfg.snapshot_dir)?;
         let raft = Raft::new(cfg.node_id, raft_cfg, Network, log, sm).await?;
         if !raft.is_initialized().await? {
             let mut members = BTreeMap::new();

@@ -1,4 +1,4 @@
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{storage_err, TypeConfig};
 
-/// The last snapshot built or installed: postcard(SnapshotRecord).
+/// The meta of the last snapshot built or installed (postcard); its data is a file in the
+/// snapshot directory named after the snapshot id.
 const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_snapshot");
 
 type Membership = StoredMembership<u64, openraft::BasicNode>;
@@ -24,23 +25,26 @@ struct AppliedState {
     membership: Membership,
 }
 
-#[derive(Serialize, Deserialize)]
-struct SnapshotRecord {
-    meta: SnapshotMeta<u64, openraft::BasicNode>,
-    data: Vec<u8>,
+type Meta = SnapshotMeta<u64, openraft::BasicNode>;
+
+fn snapshot_file(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.snap"))
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError<u64> {
     storage_err(verb, ErrorSubject::StateMachine, e)
 }
 
-/// The raft state machine: committed batches are applied to the store.
+/// The raft state machine: committed batches are applied to the store. Snapshots are streamed
+/// to files in `dir`, so building one costs disk, not memory.
 pub struct StateMachine {
     store: Store,
+    dir: PathBuf,
 }
 
 impl StateMachine {
-    pub fn new(store: Store) -> Result<StateMachine, StorageError<u64>> {
+    pub fn new(store: Store, dir: &Path) -> Result<StateMachine, StorageError<u64>> {
+        std::fs::create_dir_all(dir).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         let txn = store
             .database()
             .begin_write()
@@ -48,7 +52,10 @@ impl StateMachine {
         txn.open_table(SNAPSHOT)
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         txn.commit().map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        Ok(StateMachine { store })
+        Ok(StateMachine {
+            store,
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn applied(&self) -> Result<AppliedState, StorageError<u64>> {
@@ -118,68 +125,104 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             store: self.store.clone(),
+            dir: self.dir.clone(),
         }
     }
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<tokio::fs::File>, StorageError<u64>> {
+        let path = self
+            .dir
+            .join(format!("receiving-{}.snap", std::process::id()));
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(f))
     }
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &Meta,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<u64>> {
-        let data = snapshot.into_inner();
+        use tokio::io::AsyncSeekExt;
+        let mut file = *snapshot;
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let file = file.into_std().await;
         let st = AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
         let state = postcard::to_stdvec(&st).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        self.store
-            .restore(&data, &state)
-            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        save_snapshot(
-            &self.store,
-            &SnapshotRecord {
-                meta: meta.clone(),
-                data,
-            },
-        )
+        let store = self.store.clone();
+        let copy = file.try_clone().map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        tokio::task::spawn_blocking(move || {
+            let mut r = std::io::BufReader::new(copy);
+            store.restore_from(&mut r, &state)
+        })
+        .await
+        .map_err(|e| sm_err(ErrorVerb::Write, e))?
+        .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        // Keep the installed data as this node's current snapshot.
+        let path = snapshot_file(&self.dir, &meta.snapshot_id);
+        let mut src = file;
+        let mut dst = std::fs::File::create(&path).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        std::io::Seek::seek(&mut src, std::io::SeekFrom::Start(0))
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        std::io::copy(&mut src, &mut dst).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        dst.sync_all().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        save_meta(&self.store, &self.dir, meta)
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
-        let txn = self
-            .store
-            .database()
-            .begin_read()
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        let table = txn
-            .open_table(SNAPSHOT)
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        let rec = table
-            .get("current")
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        match rec {
-            None => Ok(None),
-            Some(g) => {
-                let rec: SnapshotRecord =
-                    postcard::from_bytes(g.value()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-                Ok(Some(Snapshot {
-                    meta: rec.meta,
-                    snapshot: Box::new(Cursor::new(rec.data)),
-                }))
-            }
+        let Some(meta) = load_meta(&self.store)? else {
+            return Ok(None);
+        };
+        // Opening the file is cheap: openraft reads the data only to send it to a follower.
+        match tokio::fs::File::open(snapshot_file(&self.dir, &meta.snapshot_id)).await {
+            Ok(f) => Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(f),
+            })),
+            // The file is gone (data dir copied without it): openraft rebuilds one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(sm_err(ErrorVerb::Read, e)),
         }
     }
 }
 
-fn save_snapshot(store: &Store, rec: &SnapshotRecord) -> Result<(), StorageError<u64>> {
-    let bytes = postcard::to_stdvec(rec).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+fn load_meta(store: &Store) -> Result<Option<Meta>, StorageError<u64>> {
+    let txn = store
+        .database()
+        .begin_read()
+        .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+    let table = txn
+        .open_table(SNAPSHOT)
+        .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+    let rec = table
+        .get("current")
+        .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+    match rec {
+        None => Ok(None),
+        Some(g) => postcard::from_bytes(g.value())
+            .map(Some)
+            .map_err(|e| sm_err(ErrorVerb::Read, e)),
+    }
+}
+
+/// Records `meta` as the current snapshot and removes older snapshot files.
+fn save_meta(store: &Store, dir: &Path, meta: &Meta) -> Result<(), StorageError<u64>> {
+    let bytes = postcard::to_stdvec(meta).map_err(|e| sm_err(ErrorVerb::Write, e))?;
     let txn = store
         .database()
         .begin_write()
@@ -192,17 +235,48 @@ fn save_snapshot(store: &Store, rec: &SnapshotRecord) -> Result<(), StorageError
             .insert("current", bytes.as_slice())
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
     }
-    txn.commit().map_err(|e| sm_err(ErrorVerb::Write, e))
+    txn.commit().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+    let keep = format!("{}.snap", meta.snapshot_id);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".snap") && name != keep && !name.starts_with("receiving-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
-/// Builds a snapshot from one consistent read view of the store.
+/// Builds a snapshot from one consistent read view of the store, streamed to a file.
 pub struct SnapshotBuilder {
     store: Store,
+    dir: PathBuf,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
-        let (state, data) = self.store.dump().map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let store = self.store.clone();
+        let tmp = self
+            .dir
+            .join(format!("building-{}.tmp", std::process::id()));
+        let tmp2 = tmp.clone();
+        // Reading the whole store is blocking work: keep it off the async workers.
+        let state =
+            tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, StorageError<u64>> {
+                let f = std::fs::File::create(&tmp2).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+                let state = store
+                    .dump_to(&mut w)
+                    .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+                let f = w
+                    .into_inner()
+                    .map_err(|e| sm_err(ErrorVerb::Write, e.error().to_string()))?;
+                f.sync_all().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                Ok(state)
+            })
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Write, e))??;
         let st: AppliedState = match state {
             None => AppliedState::default(),
             Some(b) => postcard::from_bytes(&b).map_err(|e| sm_err(ErrorVerb::Read, e))?,
@@ -216,11 +290,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: st.membership,
             snapshot_id,
         };
-        let rec = SnapshotRecord { meta, data };
-        save_snapshot(&self.store, &rec)?;
+        let path = snapshot_file(&self.dir, &meta.snapshot_id);
+        std::fs::rename(&tmp, &path).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        save_meta(&self.store, &self.dir, &meta)?;
+        let f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
         Ok(Snapshot {
-            meta: rec.meta,
-            snapshot: Box::new(Cursor::new(rec.data)),
+            meta,
+            snapshot: Box::new(f),
         })
     }
 }

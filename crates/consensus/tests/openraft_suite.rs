@@ -16,7 +16,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("state.redb")).expect("open store");
         let log = LogStore::open(store.database().clone(), Arc::new(Stats::default()))?;
-        let sm = StateMachine::new(store)?;
+        let sm = StateMachine::new(store, &dir.path().join("snapshots"))?;
         Ok((dir, log, sm))
     }
 }

@@ -48,6 +48,9 @@ pub struct ServerArgs {
     /// Static bearer tokens, one per line: `token,user,uid,"group1,group2"`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Raft log entries between snapshots (each snapshot lets the log before it be purged).
+    #[arg(long, default_value_t = 20_000)]
+    pub raft_snapshot_entries: u64,
     /// Ports NodePort Services may use.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,

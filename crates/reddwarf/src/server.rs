@@ -44,6 +44,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         store,
         ConsensusConfig {
             advertise: local.to_string(),
+            snapshot_dir: args.data_dir.join("snapshots"),
+            snapshot_every: args.raft_snapshot_entries.max(10),
             ..Default::default()
         },
     )

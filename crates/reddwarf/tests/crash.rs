@@ -159,3 +159,37 @@ fn sigterm_stops_cleanly_and_a_restart_keeps_everything() {
         .expect("numeric resourceVersion");
     assert!(rv_next > rv_before.parse::<u64>().unwrap());
 }
+
+#[test]
+fn snapshots_are_files_and_a_restart_after_log_purge_keeps_everything() {
+    let mut s = Server::start_with(&["--raft-snapshot-entries", "20"]);
+    for i in 0..60 {
+        let (code, body) = s.curl(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some("application/json"),
+            Some(format!(r#"{{"metadata":{{"name":"s{i}"}},"data":{{"i":"{i}"}}}}"#).as_bytes()),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let snaps = eventually("a snapshot file", Duration::from_secs(20), || {
+        let files: Vec<String> = std::fs::read_dir(s.data_dir().join("snapshots"))
+            .ok()?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".snap"))
+            .collect();
+        (!files.is_empty()).then_some(files)
+    });
+    assert_eq!(
+        snaps.len(),
+        1,
+        "only the current snapshot is kept: {snaps:?}"
+    );
+    s.kill9();
+    s.spawn();
+    let present = configmaps(&s);
+    for i in 0..60 {
+        assert_eq!(present[&format!("s{i}")]["data"]["i"], i.to_string());
+    }
+}

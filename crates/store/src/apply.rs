@@ -82,42 +82,63 @@ impl Store {
         view.meta_blob(META_APPLIED)
     }
 
-    /// Serializes every object and the revision, for a raft snapshot, together with the
-    /// caller's applied state read from the same consistent view.
-    pub fn dump(&self) -> Result<(Option<Vec<u8>>, Vec<u8>), StoreError> {
+    /// Writes every object and the revision to `out` (a raft snapshot), streaming, and returns
+    /// the caller's applied state read from the same consistent view.
+    pub fn dump_to(&self, out: &mut impl std::io::Write) -> Result<Option<Vec<u8>>, StoreError> {
+        let io = |e: std::io::Error| StoreError::Redb(format!("writing snapshot: {e}"));
         let view = self.read()?;
         let state = view.meta_blob(META_APPLIED)?;
-        let mut out = Vec::new();
-        out.extend_from_slice(&view.revision().to_be_bytes());
+        out.write_all(&view.revision().to_be_bytes()).map_err(io)?;
+        let mut err = None;
         view.for_each_raw(|key, rev, obj| {
-            push_chunk(&mut out, key.as_bytes());
-            out.extend_from_slice(&rev.to_be_bytes());
-            push_chunk(&mut out, obj);
+            if err.is_some() {
+                return;
+            }
+            let r = write_chunk(out, key.as_bytes())
+                .and_then(|_| out.write_all(&rev.to_be_bytes()))
+                .and_then(|_| write_chunk(out, obj));
+            if let Err(e) = r {
+                err = Some(e);
+            }
         })?;
+        if let Some(e) = err {
+            return Err(io(e));
+        }
+        Ok(state)
+    }
+
+    /// [`Store::dump_to`] into memory.
+    pub fn dump(&self) -> Result<(Option<Vec<u8>>, Vec<u8>), StoreError> {
+        let mut out = Vec::new();
+        let state = self.dump_to(&mut out)?;
         Ok((state, out))
     }
 
-    /// Replaces all objects with a dump made by [`Store::dump`] (installing a raft snapshot).
-    /// Watchers cannot follow such a jump, so the event log restarts at the dump's revision.
-    pub fn restore(&self, dump: &[u8], applied_state: &[u8]) -> Result<(), StoreError> {
-        let corrupt = || StoreError::Corrupt("snapshot dump truncated".into());
+    /// Replaces all objects with a dump made by [`Store::dump_to`] (installing a raft
+    /// snapshot), streaming. Watchers cannot follow such a jump, so the event log restarts at
+    /// the dump's revision. A truncated dump changes nothing.
+    pub fn restore_from(
+        &self,
+        input: &mut impl std::io::Read,
+        applied_state: &[u8],
+    ) -> Result<(), StoreError> {
         let mut txn = self.inner.db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Redb(e.to_string()))?;
-        let revision = u64_from(dump.get(..8).ok_or_else(corrupt)?);
+        let mut rev_buf = [0u8; 8];
+        read_exact(input, &mut rev_buf)?.ok_or_else(truncated)?;
+        let revision = u64::from_be_bytes(rev_buf);
         {
             txn.delete_table(OBJECTS)?;
             txn.delete_table(EVENTS)?;
             let mut objects = txn.open_table(OBJECTS)?;
             txn.open_table(EVENTS)?;
-            let mut pos = 8;
-            while pos < dump.len() {
-                let key = take_chunk(dump, &mut pos).ok_or_else(corrupt)?;
-                let rev = u64_from(dump.get(pos..pos + 8).ok_or_else(corrupt)?);
-                pos += 8;
-                let obj = take_chunk(dump, &mut pos).ok_or_else(corrupt)?;
-                let key = std::str::from_utf8(key).map_err(|_| corrupt())?;
-                objects.insert(key, (rev, obj))?;
+            while let Some(key) = read_chunk(input)? {
+                let key = String::from_utf8(key).map_err(|_| truncated())?;
+                let mut rb = [0u8; 8];
+                read_exact(input, &mut rb)?.ok_or_else(truncated)?;
+                let obj = read_chunk(input)?.ok_or_else(truncated)?;
+                objects.insert(key.as_str(), (u64::from_be_bytes(rb), obj.as_slice()))?;
             }
             let mut meta = txn.open_table(META)?;
             meta.insert(META_REVISION, revision.to_be_bytes().as_slice())?;
@@ -128,20 +149,53 @@ impl Store {
         self.inner.hub.reset(revision);
         Ok(())
     }
+
+    /// [`Store::restore_from`] from memory.
+    pub fn restore(&self, dump: &[u8], applied_state: &[u8]) -> Result<(), StoreError> {
+        self.restore_from(&mut std::io::Cursor::new(dump), applied_state)
+    }
 }
 
-fn push_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-    out.extend_from_slice(bytes);
+fn truncated() -> StoreError {
+    StoreError::Corrupt("snapshot dump truncated".into())
 }
 
-fn take_chunk<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
-    let len = u64_from(buf.get(*pos..*pos + 8)?) as usize;
-    *pos += 8;
-    let end = pos.checked_add(len)?;
-    let chunk = buf.get(*pos..end)?;
-    *pos = end;
-    Some(chunk)
+fn write_chunk(out: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(bytes.len() as u64).to_be_bytes())?;
+    out.write_all(bytes)
+}
+
+/// Fills `buf`; Ok(None) at a clean end of input before any byte.
+fn read_exact(input: &mut impl std::io::Read, buf: &mut [u8]) -> Result<Option<()>, StoreError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err(truncated()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::Redb(format!("reading snapshot: {e}"))),
+        }
+    }
+    Ok(Some(()))
+}
+
+/// One length-prefixed chunk; Ok(None) at a clean end of input.
+fn read_chunk(input: &mut impl std::io::Read) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut lb = [0u8; 8];
+    if read_exact(input, &mut lb)?.is_none() {
+        return Ok(None);
+    }
+    let len = u64::from_be_bytes(lb);
+    // A corrupt length must not allocate unbounded memory: objects are at most a few MiB.
+    if len > 64 << 20 {
+        return Err(StoreError::Corrupt(format!(
+            "snapshot chunk of {len} bytes"
+        )));
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_exact(input, &mut buf)?.ok_or_else(truncated)?;
+    Ok(Some(buf))
 }
 
 type Applied = (EventType, Vec<u8>, Option<Vec<u8>>);
