@@ -3,8 +3,8 @@ use std::sync::Arc;
 use redb::{ReadableTable, WriteTransaction};
 use serde_json::Value;
 
-use crate::tables::{u64_from, EVENTS, META, META_APPLIED, META_COMPACTED, META_REVISION, OBJECTS};
-use crate::watch::{Event, EventType, StoredEvent};
+use crate::tables::{u64_from, META, META_APPLIED, META_REVISION, OBJECTS};
+use crate::watch::{Event, EventType};
 use crate::{Batch, Mutation, MutationError, Outcome, Revision, Store, StoreError};
 
 /// The outcomes of applying several batches, one `Vec<Outcome>` per batch, in order.
@@ -35,7 +35,6 @@ impl Store {
                 .map(|v| u64_from(v.value()))
                 .unwrap_or(0);
             let mut objects = txn.open_table(OBJECTS)?;
-            let mut log = txn.open_table(EVENTS)?;
             for batch in batches {
                 let mut out = Vec::with_capacity(batch.0.len());
                 for m in &batch.0 {
@@ -43,12 +42,6 @@ impl Store {
                     match result {
                         Ok((event_type, object, prev)) => {
                             rev += 1;
-                            let stored = StoredEvent {
-                                event_type,
-                                key: m.key().to_string(),
-                                object: object.clone(),
-                            };
-                            log.insert(rev, stored.encode().as_slice())?;
                             out.push(Outcome::Applied {
                                 revision: rev,
                                 object: object.clone(),
@@ -68,7 +61,6 @@ impl Store {
             }
             meta.insert(META_REVISION, rev.to_be_bytes().as_slice())?;
             meta.insert(META_APPLIED, applied_state)?;
-            trim_events(&mut meta, &mut log, rev, self.inner.event_retention)?;
             revision = rev;
         }
         txn.commit()?;
@@ -115,8 +107,8 @@ impl Store {
     }
 
     /// Replaces all objects with a dump made by [`Store::dump_to`] (installing a raft
-    /// snapshot), streaming. Watchers cannot follow such a jump, so the event log restarts at
-    /// the dump's revision. A truncated dump changes nothing.
+    /// snapshot), streaming. Watchers cannot follow such a jump: watch history restarts at the
+    /// dump's revision. A truncated dump changes nothing.
     pub fn restore_from(
         &self,
         input: &mut impl std::io::Read,
@@ -130,9 +122,7 @@ impl Store {
         let revision = u64::from_be_bytes(rev_buf);
         {
             txn.delete_table(OBJECTS)?;
-            txn.delete_table(EVENTS)?;
             let mut objects = txn.open_table(OBJECTS)?;
-            txn.open_table(EVENTS)?;
             while let Some(key) = read_chunk(input)? {
                 let key = String::from_utf8(key).map_err(|_| truncated())?;
                 let mut rb = [0u8; 8];
@@ -142,7 +132,6 @@ impl Store {
             }
             let mut meta = txn.open_table(META)?;
             meta.insert(META_REVISION, revision.to_be_bytes().as_slice())?;
-            meta.insert(META_COMPACTED, revision.to_be_bytes().as_slice())?;
             meta.insert(META_APPLIED, applied_state)?;
         }
         txn.commit()?;
@@ -355,31 +344,6 @@ fn stamp(object: &[u8], rev: Revision) -> Result<Vec<u8>, MutationError> {
         .ok_or_else(|| MutationError::Invalid("metadata is not an object".into()))?;
     meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
     serde_json::to_vec(&v).map_err(|e| MutationError::Invalid(e.to_string()))
-}
-
-/// Keeps the event log to a window of `retention` revisions, deleting a bounded number per
-/// apply so no single transaction grows large.
-fn trim_events(
-    meta: &mut redb::Table<&str, &[u8]>,
-    log: &mut redb::Table<u64, &[u8]>,
-    rev: Revision,
-    retention: u64,
-) -> Result<(), StoreError> {
-    if rev <= retention {
-        return Ok(());
-    }
-    let floor = rev - retention;
-    let compacted = meta
-        .get(META_COMPACTED)?
-        .map(|v| u64_from(v.value()))
-        .unwrap_or(0);
-    if compacted >= floor {
-        return Ok(());
-    }
-    let upto = floor.min(compacted + 1024);
-    log.retain_in(..=upto, |_, _| false)?;
-    meta.insert(META_COMPACTED, upto.to_be_bytes().as_slice())?;
-    Ok(())
 }
 
 #[allow(dead_code)]

@@ -32,18 +32,14 @@ const CACHE_BYTES: usize = 32 << 20;
 /// How much watch history is kept.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// Revisions of events kept on disk for watch resumption.
-    pub event_retention: u64,
-    /// Events kept in memory for fast resumption.
+    /// Recent events kept in memory (the watch cache); a watch from an older revision answers
+    /// 410 Gone and its client re-lists, as with upstream's watch cache.
     pub watch_ring: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            event_retention: 100_000,
-            watch_ring: 4096,
-        }
+        StoreOptions { watch_ring: 8192 }
     }
 }
 
@@ -56,8 +52,6 @@ pub struct Store {
 struct Inner {
     db: Arc<redb::Database>,
     hub: WatchHub,
-    /// How many events the on-disk event log keeps for watch resumption.
-    event_retention: u64,
 }
 
 impl Store {
@@ -76,14 +70,10 @@ impl Store {
         let db = Arc::new(db);
         tables::ensure(&db)?;
         let revision = read::current_revision(&db)?;
-        let compacted = read::compacted_revision(&db)?;
-        let hub = WatchHub::new(revision, compacted, options.watch_ring);
+        // History starts now: the ring is empty after a start.
+        let hub = WatchHub::new(revision, revision, options.watch_ring);
         Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                hub,
-                event_retention: options.event_retention,
-            }),
+            inner: Arc::new(Inner { db, hub }),
         })
     }
 

@@ -2,16 +2,11 @@ use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
-use crate::tables::{u64_from, EVENTS, META, META_COMPACTED, META_REVISION, OBJECTS};
-use crate::watch::StoredEvent;
+use crate::tables::{u64_from, META, META_REVISION, OBJECTS};
 use crate::{Revision, StoreError};
 
 pub(crate) fn current_revision(db: &redb::Database) -> Result<Revision, StoreError> {
     ReadView::new(db).map(|v| v.revision())
-}
-
-pub(crate) fn compacted_revision(db: &redb::Database) -> Result<Revision, StoreError> {
-    ReadView::new(db)?.compacted()
 }
 
 /// A consistent snapshot of the store. Holding one keeps its revision readable (used for
@@ -46,15 +41,6 @@ impl ReadView {
 
     pub fn revision(&self) -> Revision {
         self.revision
-    }
-
-    pub(crate) fn compacted(&self) -> Result<Revision, StoreError> {
-        let meta = self.txn.open_table(META)?;
-        let v = meta
-            .get(META_COMPACTED)?
-            .map(|v| u64_from(v.value()))
-            .unwrap_or(0);
-        Ok(v)
     }
 
     pub(crate) fn meta_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -166,24 +152,5 @@ impl ReadView {
             f(k.value(), rev, bytes);
         }
         Ok(())
-    }
-
-    /// Events with revision in `(after, upto]` from the on-disk event log, or `None` when
-    /// some of them were already compacted away.
-    pub(crate) fn events_between(
-        &self,
-        after: Revision,
-        upto: Revision,
-    ) -> Result<Option<Vec<(Revision, StoredEvent)>>, StoreError> {
-        if after < self.compacted()? {
-            return Ok(None);
-        }
-        let log = self.txn.open_table(EVENTS)?;
-        let mut out = Vec::new();
-        for entry in log.range(after + 1..=upto)? {
-            let (k, v) = entry?;
-            out.push((k.value(), StoredEvent::decode(v.value())?));
-        }
-        Ok(Some(out))
     }
 }

@@ -4,13 +4,10 @@ use crate::StoreError;
 
 /// key -> (revision the object was last written at, JSON bytes as served).
 pub const OBJECTS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("objects");
-/// revision -> encoded [`crate::watch::StoredEvent`]; trimmed to a retention window.
-pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Small named counters and opaque blobs of the state machine.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("store_meta");
 
 pub const META_REVISION: &str = "revision";
-pub const META_COMPACTED: &str = "compacted";
 /// Opaque state owned by the caller of apply (raft's last applied log id and membership),
 /// written in the same transaction as the objects it describes.
 pub const META_APPLIED: &str = "applied";
@@ -18,7 +15,6 @@ pub const META_APPLIED: &str = "applied";
 pub fn ensure(db: &redb::Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     txn.open_table(OBJECTS)?;
-    txn.open_table(EVENTS)?;
     txn.open_table(META)?;
     txn.commit()?;
     // A read keeps the trait import honest on every redb version.

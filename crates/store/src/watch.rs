@@ -35,23 +35,6 @@ pub struct Event {
     pub prev: Option<Arc<[u8]>>,
 }
 
-/// The on-disk form of an event (no `prev`: the log only serves resumption).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct StoredEvent {
-    pub event_type: EventType,
-    pub key: String,
-    pub object: Vec<u8>,
-}
-
-impl StoredEvent {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("encoding an event cannot fail")
-    }
-    pub(crate) fn decode(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
-    }
-}
-
 /// Fans committed events out to watchers through bounded queues, and keeps a ring of recent
 /// events so a watch can resume from a recent revision without touching disk.
 #[derive(Clone)]
@@ -168,7 +151,10 @@ impl WatchHub {
                 st.slots.retain(|s| !dead.contains(&s.id));
             }
             if st.ring.len() == st.ring_capacity {
-                st.ring.pop_front();
+                if let Some(old) = st.ring.pop_front() {
+                    // Watches from before the oldest kept event can no longer be served.
+                    st.floor = old.revision;
+                }
             }
             st.ring.push_back(ev);
         }
@@ -188,12 +174,13 @@ impl WatchHub {
 
 impl Store {
     /// Registers a watcher for keys under `reg.prefix`, delivering every event after
-    /// `reg.after`: first the backlog (from the ring, or the on-disk log), then live events.
+    /// `reg.after`: first the backlog from the ring, then live events. A revision older than
+    /// the ring answers [`Gone`].
     pub fn watch(&self, reg: WatchRegistration) -> Result<Result<Watcher, Gone>, StoreError> {
         let hub = &self.inner.hub.inner;
         let (tx, rx) = mpsc::channel(reg.queue.max(1));
         let mut backlog = VecDeque::new();
-        let (id, hub_rev, ring_covers) = {
+        let id = {
             let mut st = hub.state.lock().expect("watch hub lock");
             if reg.after < st.floor {
                 return Ok(Err(Gone {
@@ -201,13 +188,8 @@ impl Store {
                     oldest: st.floor,
                 }));
             }
-            let ring_covers = reg.after >= st.revision
-                || st
-                    .ring
-                    .front()
-                    .map(|e| e.revision <= reg.after + 1)
-                    .unwrap_or(false);
-            if ring_covers {
+            // The ring holds every event after `floor`.
+            {
                 backlog.extend(
                     st.ring
                         .iter()
@@ -222,7 +204,7 @@ impl Store {
                 prefix: reg.prefix.clone(),
                 tx,
             });
-            (id, st.revision, ring_covers)
+            id
         };
         let watcher = Watcher {
             backlog,
@@ -230,32 +212,6 @@ impl Store {
             id,
             hub: hub.clone(),
         };
-        if ring_covers {
-            return Ok(Ok(watcher));
-        }
-        // Older than the ring: read the gap from the on-disk log. Live events after `hub_rev`
-        // are already queued for this watcher.
-        let view = self.read()?;
-        match view.events_between(reg.after, hub_rev)? {
-            None => Ok(Err(Gone {
-                requested: reg.after,
-                oldest: view.compacted()?,
-            })),
-            Some(events) => {
-                let mut watcher = watcher;
-                for (revision, e) in events {
-                    if e.key.starts_with(&reg.prefix) {
-                        watcher.backlog.push_back(Arc::new(Event {
-                            revision,
-                            event_type: e.event_type,
-                            key: e.key,
-                            object: e.object.into(),
-                            prev: None,
-                        }));
-                    }
-                }
-                Ok(Ok(watcher))
-            }
-        }
+        Ok(Ok(watcher))
     }
 }
