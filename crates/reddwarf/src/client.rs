@@ -125,6 +125,24 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Starts a GET and returns the response body as it streams (watches).
+    pub async fn stream(&mut self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
+        self.send.ready().await?;
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", &self.authority)
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))?;
+        let resp = self.send.send_request(req).await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "GET {path} answered {}",
+            resp.status()
+        );
+        Ok(resp.into_body())
+    }
+
     pub async fn request(
         &mut self,
         method: &str,
