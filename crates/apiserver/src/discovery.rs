@@ -50,7 +50,13 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
     }
     let subs: Vec<Value> = subresources(k)
         .into_iter()
-        .map(|s| json!({"subresource": s, "responseKind": gvk, "verbs": sub_verbs(s)}))
+        .map(|s| {
+            let kind = match s {
+                "scale" => json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
+                _ => gvk.clone(),
+            };
+            json!({"subresource": s, "responseKind": kind, "verbs": sub_verbs(s)})
+        })
         .collect();
     if !subs.is_empty() {
         r["subresources"] = Value::Array(subs);
@@ -183,13 +189,20 @@ pub fn resources(api: &ApiServer, group: &str, version: &str) -> Response {
         }
         list.push(r);
         for s in subresources(k) {
-            list.push(json!({
+            let mut sub = json!({
                 "name": format!("{}/{}", k.plural, s),
                 "singularName": "",
                 "namespaced": k.namespaced,
                 "kind": k.kind,
                 "verbs": sub_verbs(s),
-            }));
+            });
+            if s == "scale" {
+                // The scale client resolves the Scale's group-version from these fields.
+                sub["group"] = json!("autoscaling");
+                sub["version"] = json!("v1");
+                sub["kind"] = json!("Scale");
+            }
+            list.push(sub);
         }
     }
     let gv = if group.is_empty() {

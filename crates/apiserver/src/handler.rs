@@ -14,7 +14,7 @@ use crate::path::{self, ResourcePath, Target};
 use crate::query::Query;
 use crate::rest::Ctx;
 use crate::status::ApiError;
-use crate::{discovery, health, metrics, openapi, openapi_v2, rest, watch, ApiServer, User};
+use crate::{discovery, health, metrics, openapi, openapi_v2, rest, scale, watch, ApiServer, User};
 
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new().fallback(dispatch).with_state(api)
@@ -169,8 +169,12 @@ async fn resource(
     match sub {
         None => {}
         Some("status") if kind.status => {}
+        Some("scale") if kind.scale => {}
         Some("finalize") if kind.plural == "namespaces" && verb == "update" => {}
         Some(_) => return Err(ApiError::path_not_found()),
+    }
+    if sub.is_none() && !kind.serves(verb) {
+        return Err(ApiError::method_not_allowed());
     }
     if rp.name.is_none()
         && kind.namespaced
@@ -180,6 +184,7 @@ async fn resource(
         return Err(ApiError::method_not_allowed());
     }
     let result = match verb {
+        _ if sub == Some("scale") => scale::serve(&ctx, verb, &body).await,
         "watch" => watch::serve(&ctx).await,
         "list" => rest::list(&ctx).await,
         "get" => rest::get(&ctx),

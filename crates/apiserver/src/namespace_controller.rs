@@ -73,7 +73,14 @@ async fn finalize(
     obj: &Value,
 ) -> anyhow::Result<bool> {
     let mut empty = true;
-    for k in api.catalogue.kinds().iter().filter(|k| k.namespaced) {
+    // Only what can be listed and collection-deleted (not bindings), as upstream's
+    // namespaced-resources deleter does.
+    for k in api
+        .catalogue
+        .kinds()
+        .iter()
+        .filter(|k| k.namespaced && k.serves("list") && k.serves("deletecollection"))
+    {
         let base = if k.group.is_empty() {
             format!("/api/{}/namespaces/{ns}/{}", k.version, k.plural)
         } else {

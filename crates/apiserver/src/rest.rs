@@ -19,7 +19,7 @@ use crate::query::Query;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{qualified, ApiError, ApiResult, Cause};
 use crate::table;
-use crate::{patch, service_alloc, ApiServer, User};
+use crate::{managed_fields, patch, service_alloc, ApiServer, User};
 
 /// Everything a verb needs about the request.
 pub struct Ctx<'a> {
@@ -535,12 +535,17 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
             m.remove("generation");
         }
     }
-    if ctx.kind.status {
+    if ctx.kind.status && !ctx.kind.create_keeps_status {
         if let Some(m) = obj.as_object_mut() {
             m.remove("status");
         }
     }
     (ctx.kind.defaults)(obj);
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        // Ownership is the server's to record.
+        m.remove("managedFields");
+    }
+    managed_fields::track_update(ctx, &json!({}), obj)?;
     validate(ctx, obj, None)
 }
 
@@ -623,6 +628,18 @@ enum Change {
     Replace(Value),
     /// A PATCH of this content type and body.
     Patch(String, Vec<u8>),
+    /// A new object computed from the current one (subresources such as `/scale`); a
+    /// resourceVersion it names is a precondition, as in a patch.
+    Compute(Compute<'static>),
+}
+
+/// Computes the new object from the current one.
+pub(crate) type Compute<'a> = std::sync::Arc<dyn Fn(&Value) -> ApiResult<Value> + Send + Sync + 'a>;
+
+/// An update through the normal path (GuaranteedUpdate, defaults, validation, generation,
+/// dry run) whose new object `f` computes from the current one.
+pub(crate) async fn update_computed(ctx: &Ctx<'_>, f: Compute<'static>) -> ApiResult<Response> {
+    write_existing(ctx, Change::Compute(f)).await
 }
 
 pub async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
@@ -641,7 +658,51 @@ pub async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
 pub async fn patch(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let ct = codec::content_type(ctx.headers);
     patch::check_content_type(&ct, ctx.kind)?;
-    write_existing(ctx, Change::Patch(ct, body.to_vec())).await
+    managed_fields::check_options(ctx, &ct)?;
+    match write_existing(ctx, Change::Patch(ct.clone(), body.to_vec())).await {
+        // Applying a configuration for an object that does not exist creates it.
+        Err(e) if e.code == 404 && ct == managed_fields::APPLY && ctx.rp.subresource.is_none() => {
+            apply_create(ctx, body).await
+        }
+        other => other,
+    }
+}
+
+async fn apply_create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let applied = managed_fields::decode_applied(ctx, body)?;
+    if meta_str(&applied, "name") != ctx.name() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({})",
+            meta_str(&applied, "name"),
+            ctx.name()
+        )));
+    }
+    let (mut obj, _) = managed_fields::apply(ctx, &json!({}), &applied)?;
+    let managed = obj.pointer("/metadata/managedFields").cloned();
+    prepare_create(ctx, &mut obj)?;
+    // prepare_create records an Update; an apply-create is owned by the applier instead.
+    if let (Some(m), Some(mf)) = (
+        obj.get_mut("metadata").and_then(Value::as_object_mut),
+        managed,
+    ) {
+        m.insert("managedFields".into(), mf);
+    }
+    let name = ctx.name().to_string();
+    if ctx.dry_run()? {
+        return ctx.respond(
+            StatusCode::CREATED,
+            serde_json::to_vec(&obj).map_err(ApiError::internal)?,
+        );
+    }
+    let m = Mutation::Create {
+        key: ctx.key(&name).as_str().to_string(),
+        object: serde_json::to_vec(&obj).map_err(ApiError::internal)?,
+        namespace: ctx.kind.namespaced.then(|| ctx.rp.namespace.clone()),
+    };
+    match ctx.propose(m).await? {
+        Outcome::Applied { object, .. } => ctx.respond(StatusCode::CREATED, object),
+        Outcome::Refused(e) => Err(ctx.refused(&name, e)),
+    }
 }
 
 /// GuaranteedUpdate: read, compute, propose with the read revision as precondition, retry on
@@ -661,6 +722,15 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         let old = parse_stored(&bytes)?;
         let mut new = match &change {
             Change::Replace(v) => v.clone(),
+            Change::Patch(ct, p) if ct == managed_fields::APPLY => {
+                let applied = managed_fields::decode_applied(ctx, p)?;
+                let (mut v, changed) = managed_fields::apply(ctx, &old, &applied)?;
+                if !changed {
+                    return ctx.respond(StatusCode::OK, bytes);
+                }
+                check_type(ctx, &mut v)?;
+                v
+            }
             Change::Patch(ct, p) => {
                 let mut v = patch::apply(ct, &old, p)?;
                 check_type(ctx, &mut v)?;
@@ -672,6 +742,7 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
                 }
                 v
             }
+            Change::Compute(f) => f(&old)?,
         };
         // The client's resourceVersion is a precondition; otherwise the revision just read.
         let user_rv = match meta_str(&new, "resourceVersion") {
@@ -694,6 +765,19 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         }
         new = merge_server_fields(ctx, &old, new, sub);
         (ctx.kind.defaults)(&mut new);
+        if !matches!(&change, Change::Patch(ct, _) if ct == managed_fields::APPLY) {
+            // Clients cannot write ownership through an update: keep the stored entries and
+            // record this manager's change.
+            match old.pointer("/metadata/managedFields") {
+                Some(mf) => {
+                    meta_mut(&mut new).insert("managedFields".into(), mf.clone());
+                }
+                None => {
+                    meta_mut(&mut new).remove("managedFields");
+                }
+            }
+            managed_fields::track_update(ctx, &old, &mut new)?;
+        }
         let alloc = if is_service(ctx.kind) {
             let view = ctx.api.store.read().map_err(ApiError::internal)?;
             Some(service_alloc::allocate(
@@ -804,7 +888,7 @@ fn merge_server_fields(ctx: &Ctx, old: &Value, mut new: Value, sub: Option<&str>
         }
     }
     let om = old.get("metadata").cloned().unwrap_or(json!({}));
-    let spec_changed = old.get("spec") != new.get("spec");
+    let spec_changed = ctx.kind.generation_changed(old, &new);
     let m = meta_mut(&mut new);
     for f in [
         "uid",
@@ -933,7 +1017,7 @@ fn check_preconditions(ctx: &Ctx, opts: &Value, rev: Revision, old: &Value) -> A
 
 /// Kinds whose DELETE answers with the object rather than a Status (upstream ReturnDeletedObject).
 fn returns_object(kind: &ResourceKind) -> bool {
-    matches!(kind.plural, "pods" | "namespaces")
+    kind.delete_returns_object
 }
 
 pub async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {

@@ -102,10 +102,22 @@ impl Stream {
     /// Sends one committed event after selector filtering; returns false when the client is gone.
     async fn deliver(&self, ev: &Event, last: &mut Revision) -> bool {
         *last = ev.revision;
+        let filtering = !self.labels.is_empty() || !self.fields.is_empty();
+        if !filtering && matches!(self.framing, Framing::Json) {
+            // The stored bytes are the object as served: splice them into the frame instead of
+            // parsing and re-encoding them once per watcher.
+            let mut f = Vec::with_capacity(ev.object.len() + 32);
+            f.extend_from_slice(b"{\"type\":\"");
+            f.extend_from_slice(ev.event_type.as_str().as_bytes());
+            f.extend_from_slice(b"\",\"object\":");
+            f.extend_from_slice(&ev.object);
+            f.extend_from_slice(b"}\n");
+            self.sent.inc();
+            return self.tx.send(Ok(Bytes::from(f))).await.is_ok();
+        }
         let Ok(obj) = parse_stored(&ev.object) else {
             return true;
         };
-        let filtering = !self.labels.is_empty() || !self.fields.is_empty();
         let cur = self.passes(&obj);
         let (ty, body) = match ev.event_type {
             EventType::Modified if filtering => {

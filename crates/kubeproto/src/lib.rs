@@ -10,14 +10,27 @@
 //! kept; the zero `Time` is omitted; and
 //! well-known types (Quantity, Time, MicroTime, Duration, IntOrString, RawExtension, FieldsV1,
 //! apiextensions JSON/JSONSchemaPropsOr*) take their JSON shapes.
+//!
+//! Schema metadata for strategic merge, server-side apply and OpenAPI ([`message_for_kind`],
+//! [`message`]: fields, JSON names, types, `+patchStrategy`/`+patchMergeKey`/`+listType`/
+//! `+listMapKey`/`+mapType`/`+structType` markers, required fields) and upstream's
+//! descriptions ([`description`], [`field_description`]) are built lazily on first use.
 
 mod decode;
+mod docs;
 mod encode;
+mod meta;
 mod schema;
 mod timefmt;
 mod wire;
 
 use serde_json::Value;
+
+pub use docs::{data_digest, description, field_description};
+pub use meta::{
+    message, message_for_kind, messages, openapi_name, FieldInfo, FieldType, MessageInfo,
+    ScalarType, SpecialType,
+};
 
 /// The 4 bytes every enveloped Kubernetes protobuf object starts with: `k8s\0`.
 pub const MAGIC: [u8; 4] = [0x6b, 0x38, 0x73, 0x00];

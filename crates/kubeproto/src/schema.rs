@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-static SCHEMA_TEXT: &str = include_str!("../schema/k8s.schema");
+pub(crate) static SCHEMA_TEXT: &str = include_str!("../schema/k8s.schema");
 static SCHEMA: OnceLock<Schema> = OnceLock::new();
 
 /// The meta.k8s.io/v1 group version; its "options" kinds are accepted under every group version.
@@ -135,6 +135,13 @@ impl Schema {
         None
     }
 
+    /// Every (apiVersion, kind, message index).
+    pub fn kind_indices(&self) -> impl Iterator<Item = (&str, &str, u32)> {
+        self.kinds
+            .iter()
+            .flat_map(|(av, ks)| ks.iter().map(move |(k, &m)| (&**av, &**k, m)))
+    }
+
     pub fn kinds(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.kinds.iter().flat_map(move |(av, ks)| {
             ks.iter()
@@ -184,22 +191,26 @@ impl Schema {
                 "M" => {
                     let Some(name) = it.next() else { bad() };
                     let Some(&(_, pkg)) = pkgs.last() else { bad() };
-                    let special = match it.next() {
-                        None => Special::None,
-                        Some("=quantity") => Special::Quantity,
-                        Some("=time") => Special::Time,
-                        Some("=microtime") => Special::MicroTime,
-                        Some("=duration") => Special::Duration,
-                        Some("=fieldsv1") => Special::FieldsV1,
-                        Some("=intorstring") => Special::IntOrString,
-                        Some("=rawextension") => Special::RawExtension,
-                        Some("=json") => Special::Json,
-                        Some("=orarray") => Special::OrArray,
-                        Some("=orbool") => Special::OrBool,
-                        Some("=orstringarray") => Special::OrStringArray,
-                        Some("=strings") => Special::Strings,
-                        Some(_) => bad(),
-                    };
+                    // `=special`, then flags the codec does not use (`atomic`, `tm`: see meta.rs)
+                    let mut special = Special::None;
+                    for tok in it.by_ref() {
+                        special = match tok {
+                            "=quantity" => Special::Quantity,
+                            "=time" => Special::Time,
+                            "=microtime" => Special::MicroTime,
+                            "=duration" => Special::Duration,
+                            "=fieldsv1" => Special::FieldsV1,
+                            "=intorstring" => Special::IntOrString,
+                            "=rawextension" => Special::RawExtension,
+                            "=json" => Special::Json,
+                            "=orarray" => Special::OrArray,
+                            "=orbool" => Special::OrBool,
+                            "=orstringarray" => Special::OrStringArray,
+                            "=strings" => Special::Strings,
+                            t if t.starts_with('=') => bad(),
+                            _ => continue,
+                        };
+                    }
                     raw_msgs.push((format!("{pkg}.{name}"), special, Vec::new()));
                 }
                 _ => {

@@ -17,6 +17,7 @@ The output format is described in crates/kubeproto/README.md.
 """
 
 import argparse
+import hashlib
 import glob
 import os
 import re
@@ -174,21 +175,32 @@ def parse_pb(pb_src):
         cur = None
         msgs = OrderedDict()
         pending = None
+        doc = []  # `///` lines above the next struct or field
         while i < len(lines):
             line = lines[i]
+            dm = DOC_LINE.match(line)
+            if dm:
+                doc.append(dm.group(1))
+                i += 1
+                continue
             m = re.match(r'^pub struct (\w+) \{\s*$', line)
             if m:
                 cur = []
                 msgs[m.group(1)] = cur
+                MSG_DOCS[("/".join(modparts), m.group(1))] = doc
+                doc = []
                 i += 1
                 continue
             m = re.match(r'^pub struct (\w+) \{\}\s*$', line)
             if m:
                 msgs[m.group(1)] = []
+                MSG_DOCS[("/".join(modparts), m.group(1))] = doc
+                doc = []
                 i += 1
                 continue
             if cur is not None and line.startswith("}"):
                 cur = None
+                doc = []
                 i += 1
                 continue
             if cur is not None:
@@ -203,14 +215,65 @@ def parse_pb(pb_src):
                     while not (decl.rstrip().endswith(",") and decl.count("<") == decl.count(">")):
                         i += 1
                         decl += lines[i].strip()
-                    cur.append(parse_field(modparts, pending, m.group(2), decl))
+                    fd = parse_field(modparts, pending, m.group(2), decl)
+                    fd["doc"] = doc
+                    cur.append(fd)
                     pending = None
+                    doc = []
             elif "#[prost(" in line and "oneof" in line:
                 sys.exit("oneof not supported: %s" % f)
+            elif not line.startswith("#["):
+                doc = []
             i += 1
         if msgs:
             mods["/".join(modparts)] = msgs
     return mods
+
+
+# doc comment lines of k8s-pb (the Go comments of generated.proto, markers included)
+DOC_LINE = re.compile(r'^\s*///\s?(.*)$')
+MSG_DOCS = {}  # (module, prost struct name) -> doc lines
+MARKER = re.compile(r'^\+([A-Za-z][\w.:-]*)(?:=(.*))?$')
+
+
+def markers(doc):
+    """Upstream's Go comment markers on a field or type -> {name: [values]}."""
+    out = defaultdict(list)
+    for line in doc:
+        m = MARKER.match(line.strip())
+        if m:
+            out[m.group(1)].append((m.group(2) or "").strip())
+    return out
+
+
+def doc_text(doc):
+    """Go comment lines -> description the way upstream's openapi-gen writes it: marker lines and
+    TODOs dropped, lines of a paragraph joined with spaces, paragraphs separated by a blank line,
+    indented lines kept on their own line. prost's <URL> autolinks are undone."""
+    paras, cur = [], []
+    for raw in doc:
+        line = raw.rstrip()
+        if MARKER.match(line.strip()) or line.strip().startswith("TODO") or line.strip() == "---":
+            continue
+        line = re.sub(r'<(https?://[^>\s]+)>', r'\1', line)
+        if not line.strip():
+            if cur:
+                paras.append(cur)
+                cur = []
+            continue
+        cur.append(line)
+    if cur:
+        paras.append(cur)
+    out = []
+    for p in paras:
+        text = ""
+        for line in p:
+            if line.startswith((" ", "\t")):
+                text += ("\n" if text else "") + line
+            else:
+                text += (" " if text and not text.endswith("\n") else "") + line.strip()
+        out.append(text)
+    return "\n\n".join(out)
 
 
 def parse_field(modparts, attr, name, decl):
@@ -281,6 +344,80 @@ def parse_openapi(oa_root):
     return types, resources
 
 
+RUST_STR = r'"((?:[^"\\]|\\.)*)"'
+
+
+def rust_unescape(lit):
+    out, i = [], 0
+    while i < len(lit):
+        c = lit[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        n = lit[i + 1]
+        if n == "u":
+            j = lit.index("}", i)
+            out.append(chr(int(lit[i + 3:j], 16)))
+            i = j + 1
+            continue
+        out.append({"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}[n])
+        i += 2
+    return "".join(out)
+
+
+def parse_openapi_docs(oa_root):
+    """schemars impls of k8s-openapi -> {version dir: {module: {lower(type): info}}}, info = {"def":
+    definition name, "desc": type description, "props": {json key: description}, "required": [...]}.
+    These are upstream's OpenAPI descriptions (the Go comments as openapi-gen renders them)."""
+    out = {}
+    for vdir in sorted(glob.glob(os.path.join(oa_root, "src", "v1_*"))):
+        per = defaultdict(dict)
+        for f in sorted(glob.glob(os.path.join(vdir, "**", "*.rs"), recursive=True)):
+            text = open(f, encoding="utf-8").read()
+            m = re.search(r'^// Generated from definition ([\w.\-]+)', text, re.M)
+            sm = re.search(r'^pub (?:struct|enum) (\w+)', text, re.M)
+            js = text.find("fn json_schema(")
+            if not m or not sm or js < 0:
+                continue
+            body = text[js:].split("\n")
+            info = {"def": m.group(1), "desc": None, "props": OrderedDict(), "required": []}
+            prop = None
+            in_req = False
+            for line in body:
+                dm = re.match(r'^ {12}"description": ' + RUST_STR + r',$', line)
+                if dm:
+                    info["desc"] = rust_unescape(dm.group(1))
+                    continue
+                pm = re.match(r'^ {16}"([^"]+)": [({]', line)
+                if pm and not in_req:
+                    prop = pm.group(1)
+                    info["props"][prop] = None
+                    continue
+                if re.match(r'^ {12}"required": \[', line):
+                    in_req = True
+                    continue
+                if in_req:
+                    rm = re.match(r'^ {16}"([^"]+)",$', line)
+                    if rm:
+                        info["required"].append(rm.group(1))
+                    else:
+                        in_req = False
+                    continue
+                if prop is not None and info["props"][prop] is None:
+                    dm = re.match(r'^ {20}"description": ' + RUST_STR + r',$', line) or \
+                        re.match(r'^ {20}schema_obj\.ensure_object\(\)\.insert\("description"\.into\(\), ' +
+                                 RUST_STR + r'\.into\(\)\);$', line)
+                    if dm:
+                        info["props"][prop] = rust_unescape(dm.group(1))
+                if re.match(r'^ {8}\}\)$', line):
+                    break
+            mod = os.path.relpath(os.path.dirname(f), vdir).replace(os.sep, "/")
+            per[mod][sm.group(1).lower()] = info
+        out[os.path.basename(vdir)] = per
+    return out
+
+
 def pb_resources(pb_src):
     out = []
     for f in sorted(glob.glob(os.path.join(pb_src, "**", "mod.rs"), recursive=True)):
@@ -339,7 +476,11 @@ def parse_go(go_root):
                 parts = pm.group(1).split(",")
                 jparts = jm.group(1).split(",")
                 gotype = toks[-1]
+                psm = re.search(r'patchStrategy:"([^"]*)"', tag)
+                pkm = re.search(r'patchMergeKey:"([^"]*)"', tag)
                 cur[int(parts[1])] = {
+                    "ps": psm.group(1) if psm else None,
+                    "pk": pkm.group(1) if pkm else None,
                     "json": jparts[0],
                     "omitempty": "omitempty" in jparts[1:],
                     "pointer": gotype.startswith("*"),
@@ -360,6 +501,179 @@ def group_of(mod):
     return best
 
 
+def with_digest(data):
+    """Put a digest of the content after the first line into the first line (clients cache OpenAPI
+    documents by a hash that includes it)."""
+    head, rest = data.split("\n", 1)
+    return "%s digest=%s\n%s" % (head, hashlib.sha256(rest.encode("utf-8")).hexdigest()[:16], rest)
+
+
+def esc(text):
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "")
+
+
+def annotate(oa_root, pb, by_rust, kinds, go, report):
+    """Markers, required flags, TypeMeta flags and descriptions.
+    -> (message full name -> [flag tokens], (message, field number) -> [tokens], docs lines)"""
+    oa_docs = parse_openapi_docs(oa_root)
+    versions = sorted(oa_docs, key=lambda v: int(v.rsplit("_", 1)[1]), reverse=True)
+
+    def type_of(fd):
+        return ("/".join(fd["type"][1][0]), fd["type"][1][1])
+
+    def flat(key, seen=()):
+        """JSON keys of a message with inlined (embedded) messages flattened in."""
+        full, special, fields = by_rust[key]
+        out = []
+        for (_num, json, _t, fd) in fields:
+            if json == "~":
+                if key not in seen:
+                    out += flat(type_of(fd), seen + (key,))
+            else:
+                out.append(json)
+        return out
+
+    # the k8s-openapi version k8s-pb was generated from: the one whose property sets match the most
+    # messages exactly. Descriptions come from it; other versions (newest first) fill gaps.
+    def score(v):
+        n = 0
+        for (mod, rname) in by_rust:
+            info = oa_docs[v].get(mod, {}).get(rname.lower())
+            if info and set(flat((mod, rname))) == set(info["props"]) - {"apiVersion", "kind"}:
+                n += 1
+        return n
+    ref = max(versions, key=lambda v: (score(v), int(v.rsplit("_", 1)[1])))
+    order = [ref] + [v for v in versions if v != ref]
+    report["descriptions from k8s-openapi (best matching version first)"].append(" ".join(order))
+
+    def oa(key):
+        mod, rname = key
+        for v in order:
+            info = oa_docs[v].get(mod, {}).get(rname.lower())
+            if info:
+                return info
+        return None
+
+    kind_msgs = {by_rust_key for by_rust_key in by_rust
+                 if any((m, n) == (by_rust_key[0], by_rust[by_rust_key][0].rsplit(".", 1)[1])
+                        for (m, n) in kinds.values())}
+
+    # the standard apiVersion/kind texts for kinds k8s-openapi does not know
+    std = defaultdict(lambda: defaultdict(int))
+    for v in oa_docs.values():
+        for types in v.values():
+            for info in types.values():
+                for k in ("apiVersion", "kind"):
+                    if info["props"].get(k):
+                        std[k][info["props"][k]] += 1
+    std = {k: max(c, key=c.get) for k, c in std.items()}
+
+    # required keys of inlined messages unknown to OpenAPI come from the parents' lists
+    inline_req = defaultdict(set)
+    for key, (full, special, fields) in by_rust.items():
+        info = oa(key)
+        for (_num, json, _t, fd) in fields:
+            if json == "~" and info and oa(type_of(fd)) is None:
+                inline_req[type_of(fd)] |= set(info["required"])
+
+    msg_extra, field_extra, docs = {}, {}, []
+    for key, (full, special, fields) in by_rust.items():
+        info = oa(key)
+        mk = markers(MSG_DOCS.get(key, []))
+        flags = []
+        if "atomic" in mk.get("structType", []):
+            flags.append("atomic")
+        keys = flat(key)
+        if special is None and "apiVersion" not in keys and (
+                (info and "apiVersion" in info["props"] and "kind" in info["props"])
+                or (info is None and key in kind_msgs)):
+            flags.append("tm")
+        msg_extra[full] = flags
+        desc = (info or {}).get("desc")
+        if desc is None:
+            desc = doc_text(MSG_DOCS.get(key, []))
+            if desc:
+                report["description from k8s-pb comments (type not in k8s-openapi)"].append(full)
+        docs.append("M %s %s" % (full, esc(desc or "")))
+        fdocs = OrderedDict()
+        if "tm" in flags:
+            for k in ("apiVersion", "kind"):
+                fdocs[k] = ((info or {}).get("props", {}).get(k)) or std[k]
+        required = set(info["required"]) if info else set()
+        alt = None
+        if info is None:
+            grp = group_of(key[0])
+            for v in order:
+                for omod, types in sorted(oa_docs[v].items()):
+                    if grp and omod.startswith(grp[0] + "/") and key[1].lower() in types:
+                        alt = alt or types[key[1].lower()]
+        gofields = go.get((key[0], key[1].lower()), {})
+        for (num, json, _t, fd) in fields:
+            if json == "~":
+                continue
+            m = markers(fd.get("doc", []))
+            toks = []
+            ps, pk = (m.get("patchStrategy") or [None])[0], (m.get("patchMergeKey") or [None])[0]
+            gi = gofields.get(num)
+            if gi is not None and (gi.get("ps"), gi.get("pk")) != (ps, pk):
+                report["patch strategy/merge key: Go struct tag differs from comment marker (tag used)"].append(
+                    "%s.%s: marker %s/%s, tag %s/%s" % (full, json, ps, pk, gi.get("ps"), gi.get("pk")))
+                ps, pk = gi.get("ps"), gi.get("pk")
+            if ps:
+                toks.append("ps=" + ps)
+            if pk:
+                toks.append("pk=" + pk)
+            if m.get("listType"):
+                toks.append("lt=" + m["listType"][0])
+            if m.get("listMapKey"):
+                toks.append("lk=" + ",".join(m["listMapKey"]))
+            mt = (m.get("mapType") or m.get("structType") or [None])[0]
+            if mt:
+                toks.append("mt=" + mt)
+            marked = "required" in m or "k8s:required" in m
+            if gi is not None and gi["json"] == json:
+                # upstream's generator: required unless `omitempty` or `+optional`, or `+required`
+                req = (not gi["omitempty"] and "optional" not in m) or marked
+                if info is not None and req != (json in required):
+                    report["required: from Go tags, k8s-openapi differs"].append(
+                        "%s.%s: %s (k8s-openapi %s)" % (full, json, req, json in required))
+            elif info is not None:
+                # k8s-openapi makes `metadata` of every resource required; upstream does not
+                req = (json in required and not (
+                    json == "metadata" and _t.endswith(("ObjectMeta", "ListMeta")))) or marked
+            elif json in inline_req.get(key, ()):
+                req = True
+            elif alt is not None:
+                # a version k8s-openapi lacks: the same type of another version of the group
+                req = (json in alt["required"] and not (
+                    json == "metadata" and _t.endswith(("ObjectMeta", "ListMeta")))) or marked
+            else:
+                # list kinds are generic in k8s-openapi; upstream's `Items []T` has no omitempty
+                req = marked or (json == "items" and fd["label"] == "rep" and key[1].endswith("List"))
+            if req:
+                toks.append("!")
+            if toks:
+                field_extra[(full, num)] = toks
+            d = (info or {}).get("props", {}).get(json)
+            if d is None and (info is None or json not in info["props"]):
+                d = doc_text(fd.get("doc", []))
+            if d:
+                fdocs[json] = d
+        # descriptions of keys of inlined messages as the parent's OpenAPI type words them
+        for k in keys:
+            if k not in fdocs and info and info["props"].get(k):
+                fdocs[k] = info["props"][k]
+        for k, d in fdocs.items():
+            docs.append("F %s %s" % (k, esc(d)))
+    # request-body types that have no protobuf message
+    for v in order:
+        pinfo = oa_docs[v].get("apimachinery/pkg/apis/meta/v1", {}).get("patch")
+        if pinfo:
+            docs.append("M k8s.io.apimachinery.pkg.apis.meta.v1.Patch %s" % esc(pinfo["desc"]))
+            break
+    return msg_extra, field_extra, docs
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
@@ -371,7 +685,10 @@ def main():
                          "omitempty/pointer semantics and checks JSON names)")
     ap.add_argument("--go-tag", default="", help="version of the Go sources, recorded in the header")
     ap.add_argument("--out", default=os.path.join(here, "..", "schema", "k8s.schema"))
+    ap.add_argument("--docs-out", default=None,
+                    help="descriptions file (default: k8s.docs beside --out)")
     args = ap.parse_args()
+    docs_out = args.docs_out or os.path.join(os.path.dirname(os.path.abspath(args.out)), "k8s.docs")
     pb_root = args.pb or find_src(PB_VERSION)
     oa_root = args.openapi or find_src(OPENAPI_VERSION)
 
@@ -502,6 +819,7 @@ def main():
                         "%s.%s.%s" % (mod, rname, fd["rust"]))
 
     out_pkgs = OrderedDict()
+    by_rust = {}  # (module, prost name) -> (full name, special, fields)
     for mod, msgs in pb.items():
         pkg = pkg_of(mod)
         entries = []
@@ -556,7 +874,7 @@ def main():
                         omit_zero = t in ("string", "bytes") and not required
                     if omit_zero:
                         tstr += "?"
-                ofields.append((fd["num"], json, tstr))
+                ofields.append((fd["num"], json, tstr, fd))
             if info is None and not special:
                 report["message not in k8s-openapi (names from other versions/k8s-pb)"].append(full)
             # string-slice aliases (Go `type X []string`): message with only `repeated string items = 1`,
@@ -569,7 +887,9 @@ def main():
             jsons = [f[1] for f in ofields if f[1] != "~"]
             if len(set(jsons)) != len(jsons):
                 sys.exit("duplicate json names in %s: %r" % (full, jsons))
-            entries.append((gname, special, sorted(ofields)))
+            ofields.sort(key=lambda f: f[0])
+            entries.append((gname, special, ofields))
+            by_rust[(mod, rname)] = (full, special, ofields)
         out_pkgs[mod] = entries
 
     # kinds
@@ -631,6 +951,9 @@ def main():
     for k in META_V1BETA1_KINDS:
         add_kind("apimachinery/pkg/apis/meta/v1beta1", "meta.k8s.io/v1beta1", k, k, "meta")
 
+    # markers, required, TypeMeta, descriptions
+    msg_extra, field_extra, docs = annotate(oa_root, pb, by_rust, kinds, go, report)
+
     # write
     kinds_by_mod = defaultdict(list)
     for (av, kind), (mod, msg) in kinds.items():
@@ -641,19 +964,34 @@ def main():
         "# P <alias> <proto package> | K <apiVersion> <Kind> [<Message>] | M <Message> [=special]",
         "# field: <number> <jsonName> <type>; type: scalar|Msg|alias.Msg, prefix [] repeated, {} map<string,_>,",
         "# suffix ? = Go non-pointer omitempty scalar: a zero value on the wire is omitted from JSON.",
+        "# message flags: atomic (+structType=atomic), tm (has apiVersion/kind: Go embeds TypeMeta).",
+        "# field tokens after the type: ps=<patchStrategy> pk=<patchMergeKey> lt=<listType>",
+        "#   lk=<listMapKey,...> mt=<mapType or field-level structType>, ! = required in upstream OpenAPI.",
     ]
     for mod, ents in out_pkgs.items():
         lines.append("P %s %s" % (aliases[mod], pkg_of(mod)))
         for (av, kind, msg) in sorted(kinds_by_mod.get(mod, [])):
             lines.append("K %s %s" % (av, kind) + ("" if msg == kind else " " + msg))
         for (name, special, fields) in ents:
-            lines.append("M %s%s" % (name, " =" + special if special else ""))
-            for (num, json, t) in fields:
-                lines.append("%d %s %s" % (num, json, t))
+            full = pkg_of(mod) + "." + name
+            lines.append("M %s%s" % (name, "".join(" " + t for t in
+                                                    ([("=" + special)] if special else []) + msg_extra.get(full, []))))
+            for (num, json, t, _fd) in fields:
+                lines.append(" ".join(["%d %s %s" % (num, json, t)] + field_extra.get((full, num), [])))
     data = "\n".join(lines) + "\n"
+    data = with_digest(data)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write(data)
+    ddata = with_digest("\n".join([
+        "# reddwarf-kubeproto docs v1. GENERATED by tools/gen_schema.py from %s and %s; do not edit."
+        % (PB_VERSION, OPENAPI_VERSION),
+        "# M <proto message> <description> | F <jsonName> <description> (of the message above);",
+        "# descriptions escape backslash and newline as \\\\ and \\n.",
+    ] + docs) + "\n")
+    with open(docs_out, "w", encoding="utf-8") as fh:
+        fh.write(ddata)
+    print("wrote %s: %d bytes" % (docs_out, len(ddata)), file=sys.stderr)
     nmsg = sum(len(e) for e in out_pkgs.values())
     nfld = sum(len(x[2]) for e in out_pkgs.values() for x in e)
     print("wrote %s: %d bytes, %d packages, %d messages, %d fields, %d kinds"

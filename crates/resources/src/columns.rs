@@ -101,12 +101,107 @@ pub(crate) fn name(obj: &Value) -> Value {
     Value::String(s(obj, "/metadata/name").to_string())
 }
 
+/// Upstream's default table convertor (`apiserver/pkg/registry/rest/table.go`) for kinds
+/// without a printer: NAME and CREATED AT (RFC 3339, UTC).
 pub(crate) fn default_columns() -> Vec<Column> {
-    vec![name_col(), age_col()]
+    vec![
+        name_col(),
+        Column {
+            name: "Created At",
+            type_: "date",
+            format: "",
+            priority: 0,
+            description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+        },
+    ]
 }
 
-pub(crate) fn default_row(obj: &Value, now: i64) -> TableRow {
-    vec![name(obj), age(obj, now)]
+pub(crate) fn default_row(obj: &Value, _now: i64) -> TableRow {
+    let created = match s(obj, "/metadata/creationTimestamp") {
+        "" => "0001-01-01T00:00:00Z",
+        t => t,
+    };
+    vec![name(obj), json!(created)]
+}
+
+/// A column of priority 0 (`wide` = priority 1).
+pub(crate) fn col(name: &'static str, type_: &'static str, description: &'static str) -> Column {
+    Column::new(name, type_, 0, description)
+}
+
+pub(crate) fn wide(name: &'static str, type_: &'static str, description: &'static str) -> Column {
+    Column::new(name, type_, 1, description)
+}
+
+/// The Containers/Images/... columns every workload printer ends with.
+pub(crate) fn container_cols() -> [Column; 2] {
+    [
+        wide(
+            "Containers",
+            "string",
+            "Names of each container in the template.",
+        ),
+        wide(
+            "Images",
+            "string",
+            "Images referenced by each container in the template.",
+        ),
+    ]
+}
+
+/// `layoutContainerCells`: container names and images, comma-joined.
+pub(crate) fn container_cells(obj: &Value, pointer: &str) -> (Value, Value) {
+    let cs = obj
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let names: Vec<&str> = cs.iter().map(|c| s(c, "/name")).collect();
+    let images: Vec<&str> = cs.iter().map(|c| s(c, "/image")).collect();
+    (json!(names.join(",")), json!(images.join(",")))
+}
+
+/// A string at `pointer`, or `default` when absent or empty.
+pub(crate) fn str_or(obj: &Value, pointer: &str, default: &str) -> Value {
+    match s(obj, pointer) {
+        "" => json!(default),
+        v => json!(v),
+    }
+}
+
+/// A scalar rendered as Go's `%v`/`String()` would (quantities, int-or-strings).
+pub(crate) fn scalar_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `printBoolPtr`: True/False, `<unset>` when absent.
+pub(crate) fn bool_ptr(obj: &Value, pointer: &str) -> Value {
+    match obj.pointer(pointer).and_then(Value::as_bool) {
+        Some(true) => json!("True"),
+        Some(false) => json!("False"),
+        None => json!("<unset>"),
+    }
+}
+
+/// A boolean at `pointer`, or `default`.
+pub(crate) fn bool_or(obj: &Value, pointer: &str, default: bool) -> Value {
+    json!(obj
+        .pointer(pointer)
+        .and_then(Value::as_bool)
+        .unwrap_or(default))
+}
+
+/// The length of the array at `pointer` (0 when absent).
+pub(crate) fn len_at(obj: &Value, pointer: &str) -> i64 {
+    obj.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| a.len() as i64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn count_map(obj: &Value, pointer: &str) -> i64 {

@@ -8,6 +8,7 @@ mod columns;
 mod defaults;
 mod duration;
 mod jsonpath;
+mod labels;
 pub mod validation;
 
 pub use builtin::builtin_kinds;
@@ -15,6 +16,19 @@ pub use columns::parse_rfc3339;
 pub use columns::{Column, TableRow};
 pub use duration::human_duration;
 pub use jsonpath::field_value;
+pub use labels::{label_selector_string, label_set_string};
+
+/// The verbs of a resource that serves everything.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 use serde_json::Value;
 
@@ -34,12 +48,23 @@ pub struct ResourceKind {
     pub status: bool,
     /// Whether `/scale` is a subresource, with the JSON pointers of desired/current replicas.
     pub scale: bool,
-    /// Whether `metadata.generation` is tracked (bumped on spec changes).
+    /// Whether `metadata.generation` is tracked (bumped when `generation_fields` change).
     pub generation: bool,
+    /// JSON pointers of the fields whose change bumps `metadata.generation` (upstream's
+    /// PrepareForUpdate): `/spec` for most kinds, `/webhooks`, `/template`... for others.
+    pub generation_fields: &'static [&'static str],
+    /// The verbs this resource serves (discovery lists them; others answer 405).
+    pub verbs: &'static [&'static str],
+    /// Whether DELETE answers with the object rather than a Status (upstream
+    /// `ReturnDeletedObject`).
+    pub delete_returns_object: bool,
+    /// Whether a create keeps the status it was given (nodes: kubelets register with their
+    /// status); otherwise a kind with a `/status` subresource starts with an empty one.
+    pub create_keeps_status: bool,
     /// Fields beyond metadata.name/metadata.namespace that field selectors accept:
     /// (selector name, dotted JSON path).
     pub selectable_fields: &'static [(&'static str, &'static str)],
-    /// Extra verbs this kind refuses (e.g. events are not watched differently; kept for symmetry).
+    /// Table columns (`kubectl get`), upstream's printer or the default NAME/CREATED AT.
     pub columns: fn() -> Vec<Column>,
     /// Table cells for one object, matching `columns`.
     pub row: fn(&Value, i64) -> Vec<Value>,
@@ -86,16 +111,20 @@ impl ResourceKind {
     }
 
     pub fn verbs(&self) -> &'static [&'static str] {
-        &[
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        self.verbs
+    }
+
+    /// Whether `verb` (create, get, list, watch, update, patch, delete, deletecollection)
+    /// is served for this resource itself.
+    pub fn serves(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+
+    /// Whether an update from `old` to `new` changes what bumps `metadata.generation`.
+    pub fn generation_changed(&self, old: &Value, new: &Value) -> bool {
+        self.generation_fields
+            .iter()
+            .any(|p| old.pointer(p) != new.pointer(p))
     }
 }
 

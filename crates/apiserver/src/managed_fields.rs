@@ -1,0 +1,191 @@
+//! Server-side apply and field ownership: every write records, in `metadata.managedFields`,
+//! which manager set which fields (Update for POST/PUT/PATCH, Apply for apply patches), and an
+//! apply patch merges the applied configuration per the kind's list and map semantics,
+//! refusing (409) to change fields another manager owns unless forced.
+
+use reddwarf_merge::{ApplyError, ManagedFields, Request};
+use serde_json::{json, Value};
+
+use crate::merge_schema;
+use crate::meta;
+use crate::patch::merge_error;
+use crate::rest::Ctx;
+use crate::status::{ApiError, ApiResult, Cause};
+
+pub const APPLY: &str = "application/apply-patch+yaml";
+
+/// The manager a request writes as: `fieldManager`, else the client's User-Agent up to its
+/// first `/` (upstream's default: `kubectl/v1.33.1 (...)` is `kubectl`).
+pub fn manager(ctx: &Ctx) -> ApiResult<String> {
+    let m = match ctx.query.get("fieldManager") {
+        Some(m) => m.to_string(),
+        None => ctx
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.split('/').next().unwrap_or("").trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    if m.len() > 128 {
+        return Err(invalid_options(
+            "fieldManager",
+            &m,
+            "must be no more than 128 characters",
+        ));
+    }
+    Ok(m)
+}
+
+fn invalid_options(field: &str, value: &str, msg: &str) -> ApiError {
+    let kind = "PatchOptions";
+    ApiError::invalid(
+        "meta.k8s.io",
+        kind,
+        "",
+        vec![Cause::invalid(field, value, msg)],
+    )
+}
+
+/// Checks the apply-only options: `force` only with apply, `fieldManager` required for apply.
+pub fn check_options(ctx: &Ctx, content_type: &str) -> ApiResult<()> {
+    let force = ctx.query.get("force");
+    if content_type == APPLY {
+        if ctx.query.get("fieldManager").is_none() {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![Cause::required(
+                    "fieldManager",
+                    "is required for apply patch",
+                )],
+            ));
+        }
+        if let Some(f) = force {
+            if f != "true" && f != "false" {
+                return Err(ApiError::bad_request(format!("invalid force value {f:?}")));
+            }
+        }
+    } else if force.is_some() {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            vec![Cause::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            )],
+        ));
+    }
+    Ok(())
+}
+
+fn subresource<'a>(ctx: &'a Ctx<'a>) -> &'a str {
+    ctx.rp.subresource.as_deref().unwrap_or("")
+}
+
+/// Records an Update by this request's manager: `before` (`{}` on create) became `after`.
+pub fn track_update(ctx: &Ctx, before: &Value, after: &mut Value) -> ApiResult<()> {
+    let manager = manager(ctx)?;
+    let av = ctx.kind.api_version();
+    let time = meta::now_rfc3339();
+    let root = merge_schema::root(&av, ctx.kind.kind);
+    let managed =
+        reddwarf_merge::managed_fields_for_update(before, after, ctx.rp.subresource.is_some());
+    let req = Request {
+        manager: &manager,
+        api_version: &av,
+        subresource: subresource(ctx),
+        time: &time,
+        ignored: None,
+    };
+    match reddwarf_merge::update(
+        before,
+        after,
+        &managed,
+        &req,
+        merge_schema::schema(),
+        root.as_ref(),
+    ) {
+        Ok(m) => m.write_to(after),
+        // Ownership is bookkeeping: an object the schema cannot walk keeps its old entries
+        // rather than failing the write.
+        Err(e) => tracing::debug!("managedFields of {}: {}", ctx.kind.plural, e.message),
+    }
+    Ok(())
+}
+
+/// Decodes an apply body (YAML or JSON) into the applied configuration.
+pub fn decode_applied(ctx: &Ctx, body: &[u8]) -> ApiResult<Value> {
+    let v = crate::codec::decode_yaml(body)?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("an apply patch must be an object"));
+    }
+    if v.pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    let av = ctx.kind.api_version();
+    if v.get("apiVersion").and_then(Value::as_str) != Some(av.as_str())
+        || v.get("kind").and_then(Value::as_str) != Some(ctx.kind.kind)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the apply configuration must name apiVersion {av:?} and kind {:?}",
+            ctx.kind.kind
+        )));
+    }
+    Ok(v)
+}
+
+/// Server-side apply of `applied` onto `live` (`{}` when the object does not exist yet).
+/// Returns the new object (with managedFields) and whether anything changed.
+pub fn apply(ctx: &Ctx, live: &Value, applied: &Value) -> ApiResult<(Value, bool)> {
+    let manager = manager(ctx)?;
+    let av = ctx.kind.api_version();
+    let time = meta::now_rfc3339();
+    let root = merge_schema::root(&av, ctx.kind.kind);
+    let managed = ManagedFields::from_object(live).map_err(merge_error)?;
+    let force = ctx.query.get("force") == Some("true");
+    let req = Request {
+        manager: &manager,
+        api_version: &av,
+        subresource: subresource(ctx),
+        time: &time,
+        ignored: None,
+    };
+    match reddwarf_merge::apply(
+        live,
+        applied,
+        &managed,
+        force,
+        &req,
+        merge_schema::schema(),
+        root.as_ref(),
+    ) {
+        Ok(a) => {
+            let changed = a.changed || a.managed_fields.to_json() != managed.to_json();
+            Ok((a.object, changed))
+        }
+        Err(ApplyError::Invalid(e)) => Err(merge_error(e)),
+        Err(ApplyError::Conflicts(c)) => {
+            let name = applied
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let mut e = ApiError::new(409, "Conflict", c.message());
+            let mut details = json!({
+                "name": name,
+                "group": ctx.kind.group,
+                "kind": ctx.kind.plural,
+                "causes": c.0.iter().map(|x| json!({"reason": "FieldManagerConflict", "message": x.message(), "field": x.field()})).collect::<Vec<_>>(),
+            });
+            if ctx.kind.group.is_empty() {
+                details.as_object_mut().map(|m| m.remove("group"));
+            }
+            e.details = Some(details);
+            Err(e)
+        }
+    }
+}

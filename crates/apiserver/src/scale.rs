@@ -1,0 +1,272 @@
+//! The `/scale` subresource (autoscaling/v1 `Scale`) of deployments, replica sets, stateful
+//! sets and replication controllers: GET, PUT and PATCH. A write sets the parent's
+//! `spec.replicas` through the normal update path (preconditions, defaults, validation,
+//! generation, dry run), then answers with the Scale of the stored parent, as upstream's
+//! ScaleREST does.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use http::StatusCode;
+use reddwarf_resources::{label_selector_string, label_set_string, ResourceKind};
+use serde_json::{json, Map, Value};
+
+use crate::codec::{self, Wanted};
+use crate::meta::meta_str;
+use crate::patch;
+use crate::path::ResourcePath;
+use crate::rest::{self, Ctx};
+use crate::status::{ApiError, ApiResult, Cause};
+
+pub async fn serve(ctx: &Ctx<'_>, verb: &str, body: &[u8]) -> ApiResult<Response> {
+    match verb {
+        "get" => get(ctx),
+        "update" => update(ctx, body).await,
+        "patch" => patch(ctx, body).await,
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn name(ctx: &Ctx) -> String {
+    ctx.rp.name.clone().unwrap_or_default()
+}
+
+/// Whether the parent's selector is a plain label map (replication controllers).
+fn map_selector(kind: &ResourceKind) -> bool {
+    kind.group.is_empty() && kind.plural == "replicationcontrollers"
+}
+
+/// The Scale of a parent object (`scaleFromDeployment`, `scaleFromRC`...).
+pub fn scale_of(map_selector: bool, parent: &Value) -> Value {
+    let mut meta = Map::new();
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = parent.pointer(&format!("/metadata/{k}")) {
+            meta.insert(k.into(), v.clone());
+        }
+    }
+    let mut spec = Map::new();
+    match parent.pointer("/spec/replicas").and_then(Value::as_i64) {
+        Some(0) | None => {}
+        Some(n) => {
+            spec.insert("replicas".into(), json!(n));
+        }
+    }
+    let selector = match parent.pointer("/spec/selector") {
+        None => String::new(),
+        Some(sel) if map_selector => label_set_string(sel),
+        Some(sel) => label_selector_string(sel),
+    };
+    let mut status = Map::new();
+    status.insert(
+        "replicas".into(),
+        json!(parent
+            .pointer("/status/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)),
+    );
+    if !selector.is_empty() {
+        status.insert("selector".into(), json!(selector));
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": spec,
+        "status": status,
+    })
+}
+
+fn respond(ctx: &Ctx, code: StatusCode, scale: &Value) -> ApiResult<Response> {
+    let bytes = serde_json::to_vec(scale).map_err(ApiError::internal)?;
+    let wanted = match ctx.wanted {
+        // kubectl never asks for a Scale as a Table; answer the object.
+        Wanted::Table { .. } | Wanted::Discovery { .. } => Wanted::Json,
+        w => w,
+    };
+    Ok(codec::respond_object(code, wanted, bytes))
+}
+
+fn get(ctx: &Ctx) -> ApiResult<Response> {
+    let name = name(ctx);
+    let view = ctx.api.store.read().map_err(ApiError::internal)?;
+    let key = ctx.key(&name);
+    let (_, bytes) = view
+        .get(key.as_str())
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(ctx.kind.group, ctx.kind.plural, &name))?;
+    let parent = rest::parse_stored(&bytes)?;
+    respond(
+        ctx,
+        StatusCode::OK,
+        &scale_of(map_selector(ctx.kind), &parent),
+    )
+}
+
+/// The parent with the Scale's replicas (`scaleUpdatedObjectInfo`): the Scale's
+/// resourceVersion and uid become the update's preconditions.
+fn apply_scale(name: &str, parent: &Value, scale: &Value) -> ApiResult<Value> {
+    if let Some(k) = scale.get("kind").and_then(Value::as_str) {
+        if !k.is_empty() && k != "Scale" {
+            return Err(ApiError::bad_request(format!(
+                "{k} in version \"v1\" cannot be handled as a Scale: converting (v1.{k}) to (autoscaling.Scale): unknown conversion"
+            )));
+        }
+    }
+    let scale_name = meta_str(scale, "name");
+    if !scale_name.is_empty() && scale_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({scale_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let replicas = match scale.pointer("/spec/replicas") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Scale in version \"v1\" cannot be handled as a Scale: json: cannot unmarshal {} into Go struct field ScaleSpec.spec.replicas of type int32",
+                codec::type_name(v)
+            ))
+        })?,
+    };
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                field: "spec.replicas".into(),
+            }],
+        ));
+    }
+    let mut new = parent.clone();
+    if !new.get("spec").is_some_and(Value::is_object) {
+        new["spec"] = json!({});
+    }
+    new["spec"]["replicas"] = json!(replicas);
+    let meta = new
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::internal("stored object without metadata"))?;
+    match meta_str(scale, "resourceVersion") {
+        "" => {
+            meta.remove("resourceVersion");
+        }
+        rv => {
+            meta.insert("resourceVersion".into(), json!(rv));
+        }
+    }
+    let uid = meta_str(scale, "uid");
+    if !uid.is_empty() {
+        meta.insert("uid".into(), json!(uid));
+    }
+    Ok(new)
+}
+
+/// Runs `f` through the parent's normal update path and answers with the resulting Scale.
+async fn write(ctx: &Ctx<'_>, f: rest::Compute<'static>) -> ApiResult<Response> {
+    let rp = ResourcePath {
+        subresource: None,
+        ..ctx.rp.clone()
+    };
+    let inner = Ctx {
+        warnings: Default::default(),
+        api: ctx.api,
+        kind: ctx.kind,
+        rp: &rp,
+        query: ctx.query,
+        headers: ctx.headers,
+        user: ctx.user,
+        wanted: Wanted::Json,
+    };
+    let resp = rest::update_computed(&inner, f).await?;
+    if let Ok(mut w) = inner.warnings.lock() {
+        for warning in w.drain(..) {
+            ctx.warn(warning);
+        }
+    }
+    let code = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .map_err(ApiError::internal)?;
+    let parent: Value = serde_json::from_slice(&body).map_err(ApiError::internal)?;
+    respond(ctx, code, &scale_of(map_selector(ctx.kind), &parent))
+}
+
+async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let scale = ctx.decode_body(body)?;
+    if !scale.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    if let Some(av) = scale.get("apiVersion").and_then(Value::as_str) {
+        if !av.is_empty() && av != "autoscaling/v1" {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version (autoscaling/v1)"
+            )));
+        }
+    }
+    let name = name(ctx);
+    let f: rest::Compute<'static> =
+        Arc::new(move |parent: &Value| apply_scale(&name, parent, &scale));
+    write(ctx, f).await
+}
+
+async fn patch(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let ct = codec::content_type(ctx.headers);
+    patch::check_content_type(&ct, ctx.kind)?;
+    let name = name(ctx);
+    let rc = map_selector(ctx.kind);
+    let body = body.to_vec();
+    let f: rest::Compute<'static> = Arc::new(move |parent: &Value| {
+        let current = scale_of(rc, parent);
+        let patched = patch::apply(&ct, &current, &body)?;
+        apply_scale(&name, parent, &patched)
+    });
+    write(ctx, f).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_reflects_the_parent() {
+        let d = json!({"metadata": {"name": "web", "namespace": "d", "uid": "u", "resourceVersion": "7", "labels": {"x": "y"}},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"replicas": 2}});
+        let s = scale_of(false, &d);
+        assert_eq!(
+            s,
+            json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {"name": "web", "namespace": "d", "uid": "u", "resourceVersion": "7"},
+                "spec": {"replicas": 3}, "status": {"replicas": 2, "selector": "app=web"}})
+        );
+        let rc = json!({"metadata": {"name": "r"}, "spec": {"replicas": 0, "selector": {"b": "2", "a": "1"}}});
+        assert_eq!(
+            scale_of(true, &rc),
+            json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "r"},
+                "spec": {}, "status": {"replicas": 0, "selector": "a=1,b=2"}})
+        );
+    }
+
+    #[test]
+    fn applying_a_scale_sets_replicas_and_preconditions() {
+        let d =
+            json!({"metadata": {"name": "web", "resourceVersion": "7"}, "spec": {"replicas": 1}});
+        let s =
+            json!({"metadata": {"name": "web", "resourceVersion": "5"}, "spec": {"replicas": 4}});
+        let n = apply_scale("web", &d, &s).unwrap();
+        assert_eq!(n["spec"]["replicas"], 4);
+        assert_eq!(n["metadata"]["resourceVersion"], "5");
+        let neg = json!({"spec": {"replicas": -1}});
+        assert_eq!(apply_scale("web", &d, &neg).unwrap_err().code, 422);
+        let other = json!({"metadata": {"name": "x"}, "spec": {"replicas": 1}});
+        assert_eq!(apply_scale("web", &d, &other).unwrap_err().code, 400);
+    }
+}

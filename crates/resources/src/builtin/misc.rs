@@ -1,0 +1,325 @@
+//! The small groups: events.k8s.io, certificates.k8s.io, policy, scheduling.k8s.io,
+//! coordination.k8s.io, node.k8s.io and discovery.k8s.io (all v1).
+
+use serde_json::{json, Map, Value};
+
+use super::core::{event_columns, event_row};
+use super::BASE;
+use crate::columns::{age, age_col, col, name, name_col, scalar_text, TableRow};
+use crate::defaults;
+use crate::duration::human_duration;
+use crate::jsonpath::s;
+use crate::ResourceKind;
+
+pub(super) fn events() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "events.k8s.io",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        short_names: &["ev"],
+        columns: event_columns,
+        row: |o, now| event_row(&events_v1_as_core(o), now),
+        ..BASE
+    }]
+}
+
+/// An events.k8s.io/v1 Event in core/v1 field names, as upstream prints both through the
+/// internal type.
+fn events_v1_as_core(o: &Value) -> Value {
+    let mut m = Map::new();
+    for (from, to) in [
+        ("metadata", "metadata"),
+        ("regarding", "involvedObject"),
+        ("note", "message"),
+        ("reason", "reason"),
+        ("type", "type"),
+        ("deprecatedSource", "source"),
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+        ("deprecatedCount", "count"),
+        ("eventTime", "eventTime"),
+        ("series", "series"),
+        ("reportingController", "reportingComponent"),
+        ("reportingInstance", "reportingInstance"),
+    ] {
+        if let Some(v) = o.get(from) {
+            m.insert(to.into(), v.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+pub(super) fn certificates() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "certificates.k8s.io",
+        kind: "CertificateSigningRequest",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        namespaced: false,
+        short_names: &["csr"],
+        status: true,
+        selectable_fields: &[("spec.signerName", "spec.signerName")],
+        columns: || {
+            vec![
+                name_col(),
+                age_col(),
+                col("SignerName", "string", "signerName indicates the requested signer, and is a qualified name."),
+                col("Requestor", "string", "request contains an x509 certificate signing request encoded in a \"CERTIFICATE REQUEST\" PEM block."),
+                col("RequestedDuration", "string", "expirationSeconds is the requested duration of validity of the issued certificate."),
+                col("Condition", "string", "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\"."),
+            ]
+        },
+        row: csr_row,
+        ..BASE
+    }]
+}
+
+/// `printCertificateSigningRequest` with `extractCSRStatus`.
+fn csr_row(o: &Value, now: i64) -> TableRow {
+    let (mut approved, mut denied, mut failed) = (false, false, false);
+    for c in o
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        match s(c, "/type") {
+            "Approved" => approved = true,
+            "Denied" => denied = true,
+            "Failed" => failed = true,
+            _ => {}
+        }
+    }
+    let mut status = if denied {
+        "Denied".to_string()
+    } else if approved {
+        "Approved".to_string()
+    } else {
+        "Pending".to_string()
+    };
+    if failed {
+        status.push_str(",Failed");
+    }
+    if !s(o, "/status/certificate").is_empty() {
+        status.push_str(",Issued");
+    }
+    let duration = match o.pointer("/spec/expirationSeconds").and_then(Value::as_i64) {
+        Some(secs) => human_duration(secs),
+        None => "<none>".into(),
+    };
+    let signer = match s(o, "/spec/signerName") {
+        "" => "<none>",
+        v => v,
+    };
+    vec![
+        name(o),
+        age(o, now),
+        json!(signer),
+        json!(s(o, "/spec/username")),
+        json!(duration),
+        json!(status),
+    ]
+}
+
+pub(super) fn policy() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "policy",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        short_names: &["pdb"],
+        status: true,
+        generation: true,
+        columns: || {
+            vec![
+                name_col(),
+                col(
+                    "Min Available",
+                    "string",
+                    "The minimum number of pods that must be available.",
+                ),
+                col(
+                    "Max Unavailable",
+                    "string",
+                    "The maximum number of pods that may be unavailable.",
+                ),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    "Calculated number of pods that may be disrupted at this time.",
+                ),
+                age_col(),
+            ]
+        },
+        row: |o, now| {
+            let or_na = |p: &str| scalar_text(o.pointer(p)).unwrap_or_else(|| "N/A".into());
+            vec![
+                name(o),
+                json!(or_na("/spec/minAvailable")),
+                json!(or_na("/spec/maxUnavailable")),
+                json!(o
+                    .pointer("/status/disruptionsAllowed")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)),
+                age(o, now),
+            ]
+        },
+        ..BASE
+    }]
+}
+
+pub(super) fn scheduling() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "scheduling.k8s.io",
+        kind: "PriorityClass",
+        plural: "priorityclasses",
+        singular: "priorityclass",
+        namespaced: false,
+        short_names: &["pc"],
+        columns: || {
+            vec![
+                name_col(),
+                col("Value", "integer", "value represents the integer value of this priority class."),
+                col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class."),
+                age_col(),
+                col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority."),
+            ]
+        },
+        row: |o, now| {
+            vec![
+                name(o),
+                json!(o.get("value").and_then(Value::as_i64).unwrap_or(0)),
+                json!(o
+                    .get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)),
+                age(o, now),
+                json!(s(o, "/preemptionPolicy")),
+            ]
+        },
+        defaults: defaults::priority_class,
+        ..BASE
+    }]
+}
+
+pub(super) fn coordination() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "coordination.k8s.io",
+        kind: "Lease",
+        plural: "leases",
+        singular: "lease",
+        columns: || {
+            vec![
+                name_col(),
+                col(
+                    "Holder",
+                    "string",
+                    "holderIdentity contains the identity of the holder of a current lease.",
+                ),
+                age_col(),
+            ]
+        },
+        row: |o, now| vec![name(o), json!(s(o, "/spec/holderIdentity")), age(o, now)],
+        ..BASE
+    }]
+}
+
+pub(super) fn node() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "node.k8s.io",
+        kind: "RuntimeClass",
+        plural: "runtimeclasses",
+        singular: "runtimeclass",
+        namespaced: false,
+        columns: || {
+            vec![
+                name_col(),
+                col("Handler", "string", "handler specifies the underlying runtime and configuration that the CRI implementation will use to handle pods of this class."),
+                age_col(),
+            ]
+        },
+        row: |o, now| vec![name(o), json!(s(o, "/handler")), age(o, now)],
+        ..BASE
+    }]
+}
+
+pub(super) fn discovery() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "discovery.k8s.io",
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        generation: true,
+        generation_fields: &["/addressType", "/endpoints", "/ports", "/metadata/labels"],
+        columns: || {
+            vec![
+                name_col(),
+                col("AddressType", "string", "addressType specifies the type of address carried by this EndpointSlice."),
+                col("Ports", "string", "ports specifies the list of network ports exposed by each endpoint in this slice."),
+                col("Endpoints", "string", "endpoints is a list of unique endpoints in this slice."),
+                age_col(),
+            ]
+        },
+        row: endpoint_slice_row,
+        defaults: defaults::endpoint_slice,
+        ..BASE
+    }]
+}
+
+/// `listWithMoreString`: up to three, `+ N more...`, `<unset>` when empty.
+fn list_with_more(list: Vec<String>, count: usize) -> String {
+    let max = 3;
+    let shown: Vec<String> = list.into_iter().take(max).collect();
+    let ret = shown.join(",");
+    if count > max {
+        format!("{ret} + {} more...", count - max)
+    } else if ret.is_empty() {
+        "<unset>".into()
+    } else {
+        ret
+    }
+}
+
+fn endpoint_slice_row(o: &Value, now: i64) -> TableRow {
+    let ports: Vec<String> = o
+        .get("ports")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .map(|p| match p.get("port").and_then(Value::as_i64) {
+                    Some(n) => n.to_string(),
+                    None => p
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .unwrap_or_else(|| "*".into()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let port_count = ports.len();
+    let addrs: Vec<String> = o
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .map(|es| {
+            es.iter()
+                .flat_map(|e| {
+                    e.get("addresses")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let addr_count = addrs.len();
+    vec![
+        name(o),
+        json!(s(o, "/addressType")),
+        json!(list_with_more(ports, port_count)),
+        json!(list_with_more(addrs, addr_count)),
+        age(o, now),
+    ]
+}

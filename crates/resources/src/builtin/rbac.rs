@@ -1,0 +1,108 @@
+//! rbac.authorization.k8s.io/v1. Roles and cluster roles have no upstream printer: they get
+//! the default NAME/CREATED AT table.
+
+use serde_json::{json, Value};
+
+use super::BASE;
+use crate::columns::{age, age_col, col, name, name_col, wide, Column, TableRow};
+use crate::defaults;
+use crate::jsonpath::s;
+use crate::ResourceKind;
+
+const RBAC: ResourceKind = ResourceKind {
+    group: "rbac.authorization.k8s.io",
+    ..BASE
+};
+
+pub(super) fn kinds() -> Vec<ResourceKind> {
+    vec![
+        ResourceKind {
+            kind: "ClusterRoleBinding",
+            plural: "clusterrolebindings",
+            singular: "clusterrolebinding",
+            namespaced: false,
+            columns: || binding_columns("clusterRoleBinding"),
+            row: binding_row,
+            defaults: defaults::role_binding,
+            ..RBAC
+        },
+        ResourceKind {
+            kind: "ClusterRole",
+            plural: "clusterroles",
+            singular: "clusterrole",
+            namespaced: false,
+            ..RBAC
+        },
+        ResourceKind {
+            kind: "RoleBinding",
+            plural: "rolebindings",
+            singular: "rolebinding",
+            columns: || binding_columns("roleBinding"),
+            row: binding_row,
+            defaults: defaults::role_binding,
+            ..RBAC
+        },
+        ResourceKind {
+            kind: "Role",
+            plural: "roles",
+            singular: "role",
+            ..RBAC
+        },
+    ]
+}
+
+fn binding_columns(which: &str) -> Vec<Column> {
+    let (users, groups, sas) = if which == "roleBinding" {
+        (
+            "Users in the roleBinding",
+            "Groups in the roleBinding",
+            "ServiceAccounts in the roleBinding",
+        )
+    } else {
+        (
+            "Users in the clusterRoleBinding",
+            "Groups in the clusterRoleBinding",
+            "ServiceAccounts in the clusterRoleBinding",
+        )
+    };
+    vec![
+        name_col(),
+        col("Role", "string", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+        age_col(),
+        wide("Users", "string", users),
+        wide("Groups", "string", groups),
+        wide("ServiceAccounts", "string", sas),
+    ]
+}
+
+/// `printRoleBinding` / `printClusterRoleBinding` with `rbac.SubjectsStrings`.
+fn binding_row(o: &Value, now: i64) -> TableRow {
+    let mut users = Vec::new();
+    let mut groups = Vec::new();
+    let mut sas = Vec::new();
+    for subj in o
+        .pointer("/subjects")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        match s(subj, "/kind") {
+            "ServiceAccount" => sas.push(format!("{}/{}", s(subj, "/namespace"), s(subj, "/name"))),
+            "User" => users.push(s(subj, "/name").to_string()),
+            "Group" => groups.push(s(subj, "/name").to_string()),
+            _ => {}
+        }
+    }
+    vec![
+        name(o),
+        json!(format!(
+            "{}/{}",
+            s(o, "/roleRef/kind"),
+            s(o, "/roleRef/name")
+        )),
+        age(o, now),
+        json!(users.join(", ")),
+        json!(groups.join(", ")),
+        json!(sas.join(", ")),
+    ]
+}

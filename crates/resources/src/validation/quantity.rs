@@ -1,0 +1,443 @@
+//! Resource quantities as upstream parses them (apimachinery `api/resource/quantity.go`):
+//! `<sign><digits>[.<digits>]<suffix>` with decimal SI (`n u m k M G T P E`), binary SI
+//! (`Ki Mi Gi Ti Pi Ei`) or exponent (`e3`, `E-2`) suffixes, rounded up to nano precision,
+//! compared exactly and printed in upstream's canonical form.
+
+use std::cmp::Ordering;
+
+pub const FORMAT_WRONG: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+pub const SUFFIX_WRONG: &str = "unable to parse quantity's suffix";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    DecimalSI,
+    BinarySI,
+    DecimalExponent,
+}
+
+/// `negative × mantissa × 10^exp`, the mantissa without trailing zeros.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantity {
+    negative: bool,
+    mantissa: u128,
+    exp: i32,
+    /// An approximation, used when an exact computation would overflow.
+    approx: f64,
+    pub format: Format,
+}
+
+struct Parts<'a> {
+    positive: bool,
+    num: &'a str,
+    denom: &'a str,
+    suffix: &'a str,
+}
+
+/// upstream's `parseQuantityString`.
+fn split(s: &str) -> Result<Parts<'_>, &'static str> {
+    let b = s.as_bytes();
+    let end = b.len();
+    let mut pos = 0;
+    let mut positive = true;
+    if pos < end {
+        match b[0] {
+            b'-' => {
+                positive = false;
+                pos += 1
+            }
+            b'+' => pos += 1,
+            _ => {}
+        }
+    }
+    while pos < end && b[pos] == b'0' {
+        pos += 1;
+    }
+    if pos >= end {
+        return Ok(Parts {
+            positive,
+            num: "0",
+            denom: "",
+            suffix: "",
+        });
+    }
+    let start = pos;
+    while pos < end && b[pos].is_ascii_digit() {
+        pos += 1;
+    }
+    let mut num = &s[start..pos];
+    if num.is_empty() {
+        num = "0";
+    }
+    let mut denom = "";
+    if pos < end && b[pos] == b'.' {
+        pos += 1;
+        let d = pos;
+        while pos < end && b[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        denom = &s[d..pos];
+    }
+    let suffix_start = pos;
+    while pos < end && b"eEinumkKMGTP".contains(&b[pos]) {
+        pos += 1;
+    }
+    if pos < end && (b[pos] == b'-' || b[pos] == b'+') {
+        pos += 1;
+    }
+    while pos < end && b[pos].is_ascii_digit() {
+        pos += 1;
+    }
+    if pos < end {
+        return Err(FORMAT_WRONG);
+    }
+    Ok(Parts {
+        positive,
+        num,
+        denom,
+        suffix: &s[suffix_start..],
+    })
+}
+
+/// (base, exponent, format) of a suffix (upstream's `suffixer.interpret`).
+fn interpret(suffix: &str) -> Option<(u32, i32, Format)> {
+    let dec = match suffix {
+        "n" => Some(-9),
+        "u" => Some(-6),
+        "m" => Some(-3),
+        "" => Some(0),
+        "k" => Some(3),
+        "M" => Some(6),
+        "G" => Some(9),
+        "T" => Some(12),
+        "P" => Some(15),
+        "E" => Some(18),
+        _ => None,
+    };
+    if let Some(e) = dec {
+        return Some((10, e, Format::DecimalSI));
+    }
+    let bin = match suffix {
+        "Ki" => Some(10),
+        "Mi" => Some(20),
+        "Gi" => Some(30),
+        "Ti" => Some(40),
+        "Pi" => Some(50),
+        "Ei" => Some(60),
+        _ => None,
+    };
+    if let Some(e) = bin {
+        return Some((2, e, Format::BinarySI));
+    }
+    if suffix.len() > 1 && (suffix.starts_with('e') || suffix.starts_with('E')) {
+        let e: i32 = suffix[1..].parse().ok()?;
+        return Some((10, e, Format::DecimalExponent));
+    }
+    None
+}
+
+fn pow10(e: u32) -> Option<u128> {
+    10u128.checked_pow(e)
+}
+
+/// Parses a quantity; the error is upstream's message.
+pub fn parse(s: &str) -> Result<Quantity, &'static str> {
+    if s.is_empty() {
+        return Err(FORMAT_WRONG);
+    }
+    let p = split(s)?;
+    let (base, exponent, format) = interpret(p.suffix).ok_or(SUFFIX_WRONG)?;
+    let digits = format!("{}{}", p.num, p.denom);
+    let approx_digits: f64 = format!(
+        "{}.{}",
+        p.num,
+        if p.denom.is_empty() { "0" } else { p.denom }
+    )
+    .parse()
+    .unwrap_or(0.0);
+    let mut exp = -(p.denom.len() as i32);
+    let mut mantissa: Option<u128> = digits.trim_start_matches('0').parse::<u128>().ok();
+    if digits.trim_start_matches('0').is_empty() {
+        mantissa = Some(0);
+    }
+    let approx_mult = if base == 10 {
+        exp += exponent;
+        10f64.powi(exponent)
+    } else {
+        mantissa = mantissa.and_then(|m| m.checked_mul(1u128 << exponent));
+        2f64.powi(exponent)
+    };
+    let mut approx = approx_digits * approx_mult;
+    // Round up (away from zero) to nano precision, as upstream does.
+    if let Some(m) = mantissa {
+        if exp < -9 {
+            let drop = (-9 - exp) as u32;
+            mantissa = match pow10(drop) {
+                Some(d) => Some(m / d + u128::from(m % d != 0)),
+                None => Some(u128::from(m != 0)),
+            };
+            exp = -9;
+        }
+    }
+    if !p.positive {
+        approx = -approx;
+    }
+    let mut q = Quantity {
+        negative: !p.positive,
+        mantissa: mantissa.unwrap_or(0),
+        exp,
+        approx,
+        format,
+    };
+    if mantissa.is_none() {
+        // Too large for an exact value: keep the approximation only.
+        q.mantissa = u128::MAX;
+    }
+    q.normalize();
+    Ok(q)
+}
+
+impl Quantity {
+    fn exact(&self) -> bool {
+        self.mantissa != u128::MAX
+    }
+
+    fn normalize(&mut self) {
+        if !self.exact() {
+            return;
+        }
+        if self.mantissa == 0 {
+            self.exp = 0;
+            self.negative = false;
+            return;
+        }
+        while self.mantissa % 10 == 0 {
+            self.mantissa /= 10;
+            self.exp += 1;
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.exact() && self.mantissa == 0
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.negative && !self.is_zero()
+    }
+
+    /// Whether the value is a whole number (upstream: `MilliValue() % 1000 == 0`).
+    pub fn is_integer(&self) -> bool {
+        if self.exact() {
+            self.exp >= 0
+        } else {
+            self.approx.fract() == 0.0
+        }
+    }
+
+    /// Upstream's `Cmp`.
+    pub fn cmp_value(&self, other: &Quantity) -> Ordering {
+        let sign = |q: &Quantity| {
+            if q.is_zero() {
+                0
+            } else if q.negative {
+                -1
+            } else {
+                1
+            }
+        };
+        let (sa, sb) = (sign(self), sign(other));
+        if sa != sb || sa == 0 {
+            return sa.cmp(&sb);
+        }
+        let abs = if self.exact() && other.exact() {
+            let (a, b) = (self, other);
+            let min = a.exp.min(b.exp);
+            let scale =
+                |q: &Quantity| pow10((q.exp - min) as u32).and_then(|p| q.mantissa.checked_mul(p));
+            match (scale(a), scale(b)) {
+                (Some(x), Some(y)) => Some(x.cmp(&y)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let abs = abs.unwrap_or_else(|| {
+            self.approx
+                .abs()
+                .partial_cmp(&other.approx.abs())
+                .unwrap_or(Ordering::Equal)
+        });
+        if sa < 0 {
+            abs.reverse()
+        } else {
+            abs
+        }
+    }
+
+    /// Upstream's canonical `String()`.
+    pub fn canonical(&self) -> String {
+        if self.is_zero() {
+            return "0".into();
+        }
+        if !self.exact() {
+            return format!("{}", self.approx);
+        }
+        let sign = if self.negative { "-" } else { "" };
+        let mut format = self.format;
+        if format == Format::BinarySI {
+            let small = self
+                .integer_value()
+                .map(|v| v < 1024)
+                .unwrap_or(self.exp < 0 && self.approx.abs() < 1024.0);
+            if small || self.exp < 0 {
+                format = Format::DecimalSI;
+            }
+        }
+        if format == Format::BinarySI {
+            if let Some(mut v) = self.integer_value() {
+                let mut e = 0;
+                while v % 1024 == 0 && e < 6 {
+                    v /= 1024;
+                    e += 1;
+                }
+                let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][e];
+                return format!("{sign}{v}{suffix}");
+            }
+            format = Format::DecimalSI;
+        }
+        let mut m = self.mantissa;
+        let mut e = self.exp;
+        let r = e.rem_euclid(3);
+        if r != 0 {
+            match pow10(r as u32).and_then(|p| m.checked_mul(p)) {
+                Some(v) => {
+                    m = v;
+                    e -= r;
+                }
+                None => return format!("{}", self.approx),
+            }
+        }
+        let suffix = match (format, e) {
+            (Format::DecimalExponent, 0) => String::new(),
+            (Format::DecimalExponent, e) => format!("e{e}"),
+            (_, -9) => "n".into(),
+            (_, -6) => "u".into(),
+            (_, -3) => "m".into(),
+            (_, 0) => String::new(),
+            (_, 3) => "k".into(),
+            (_, 6) => "M".into(),
+            (_, 9) => "G".into(),
+            (_, 12) => "T".into(),
+            (_, 15) => "P".into(),
+            (_, 18) => "E".into(),
+            (_, e) => format!("e{e}"),
+        };
+        format!("{sign}{m}{suffix}")
+    }
+
+    fn integer_value(&self) -> Option<u128> {
+        if !self.exact() || self.exp < 0 {
+            return None;
+        }
+        pow10(self.exp as u32).and_then(|p| self.mantissa.checked_mul(p))
+    }
+}
+
+/// A quantity from JSON: strings as written, numbers by their decimal text.
+pub fn parse_json(v: &serde_json::Value) -> Result<Quantity, &'static str> {
+    match v {
+        serde_json::Value::String(s) => parse(s),
+        serde_json::Value::Number(n) => parse(&number_text(n)),
+        _ => Err(FORMAT_WRONG),
+    }
+}
+
+fn number_text(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        return i.to_string();
+    }
+    if let Some(u) = n.as_u64() {
+        return u.to_string();
+    }
+    let f = n.as_f64().unwrap_or(0.0);
+    let s = format!("{f}");
+    if s.contains('e') || s.contains("inf") || s.contains("NaN") {
+        format!("{f:.9}")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms() {
+        let cases = [
+            ("1", "1"),
+            ("1000m", "1"),
+            ("500m", "500m"),
+            ("0.5", "500m"),
+            ("1.5", "1500m"),
+            ("2000", "2k"),
+            ("1500", "1500"),
+            ("1Gi", "1Gi"),
+            ("1536Mi", "1536Mi"),
+            ("1024Ki", "1Mi"),
+            ("512Ki", "512Ki"),
+            ("0.5Ki", "512"),
+            ("1e3", "1e3"),
+            ("12e2", "1200"),
+            ("1E", "1E"),
+            ("0", "0"),
+            ("-1", "-1"),
+            ("+2k", "2k"),
+            ("0.0000000001", "1n"),
+            ("100M", "100M"),
+            ("1.", "1"),
+            (".5", "500m"),
+            ("1m", "1m"),
+        ];
+        for (input, want) in cases {
+            let q = parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(q.canonical(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let cases = [
+            ("", FORMAT_WRONG),
+            ("abc", FORMAT_WRONG),
+            ("1x", FORMAT_WRONG),
+            ("1Gb", FORMAT_WRONG),
+            ("1.5.5", FORMAT_WRONG),
+            ("1mi", SUFFIX_WRONG),
+            ("1KiB", FORMAT_WRONG),
+            ("1ee", SUFFIX_WRONG),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input).err(), Some(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn comparison() {
+        let c = |a: &str, b: &str| parse(a).unwrap().cmp_value(&parse(b).unwrap());
+        assert_eq!(c("1", "1000m"), Ordering::Equal);
+        assert_eq!(c("2", "1"), Ordering::Greater);
+        assert_eq!(c("1Gi", "1G"), Ordering::Greater);
+        assert_eq!(c("-1", "0"), Ordering::Less);
+        assert_eq!(c("-2", "-1"), Ordering::Less);
+        assert_eq!(c("129M", "128Mi"), Ordering::Less);
+        assert!(!parse("1.5").unwrap().is_integer());
+        assert!(parse("2k").unwrap().is_integer());
+        assert!(parse("-1").unwrap().is_negative());
+        assert_eq!(
+            parse_json(&serde_json::json!(0.5)).unwrap().canonical(),
+            "500m"
+        );
+        assert_eq!(parse_json(&serde_json::json!(2)).unwrap().canonical(), "2");
+    }
+}
