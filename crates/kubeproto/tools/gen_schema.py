@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 # Copyright reddwarf authors. SPDX-License-Identifier: Apache-2.0
-"""Generate crates/kubeproto/schema/k8s.schema.
+"""Generate crates/kubeproto/schema/k8s.schema and schema/k8s.docs.
 
-Inputs (read only, nothing is copied verbatim except identifiers and field
-numbers, which are facts from upstream generated.proto):
-  * k8s-pb (prost-generated structs): field numbers, wire types, message refs.
+Inputs (read only, nothing is copied verbatim except identifiers, field
+numbers and upstream's descriptions, which are facts of the upstream API):
+  * k8s-pb (prost-generated structs): field numbers, wire types, message refs,
+    and the Go comments of generated.proto with upstream's markers
+    (+patchStrategy, +patchMergeKey, +listType, +listMapKey, +mapType,
+    +structType, +optional, +required).
   * k8s-openapi: the JSON key spelling of every field, the canonical Go type
-    names, which fields are required (non-Option), and (apiVersion, kind) of
-    top-level resources.
+    names, which fields are required, (apiVersion, kind) of top-level
+    resources, and upstream's OpenAPI descriptions (its schemars impls).
+  * optionally (--go-root) the Go API sources: exact omitempty/pointer data,
+    JSON names, struct tags (patchStrategy/patchMergeKey) and required fields.
 
 Usage:
   python3 crates/kubeproto/tools/gen_schema.py [--pb DIR] [--openapi DIR] [--out FILE]
+      [--docs-out FILE] [--go-root DIR --go-tag TAG]
 
 Defaults locate k8s-pb-0.9.0 and k8s-openapi-0.29.0 in ~/.cargo/registry/src.
 The output format is described in crates/kubeproto/README.md.

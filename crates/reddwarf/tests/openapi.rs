@@ -361,54 +361,44 @@ fn write(s: &Server, name: &str, text: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// kubectl 1.27 reads `/openapi/v2` and computes its client-side apply patch from the merge
-/// keys of our definitions: only the changed container, by name, with its element order.
-#[test]
-fn kubectl_1_27_apply_patch_uses_served_merge_keys() {
+/// Client-side apply computes its strategic merge patch from the merge keys of the served
+/// schemas (`/openapi/v2`; 1.33 reads the v3 document too): only the changed
+/// container, by name, with the element order; the server merges it by key, so both
+/// containers remain.
+fn reapply_keeps_both_containers(v: &str, reads: &[&str]) {
     let s = Server::start();
     let f = write(&s, "dep.yaml", DEPLOYMENT);
-    s.kubectl_ok("1.27", &["apply", "-f", &f]);
+    s.kubectl_ok(v, &["apply", "-f", &f]);
     write(
         &s,
         "dep.yaml",
         &DEPLOYMENT.replace("busybox:1", "busybox:2"),
     );
-    let out = s.kubectl("1.27", &["apply", "-f", &f, "-v=9"]);
+    let out = s.kubectl(v, &["apply", "-f", &f, "-v=9"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("GET https://") && stderr.contains("/openapi/v2"),
-        "kubectl 1.27 did not read /openapi/v2:\n{stderr}"
-    );
+    for path in reads {
+        assert!(
+            stderr.contains(&format!("{}{path}", s.url)),
+            "kubectl {v} did not read {path}:\n{stderr}"
+        );
+    }
     assert!(
         !stderr.contains("error calculating patch from openapi"),
         "{stderr}"
     );
+    // (1.33 logs the body as a quoted string)
     let body = stderr
         .lines()
         .find(|l| l.contains("Request Body") && l.contains("$setElementOrder/containers"))
-        .unwrap_or_else(|| panic!("no strategic merge patch by merge key:\n{stderr}"));
+        .unwrap_or_else(|| panic!("no strategic merge patch by merge key:\n{stderr}"))
+        .replace('\\', "");
     assert!(
         body.contains(r#""containers":[{"image":"busybox:2","name":"b"}]"#),
         "{body}"
     );
-}
-
-/// The whole round trip; it needs the server's strategic merge to merge lists by key.
-#[test]
-#[ignore = "needs server-side strategic merge of lists by patch merge key (patch.rs)"]
-fn kubectl_1_27_reapply_keeps_both_containers() {
-    let s = Server::start();
-    let f = write(&s, "dep.yaml", DEPLOYMENT);
-    s.kubectl_ok("1.27", &["apply", "-f", &f]);
-    write(
-        &s,
-        "dep.yaml",
-        &DEPLOYMENT.replace("busybox:1", "busybox:2"),
-    );
-    s.kubectl_ok("1.27", &["apply", "-f", &f]);
     let out = s.kubectl_ok(
-        "1.27",
+        v,
         &[
             "get",
             "deployment",
@@ -418,6 +408,16 @@ fn kubectl_1_27_reapply_keeps_both_containers() {
         ],
     );
     assert_eq!(out.trim(), "a=nginx:1 b=busybox:2");
+}
+
+#[test]
+fn kubectl_1_27_reapply_keeps_both_containers() {
+    reapply_keeps_both_containers("1.27", &["/openapi/v2"]);
+}
+
+#[test]
+fn kubectl_1_33_reapply_keeps_both_containers() {
+    reapply_keeps_both_containers("1.33", &["/openapi/v3/apis/apps/v1?hash=", "/openapi/v2"]);
 }
 
 /// create/replace/apply download and parse the OpenAPI (field validation support, the
