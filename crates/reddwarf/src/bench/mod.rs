@@ -96,6 +96,24 @@ pub fn run_id() -> String {
     format!("{:x}", (std::process::id() as u64) << 32 | nanos as u64)
 }
 
+/// Creates a namespace of its own for a run (`<prefix>-<run id>`), so counts are exact.
+pub async fn fresh_namespace(target: &Target, prefix: &str) -> anyhow::Result<String> {
+    let ns = format!("{prefix}-{}", run_id());
+    let mut conn = target.connect().await?;
+    let body = serde_json::to_vec(
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )?;
+    let (code, text) = conn
+        .request("POST", "/api/v1/namespaces", Some(body))
+        .await?;
+    anyhow::ensure!(
+        code == 201,
+        "creating namespace {ns}: {code} {}",
+        String::from_utf8_lossy(&text)
+    );
+    Ok(ns)
+}
+
 pub async fn fsyncs(conn: &mut Conn) -> anyhow::Result<u64> {
     let (code, body) = conn.request("GET", "/metrics", None).await?;
     anyhow::ensure!(code == 200, "GET /metrics answered {code}");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{background_writes, drive, populate, run_id, Common, Report};
+use super::{background_writes, drive, fresh_namespace, populate, run_id, Common, Report};
 use crate::client::Target;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -91,19 +91,7 @@ pub async fn get(a: GetArgs) -> anyhow::Result<Report> {
 pub async fn list(a: ListArgs) -> anyhow::Result<Report> {
     let target = Target::from_kubeconfig(&a.common.kubeconfig)?;
     // The listed objects live in their own namespace so the list size is exact.
-    let ns = format!("bench-list-{}", run_id());
-    let mut conn = target.connect().await?;
-    let body = serde_json::to_vec(
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )?;
-    let (code, text) = conn
-        .request("POST", "/api/v1/namespaces", Some(body))
-        .await?;
-    anyhow::ensure!(
-        code == 201,
-        "creating namespace {ns}: {code} {}",
-        String::from_utf8_lossy(&text)
-    );
+    let ns = fresh_namespace(&target, "bench-list").await?;
     let mut listed = a.common.clone();
     listed.namespace = ns.clone();
     populate(&target, &listed, "obj", a.objects).await?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use super::{configmap, drive, progress, run_id, Common, Report};
+use super::{configmap, drive, fresh_namespace, progress, Common, Report};
 use crate::client::Target;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -33,19 +33,8 @@ fn now_micros() -> u64 {
 pub async fn run(a: WatchArgs) -> anyhow::Result<Report> {
     let target = Target::from_kubeconfig(&a.common.kubeconfig)?;
     // The watched objects live in their own namespace, so every event is one of ours.
-    let ns = format!("bench-watch-{}", run_id());
+    let ns = fresh_namespace(&target, "bench-watch").await?;
     let mut conn = target.connect().await?;
-    let body = serde_json::to_vec(
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )?;
-    let (code, text) = conn
-        .request("POST", "/api/v1/namespaces", Some(body))
-        .await?;
-    anyhow::ensure!(
-        code == 201,
-        "creating namespace {ns}: {code} {}",
-        String::from_utf8_lossy(&text)
-    );
     let (code, text) = conn
         .request(
             "GET",
