@@ -7,6 +7,7 @@ use reddwarf_resources::ResourceKind;
 use serde_json::{json, Value};
 
 use crate::codec::{self, Wanted};
+use crate::pod_subresources;
 use crate::status::ApiError;
 use crate::ApiServer;
 
@@ -19,6 +20,12 @@ fn scope(k: &ResourceKind) -> &'static str {
 }
 
 fn sub_verbs(sub: &str) -> Vec<&'static str> {
+    if let Some((.., verbs)) = pod_subresources::SUBRESOURCES
+        .iter()
+        .find(|(s, ..)| *s == sub)
+    {
+        return verbs.to_vec();
+    }
     match sub {
         "finalize" => vec!["update"],
         _ => vec!["get", "patch", "update"],
@@ -30,7 +37,25 @@ fn subresources(k: &ResourceKind) -> Vec<&'static str> {
     if k.plural == "namespaces" {
         s.push("finalize");
     }
+    if k.group.is_empty() && k.plural == "pods" {
+        s.extend(
+            pod_subresources::SUBRESOURCES
+                .iter()
+                .map(|(name, ..)| *name),
+        );
+    }
     s
+}
+
+/// The (group, version, kind) a subresource answers with, when it is not the parent's.
+fn sub_kind(sub: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    if sub == "scale" {
+        return Some(("autoscaling", "v1", "Scale"));
+    }
+    pod_subresources::SUBRESOURCES
+        .iter()
+        .find(|(s, ..)| *s == sub)
+        .map(|(_, g, k, _)| (*g, "v1", *k))
 }
 
 fn aggregated_resource(k: &ResourceKind) -> Value {
@@ -51,9 +76,9 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
     let subs: Vec<Value> = subresources(k)
         .into_iter()
         .map(|s| {
-            let kind = match s {
-                "scale" => json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
-                _ => gvk.clone(),
+            let kind = match sub_kind(s) {
+                Some((g, v, k)) => json!({"group": g, "version": v, "kind": k}),
+                None => gvk.clone(),
             };
             json!({"subresource": s, "responseKind": kind, "verbs": sub_verbs(s)})
         })
@@ -196,11 +221,13 @@ pub fn resources(api: &ApiServer, group: &str, version: &str) -> Response {
                 "kind": k.kind,
                 "verbs": sub_verbs(s),
             });
-            if s == "scale" {
-                // The scale client resolves the Scale's group-version from these fields.
-                sub["group"] = json!("autoscaling");
-                sub["version"] = json!("v1");
-                sub["kind"] = json!("Scale");
+            if let Some((g, v, kind)) = sub_kind(s) {
+                // Clients (the scale client, eviction) resolve the subresource's kind from these.
+                if s == "scale" || !g.is_empty() {
+                    sub["group"] = json!(g);
+                    sub["version"] = json!(v);
+                }
+                sub["kind"] = json!(kind);
             }
             list.push(sub);
         }

@@ -14,7 +14,10 @@ use crate::path::{self, ResourcePath, Target};
 use crate::query::Query;
 use crate::rest::Ctx;
 use crate::status::ApiError;
-use crate::{discovery, health, metrics, openapi, openapi_v2, rest, scale, watch, ApiServer, User};
+use crate::{
+    discovery, health, metrics, openapi, openapi_v2, pod_subresources, rest, scale, watch,
+    ApiServer, User,
+};
 
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new().fallback(dispatch).with_state(api)
@@ -171,7 +174,16 @@ async fn resource(
         Some("status") if kind.status => {}
         Some("scale") if kind.scale => {}
         Some("finalize") if kind.plural == "namespaces" && verb == "update" => {}
+        Some(s) if pod_subresources::is_pod_subresource(kind.group, kind.plural, s) => {
+            return pod_subresources::serve(&ctx, s, method, &body).await;
+        }
         Some(_) => return Err(ApiError::path_not_found()),
+    }
+    // The bindings resource is the older spelling of pods/binding: it assigns, it stores nothing.
+    if kind.group.is_empty() && kind.plural == "bindings" && verb == "create" {
+        let b = crate::codec::decode_object(headers, &body)?;
+        let name = crate::meta::meta_str(&b, "name").to_string();
+        return pod_subresources::bind(&ctx, &name, &b).await;
     }
     if sub.is_none() && !kind.serves(verb) {
         return Err(ApiError::method_not_allowed());

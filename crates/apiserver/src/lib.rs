@@ -23,6 +23,7 @@ mod openapi_v2;
 mod pagination;
 mod patch;
 mod path;
+mod pod_subresources;
 mod query;
 mod rest;
 mod scale;

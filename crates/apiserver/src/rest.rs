@@ -1022,6 +1022,16 @@ fn returns_object(kind: &ResourceKind) -> bool {
 
 pub async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let opts = delete_options(ctx)(body)?;
+    delete_with(ctx, opts).await
+}
+
+/// Deletes the pod a pods/eviction request names, with the eviction's delete options.
+pub async fn delete_pod_for_eviction(ctx: &Ctx<'_>, name: &str, opts: &Value) -> ApiResult<()> {
+    debug_assert_eq!(ctx.rp.name.as_deref(), Some(name));
+    delete_with(ctx, opts.clone()).await.map(|_| ())
+}
+
+async fn delete_with(ctx: &Ctx<'_>, opts: Value) -> ApiResult<Response> {
     let dry_run = ctx.dry_run()?
         || opts
             .get("dryRun")

@@ -430,3 +430,77 @@ fn generate_name_dry_run_and_delete_collection() {
     assert_eq!(get(&s, &format!("{CM}/x1")).0, 404);
     assert_eq!(get(&s, &format!("{CM}/x3")).0, 200);
 }
+
+#[test]
+fn pod_binding_eviction_and_node_streams() {
+    let s = Server::start();
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = |name: &str| json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}});
+    assert_eq!(post(&s, pods, pod("p1")).0, 201);
+    assert_eq!(post(&s, pods, pod("p2")).0, 201);
+    // Logs of an unscheduled pod: upstream's message.
+    let out = s.kubectl("1.33", &["logs", "p1"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pod p1 does not have a host assigned"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // pods/binding assigns once; a second binding conflicts.
+    let binding = |pod: &str, node: &str| json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod}, "target": {"kind": "Node", "name": node}});
+    let (code, body) = post(&s, &format!("{pods}/p1/binding"), binding("p1", "node-a"));
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        get(&s, &format!("{pods}/p1")).1["spec"]["nodeName"],
+        "node-a"
+    );
+    let (code, body) = post(&s, &format!("{pods}/p1/binding"), binding("p1", "node-b"));
+    assert_eq!(code, 409, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("already assigned to node \"node-a\""));
+    // The bindings resource does the same and stores nothing of its own.
+    assert_eq!(
+        post(
+            &s,
+            "/api/v1/namespaces/default/bindings",
+            binding("p2", "node-b")
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        get(&s, &format!("{pods}/p2")).1["spec"]["nodeName"],
+        "node-b"
+    );
+    // Streams of a scheduled pod need its node's agent: a clear error, not a hang.
+    let out = s.kubectl("1.33", &["logs", "p1"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no agent is connected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Eviction deletes the pod.
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p2", "namespace": "default"}});
+    let (code, body) = post(&s, &format!("{pods}/p2/eviction"), eviction);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(get(&s, &format!("{pods}/p2")).0, 404);
+    // Discovery lists the subresources with their kinds.
+    let (_, v1) = get(&s, "/api/v1");
+    let names: Vec<&str> = v1["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for sub in [
+        "pods/binding",
+        "pods/eviction",
+        "pods/log",
+        "pods/exec",
+        "pods/attach",
+        "pods/portforward",
+    ] {
+        assert!(names.contains(&sub), "{sub} missing from {names:?}");
+    }
+}
