@@ -431,20 +431,50 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
         }
     };
     let filtering = !labels.is_empty() || !fields.is_empty();
+    let keep = |bytes: &[u8]| {
+        if !filtering {
+            return true;
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => labels.matches(&v) && fields.matches(&v),
+            Err(_) => false,
+        }
+    };
     let started = std::time::Instant::now();
+    let rv = view.revision().to_string();
+    if matches!(ctx.wanted, Wanted::Json) {
+        // Items are stored as the exact JSON served: copy each once, from the store's page
+        // into one buffer, and send the list as header, items and footer chunks.
+        let mut items = Vec::new();
+        let (continue_after, remaining) = view
+            .list_each(&prefix, start.as_deref(), limit, true, keep, |_, b| {
+                if !items.is_empty() {
+                    items.push(b',');
+                }
+                items.extend_from_slice(b);
+            })
+            .map_err(ApiError::internal)?;
+        ctx.api.metrics.storage("list", ctx.kind, started.elapsed());
+        let token = continue_after.as_ref().map(|k| {
+            ctx.api.snapshots.keep(view.clone());
+            pagination::encode_token(view.revision(), &prefix, k)
+        });
+        let header = list_header(ctx, &rv, token.as_deref(), remaining);
+        let chunks: Vec<Result<bytes::Bytes, std::convert::Infallible>> = vec![
+            Ok(bytes::Bytes::from(header)),
+            Ok(bytes::Bytes::from(items)),
+            Ok(bytes::Bytes::from_static(b"]}")),
+        ];
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from_stream(futures::stream::iter(chunks)))
+            .map_err(ApiError::internal);
+    }
     let page = view
-        .list(&prefix, start.as_deref(), limit, true, |bytes| {
-            if !filtering {
-                return true;
-            }
-            match serde_json::from_slice::<Value>(bytes) {
-                Ok(v) => labels.matches(&v) && fields.matches(&v),
-                Err(_) => false,
-            }
-        })
+        .list(&prefix, start.as_deref(), limit, true, keep)
         .map_err(ApiError::internal)?;
     ctx.api.metrics.storage("list", ctx.kind, started.elapsed());
-    let rv = view.revision().to_string();
     let token = page.continue_after.as_ref().map(|k| {
         ctx.api.snapshots.keep(view.clone());
         pagination::encode_token(view.revision(), &prefix, k)
@@ -467,25 +497,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
         }
         return Ok(codec::json_value(StatusCode::OK, &t));
     }
-    let mut meta = json!({"resourceVersion": rv});
-    if let Some(t) = &token {
-        meta["continue"] = json!(t);
-        if let Some(r) = page.remaining {
-            meta["remainingItemCount"] = json!(r);
-        }
-    }
-    // Items are stored as the exact JSON served: splice them in without re-encoding.
-    let mut out =
-        Vec::with_capacity(64 + page.items.iter().map(|(_, b)| b.len() + 1).sum::<usize>());
-    out.extend_from_slice(
-        format!(
-            "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
-            ctx.kind.list_kind(),
-            ctx.kind.api_version(),
-            meta
-        )
-        .as_bytes(),
-    );
+    let mut out = list_header(ctx, &rv, token.as_deref(), page.remaining).into_bytes();
     for (i, (_, b)) in page.items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -494,6 +506,23 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
     }
     out.extend_from_slice(b"]}");
     Ok(codec::respond_object(StatusCode::OK, ctx.wanted, out))
+}
+
+/// `{"kind":"<Kind>List","apiVersion":..,"metadata":{..},"items":[` for a list response.
+fn list_header(ctx: &Ctx, rv: &str, token: Option<&str>, remaining: Option<u64>) -> String {
+    let mut meta = json!({"resourceVersion": rv});
+    if let Some(t) = token {
+        meta["continue"] = json!(t);
+        if let Some(r) = remaining {
+            meta["remainingItemCount"] = json!(r);
+        }
+    }
+    format!(
+        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+        ctx.kind.list_kind(),
+        ctx.kind.api_version(),
+        meta
+    )
 }
 
 /// Server-side preparation of a new object (PrepareForCreate + BeforeCreate).

@@ -67,14 +67,43 @@ impl ReadView {
         start_after: Option<&str>,
         limit: usize,
         count_remaining: bool,
-        mut filter: impl FnMut(&[u8]) -> bool,
+        filter: impl FnMut(&[u8]) -> bool,
     ) -> Result<ListPage, StoreError> {
+        let mut items = Vec::new();
+        let (continue_after, remaining) = self.list_each(
+            prefix,
+            start_after,
+            limit,
+            count_remaining,
+            filter,
+            |k, v| items.push((k.to_string(), v.to_vec())),
+        )?;
+        Ok(ListPage {
+            items,
+            continue_after,
+            remaining,
+        })
+    }
+
+    /// Like [`ReadView::list`], handing each kept object to `each` as borrowed bytes instead of
+    /// copying it into a page (so a large list can be written straight into a response).
+    /// Returns where to continue and, when asked, how many matching objects remain.
+    pub fn list_each(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        count_remaining: bool,
+        mut filter: impl FnMut(&[u8]) -> bool,
+        mut each: impl FnMut(&str, &[u8]),
+    ) -> Result<(Option<String>, Option<u64>), StoreError> {
         let objects = self.txn.open_table(OBJECTS)?;
         let lower = match start_after {
             Some(s) if s >= prefix => Bound::Excluded(s),
             _ => Bound::Included(prefix),
         };
-        let mut items = Vec::new();
+        let mut taken = 0usize;
+        let mut last_key: Option<String> = None;
         let mut continue_after = None;
         let mut remaining = 0u64;
         for entry in objects.range::<&str>((lower, Bound::Unbounded))? {
@@ -87,9 +116,9 @@ impl ReadView {
             if !filter(bytes) {
                 continue;
             }
-            if limit > 0 && items.len() == limit {
+            if limit > 0 && taken == limit {
                 if continue_after.is_none() {
-                    continue_after = items.last().map(|(k, _): &(String, Vec<u8>)| k.clone());
+                    continue_after = last_key.take();
                 }
                 if !count_remaining {
                     break;
@@ -97,18 +126,21 @@ impl ReadView {
                 remaining += 1;
                 continue;
             }
-            items.push((key.to_string(), bytes.to_vec()));
+            each(key, bytes);
+            taken += 1;
+            if limit > 0 && taken == limit {
+                last_key = Some(key.to_string());
+            }
         }
         let has_more = continue_after.is_some();
-        Ok(ListPage {
-            items,
+        Ok((
             continue_after,
-            remaining: if count_remaining && has_more {
+            if count_remaining && has_more {
                 Some(remaining)
             } else {
                 None
             },
-        })
+        ))
     }
 
     /// Claims whose name starts with `prefix`, with the key of the object holding each.
