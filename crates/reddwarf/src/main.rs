@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod in_process;
 mod pki;
 mod server;
 mod tls;

@@ -93,6 +93,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let serve = tokio::spawn(serve);
     api.start_background().await.context("bootstrap")?;
+    // One member is always the leader; with HA these start and stop with leadership.
+    let _controllers = reddwarf_controllers::start(
+        crate::in_process::kube_client(router.clone()),
+        reddwarf_controllers::Settings {
+            root_ca_pem: pki.ca_cert_pem.clone(),
+        },
+    );
     tracing::info!(
         "reddwarf serving on https://{local} (ready in {:?}); admin kubeconfig: {}",
         started.elapsed(),

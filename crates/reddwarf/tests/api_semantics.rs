@@ -155,9 +155,11 @@ fn watch_without_revision_and_watch_list_start_with_current_state() {
     post(&s, CM, json!({"metadata": {"name": "one"}}));
     post(&s, CM, json!({"metadata": {"name": "two"}}));
     let plain = watch_events(&s, &format!("{CM}?watch=true&timeoutSeconds=1"), None);
+    // default also holds the root CA publisher's kube-root-ca.crt, as on upstream.
     assert_eq!(
         names_of(&plain),
         vec![
+            ("ADDED".into(), "kube-root-ca.crt".into()),
             ("ADDED".into(), "one".into()),
             ("ADDED".into(), "two".into())
         ]
@@ -168,15 +170,15 @@ fn watch_without_revision_and_watch_list_start_with_current_state() {
         &format!("{CM}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"),
         None,
     );
-    assert_eq!(list.len(), 3, "{list:?}");
-    assert_eq!(list[2]["type"], "BOOKMARK");
+    assert_eq!(list.len(), 4, "{list:?}");
+    assert_eq!(list[3]["type"], "BOOKMARK");
     assert_eq!(
-        list[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        list[3]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
         "true"
     );
-    let bookmark = rv(&list[2]["object"]);
+    let bookmark = rv(&list[3]["object"]);
     assert!(
-        bookmark >= rv(&list[0]["object"]) && bookmark >= rv(&list[1]["object"]),
+        list[..3].iter().all(|e| bookmark >= rv(&e["object"])),
         "{list:?}"
     );
 
@@ -242,7 +244,7 @@ fn paginated_list_is_a_consistent_snapshot() {
     let (code, page1) = get(&s, &format!("{CM}?limit=2"));
     assert_eq!(code, 200);
     assert_eq!(page1["items"].as_array().unwrap().len(), 2);
-    assert_eq!(page1["metadata"]["remainingItemCount"], 3);
+    assert_eq!(page1["metadata"]["remainingItemCount"], 4);
     let token = page1["metadata"]["continue"]
         .as_str()
         .expect("continue token")
@@ -273,7 +275,11 @@ fn paginated_list_is_a_consistent_snapshot() {
         );
         token = page["metadata"]["continue"].as_str().map(String::from);
     }
-    assert_eq!(names, vec!["p0", "p1", "p2", "p3", "p4"]);
+    // default also holds kube-root-ca.crt (the root CA publisher's), as on upstream.
+    assert_eq!(
+        names,
+        vec!["kube-root-ca.crt", "p0", "p1", "p2", "p3", "p4"]
+    );
 }
 
 #[test]

@@ -163,6 +163,17 @@ fn scenario(v: &str) {
         s.kubectl_ok(v, &["create", "namespace", NS]),
         format!("namespace/{NS} created\n")
     );
+    // The root CA publisher gives every namespace its kube-root-ca.crt, as upstream's does.
+    common::eventually(
+        "kube-root-ca.crt in the test namespace",
+        std::time::Duration::from_secs(20),
+        || {
+            s.kubectl(v, &["-n", NS, "get", "cm", "kube-root-ca.crt"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
     let ns = s.get_json(v, &["get", "namespace", NS]);
     assert_eq!(
         ns["metadata"]["labels"],
@@ -246,7 +257,7 @@ fn scenario(v: &str) {
     let l = lines(&out);
     assert_eq!(cols(l[0]), ["NAME", "DATA", "AGE"], "{out}");
     let listed: Vec<&str> = l[1..].iter().map(|r| cols(r)[0]).collect();
-    assert_eq!(listed, ["applied", "lit"], "{out}");
+    assert_eq!(listed, ["applied", "kube-root-ca.crt", "lit"], "{out}");
     assert_eq!(
         s.kubectl_ok(v, &["-n", NS, "get", "cm", "lit", "-o", "name"]),
         "configmap/lit\n"
@@ -260,7 +271,7 @@ fn scenario(v: &str) {
         .iter()
         .map(|i| i["metadata"]["name"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(items, ["applied", "lit"], "{list}");
+    assert_eq!(items, ["applied", "kube-root-ca.crt", "lit"], "{list}");
     assert!(list["items"]
         .as_array()
         .unwrap()
@@ -340,7 +351,14 @@ fn scenario(v: &str) {
             .collect::<String>()
     );
     let expected: Vec<String> = [
-        "applied", "chunk-0", "chunk-1", "chunk-2", "chunk-3", "chunk-4", "lit",
+        "applied",
+        "chunk-0",
+        "chunk-1",
+        "chunk-2",
+        "chunk-3",
+        "chunk-4",
+        "kube-root-ca.crt",
+        "lit",
     ]
     .iter()
     .map(|n| format!("configmap/{n}"))
@@ -395,7 +413,8 @@ fn scenario(v: &str) {
         "{out}"
     );
     let all = s.kubectl_ok(v, &["get", "cm", "-A", "--chunk-size=0", "-o", "name"]);
-    assert_eq!(all.lines().count(), expected.len(), "{all}");
+    // Plus kube-root-ca.crt in each of the four bootstrap namespaces.
+    assert_eq!(all.lines().count(), expected.len() + 4, "{all}");
     assert_eq!(
         s.kubectl_ok(v, &["get", "cm", "-A", "--chunk-size=1", "-o", "name"]),
         all
@@ -587,8 +606,13 @@ fn delete_namespace(s: &Server, v: &str) {
     );
     s.kubectl_ok(v, &["-n", ns, "create", "deployment", "d", "--image=nginx"]);
     let out = s.kubectl_ok(v, &["-n", ns, "get", "cm,secret,deploy", "-o", "name"]);
+    // The root CA publisher's kube-root-ca.crt may or may not be there yet.
+    let mine: Vec<&str> = lines(&out)
+        .into_iter()
+        .filter(|l| *l != "configmap/kube-root-ca.crt")
+        .collect();
     assert_eq!(
-        lines(&out),
+        mine,
         ["configmap/c", "secret/s", "deployment.apps/d"],
         "{out}"
     );
@@ -966,7 +990,11 @@ fn semantic_errors_answer_upstream_statuses() {
             _ => break,
         }
     }
-    assert_eq!(names, ["keep", "page-0", "page-1", "page-2"]);
+    // default holds the root CA publisher's kube-root-ca.crt too, as on upstream.
+    assert_eq!(
+        names,
+        ["keep", "kube-root-ca.crt", "page-0", "page-1", "page-2"]
+    );
     for garbage in [
         "garbage",
         "%21%21%21",
@@ -1015,7 +1043,11 @@ fn semantic_errors_answer_upstream_statuses() {
         .iter()
         .map(|i| i["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["page-0", "page-1", "page-2"], "{text}");
+    assert_eq!(
+        names,
+        ["kube-root-ca.crt", "page-0", "page-1", "page-2"],
+        "{text}"
+    );
 
     still_there(&s, &seeded);
 }

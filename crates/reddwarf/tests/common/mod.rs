@@ -67,6 +67,7 @@ impl Server {
                 }) {
                     if self.curl_status(&format!("{url}/readyz"), false) == 200 {
                         self.url = url;
+                        self.wait_for_controllers();
                         return;
                     }
                 }
@@ -83,6 +84,26 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits until the controllers have given every bootstrap namespace its `default`
+    /// ServiceAccount and `kube-root-ca.crt` ConfigMap, so tests start from a settled cluster.
+    fn wait_for_controllers(&self) {
+        let count = |path: &str| -> usize {
+            let (code, body) = self.curl("GET", path, None, None);
+            if code != 200 {
+                return 0;
+            }
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["items"].as_array().map(|a| a.len()))
+                .unwrap_or(0)
+        };
+        eventually("controllers to settle", Duration::from_secs(30), || {
+            (count("/api/v1/configmaps?fieldSelector=metadata.name%3Dkube-root-ca.crt") >= 4
+                && count("/api/v1/serviceaccounts?fieldSelector=metadata.name%3Ddefault") >= 4)
+                .then_some(())
+        });
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,55 @@
+//! Controllers, as tasks of the server process. They use kube-runtime (watcher, reflector,
+//! Controller) through a `kube::Client` the binary builds over the API server's router, so
+//! they see exactly the API clients see and their writes go through admission, validation and
+//! raft like anyone's.
+//!
+//! The k8s-openapi version feature is chosen by the binary, so this crate stays
+//! version-agnostic.
+
+mod root_ca;
+mod serviceaccount;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kube::Client;
+
+/// What the controllers need besides the API.
+#[derive(Clone)]
+pub struct Settings {
+    /// The cluster CA certificate (PEM) published as `kube-root-ca.crt` in every namespace.
+    pub root_ca_pem: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kube: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Starts every controller; each runs until the process ends.
+pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<()>> {
+    let runs: Vec<(&'static str, BoxFuture<'static, ()>)> = vec![
+        (
+            "serviceaccount",
+            Box::pin(serviceaccount::run(client.clone())),
+        ),
+        (
+            "root-ca-cert-publisher",
+            Box::pin(root_ca::run(client, settings.root_ca_pem)),
+        ),
+    ];
+    runs.into_iter()
+        .map(|(name, fut)| {
+            tokio::spawn(async move {
+                fut.await;
+                tracing::warn!("controller {name} stopped");
+            })
+        })
+        .collect()
+}
+
+/// Requeue after an error: soon, but not in a hot loop.
+pub(crate) fn retry_after_error() -> kube::runtime::controller::Action {
+    kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+}
