@@ -802,6 +802,25 @@ fn validate_probe(
     }
 }
 
+/// A long-running container's lifecycle hooks and liveness/readiness/startup probes.
+fn validate_lifecycle_and_probes(
+    c: &Value,
+    p: &str,
+    grace: Option<i64>,
+    errs: &mut Vec<FieldError>,
+) {
+    if let Some(lc) = c.get("lifecycle").filter(|v| !v.is_null()) {
+        validate_lifecycle(lc, &format!("{p}.lifecycle"), grace, errs);
+    }
+    for (field, kind) in [
+        ("livenessProbe", "liveness"),
+        ("readinessProbe", "readiness"),
+        ("startupProbe", "startup"),
+    ] {
+        validate_probe(c.get(field), kind, &format!("{p}.{field}"), grace, errs);
+    }
+}
+
 fn validate_lifecycle(lc: &Value, path: &str, grace: Option<i64>, errs: &mut Vec<FieldError>) {
     for key in ["postStart", "preStop"] {
         if let Some(h) = lc.get(key).filter(|v| !v.is_null()) {
@@ -977,30 +996,7 @@ pub fn validate_pod_spec(spec: &Value, path: &str, opts: &PodOpts, errs: &mut Ve
             if !names.insert(name.to_string()) {
                 errs.push(FieldError::duplicate(format!("{p}.name"), &q(name)));
             }
-            if let Some(lc) = c.get("lifecycle").filter(|v| !v.is_null()) {
-                validate_lifecycle(lc, &format!("{p}.lifecycle"), grace, errs);
-            }
-            validate_probe(
-                c.get("livenessProbe"),
-                "liveness",
-                &format!("{p}.livenessProbe"),
-                grace,
-                errs,
-            );
-            validate_probe(
-                c.get("readinessProbe"),
-                "readiness",
-                &format!("{p}.readinessProbe"),
-                grace,
-                errs,
-            );
-            validate_probe(
-                c.get("startupProbe"),
-                "startup",
-                &format!("{p}.startupProbe"),
-                grace,
-                errs,
-            );
+            validate_lifecycle_and_probes(c, &p, grace, errs);
             if c.get("restartPolicy").is_some_and(|v| !v.is_null()) {
                 errs.push(FieldError::forbidden(
                     format!("{p}.restartPolicy"),
@@ -1034,30 +1030,7 @@ pub fn validate_pod_spec(spec: &Value, path: &str, opts: &PodOpts, errs: &mut Ve
         }
         host_port_conflicts(std::slice::from_ref(c), &ipath, errs);
         if restart == Some("Always") {
-            if let Some(lc) = c.get("lifecycle").filter(|v| !v.is_null()) {
-                validate_lifecycle(lc, &format!("{p}.lifecycle"), grace, errs);
-            }
-            validate_probe(
-                c.get("livenessProbe"),
-                "liveness",
-                &format!("{p}.livenessProbe"),
-                grace,
-                errs,
-            );
-            validate_probe(
-                c.get("readinessProbe"),
-                "readiness",
-                &format!("{p}.readinessProbe"),
-                grace,
-                errs,
-            );
-            validate_probe(
-                c.get("startupProbe"),
-                "startup",
-                &format!("{p}.startupProbe"),
-                grace,
-                errs,
-            );
+            validate_lifecycle_and_probes(c, &p, grace, errs);
         } else {
             for key in [
                 "lifecycle",
