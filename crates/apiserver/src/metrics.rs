@@ -20,13 +20,8 @@ use crate::ApiServer;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub verb: String,
-    pub group: String,
-    pub version: String,
-    pub resource: String,
-    pub subresource: String,
-    pub scope: String,
-    pub component: String,
+    #[prometheus(flatten)]
+    pub request: DurationLabels,
     pub code: String,
 }
 
@@ -264,13 +259,7 @@ impl Metrics {
         }
         self.requests
             .get_or_create(&RequestLabels {
-                verb: l.verb,
-                group: l.group,
-                version: l.version,
-                resource: l.resource,
-                subresource: l.subresource,
-                scope: l.scope,
-                component: l.component,
+                request: l,
                 code: code.to_string(),
             })
             .inc();
