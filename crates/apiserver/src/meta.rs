@@ -11,6 +11,13 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// The time `seconds` from now (a pod's deletionTimestamp is the end of its grace period).
+pub fn rfc3339_after(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
 pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }

@@ -830,7 +830,10 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
             );
         }
         let expect = user_rv.unwrap_or(rev);
+        // The last finalizer of an object being deleted is gone: now it goes. (A pod in its
+        // grace period has none and stays until its kubelet deletes it.)
         let finished = old.pointer("/metadata/deletionTimestamp").is_some()
+            && (!finalizers(&old).is_empty() || namespace_has_spec_finalizers(ctx.kind, &old))
             && finalizers(&new).is_empty()
             && !namespace_has_spec_finalizers(ctx.kind, &new);
         let m = if finished {
@@ -975,19 +978,88 @@ fn delete_options<'a>(ctx: &'a Ctx<'a>) -> impl Fn(&[u8]) -> ApiResult<Value> + 
     }
 }
 
-/// What deleting one object means now: remove it, or mark it (finalizers, namespaces).
-fn deletion(ctx: &Ctx, key: &ObjectKey, rev: Revision, old: &Value) -> ApiResult<Option<Mutation>> {
-    let has_finalizers = !finalizers(old).is_empty();
+/// What deleting one object means now: remove it, or mark it (finalizers, namespaces, the
+/// garbage collector's `orphan`/`foregroundDeletion` finalizers, a bound pod's grace period).
+fn deletion(
+    ctx: &Ctx,
+    key: &ObjectKey,
+    rev: Revision,
+    old: &Value,
+    opts: &Value,
+) -> ApiResult<Option<Mutation>> {
     let is_ns = ctx.kind.plural == "namespaces";
+    let is_pod = ctx.kind.plural == "pods" && ctx.kind.group.is_empty();
     let terminating = old.pointer("/metadata/deletionTimestamp").is_some();
+    let explicit_grace = opts.get("gracePeriodSeconds").and_then(Value::as_i64);
+    let remove = Mutation::Delete {
+        key: key.as_str().to_string(),
+        expect_revision: Some(rev),
+        expect_uid: None,
+    };
     if terminating {
+        // A pod in its grace period goes at once when asked with grace 0 (the kubelet's final
+        // delete, or `--force --grace-period=0`); anything else waits for its finalizers.
+        if is_pod && explicit_grace == Some(0) && finalizers(old).is_empty() {
+            return Ok(Some(remove));
+        }
         return Ok(None);
     }
-    if has_finalizers || (is_ns && namespace_has_spec_finalizers(ctx.kind, old)) {
+    // Upstream: orphanDependents=true means Orphan; propagationPolicy wins when both are set.
+    let policy = opts
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            opts.get("orphanDependents")
+                .and_then(Value::as_bool)
+                .map(|o| if o { "Orphan" } else { "Background" })
+        });
+    let gc_finalizer = match policy {
+        Some("Orphan") => Some("orphan"),
+        Some("Foreground") => Some("foregroundDeletion"),
+        _ => None,
+    };
+    let mut fins = finalizers(old);
+    if let Some(f) = gc_finalizer {
+        if !fins.iter().any(|x| x == f) {
+            fins.push(f.to_string());
+        }
+    }
+    // A pod on a node gets its grace period: the kubelet stops it, then deletes it.
+    let grace = if is_pod {
+        let bound = old
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let finished = matches!(
+            old.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        let g = explicit_grace.unwrap_or_else(|| {
+            old.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+        });
+        if bound && !finished {
+            g.max(0)
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    if !fins.is_empty() || grace > 0 || (is_ns && namespace_has_spec_finalizers(ctx.kind, old)) {
         let mut new = old.clone();
         let m = meta_mut(&mut new);
-        m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        let at = if grace > 0 {
+            meta::rfc3339_after(grace)
+        } else {
+            meta::now_rfc3339()
+        };
+        m.insert("deletionTimestamp".into(), json!(at));
+        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        if !fins.is_empty() {
+            m.insert("finalizers".into(), json!(fins));
+        }
         if is_ns {
             new["status"] = json!({"phase": "Terminating"});
         }
@@ -998,19 +1070,14 @@ fn deletion(ctx: &Ctx, key: &ObjectKey, rev: Revision, old: &Value) -> ApiResult
             expect_uid: None,
         }));
     }
-    let m = Mutation::Delete {
-        key: key.as_str().to_string(),
-        expect_revision: Some(rev),
-        expect_uid: None,
-    };
     if is_service(ctx.kind) {
         return Ok(Some(service_alloc::wrap(
-            m,
+            remove,
             vec![],
             service_alloc::held(old),
         )));
     }
-    Ok(Some(m))
+    Ok(Some(remove))
 }
 
 fn check_preconditions(ctx: &Ctx, opts: &Value, rev: Revision, old: &Value) -> ApiResult<()> {
@@ -1077,7 +1144,7 @@ async fn delete_with(ctx: &Ctx<'_>, opts: Value) -> ApiResult<Response> {
         drop(view);
         let old = parse_stored(&bytes)?;
         check_preconditions(ctx, &opts, rev, &old)?;
-        let Some(m) = deletion(ctx, &key, rev, &old)? else {
+        let Some(m) = deletion(ctx, &key, rev, &old, &opts)? else {
             // Already being deleted: nothing more to do until its finalizers are gone.
             return ctx.respond(StatusCode::OK, bytes);
         };
@@ -1105,7 +1172,7 @@ async fn delete_with(ctx: &Ctx<'_>, opts: Value) -> ApiResult<Response> {
 }
 
 pub async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
-    let _opts = delete_options(ctx)(body)?;
+    let opts = delete_options(ctx)(body)?;
     let dry_run = ctx.dry_run()?;
     let labels = ctx.label_selector()?;
     let fields = ctx.field_selector()?;
@@ -1127,7 +1194,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response
             .map_err(ApiError::internal)?
             .unwrap_or((0, Vec::new()));
         let old = parse_stored(b)?;
-        match deletion(ctx, &key, rev, &old)? {
+        match deletion(ctx, &key, rev, &old, &opts)? {
             Some(m) => mutations.push(m),
             None => unchanged.push(b.clone()),
         }

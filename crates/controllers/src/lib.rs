@@ -6,6 +6,7 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+pub mod events;
 mod root_ca;
 mod serviceaccount;
 
@@ -19,6 +20,9 @@ use kube::Client;
 pub struct Settings {
     /// The cluster CA certificate (PEM) published as `kube-root-ca.crt` in every namespace.
     pub root_ca_pem: String,
+    /// How long a node's Lease may go unrenewed before the node is Ready=Unknown
+    /// (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -149,12 +149,24 @@ impl Conn {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(u16, Bytes)> {
+        self.request_typed(method, path, "application/json", body)
+            .await
+    }
+
+    /// A request whose body has the given content type (e.g. a merge patch).
+    pub async fn request_typed(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(u16, Bytes)> {
         self.send.ready().await?;
         let req = http::Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.authority)
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("accept", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let resp = self.send.send_request(req).await?;

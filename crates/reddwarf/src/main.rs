@@ -6,6 +6,7 @@ mod client;
 mod in_process;
 mod pki;
 mod server;
+mod simnodes;
 mod tls;
 mod token_auth;
 
@@ -30,6 +31,9 @@ enum Command {
     Server(ServerArgs),
     /// Drive a running server over HTTPS and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Simulated nodes: register Nodes, renew their Leases, and run pods bound to them
+    /// (kwok-style, for tests and benchmarks).
+    SimNodes(simnodes::SimNodesArgs),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -55,6 +59,59 @@ pub struct ServerArgs {
     /// Ports NodePort Services may use.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// How long a node's Lease may go unrenewed before it is marked Ready=Unknown.
+    #[arg(long, default_value = "40s")]
+    pub node_monitor_grace_period: GoDuration,
+    /// tolerationSeconds given to pods for the `node.kubernetes.io/not-ready` taint.
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds given to pods for the `node.kubernetes.io/unreachable` taint.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
+}
+
+/// A duration written the way Kubernetes flags write them: `40s`, `1m30s`, `500ms`, `2h`.
+#[derive(Clone, Copy, Debug)]
+pub struct GoDuration(pub std::time::Duration);
+
+impl From<GoDuration> for std::time::Duration {
+    fn from(d: GoDuration) -> Self {
+        d.0
+    }
+}
+
+impl std::str::FromStr for GoDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid duration {s:?} (examples: 40s, 1m30s, 500ms)");
+        if s == "0" {
+            return Ok(GoDuration(std::time::Duration::ZERO));
+        }
+        let mut rest = s;
+        let mut total = 0f64;
+        while !rest.is_empty() {
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
+            let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+            rest = &rest[num_end..];
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let scale = match &rest[..unit_end] {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" => 1.0,
+                "ms" => 1e-3,
+                "us" | "µs" => 1e-6,
+                "ns" => 1e-9,
+                _ => return Err(bad()),
+            };
+            total += n * scale;
+            rest = &rest[unit_end..];
+        }
+        Ok(GoDuration(std::time::Duration::from_secs_f64(total)))
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,5 +129,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::SimNodes(args) => rt.block_on(simnodes::run(args)),
     }
 }

@@ -35,6 +35,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         None => Arc::new(TokenAuth::default()),
     };
 
+    reddwarf_resources::set_default_toleration_seconds(
+        args.default_not_ready_toleration_seconds,
+        args.default_unreachable_toleration_seconds,
+    );
     let store = Store::open(&args.data_dir.join("state.redb")).context("opening the store")?;
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -98,6 +102,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         crate::in_process::kube_client(router.clone()),
         reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
+            node_monitor_grace_period: args.node_monitor_grace_period.into(),
         },
     );
     tracing::info!(

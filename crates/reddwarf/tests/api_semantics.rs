@@ -486,10 +486,22 @@ fn pod_binding_eviction_and_node_streams() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Eviction deletes the pod.
+    // Eviction deletes the pod: a bound pod gets its grace period (30 s by default) for its
+    // kubelet to stop it; the kubelet's delete with grace 0 removes it.
     let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p2", "namespace": "default"}});
     let (code, body) = post(&s, &format!("{pods}/p2/eviction"), eviction);
     assert_eq!(code, 201, "{body}");
+    let (code, p2) = get(&s, &format!("{pods}/p2"));
+    assert_eq!(code, 200);
+    assert!(p2["metadata"]["deletionTimestamp"].is_string(), "{p2}");
+    assert_eq!(p2["metadata"]["deletionGracePeriodSeconds"], 30);
+    let (code, body) = s.curl(
+        "DELETE",
+        &format!("{pods}/p2"),
+        Some("application/json"),
+        Some(br#"{"gracePeriodSeconds":0}"#),
+    );
+    assert_eq!(code, 200, "{body}");
     assert_eq!(get(&s, &format!("{pods}/p2")).0, 404);
     // Discovery lists the subresources with their kinds.
     let (_, v1) = get(&s, "/api/v1");

@@ -6,6 +6,7 @@
 mod builtin;
 mod columns;
 mod defaults;
+pub use defaults::set_default_toleration_seconds;
 mod duration;
 mod jsonpath;
 mod labels;

@@ -308,3 +308,55 @@ impl Server {
             .and_then(|v| v.trim().parse().ok())
     }
 }
+
+/// Simulated nodes (`reddwarf sim-nodes`): Node objects whose Leases are renewed and whose
+/// bound pods are marked Running/Ready, as upstream integration tests stand in for kubelets.
+/// Dropping (or [`SimNodes::stop`]) stops the process, so the Leases stop being renewed.
+pub struct SimNodes {
+    child: Option<Child>,
+    pub names: Vec<String>,
+}
+
+impl SimNodes {
+    /// Starts `count` nodes named `<prefix>-0..` with extra `reddwarf sim-nodes` flags
+    /// (`--taint k=v:NoSchedule`, `--label k=v`, `--cpu 2`, …) and waits until all are Ready.
+    pub fn start(server: &Server, prefix: &str, count: usize, extra: &[&str]) -> SimNodes {
+        let log = std::fs::File::create(server.data_dir().join(format!("sim-{prefix}.log")))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+            .args(["sim-nodes", "--renew-interval", "1s", "--kubeconfig"])
+            .arg(server.kubeconfig())
+            .args(["--prefix", prefix, "--count", &count.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start reddwarf sim-nodes");
+        let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+        let nodes = SimNodes {
+            child: Some(child),
+            names,
+        };
+        for n in &nodes.names {
+            eventually(&format!("node {n} Ready"), Duration::from_secs(30), || {
+                let (code, body) = server.curl("GET", &format!("/api/v1/nodes/{n}"), None, None);
+                (code == 200 && body.contains("\"KubeletReady\"")).then_some(())
+            });
+        }
+        nodes
+    }
+
+    /// Kills the simulated kubelets: their Leases stop being renewed.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for SimNodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -261,8 +261,19 @@ pub(crate) fn pod(v: &mut Value) {
     set(status, "qosClass", json!(qos));
 }
 
-/// DefaultTolerationSeconds: tolerate not-ready/unreachable nodes for 300s unless the pod
-/// already says otherwise.
+static NOT_READY_SECONDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(300);
+static UNREACHABLE_SECONDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(300);
+
+/// Sets what DefaultTolerationSeconds gives pods (`--default-not-ready-toleration-seconds`,
+/// `--default-unreachable-toleration-seconds`; upstream's default is 300 for both).
+pub fn set_default_toleration_seconds(not_ready: i64, unreachable: i64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    NOT_READY_SECONDS.store(not_ready, Relaxed);
+    UNREACHABLE_SECONDS.store(unreachable, Relaxed);
+}
+
+/// DefaultTolerationSeconds: tolerate not-ready/unreachable nodes for a while (300s unless
+/// configured) unless the pod already says otherwise.
 fn default_tolerations(spec: &mut Obj) {
     let tolerates = |spec: &Obj, key: &str| {
         spec.get("tolerations")
@@ -277,14 +288,21 @@ fn default_tolerations(spec: &mut Obj) {
                 })
             })
     };
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    use std::sync::atomic::Ordering::Relaxed;
+    for (key, seconds) in [
+        (
+            "node.kubernetes.io/not-ready",
+            NOT_READY_SECONDS.load(Relaxed),
+        ),
+        (
+            "node.kubernetes.io/unreachable",
+            UNREACHABLE_SECONDS.load(Relaxed),
+        ),
     ] {
         if tolerates(spec, key) {
             continue;
         }
-        let t = json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300});
+        let t = json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds});
         match spec.get_mut("tolerations") {
             Some(Value::Array(ts)) => ts.push(t),
             _ => {
