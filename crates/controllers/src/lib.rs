@@ -9,6 +9,7 @@
 pub mod events;
 mod root_ca;
 mod serviceaccount;
+pub mod util;
 
 use std::time::Duration;
 
