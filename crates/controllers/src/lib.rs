@@ -7,7 +7,9 @@
 //! version-agnostic.
 
 pub mod events;
+mod nodelifecycle;
 mod root_ca;
+pub mod scheduler;
 mod serviceaccount;
 pub mod util;
 
@@ -24,6 +26,8 @@ pub struct Settings {
     /// How long a node's Lease may go unrenewed before the node is Ready=Unknown
     /// (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
+    /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
+    pub scheduler_metrics: scheduler::Metrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +45,18 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ),
         (
             "root-ca-cert-publisher",
-            Box::pin(root_ca::run(client, settings.root_ca_pem)),
+            Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
+        ),
+        (
+            "node-lifecycle-controller",
+            Box::pin(nodelifecycle::run(
+                client.clone(),
+                settings.node_monitor_grace_period,
+            )),
+        ),
+        (
+            "scheduler",
+            Box::pin(scheduler::run(client, settings.scheduler_metrics)),
         ),
     ];
     runs.into_iter()
