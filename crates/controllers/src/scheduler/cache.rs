@@ -173,6 +173,7 @@ pub fn host_ports(pod: &Pod) -> Vec<HostPort> {
 }
 
 /// One pod as the scheduler keeps it.
+#[derive(Clone)]
 pub struct PodInfo {
     pub pod: Arc<Pod>,
     pub node: String,
@@ -193,6 +194,7 @@ impl PodInfo {
     }
 }
 
+#[derive(Clone)]
 pub struct NodeInfo {
     pub node: Arc<Node>,
     pub allocatable: Resources,
@@ -240,7 +242,7 @@ impl NodeInfo {
             .unwrap_or(false)
     }
 
-    fn add_pod(&mut self, uid: &str, p: &PodInfo) {
+    pub fn add_pod(&mut self, uid: &str, p: &PodInfo) {
         if self.pods.insert(uid.to_string()) {
             self.requested.add(&p.requests);
             self.non_zero.0 += p.non_zero.0;
@@ -249,7 +251,7 @@ impl NodeInfo {
         }
     }
 
-    fn remove_pod(&mut self, uid: &str, p: &PodInfo) {
+    pub fn remove_pod(&mut self, uid: &str, p: &PodInfo) {
         if self.pods.remove(uid) {
             self.requested.sub(&p.requests);
             self.non_zero.0 -= p.non_zero.0;
@@ -261,6 +263,10 @@ impl NodeInfo {
             }
         }
     }
+}
+
+pub fn priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
 }
 
 /// Whether a pod occupies its node: assigned and not finished.

@@ -107,7 +107,11 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
     // Watch our namespace's pods from now on: when each is bound, and when it runs.
     let times = Arc::new(Mutex::new(Times::default()));
     let (code, body) = conn
-        .request("GET", &format!("/api/v1/namespaces/{ns}/pods?limit=1"), None)
+        .request(
+            "GET",
+            &format!("/api/v1/namespaces/{ns}/pods?limit=1"),
+            None,
+        )
         .await?;
     anyhow::ensure!(code == 200, "listing pods: {code}");
     let rv = serde_json::from_slice::<Value>(&body)?["metadata"]["resourceVersion"]
@@ -126,7 +130,9 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
         tokio::spawn(async move {
             let mut buf = Vec::new();
             while let Some(Ok(frame)) = stream.frame().await {
-                let Some(data) = frame.data_ref() else { continue };
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
                 buf.extend_from_slice(data);
                 while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=nl).collect();
@@ -137,7 +143,10 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
                     let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
                     let now = Instant::now();
                     let mut t = times.lock().unwrap();
-                    if p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty()) {
+                    if p["spec"]["nodeName"]
+                        .as_str()
+                        .is_some_and(|n| !n.is_empty())
+                    {
                         t.bound.entry(name.clone()).or_insert(now);
                     }
                     if p["status"]["phase"] == "Running" && !t.running.contains_key(&name) {
@@ -249,7 +258,11 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
         r.add(
             &format!("{key}_latency_ms"),
             json!({"p50": p(0.5), "p99": p(0.99)}),
-            format!("create to {what}: p50 {:.1} ms   p99 {:.1} ms", p(0.5), p(0.99)),
+            format!(
+                "create to {what}: p50 {:.1} ms   p99 {:.1} ms",
+                p(0.5),
+                p(0.99)
+            ),
         );
     }
     drop(t);
