@@ -6,7 +6,9 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+mod deployment;
 pub mod events;
+mod replicaset;
 mod root_ca;
 mod serviceaccount;
 pub mod util;
@@ -41,8 +43,10 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ),
         (
             "root-ca-cert-publisher",
-            Box::pin(root_ca::run(client, settings.root_ca_pem)),
+            Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
         ),
+        ("replicaset", Box::pin(replicaset::run(client.clone()))),
+        ("deployment", Box::pin(deployment::run(client))),
     ];
     runs.into_iter()
         .map(|(name, fut)| {
@@ -57,4 +61,17 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
 /// Requeue after an error: soon, but not in a hot loop.
 pub(crate) fn retry_after_error() -> kube::runtime::controller::Action {
     kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+}
+
+/// Requeue after an error: a conflict (a stale copy; the fresh one is on its way) soon,
+/// anything else after the usual pause.
+pub(crate) fn error_action(who: &str, e: &Error) -> kube::runtime::controller::Action {
+    #[allow(irrefutable_let_patterns)]
+    if let Error::Kube(k) = e {
+        if util::is_conflict(k) {
+            return kube::runtime::controller::Action::requeue(Duration::from_millis(200));
+        }
+    }
+    tracing::warn!("{who}: {e}");
+    retry_after_error()
 }
