@@ -125,7 +125,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         let next = pods
             .iter()
             .filter(|p| is_pod_ready(p) && !is_pod_available(p, min_ready))
-            .filter_map(|p| pod_ready_since(p))
+            .filter_map(pod_ready_since)
             .map(|t| t.as_second() + i64::from(min_ready) - now)
             .min();
         if let Some(secs) = next {

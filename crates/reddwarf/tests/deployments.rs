@@ -762,3 +762,47 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
         "{evs:?}"
     );
 }
+
+#[test]
+fn deployment_adopts_a_replica_set_with_its_template_instead_of_creating_one() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 1, &[]);
+    let template = "  template:\n    metadata:\n      labels:\n        app: legacy\n    spec:\n      containers:\n      - name: main\n        image: legacy:1\n";
+    s.apply(&format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: legacy-rs\n  labels:\n    app: legacy\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: legacy\n{template}"
+    ));
+    let before = eventually("2 ready legacy pods", Duration::from_secs(20), || {
+        let ps: Vec<Value> = pods(&s, "app%3Dlegacy").into_iter().filter(live).collect();
+        (ps.len() == 2 && ps.iter().all(ready)).then_some(names(&ps))
+    });
+    s.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: legacy\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: legacy\n{template}"
+    ));
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/legacy", "--timeout=30s"],
+    );
+    let sets = replica_sets(&s, "legacy");
+    assert_eq!(
+        sets.keys().collect::<Vec<_>>(),
+        vec!["legacy-rs"],
+        "no new set"
+    );
+    let rs = &sets["legacy-rs"];
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["kind"], "Deployment");
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["name"], "legacy");
+    assert_eq!(annotation(rs, "deployment.kubernetes.io/revision"), "1");
+    let after: BTreeSet<String> = pods(&s, "app%3Dlegacy")
+        .into_iter()
+        .filter(live)
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(after, before, "the adopted set's pods are kept");
+    let d = deploy_json(&s, "legacy");
+    assert_eq!(
+        condition(&d, "Progressing").1,
+        "NewReplicaSetAvailable",
+        "{d}"
+    );
+    assert_eq!(annotation(&d, "deployment.kubernetes.io/revision"), "1");
+}
