@@ -30,6 +30,24 @@ pub struct Settings {
     pub node_monitor_grace_period: Duration,
     /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
     pub scheduler_metrics: scheduler::Metrics,
+    /// Which controllers run (`--controllers`: `*`, `name`, `-name`).
+    pub controllers: Vec<String>,
+}
+
+/// kube-controller-manager's `IsControllerEnabled`: the first entry naming the controller
+/// decides; otherwise `*` enables it.
+pub fn controller_enabled(list: &[String], name: &str) -> bool {
+    let mut star = false;
+    for c in list.iter().map(|c| c.trim()) {
+        if c == name {
+            return true;
+        }
+        if c.strip_prefix('-') == Some(name) {
+            return false;
+        }
+        star |= c == "*";
+    }
+    star
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +68,7 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
         ),
         (
-            "node-lifecycle-controller",
+            "nodelifecycle",
             Box::pin(nodelifecycle::run(
                 client.clone(),
                 settings.node_monitor_grace_period,
@@ -64,6 +82,7 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ("deployment", Box::pin(deployment::run(client))),
     ];
     runs.into_iter()
+        .filter(|(name, _)| controller_enabled(&settings.controllers, name))
         .map(|(name, fut)| {
             tokio::spawn(async move {
                 fut.await;
