@@ -806,3 +806,52 @@ fn deployment_adopts_a_replica_set_with_its_template_instead_of_creating_one() {
     );
     assert_eq!(annotation(&d, "deployment.kubernetes.io/revision"), "1");
 }
+
+#[test]
+fn percentages_round_as_upstream_and_zero_zero_means_one_unavailable() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 2, &[]);
+    // Defaults (25%/25%) on 3 replicas: surge rounds up to 1, unavailability down to 0.
+    s.apply(&deployment("dflt", 3, "d:1", ""));
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/dflt", "--timeout=30s"],
+    );
+    let sets = replica_sets(&s, "dflt");
+    let rs = sets.values().next().unwrap();
+    assert_eq!(annotation(rs, "deployment.kubernetes.io/max-replicas"), "4");
+
+    // 0% surge and 10% of 3 unavailable: both round to 0, so one pod may be unavailable and
+    // none may surge.
+    let strategy = "  strategy:\n    rollingUpdate:\n      maxSurge: 0%\n      maxUnavailable: 10%";
+    s.apply(&deployment("tight", 3, "t:1", strategy));
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/tight", "--timeout=30s"],
+    );
+    let rs = replica_sets(&s, "tight").into_values().next().unwrap();
+    assert_eq!(
+        annotation(&rs, "deployment.kubernetes.io/max-replicas"),
+        "3"
+    );
+    let watch = PodWatch::start(&s, "app%3Dtight");
+    s.kubectl_ok("1.33", &["set", "image", "deployment/tight", "main=t:2"]);
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/tight", "--timeout=30s"],
+    );
+    eventually("3 pods on t:2", Duration::from_secs(20), || {
+        let ps = pods(&s, "app%3Dtight");
+        (ps.len() == 3 && images_of(&s, "app%3Dtight") == BTreeSet::from(["t:2".to_string()]))
+            .then_some(())
+    });
+    let seen = watch.stop();
+    let seen = seen.lock().unwrap();
+    assert!(seen.names.len() >= 6, "the watch saw the rollout");
+    assert!(seen.max_live <= 3, "no surge: {} live", seen.max_live);
+    assert!(
+        seen.min_live_ready >= 2,
+        "one unavailable at most: {} ready",
+        seen.min_live_ready
+    );
+}
