@@ -4,10 +4,12 @@
 //!
 //! Pods are listed from the API at each sync rather than read from a cache: reads are
 //! consistent here (in-process, no informer lag), so the "expectations" upstream keeps to
-//! avoid acting twice on a stale cache are not needed.
+//! avoid acting twice on a stale cache are not needed. A sync lists only the pods the
+//! selector matches; owned pods that stopped matching (to be released) are noted as their
+//! events pass, and a set's first sync after start lists the whole namespace to find them.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -26,6 +28,7 @@ use crate::events::{self, Recorder};
 use crate::util::{
     controller_of, controller_ref, deletion_order, error_message, is_not_found, is_pod_active,
     is_pod_available, is_pod_ready, pod_from_template, pod_ready_since, selector_matches,
+    selector_string,
 };
 use crate::{retry_after_error, Error};
 
@@ -35,6 +38,11 @@ const BURST_REPLICAS: usize = 500;
 struct Ctx {
     client: Client,
     recorder: Recorder,
+    /// (namespace, set name) → pods that name the set as controller but did not match its
+    /// selector when last seen.
+    strays: Arc<Mutex<HashMap<(String, String), HashSet<String>>>>,
+    /// Sets that have had their full-namespace sync since start.
+    scanned: Mutex<HashSet<String>>,
 }
 
 pub async fn run(client: Client) {
@@ -42,9 +50,11 @@ pub async fn run(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
+    let strays = Arc::new(Mutex::new(HashMap::new()));
+    let noted = strays.clone();
     controller
         .watches(pods, watcher::Config::default(), move |pod| {
-            pod_owners(&store, &pod)
+            pod_owners(&store, &noted, &pod)
         })
         .run(
             reconcile,
@@ -52,6 +62,8 @@ pub async fn run(client: Client) {
             Arc::new(Ctx {
                 recorder: Recorder::new(client.clone(), "replicaset-controller"),
                 client,
+                strays,
+                scanned: Mutex::new(HashSet::new()),
             }),
         )
         .for_each(|_| async {})
@@ -59,14 +71,35 @@ pub async fn run(client: Client) {
 }
 
 /// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet in
-/// its namespace whose selector matches it (one of them may adopt it).
-fn pod_owners(store: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
+/// its namespace whose selector matches it (one of them may adopt it). An owned pod its set no
+/// longer selects is noted in `strays` for the set's next sync.
+fn pod_owners(
+    store: &Store<ReplicaSet>,
+    strays: &Mutex<HashMap<(String, String), HashSet<String>>>,
+    pod: &Pod,
+) -> Vec<ObjectRef<ReplicaSet>> {
     let Some(ns) = pod.namespace() else {
         return vec![];
     };
     if let Some(r) = controller_of(&pod.metadata) {
         if r.kind == "ReplicaSet" && r.api_version.starts_with("apps/") {
-            return vec![ObjectRef::new(&r.name).within(&ns)];
+            let owner = ObjectRef::new(&r.name).within(&ns);
+            let stray = store.get(&owner).is_some_and(|rs| {
+                rs.uid().as_deref() == Some(r.uid.as_str())
+                    && rs
+                        .spec
+                        .as_ref()
+                        .is_some_and(|s| !selector_matches(&s.selector, pod.labels()))
+            });
+            if stray {
+                strays
+                    .lock()
+                    .unwrap()
+                    .entry((ns, r.name.clone()))
+                    .or_default()
+                    .insert(pod.name_any());
+            }
+            return vec![owner];
         }
         return vec![];
     }
@@ -90,8 +123,40 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         return Ok(Action::await_change());
     };
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let all = pods_api.list(&ListParams::default()).await?.items;
-    let pods = claim_pods(&rs, &ctx, &pods_api, all).await?;
+    let key = (ns.clone(), rs.name_any());
+    let uid = rs.uid().unwrap_or_default();
+    let first = !ctx.scanned.lock().unwrap().contains(&uid);
+    let noted = ctx
+        .strays
+        .lock()
+        .unwrap()
+        .get(&key)
+        .cloned()
+        .unwrap_or_default();
+    let mut candidates = if first {
+        pods_api.list(&ListParams::default()).await?.items
+    } else {
+        pods_api
+            .list(&ListParams::default().labels(&selector_string(&spec.selector)))
+            .await?
+            .items
+    };
+    for name in &noted {
+        if !candidates.iter().any(|p| p.name_any() == *name) {
+            if let Some(p) = pods_api.get_opt(name).await? {
+                candidates.push(p);
+            }
+        }
+    }
+    let pods = claim_pods(&rs, &ctx, &pods_api, candidates).await?;
+    // Released (or gone): forget them; a later event notes them again if need be.
+    if let Some(set) = ctx.strays.lock().unwrap().get_mut(&key) {
+        set.retain(|n| !noted.contains(n));
+    }
+    ctx.strays.lock().unwrap().retain(|_, set| !set.is_empty());
+    if first {
+        ctx.scanned.lock().unwrap().insert(uid);
+    }
 
     let desired = spec.replicas.unwrap_or(1).max(0) as usize;
     let manage_err = if rs.metadata.deletion_timestamp.is_none() {

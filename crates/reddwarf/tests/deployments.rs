@@ -634,7 +634,11 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
         (ps.len() == 3 && ps.iter().all(ready) && ps.iter().all(|p| owner(p) == "fe")).then_some(ps)
     });
     assert!(names(&ps).contains("lonely"), "{:?}", names(&ps));
-    let rs = get(&s, &format!("/apis/apps/v1/namespaces/{NS}/replicasets/fe"));
+    // The status follows the pods (each pod change is another sync).
+    let rs = eventually("fe status caught up", Duration::from_secs(20), || {
+        let rs = get(&s, &format!("/apis/apps/v1/namespaces/{NS}/replicasets/fe"));
+        (rs["status"]["availableReplicas"] == 3).then_some(rs)
+    });
     let st = &rs["status"];
     for f in [
         "replicas",
