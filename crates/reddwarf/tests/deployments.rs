@@ -859,3 +859,68 @@ fn percentages_round_as_upstream_and_zero_zero_means_one_unavailable() {
         seen.min_live_ready
     );
 }
+
+#[test]
+fn scaling_during_a_stuck_rollout_is_proportional() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 2, &[]);
+    // Upstream's documented example: 10 replicas, maxSurge 3, maxUnavailable 2.
+    let strategy = "  strategy:\n    rollingUpdate:\n      maxSurge: 3\n      maxUnavailable: 2";
+    s.apply(&deployment("prop", 10, "p:1", strategy));
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/prop", "--timeout=30s"],
+    );
+    let first = replica_sets(&s, "prop").into_keys().next().unwrap();
+    // A template whose pods never schedule: the rollout stops at old 8 / new 5.
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "deployment/prop",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"nodeSelector":{"nowhere":"true"}}}}}"#,
+        ],
+    );
+    let sizes = |s: &Server| -> (i64, i64) {
+        let sets = replica_sets(s, "prop");
+        let old = sets[&first]["spec"]["replicas"].as_i64().unwrap();
+        let new = sets
+            .iter()
+            .find(|(n, _)| **n != first)
+            .map(|(_, rs)| rs["spec"]["replicas"].as_i64().unwrap())
+            .unwrap_or(0);
+        (old, new)
+    };
+    eventually("old 8 / new 5", Duration::from_secs(20), || {
+        (sizes(&s) == (8, 5)).then_some(())
+    });
+    // Scaling to 15 spreads the 5 extra replicas by size: 3 to the old set, 2 to the new.
+    s.kubectl_ok("1.33", &["scale", "deployment/prop", "--replicas=15"]);
+    eventually("old 11 / new 7", Duration::from_secs(20), || {
+        (sizes(&s) == (11, 7)).then_some(())
+    });
+    let sets = replica_sets(&s, "prop");
+    for rs in sets.values() {
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/desired-replicas"),
+            "15"
+        );
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/max-replicas"),
+            "18"
+        );
+    }
+    // 11 old pods available, 15 - 2 required: not minimally available.
+    eventually(
+        "11 available, Available=False",
+        Duration::from_secs(20),
+        || {
+            let d = deploy_json(&s, "prop");
+            (d["status"]["availableReplicas"] == 11
+                && condition(&d, "Available")
+                    == ("False".into(), "MinimumReplicasUnavailable".into()))
+                .then_some(())
+        },
+    );
+}
