@@ -35,12 +35,14 @@ use crate::{retry_after_error, Error};
 /// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.
 const BURST_REPLICAS: usize = 500;
 
+/// (namespace, set name) → pods that name the set as controller but did not match its
+/// selector when last seen.
+type Strays = Mutex<HashMap<(String, String), HashSet<String>>>;
+
 struct Ctx {
     client: Client,
     recorder: Recorder,
-    /// (namespace, set name) → pods that name the set as controller but did not match its
-    /// selector when last seen.
-    strays: Arc<Mutex<HashMap<(String, String), HashSet<String>>>>,
+    strays: Arc<Strays>,
     /// Sets that have had their full-namespace sync since start.
     scanned: Mutex<HashSet<String>>,
 }
@@ -73,11 +75,7 @@ pub async fn run(client: Client) {
 /// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet in
 /// its namespace whose selector matches it (one of them may adopt it). An owned pod its set no
 /// longer selects is noted in `strays` for the set's next sync.
-fn pod_owners(
-    store: &Store<ReplicaSet>,
-    strays: &Mutex<HashMap<(String, String), HashSet<String>>>,
-    pod: &Pod,
-) -> Vec<ObjectRef<ReplicaSet>> {
+fn pod_owners(store: &Store<ReplicaSet>, strays: &Strays, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
     let Some(ns) = pod.namespace() else {
         return vec![];
     };
