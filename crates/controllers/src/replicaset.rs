@@ -45,6 +45,7 @@ struct Ctx {
     strays: Arc<Strays>,
     /// Sets that have had their full-namespace sync since start.
     scanned: Mutex<HashSet<String>>,
+    sets: Store<ReplicaSet>,
 }
 
 pub async fn run(client: Client) {
@@ -54,6 +55,7 @@ pub async fn run(client: Client) {
     let store = controller.store();
     let strays = Arc::new(Mutex::new(HashMap::new()));
     let noted = strays.clone();
+    let sets = store.clone();
     controller
         .watches(pods, watcher::Config::default(), move |pod| {
             pod_owners(&store, &noted, &pod)
@@ -66,6 +68,7 @@ pub async fn run(client: Client) {
                 client,
                 strays,
                 scanned: Mutex::new(HashSet::new()),
+                sets,
             }),
         )
         .for_each(|_| async {})
@@ -153,7 +156,14 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     }
     ctx.strays.lock().unwrap().retain(|_, set| !set.is_empty());
     if first {
-        ctx.scanned.lock().unwrap().insert(uid);
+        let mut scanned = ctx.scanned.lock().unwrap();
+        scanned.insert(uid);
+        // Forget deleted sets now and then.
+        let live = ctx.sets.state();
+        if scanned.len() > 2 * live.len() + 64 {
+            let uids: HashSet<String> = live.iter().filter_map(|rs| rs.uid()).collect();
+            scanned.retain(|u| uids.contains(u));
+        }
     }
 
     let desired = spec.replicas.unwrap_or(1).max(0) as usize;
