@@ -384,6 +384,21 @@ fn rolling_update_respects_surge_and_unavailability_then_history_and_undo() {
         .filter(|w| w.parse::<u32>().is_ok())
         .collect();
     assert_eq!(revisions, vec!["1", "2"], "{history}");
+    // The deployment's annotations are copied to its current set: CHANGE-CAUSE.
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "annotate",
+            "deployment/web",
+            "kubernetes.io/change-cause=image 1.26",
+        ],
+    );
+    eventually("change-cause in history", Duration::from_secs(20), || {
+        let h = s.kubectl_ok("1.33", &["rollout", "history", "deployment/web"]);
+        h.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["2", "image", "1.26"])
+            .then_some(())
+    });
 
     // undo: kubectl copies revision 1's template back; the controller reuses that set and
     // gives it revision 3.
