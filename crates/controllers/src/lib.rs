@@ -6,8 +6,10 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+mod deployment;
 pub mod events;
 mod nodelifecycle;
+mod replicaset;
 mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
@@ -28,6 +30,24 @@ pub struct Settings {
     pub node_monitor_grace_period: Duration,
     /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
     pub scheduler_metrics: scheduler::Metrics,
+    /// Which controllers run (`--controllers`: `*`, `name`, `-name`).
+    pub controllers: Vec<String>,
+}
+
+/// kube-controller-manager's `IsControllerEnabled`: the first entry naming the controller
+/// decides; otherwise `*` enables it.
+pub fn controller_enabled(list: &[String], name: &str) -> bool {
+    let mut star = false;
+    for c in list.iter().map(|c| c.trim()) {
+        if c == name {
+            return true;
+        }
+        if c.strip_prefix('-') == Some(name) {
+            return false;
+        }
+        star |= c == "*";
+    }
+    star
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +68,7 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
         ),
         (
-            "node-lifecycle-controller",
+            "nodelifecycle",
             Box::pin(nodelifecycle::run(
                 client.clone(),
                 settings.node_monitor_grace_period,
@@ -56,10 +76,13 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ),
         (
             "scheduler",
-            Box::pin(scheduler::run(client, settings.scheduler_metrics)),
+            Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
         ),
+        ("replicaset", Box::pin(replicaset::run(client.clone()))),
+        ("deployment", Box::pin(deployment::run(client))),
     ];
     runs.into_iter()
+        .filter(|(name, _)| controller_enabled(&settings.controllers, name))
         .map(|(name, fut)| {
             tokio::spawn(async move {
                 fut.await;
@@ -72,4 +95,17 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
 /// Requeue after an error: soon, but not in a hot loop.
 pub(crate) fn retry_after_error() -> kube::runtime::controller::Action {
     kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+}
+
+/// Requeue after an error: a conflict (a stale copy; the fresh one is on its way) soon,
+/// anything else after the usual pause.
+pub(crate) fn error_action(who: &str, e: &Error) -> kube::runtime::controller::Action {
+    #[allow(irrefutable_let_patterns)]
+    if let Error::Kube(k) = e {
+        if util::is_conflict(k) {
+            return kube::runtime::controller::Action::requeue(Duration::from_millis(200));
+        }
+    }
+    tracing::warn!("{who}: {e}");
+    retry_after_error()
 }

@@ -108,6 +108,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             root_ca_pem: pki.ca_cert_pem.clone(),
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
             scheduler_metrics,
+            controllers: args.controllers.clone(),
         };
         tokio::spawn(async move {
             let mut running: Option<Vec<tokio::task::JoinHandle<()>>> = None;
