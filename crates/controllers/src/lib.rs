@@ -6,7 +6,9 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+mod daemonset;
 pub mod events;
+pub mod history;
 mod root_ca;
 mod serviceaccount;
 pub mod util;
@@ -41,8 +43,9 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ),
         (
             "root-ca-cert-publisher",
-            Box::pin(root_ca::run(client, settings.root_ca_pem)),
+            Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
         ),
+        ("daemonset", Box::pin(daemonset::run(client.clone()))),
     ];
     runs.into_iter()
         .map(|(name, fut)| {

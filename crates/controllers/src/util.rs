@@ -131,3 +131,225 @@ pub fn pod_from_template(
         status: None,
     }
 }
+
+/// Whether a node selector requirement holds for `value` (a label's value, or a field's).
+/// `Gt`/`Lt` compare integers, as upstream's `NodeSelectorRequirementsAsSelector` does.
+fn node_requirement_holds(
+    req: &k8s_openapi::api::core::v1::NodeSelectorRequirement,
+    value: Option<&str>,
+) -> bool {
+    let values = req.values.as_deref().unwrap_or_default();
+    let int = |s: &str| s.parse::<i64>().ok();
+    match req.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(have), Some(want)) =
+                (value.and_then(int), values.first().and_then(|v| int(v)))
+            else {
+                return false;
+            };
+            if req.operator == "Gt" {
+                have > want
+            } else {
+                have < want
+            }
+        }
+        _ => false,
+    }
+}
+
+/// One node selector term: all expressions (labels) and fields (`metadata.name`) hold. A
+/// term with neither matches nothing, as upstream.
+pub fn node_selector_term_matches(
+    term: &k8s_openapi::api::core::v1::NodeSelectorTerm,
+    node: &k8s_openapi::api::core::v1::Node,
+) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    exprs
+        .iter()
+        .all(|r| node_requirement_holds(r, labels.get(&r.key).map(String::as_str)))
+        && fields.iter().all(|r| {
+            let value = match r.key.as_str() {
+                "metadata.name" => node.metadata.name.as_deref(),
+                _ => None,
+            };
+            node_requirement_holds(r, value)
+        })
+}
+
+/// Whether a pod with this spec may run on `node` by its `nodeSelector` and required node
+/// affinity (upstream `GetRequiredNodeAffinity(pod).Match(node)`).
+pub fn node_fits_pod_selectors(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    node: &k8s_openapi::api::core::v1::Node,
+) -> bool {
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    if let Some(sel) = &spec.node_selector {
+        if sel.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+            return false;
+        }
+    }
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    match required {
+        None => true,
+        Some(sel) => sel
+            .node_selector_terms
+            .iter()
+            .any(|t| node_selector_term_matches(t, node)),
+    }
+}
+
+/// Whether a toleration tolerates a taint (upstream `Toleration.ToleratesTaint`).
+pub fn tolerates(
+    tol: &k8s_openapi::api::core::v1::Toleration,
+    taint: &k8s_openapi::api::core::v1::Taint,
+) -> bool {
+    if tol
+        .effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
+        return false;
+    }
+    let key = tol.key.as_deref().unwrap_or("");
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match tol.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        "" | "Equal" => tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        _ => false,
+    }
+}
+
+/// The first taint passing `filter` that no toleration tolerates.
+pub fn untolerated_taint<'a>(
+    taints: &'a [k8s_openapi::api::core::v1::Taint],
+    tolerations: &[k8s_openapi::api::core::v1::Toleration],
+    filter: impl Fn(&k8s_openapi::api::core::v1::Taint) -> bool,
+) -> Option<&'a k8s_openapi::api::core::v1::Taint> {
+    taints
+        .iter()
+        .filter(|t| filter(t))
+        .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
+}
+
+/// 32-bit FNV-1a, the hash upstream's `ComputeHash` uses.
+pub fn fnv32a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// 32-bit FNV-1, the hash upstream's `HashControllerRevision` uses.
+pub fn fnv32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        h.wrapping_mul(0x0100_0193) ^ u32::from(*b)
+    })
+}
+
+/// Upstream `rand.SafeEncodeString`: every byte mapped onto an alphabet without vowels or
+/// look-alikes, so hashes never spell words.
+pub fn safe_encode(s: &str) -> String {
+    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    s.bytes()
+        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
+        .collect()
+}
+
+/// Upstream `controller.ComputeHash`: the pod-template hash, salted with the collision
+/// count, as DaemonSets (and Deployments) name their revisions.
+pub fn compute_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+    let mut bytes = serde_json::to_vec(template).unwrap_or_default();
+    if let Some(c) = collision_count {
+        bytes.extend_from_slice(&(c as u32).to_le_bytes());
+    }
+    safe_encode(&fnv32a(&bytes).to_string())
+}
+
+/// A label selector in the query syntax (`a=b,c in (d),!e`), for list calls.
+pub fn selector_to_query(selector: &LabelSelector) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in selector.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// Upstream `GetScaledValueFromIntOrPercent`: an absolute number or a percentage of `total`.
+pub fn scaled_value(
+    v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    total: i32,
+    round_up: bool,
+    default: i32,
+) -> i32 {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    match v {
+        None => default,
+        Some(IntOrString::Int(i)) => *i,
+        Some(IntOrString::String(s)) => {
+            let Some(p) = s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) else {
+                return default;
+            };
+            let scaled = p * i64::from(total);
+            (if round_up {
+                (scaled + 99).div_euclid(100)
+            } else {
+                scaled.div_euclid(100)
+            }) as i32
+        }
+    }
+}
+
+/// Sort key for "oldest first": creation time, then name.
+pub fn creation_key(meta: &ObjectMeta) -> (i64, String) {
+    (
+        meta.creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_nanosecond() as i64)
+            .unwrap_or(i64::MAX),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_reference_vectors() {
+        assert_eq!(fnv32a(b""), 0x811c9dc5);
+        assert_eq!(fnv32a(b"a"), 0xe40c292c);
+        assert_eq!(fnv32(b"a"), 0x050c5d7e);
+    }
+
+    #[test]
+    fn safe_encoding_of_decimal_digits() {
+        // '0'..'9' are bytes 48..57, which land on "456789bcdf".
+        assert_eq!(safe_encode("0123456789"), "456789bcdf");
+    }
+}
