@@ -11,6 +11,7 @@ pub mod events;
 pub mod history;
 mod root_ca;
 mod serviceaccount;
+mod statefulset;
 pub mod util;
 
 use std::time::Duration;
@@ -46,6 +47,7 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
         ),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
+        ("statefulset", Box::pin(statefulset::run(client.clone()))),
     ];
     runs.into_iter()
         .map(|(name, fut)| {
