@@ -9,7 +9,9 @@
 mod daemonset;
 pub mod events;
 pub mod history;
+mod nodelifecycle;
 mod root_ca;
+pub mod scheduler;
 mod serviceaccount;
 mod statefulset;
 pub mod util;
@@ -27,6 +29,8 @@ pub struct Settings {
     /// How long a node's Lease may go unrenewed before the node is Ready=Unknown
     /// (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
+    /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
+    pub scheduler_metrics: scheduler::Metrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +50,19 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             "root-ca-cert-publisher",
             Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
         ),
+        (
+            "node-lifecycle-controller",
+            Box::pin(nodelifecycle::run(
+                client.clone(),
+                settings.node_monitor_grace_period,
+            )),
+        ),
+        (
+            "scheduler",
+            Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
+        ),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
-        ("statefulset", Box::pin(statefulset::run(client.clone()))),
+        ("statefulset", Box::pin(statefulset::run(client))),
     ];
     runs.into_iter()
         .map(|(name, fut)| {
