@@ -7,6 +7,7 @@
 //! version-agnostic.
 
 mod daemonset;
+mod endpoints;
 pub mod events;
 pub mod history;
 mod nodelifecycle;
@@ -62,7 +63,8 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
         ),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
-        ("statefulset", Box::pin(statefulset::run(client))),
+        ("statefulset", Box::pin(statefulset::run(client.clone()))),
+        ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
     ];
     runs.into_iter()
         .map(|(name, fut)| {
