@@ -316,7 +316,7 @@ async fn current_revision(
         .await?
         {
             Created::Revision(r) => {
-                revs.push(r);
+                revs.push(*r);
                 return Ok((hash, revs));
             }
             Created::Collision => {

@@ -291,19 +291,21 @@ fn endpoint_labels(svc: &Service) -> BTreeMap<String, String> {
     labels
 }
 
+/// A set of ports, as (name, port, protocol), sorted: the key addresses are grouped by.
+type PortKey = Vec<(String, i32, String)>;
+/// A subset being built: its ports, ready and not-ready addresses.
+type SubsetParts = (
+    Vec<EndpointPort>,
+    Vec<EndpointAddress>,
+    Vec<EndpointAddress>,
+);
+
 /// Upstream `syncService` + `RepackSubsets`: addresses grouped by the ports they serve.
 fn desired_subsets(svc: &Service, pods: &[Pod]) -> Vec<EndpointSubset> {
     let tolerate_unready = publish_not_ready(svc);
     let ports = service_ports(svc);
     // Port set (sorted) -> (ready, not ready) addresses.
-    let mut groups: BTreeMap<
-        Vec<(String, i32, String)>,
-        (
-            Vec<EndpointPort>,
-            Vec<EndpointAddress>,
-            Vec<EndpointAddress>,
-        ),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<PortKey, SubsetParts> = BTreeMap::new();
     for pod in pods {
         if !should_be_in_endpoints(pod, tolerate_unready) {
             continue;
@@ -463,7 +465,7 @@ fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
 /// Endpoints grouped by the ports they serve, each group cut into slices.
 fn desired_slices(ctx: &Ctx, svc: &Service, pods: &[Pod]) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
     let ports = service_ports(svc);
-    let mut groups: BTreeMap<Vec<(String, i32)>, (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
+    let mut groups: BTreeMap<PortKey, (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
     for pod in pods {
         if !should_be_in_endpoints(pod, true) {
             continue;
@@ -482,7 +484,13 @@ fn desired_slices(ctx: &Ctx, svc: &Service, pods: &[Pod]) -> Vec<(Vec<SlicePort>
             .collect();
         let key = sps
             .iter()
-            .map(|p| (p.name.clone().unwrap_or_default(), p.port.unwrap_or(0)))
+            .map(|p| {
+                (
+                    p.name.clone().unwrap_or_default(),
+                    p.port.unwrap_or(0),
+                    p.protocol.clone().unwrap_or_default(),
+                )
+            })
             .collect();
         groups
             .entry(key)

@@ -59,7 +59,7 @@ pub fn revision_name(parent: &str, hash: &str) -> String {
 /// What creating a revision came to.
 pub enum Created {
     /// The revision now stored under the name (ours, or an equal one already there).
-    Revision(ControllerRevision),
+    Revision(Box<ControllerRevision>),
     /// The name is taken by a revision with other data: bump the collision count.
     Collision,
 }
@@ -91,11 +91,11 @@ pub async fn create(
         revision,
     };
     match api.create(&PostParams::default(), &rev).await {
-        Ok(r) => Ok(Created::Revision(r)),
+        Ok(r) => Ok(Created::Revision(Box::new(r))),
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let existing = api.get(&name).await?;
             if is_controlled_by(&existing.metadata, &uid) && data_of(&existing) == Some(&data) {
-                Ok(Created::Revision(existing))
+                Ok(Created::Revision(Box::new(existing)))
             } else {
                 Ok(Created::Collision)
             }

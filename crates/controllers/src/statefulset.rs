@@ -82,8 +82,10 @@ fn running_and_available(pod: &Pod, min_ready: i32) -> bool {
 /// Upstream `isUnavailable`: not healthy (Running, Ready, not terminating) or not yet
 /// available for minReadySeconds.
 fn unavailable(pod: &Pod, min_ready: i32) -> bool {
-    !(phase(pod) == "Running" && is_pod_ready(pod) && !terminating(pod))
-        || !is_pod_available(pod, min_ready)
+    !(phase(pod) == "Running"
+        && is_pod_ready(pod)
+        && !terminating(pod)
+        && is_pod_available(pod, min_ready))
 }
 
 fn revision_of(pod: &Pod) -> Option<&String> {
@@ -166,8 +168,8 @@ async fn revisions(
                 .await?
                 {
                     Created::Revision(r) => {
-                        revs.push(r.clone());
-                        break r;
+                        revs.push((*r).clone());
+                        break *r;
                     }
                     Created::Collision => {
                         let c = collision.unwrap_or(0) + 1;
@@ -526,7 +528,7 @@ async fn sync(
             condemned.push((*o, p));
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     let first_unhealthy: Option<String> = slots
         .iter()
         .flatten()
