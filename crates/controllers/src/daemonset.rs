@@ -21,8 +21,8 @@ use kube::{Client, ResourceExt};
 use crate::events::{self, Recorder};
 use crate::history::{self, Created, HASH_LABEL};
 use crate::util::{
-    compute_template_hash, controller_ref, creation_key, is_controlled_by, is_pod_available,
-    is_pod_ready, node_fits_pod_selectors, scaled_value, selector_to_query, untolerated_taint,
+    compute_template_hash, controller_ref, creation_key, is_pod_available, is_pod_ready,
+    node_fits_pod_selectors, scaled_value, selector_to_query, untolerated_taint,
 };
 use crate::{retry_after_error, Error};
 
@@ -42,8 +42,17 @@ pub async fn run(client: Client) {
         watcher::Config::default(),
     );
     let sets = controller.store();
+    let owners = sets.clone();
     controller
-        .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .watches(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default(),
+            move |pod| {
+                crate::util::pod_owners(&owners, &pod, |d: &DaemonSet| {
+                    d.spec.as_ref().map(|s| &s.selector)
+                })
+            },
+        )
         // A node coming, going or changing labels/taints concerns every DaemonSet.
         .watches(
             Api::<Node>::all(client.clone()),
@@ -228,7 +237,6 @@ struct View {
 
 async fn view(ctx: &Ctx, ds: &DaemonSet) -> Result<View, Error> {
     let ns = ds.namespace().unwrap_or_default();
-    let uid = ds.uid().unwrap_or_default();
     let nodes = Api::<Node>::all(ctx.client.clone())
         .list(&ListParams::default())
         .await?
@@ -243,10 +251,7 @@ async fn view(ctx: &Ctx, ds: &DaemonSet) -> Result<View, Error> {
         .await?
         .items;
     let mut by_node: HashMap<String, Vec<Pod>> = HashMap::new();
-    for pod in pods {
-        if !is_controlled_by(&pod.metadata, &uid) {
-            continue;
-        }
+    for pod in crate::util::claim_pods(&ctx.client, ds, pods).await {
         // Finished pods that are already being deleted are gone as far as we care.
         if pod.metadata.deletion_timestamp.is_some()
             && matches!(phase(&pod), "Succeeded" | "Failed")
@@ -484,6 +489,28 @@ async fn manage(ctx: &Ctx, ds: &DaemonSet, v: &View, hash: &str) -> (Vec<String>
                     .map(|p| p.name_any()),
             );
         }
+    }
+    // Upstream `getUnscheduledPodsWithoutNode`: pods pinned to a node that no longer
+    // exists would wait forever.
+    for (node, pods) in &v.by_node {
+        if v.nodes
+            .iter()
+            .any(|n| n.metadata.name.as_ref() == Some(node))
+        {
+            continue;
+        }
+        delete.extend(
+            pods.iter()
+                .filter(|p| {
+                    p.metadata.deletion_timestamp.is_none()
+                        && p.spec
+                            .as_ref()
+                            .and_then(|s| s.node_name.as_deref())
+                            .unwrap_or("")
+                            .is_empty()
+                })
+                .map(|p| p.name_any()),
+        );
     }
     (create, delete)
 }

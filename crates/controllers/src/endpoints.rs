@@ -115,9 +115,18 @@ async fn run_slices(ctx: Arc<Ctx>) {
     );
     let services = controller.store();
     controller
-        .owns(
+        // Slices edited or deleted by someone else are put back. (Not `owns`: its
+        // metadata-only watch is not served.)
+        .watches(
             Api::<EndpointSlice>::all(client.clone()),
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+            |slice| {
+                let ns = slice.namespace()?;
+                slice
+                    .labels()
+                    .get(SERVICE_NAME_LABEL)
+                    .map(|svc| ObjectRef::<Service>::new(svc).within(&ns))
+            },
         )
         .watches(
             Api::<Pod>::all(client.clone()),

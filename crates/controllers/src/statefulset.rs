@@ -20,8 +20,8 @@ use kube::{Client, Resource, ResourceExt};
 use crate::events::{self, Recorder};
 use crate::history::{self, Created, HASH_LABEL};
 use crate::util::{
-    controller_ref, fnv32, is_controlled_by, is_pod_available, is_pod_ready, pod_from_template,
-    safe_encode, selector_to_query,
+    controller_ref, fnv32, is_pod_available, is_pod_ready, pod_from_template, safe_encode,
+    selector_to_query,
 };
 use crate::{retry_after_error, Error};
 
@@ -34,24 +34,34 @@ struct Ctx {
 }
 
 pub async fn run(client: Client) {
-    Controller::new(
+    let controller = Controller::new(
         Api::<StatefulSet>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .owns(Api::<Pod>::all(client.clone()), watcher::Config::default())
-    .run(
-        reconcile,
-        |_, e, _| {
-            tracing::warn!("statefulset controller: {e}");
-            retry_after_error()
-        },
-        Arc::new(Ctx {
-            recorder: Recorder::new(client.clone(), "statefulset-controller"),
-            client,
-        }),
-    )
-    .for_each(|_| async {})
-    .await;
+    );
+    let sets = controller.store();
+    controller
+        .watches(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default(),
+            move |pod| {
+                crate::util::pod_owners(&sets, &pod, |s: &StatefulSet| {
+                    s.spec.as_ref().map(|s| &s.selector)
+                })
+            },
+        )
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("statefulset controller: {e}");
+                retry_after_error()
+            },
+            Arc::new(Ctx {
+                recorder: Recorder::new(client.clone(), "statefulset-controller"),
+                client,
+            }),
+        )
+        .for_each(|_| async {})
+        .await;
 }
 
 /// The ordinal of a pod named `<set>-<n>` belonging to `set`.
@@ -482,18 +492,16 @@ async fn pods_of(ctx: &Ctx, set: &StatefulSet) -> Result<Vec<(i32, Pod)>, Error>
         .as_ref()
         .map(|s| s.selector.clone())
         .unwrap_or_default();
-    let uid = set.uid().unwrap_or_default();
     let name = set.name_any();
-    Ok(
-        Api::<Pod>::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default())
-            .list(&ListParams::default().labels(&selector_to_query(&selector)))
-            .await?
-            .items
-            .into_iter()
-            .filter(|p| is_controlled_by(&p.metadata, &uid))
-            .filter_map(|p| ordinal_of(&name, &p.name_any()).map(|o| (o, p)))
-            .collect(),
-    )
+    let matched = Api::<Pod>::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default())
+        .list(&ListParams::default().labels(&selector_to_query(&selector)))
+        .await?
+        .items;
+    Ok(crate::util::claim_pods(&ctx.client, set, matched)
+        .await
+        .into_iter()
+        .filter_map(|p| ordinal_of(&name, &p.name_any()).map(|o| (o, p)))
+        .collect())
 }
 
 /// Upstream `updateStatefulSet`: one pass of creations, deletions and updates. Returns

@@ -740,3 +740,136 @@ spec:
         (endpoints(&s, "api").is_none() && slices(&s, "api").is_empty()).then_some(())
     });
 }
+
+#[test]
+fn daemonset_adopts_orphans_and_surges_during_updates() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 2, &[]);
+    // A bare pod matching the selector on node-0 is adopted instead of duplicated.
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: stray
+  labels: {app: agent}
+spec:
+  nodeName: node-0
+  containers:
+  - name: agent
+    image: agent:1
+"#,
+    );
+    // OnDelete: the adopted pod (which has no revision label) is not replaced.
+    s.apply(&DAEMONSET.replace(
+        "type: RollingUpdate\n    rollingUpdate: {maxUnavailable: 1}",
+        "type: OnDelete",
+    ));
+    eventually("stray adopted and node-1 served", T, || {
+        let by_node = ds_pods_by_node(&s);
+        let names: Vec<(&str, &str)> = by_node
+            .iter()
+            .map(|(n, p)| (n.as_str(), p["metadata"]["name"].as_str().unwrap_or("")))
+            .collect();
+        (names.len() == 2 && names[0] == ("node-0", "stray") && names[1].0 == "node-1")
+            .then_some(())
+    });
+    let stray = s.api_get("/api/v1/namespaces/default/pods/stray");
+    assert_eq!(stray["metadata"]["ownerReferences"][0]["kind"], "DaemonSet");
+    assert_eq!(stray["metadata"]["ownerReferences"][0]["controller"], true);
+
+    // maxUnavailable 0, maxSurge 1: new pods start beside the old ones, which go once the
+    // new ones are available.
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "ds",
+            "agent",
+            "-p",
+            r#"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":0,"maxSurge":1}}}}"#,
+        ],
+    );
+    s.kubectl_ok("1.33", &["set", "image", "ds/agent", "agent=agent:2"]);
+    let out = s.kubectl_ok("1.33", &["rollout", "status", "ds/agent", "--timeout=40s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    eventually("one agent:2 per node", T, || {
+        let pods = ds_pods_by_node(&s);
+        (pods.len() == 2
+            && pods
+                .iter()
+                .all(|(_, p)| p["spec"]["containers"][0]["image"] == "agent:2"))
+        .then_some(())
+    });
+}
+
+#[test]
+fn statefulset_parallel_creates_at_once_and_ordered_waits() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 1, &[]);
+    // Pods no node fits stay Pending (never Ready).
+    let set = |name: &str, policy: &str, retention: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {name}
+spec:
+  serviceName: {name}
+  replicas: 3
+  podManagementPolicy: {policy}
+  persistentVolumeClaimRetentionPolicy: {retention}
+  selector:
+    matchLabels: {{set: {name}}}
+  template:
+    metadata:
+      labels: {{set: {name}}}
+    spec:
+      nodeSelector: {{disk: none}}
+      containers:
+      - name: c
+        image: db:1
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+"#
+        )
+    };
+    s.apply(&set("ordered", "OrderedReady", "{}"));
+    s.apply(&set(
+        "par",
+        "Parallel",
+        "{whenDeleted: Delete, whenScaled: Retain}",
+    ));
+    eventually("par-0..2 all created", T, || {
+        (pods(&s, "default", "set=par").len() == 3).then_some(())
+    });
+    eventually("ordered reports one replica", T, || {
+        let st =
+            s.api_get("/apis/apps/v1/namespaces/default/statefulsets/ordered")["status"].clone();
+        (st["replicas"] == 1 && st["observedGeneration"] == 1).then_some(())
+    });
+    let ordered: Vec<String> = pods(&s, "default", "set=ordered")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ordered,
+        ["ordered-0"],
+        "ordered-1 waits for ordered-0 to be Ready"
+    );
+
+    // whenDeleted: Delete makes the set own its claims; Retain leaves them unowned.
+    let pvc = s.api_get("/api/v1/namespaces/default/persistentvolumeclaims/data-par-1");
+    let owner = &pvc["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "StatefulSet", "{pvc}");
+    assert_eq!(owner["name"], "par", "{pvc}");
+    let pvc = s.api_get("/api/v1/namespaces/default/persistentvolumeclaims/data-ordered-0");
+    assert!(pvc["metadata"]["ownerReferences"].is_null(), "{pvc}");
+}
