@@ -790,15 +790,24 @@ spec:
             r#"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":0,"maxSurge":1}}}}"#,
         ],
     );
+    // The template generation counts template changes only (upstream's strategy).
+    let generation = |s: &Server| {
+        s.api_get("/apis/apps/v1/namespaces/default/daemonsets/agent")["metadata"]["annotations"]
+            ["deprecated.daemonset.template.generation"]
+            .clone()
+    };
+    assert_eq!(generation(&s), "1");
     s.kubectl_ok("1.33", &["set", "image", "ds/agent", "agent=agent:2"]);
+    assert_eq!(generation(&s), "2");
     let out = s.kubectl_ok("1.33", &["rollout", "status", "ds/agent", "--timeout=40s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
     eventually("one agent:2 per node", T, || {
         let pods = ds_pods_by_node(&s);
         (pods.len() == 2
-            && pods
-                .iter()
-                .all(|(_, p)| p["spec"]["containers"][0]["image"] == "agent:2"))
+            && pods.iter().all(|(_, p)| {
+                p["spec"]["containers"][0]["image"] == "agent:2"
+                    && p["metadata"]["labels"]["pod-template-generation"] == "2"
+            }))
         .then_some(())
     });
 }
@@ -872,4 +881,40 @@ spec:
     assert_eq!(owner["name"], "par", "{pvc}");
     let pvc = s.api_get("/api/v1/namespaces/default/persistentvolumeclaims/data-ordered-0");
     assert!(pvc["metadata"]["ownerReferences"].is_null(), "{pvc}");
+}
+
+#[test]
+fn daemonset_follows_node_labels() {
+    let s = Server::start();
+    let _edge = SimNodes::start(&s, "edge", 1, &["--label", "role=edge"]);
+    let _plain = SimNodes::start(&s, "node", 1, &[]);
+    s.apply(&DAEMONSET.replace(
+        "    spec:\n      containers:",
+        "    spec:\n      nodeSelector: {role: edge}\n      containers:",
+    ));
+    let on = |s: &Server| -> Vec<String> {
+        ds_pods_by_node(s)
+            .into_iter()
+            .filter(|(_, p)| is_ready(p))
+            .map(|(n, _)| n)
+            .collect()
+    };
+    eventually("an agent on edge-0 only", T, || {
+        (on(&s) == ["edge-0"]).then_some(())
+    });
+    // The label moves: the pod follows it.
+    s.kubectl_ok("1.33", &["label", "node", "node-0", "role=edge"]);
+    s.kubectl_ok("1.33", &["label", "node", "edge-0", "role-"]);
+    eventually("an agent on node-0 only", T, || {
+        (ds_pods_by_node(&s)
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            == ["node-0"]
+            && on(&s) == ["node-0"])
+        .then_some(())
+    });
+    let st = s.api_get("/apis/apps/v1/namespaces/default/daemonsets/agent")["status"].clone();
+    assert_eq!(st["desiredNumberScheduled"], 1, "{st}");
+    assert_eq!(st["numberMisscheduled"], 0, "{st}");
 }
