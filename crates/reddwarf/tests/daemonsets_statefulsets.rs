@@ -881,6 +881,39 @@ spec:
     assert_eq!(owner["name"], "par", "{pvc}");
     let pvc = s.api_get("/api/v1/namespaces/default/persistentvolumeclaims/data-ordered-0");
     assert!(pvc["metadata"]["ownerReferences"].is_null(), "{pvc}");
+
+    // whenScaled: Delete hands the claims of a scaled-away pod to that pod.
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "sts",
+            "par",
+            "-p",
+            r#"{"spec":{"replicas":2,"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete"}}}"#,
+        ],
+    );
+    eventually("par-2 gone, its claim owned by it", T, || {
+        let names: Vec<String> = pods(&s, "default", "set=par")
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        let pvc = s.api_get("/api/v1/namespaces/default/persistentvolumeclaims/data-par-2");
+        let owners = pvc["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (names == ["par-0", "par-1"]
+            && owners.len() == 1
+            && owners[0]["kind"] == "Pod"
+            && owners[0]["name"] == "par-2")
+            .then_some(())
+    });
+    let pvc = s.api_get("/api/v1/namespaces/default/persistentvolumeclaims/data-par-0");
+    assert_eq!(
+        pvc["metadata"]["ownerReferences"][0]["kind"], "StatefulSet",
+        "{pvc}"
+    );
 }
 
 #[test]
