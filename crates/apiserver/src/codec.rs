@@ -253,6 +253,21 @@ pub enum Wanted {
     Discovery {
         v2beta1: bool,
     },
+    /// Metadata only, `as=PartialObjectMetadata` or `as=PartialObjectMetadataList`
+    /// (`g=meta.k8s.io`, v1 or v1beta1), what metadata informers and kube-rs's
+    /// `metadata_watcher` ask for.
+    Metadata {
+        v1beta1: bool,
+    },
+}
+
+/// An object as `PartialObjectMetadata` (its metadata only).
+pub fn partial_metadata(obj: &Value, v1beta1: bool) -> Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+    })
 }
 
 /// Picks the first acceptable media type from `Accept`, in the client's order.
@@ -297,7 +312,16 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Wanted> {
                     v2beta1: v == "v2beta1",
                 });
             }
-            // Other transformations (PartialObjectMetadata) are not served: try the next clause.
+            if json_like
+                && matches!(as_, "PartialObjectMetadata" | "PartialObjectMetadataList")
+                && g == "meta.k8s.io"
+                && (v == "v1" || v == "v1beta1")
+            {
+                return Ok(Wanted::Metadata {
+                    v1beta1: v == "v1beta1",
+                });
+            }
+            // Other transformations are not served: try the next clause.
             continue;
         }
         match mt.as_str() {
@@ -386,6 +410,13 @@ mod tests {
         assert_eq!(
             negotiate(&accept(
                 "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            ))
+            .unwrap(),
+            Wanted::Metadata { v1beta1: false }
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/json;as=PartialObjectMetadataList;g=other.io;v=v1,application/json"
             ))
             .unwrap(),
             Wanted::Json

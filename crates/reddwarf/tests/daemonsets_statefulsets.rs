@@ -951,3 +951,91 @@ fn daemonset_follows_node_labels() {
     assert_eq!(st["desiredNumberScheduled"], 1, "{st}");
     assert_eq!(st["numberMisscheduled"], 0, "{st}");
 }
+
+/// Metadata-only lists, gets and watches (what kube-rs's `Controller::owns` and client-go's
+/// metadata informers ask for).
+#[test]
+fn metadata_only_lists_gets_and_watches_are_served() {
+    let s = Server::start();
+    s.apply(&api_pod("meta-a"));
+    let pki = s.data_dir().join("pki");
+    let get = |path: &str, accept: &str| -> Value {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--cacert"])
+            .arg(pki.join("ca.crt"))
+            .arg("--cert")
+            .arg(pki.join("admin.crt"))
+            .arg("--key")
+            .arg(pki.join("admin.key"))
+            .args(["-H", &format!("Accept: {accept}")])
+            .arg(format!("{}{path}", s.url))
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let list = get(
+        "/api/v1/namespaces/default/pods",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    );
+    assert_eq!(list["kind"], "PartialObjectMetadataList", "{list}");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    assert!(list["metadata"]["resourceVersion"].is_string(), "{list}");
+    let item = &list["items"][0];
+    assert_eq!(item["kind"], "PartialObjectMetadata");
+    assert_eq!(item["metadata"]["name"], "meta-a");
+    assert!(item.get("spec").is_none(), "{item}");
+    let one = get(
+        "/api/v1/namespaces/default/pods/meta-a",
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    );
+    assert_eq!(one["kind"], "PartialObjectMetadata", "{one}");
+    assert_eq!(one["metadata"]["labels"]["app"], "api");
+    assert!(one.get("status").is_none(), "{one}");
+
+    // A watch from the list's version sees the next pod as metadata only.
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let child = Command::new("curl")
+        .args(["-sN", "--max-time", "30", "--cacert"])
+        .arg(pki.join("ca.crt"))
+        .arg("--cert")
+        .arg(pki.join("admin.crt"))
+        .arg("--key")
+        .arg(pki.join("admin.key"))
+        .args([
+            "-H",
+            "Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        ])
+        .arg(format!(
+            "{}/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}",
+            s.url
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl");
+    let mut watch = Watch {
+        lines: Arc::new(Mutex::new(Vec::new())),
+        child,
+    };
+    let out = watch.child.stdout.take().unwrap();
+    let sink = watch.lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                sink.lock().unwrap().push(v);
+            }
+        }
+    });
+    s.apply(&api_pod("meta-b"));
+    let added = eventually("meta-b ADDED as metadata", T, || {
+        watch
+            .events()
+            .into_iter()
+            .find(|e| event_is(e, "ADDED", "meta-b"))
+    });
+    assert_eq!(added["object"]["kind"], "PartialObjectMetadata", "{added}");
+    assert!(added["object"].get("spec").is_none(), "{added}");
+}
