@@ -115,8 +115,8 @@ async fn run_slices(ctx: Arc<Ctx>) {
     );
     let services = controller.store();
     controller
-        // Slices edited or deleted by someone else are put back. (Not `owns`: its
-        // metadata-only watch is not served.)
+        // Slices edited or deleted by someone else are put back (by the service-name label,
+        // so slices that lost their owner reference are found too).
         .watches(
             Api::<EndpointSlice>::all(client.clone()),
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),

@@ -401,8 +401,8 @@ pub async fn claim_pods<K: Resource<DynamicType = ()>>(
 
 /// Which controllers a pod event concerns (upstream `addPod`/`updatePod` of the workload
 /// controllers): its controller if it has one of `kind`, otherwise (an orphan) every one
-/// in its namespace whose selector matches it, as they may adopt it. Used instead of
-/// `Controller::owns`, whose metadata-only watch the API server does not serve.
+/// in its namespace whose selector matches it, as they may adopt it (which
+/// `Controller::owns` would not do).
 pub fn pod_owners<K>(
     store: &kube::runtime::reflector::Store<K>,
     pod: &Pod,
