@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
     PodTemplateSpec, Toleration,
 };
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -45,10 +46,10 @@ pub async fn run(client: Client) {
     let owners = sets.clone();
     controller
         .watches(
-            Api::<Pod>::all(client.clone()),
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| {
-                crate::util::pod_owners(&owners, &pod, |d: &DaemonSet| {
+                crate::util::pod_owners(&owners, &pod.metadata, |d: &DaemonSet| {
                     d.spec.as_ref().map(|s| &s.selector)
                 })
             },

@@ -18,6 +18,7 @@ use k8s_openapi::api::discovery::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -63,8 +64,11 @@ pub async fn run(client: Client) {
 
 /// A pod's change concerns the Services with a selector in its namespace (whether they
 /// select it now or did before a label change).
-fn services_in_namespace(services: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Service>> {
-    let ns = pod.namespace();
+fn services_in_namespace(
+    services: &Store<Service>,
+    pod: &PartialObjectMeta<Pod>,
+) -> Vec<ObjectRef<Service>> {
+    let ns = pod.metadata.namespace.clone();
     services
         .state()
         .iter()
@@ -82,7 +86,7 @@ async fn run_endpoints(ctx: Arc<Ctx>) {
     let services = controller.store();
     controller
         .watches(
-            Api::<Pod>::all(client.clone()),
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| services_in_namespace(&services, &pod),
         )
@@ -129,7 +133,7 @@ async fn run_slices(ctx: Arc<Ctx>) {
             },
         )
         .watches(
-            Api::<Pod>::all(client.clone()),
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| services_in_namespace(&services, &pod),
         )

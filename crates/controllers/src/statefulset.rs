@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -41,10 +42,10 @@ pub async fn run(client: Client) {
     let sets = controller.store();
     controller
         .watches(
-            Api::<Pod>::all(client.clone()),
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| {
-                crate::util::pod_owners(&sets, &pod, |s: &StatefulSet| {
+                crate::util::pod_owners(&sets, &pod.metadata, |s: &StatefulSet| {
                     s.spec.as_ref().map(|s| &s.selector)
                 })
             },

@@ -403,22 +403,25 @@ pub async fn claim_pods<K: Resource<DynamicType = ()>>(
 /// controllers): its controller if it has one of `kind`, otherwise (an orphan) every one
 /// in its namespace whose selector matches it, as they may adopt it (which
 /// `Controller::owns` would not do).
+///
+/// Takes the pod's metadata only: the watch feeding it is metadata-only, so the controllers
+/// do not decode every pod in the cluster.
 pub fn pod_owners<K>(
     store: &kube::runtime::reflector::Store<K>,
-    pod: &Pod,
+    pod: &ObjectMeta,
     selector_of: impl Fn(&K) -> Option<&LabelSelector>,
 ) -> Vec<kube::runtime::reflector::ObjectRef<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let ns = pod.namespace().unwrap_or_default();
-    if let Some(owner) = controller_of(&pod.metadata) {
+    let ns = pod.namespace.clone().unwrap_or_default();
+    if let Some(owner) = controller_of(pod) {
         if owner.kind == K::kind(&()) {
             return vec![kube::runtime::reflector::ObjectRef::new(&owner.name).within(&ns)];
         }
         return Vec::new();
     }
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let labels = pod.labels.clone().unwrap_or_default();
     store
         .state()
         .iter()
