@@ -3,7 +3,7 @@
 //! node affinity on `metadata.name` of its node, and the scheduler binds it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -54,15 +54,24 @@ pub async fn run(client: Client) {
                 })
             },
         )
-        // A node coming, going or changing labels/taints concerns every DaemonSet.
+        // A node coming or changing what eligibility depends on concerns every DaemonSet;
+        // status heartbeats do not (upstream `shouldIgnoreNodeUpdate`).
         .watches(
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
-            move |_| {
-                sets.state()
-                    .iter()
-                    .map(|d| ObjectRef::from_obj(&**d))
-                    .collect::<Vec<_>>()
+            {
+                let seen: Mutex<HashMap<String, u32>> = Mutex::new(HashMap::new());
+                move |node: Node| {
+                    let print = node_fingerprint(&node);
+                    let before = seen.lock().unwrap().insert(node.name_any(), print);
+                    if before == Some(print) {
+                        return Vec::new();
+                    }
+                    sets.state()
+                        .iter()
+                        .map(|d| ObjectRef::from_obj(&**d))
+                        .collect::<Vec<_>>()
+                }
             },
         )
         .run(
@@ -211,6 +220,29 @@ fn node_should_run(template: &PodTemplateSpec, node: &Node) -> (bool, bool) {
         return (false, !evicted);
     }
     (true, true)
+}
+
+/// What of a node DaemonSet placement depends on: labels, taints, unschedulable and the
+/// condition statuses (not heartbeat times).
+fn node_fingerprint(node: &Node) -> u32 {
+    let conditions: Vec<(String, String)> = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c.type_.clone(), c.status.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let spec = node.spec.as_ref();
+    let relevant = serde_json::json!([
+        node.metadata.labels,
+        spec.and_then(|s| s.taints.clone()),
+        spec.and_then(|s| s.unschedulable),
+        conditions,
+    ]);
+    crate::util::fnv32a(relevant.to_string().as_bytes())
 }
 
 fn phase(pod: &Pod) -> &str {

@@ -235,7 +235,7 @@ fn daemonset_rolls_out_and_back() {
         .collect();
     assert_eq!(images, ["agent:2", "agent:2", "agent:2"]);
 
-    let history = s.kubectl_ok("1.33", &["rollout", "history", "ds/agent"]);
+    let history = s.kubectl_ok("1.27", &["rollout", "history", "ds/agent"]);
     assert!(
         history.contains("\n1 ") && history.contains("\n2 "),
         "{history}"
@@ -487,7 +487,9 @@ fn statefulset_rolls_out_from_the_highest_ordinal_and_back() {
         history.contains("\n1 ") && history.contains("\n2 "),
         "{history}"
     );
-    s.kubectl_ok("1.33", &["rollout", "undo", "sts/web"]);
+    let rev1 = s.kubectl_ok("1.27", &["rollout", "history", "sts/web", "--revision=1"]);
+    assert!(rev1.contains("nginx:1.27"), "{rev1}");
+    s.kubectl_ok("1.27", &["rollout", "undo", "sts/web"]);
     s.kubectl_ok("1.33", &["rollout", "status", "sts/web", "--timeout=40s"]);
     eventually("all back at nginx:1.27", T, || {
         let ps = pods(&s, "default", "app=web");
