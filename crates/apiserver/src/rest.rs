@@ -133,13 +133,6 @@ impl Ctx<'_> {
                 let t = table::table(self.kind, &[v], &rv, "", self.query)?;
                 Ok(codec::json_value(code, &t))
             }
-            Wanted::Metadata { v1beta1 } => {
-                let v: Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
-                Ok(codec::json_value(
-                    code,
-                    &codec::partial_metadata(&v, v1beta1),
-                ))
-            }
             w => Ok(codec::respond_object(code, w, bytes)),
         }
     }
@@ -503,27 +496,6 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
             t["metadata"]["remainingItemCount"] = json!(r);
         }
         return Ok(codec::json_value(StatusCode::OK, &t));
-    }
-    if let Wanted::Metadata { v1beta1 } = ctx.wanted {
-        let items: Vec<Value> = page
-            .items
-            .iter()
-            .map(|(_, b)| parse_stored(b).map(|v| codec::partial_metadata(&v, v1beta1)))
-            .collect::<ApiResult<_>>()?;
-        let mut meta = json!({"resourceVersion": rv});
-        if let Some(t) = &token {
-            meta["continue"] = json!(t);
-        }
-        if let Some(r) = page.remaining {
-            meta["remainingItemCount"] = json!(r);
-        }
-        let list = json!({
-            "kind": "PartialObjectMetadataList",
-            "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
-            "metadata": meta,
-            "items": items,
-        });
-        return Ok(codec::json_value(StatusCode::OK, &list));
     }
     let mut out = list_header(ctx, &rv, token.as_deref(), page.remaining).into_bytes();
     for (i, (_, b)) in page.items.iter().enumerate() {

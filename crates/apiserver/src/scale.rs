@@ -86,7 +86,7 @@ fn respond(ctx: &Ctx, code: StatusCode, scale: &Value) -> ApiResult<Response> {
     let bytes = serde_json::to_vec(scale).map_err(ApiError::internal)?;
     let wanted = match ctx.wanted {
         // kubectl never asks for a Scale as a Table; answer the object.
-        Wanted::Table { .. } | Wanted::Discovery { .. } | Wanted::Metadata { .. } => Wanted::Json,
+        Wanted::Table { .. } | Wanted::Discovery { .. } => Wanted::Json,
         w => w,
     };
     Ok(codec::respond_object(code, wanted, bytes))

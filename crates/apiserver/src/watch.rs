@@ -14,7 +14,7 @@ use reddwarf_store::{Event, EventType, ObjectKey, Revision, WatchRegistration};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::codec::{self, Wanted};
+use crate::codec::Wanted;
 use crate::meta::now_unix;
 use crate::rest::{parse_stored, Ctx};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -31,8 +31,8 @@ const DEFAULT_TIMEOUT: u64 = 1800;
 enum Framing {
     Json,
     Table { v1beta1: bool },
-    Metadata { v1beta1: bool },
     Protobuf,
+    Metadata { v1beta1: bool },
 }
 
 struct Stream {
@@ -61,7 +61,7 @@ impl Stream {
                 if event_type == "ERROR" {
                     return json_frame(event_type, obj);
                 }
-                json_frame(event_type, &codec::partial_metadata(obj, v1beta1))
+                json_frame(event_type, &crate::codec::partial_metadata(obj, v1beta1))
             }
             Framing::Table { v1beta1 } => {
                 if event_type == "BOOKMARK" || event_type == "ERROR" {
