@@ -750,51 +750,50 @@ async fn update_status(ctx: &Ctx, ds: &DaemonSet, v: &View, hash: &str) -> Resul
 }
 
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    if ds.spec.is_none() {
+    // A DaemonSet being deleted is left alone (upstream returns before building its
+    // history); the garbage collector takes the pods.
+    if ds.spec.is_none() || ds.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let (hash, revs) = current_revision(&ctx, &ds).await?;
     let mut v = view(&ctx, &ds).await?;
-    // A DaemonSet being deleted only reports status; the garbage collector takes the pods.
-    if ds.metadata.deletion_timestamp.is_none() {
-        let (create, delete) = manage(&ctx, &ds, &v, &hash).await;
-        let mut changed = !create.is_empty() || !delete.is_empty();
-        create_pods(&ctx, &ds, &hash, &create).await;
+    let (create, delete) = manage(&ctx, &ds, &v, &hash).await;
+    let mut changed = !create.is_empty() || !delete.is_empty();
+    create_pods(&ctx, &ds, &hash, &create).await;
+    delete_pods(&ctx, &ds, &delete).await;
+    // Roll only from a settled view, as upstream waits for its expectations.
+    if !changed && is_rolling_update(&ds) {
+        let (delete, surge) = rolling_update(&ds, &v, &hash);
+        changed = !delete.is_empty() || !surge.is_empty();
+        create_pods(&ctx, &ds, &hash, &surge).await;
         delete_pods(&ctx, &ds, &delete).await;
-        // Roll only from a settled view, as upstream waits for its expectations.
-        if !changed && is_rolling_update(&ds) {
-            let (delete, surge) = rolling_update(&ds, &v, &hash);
-            changed = !delete.is_empty() || !surge.is_empty();
-            create_pods(&ctx, &ds, &hash, &surge).await;
-            delete_pods(&ctx, &ds, &delete).await;
-        }
-        if changed {
-            v = view(&ctx, &ds).await?;
-        }
-        // Upstream `cleanupHistory`: revisions no pod uses, beyond the limit.
-        let mut live_hashes: HashSet<String> = v
-            .by_node
-            .values()
-            .flatten()
-            .filter_map(|p| p.labels().get(HASH_LABEL).cloned())
-            .collect();
-        live_hashes.insert(hash.clone());
-        let live: HashSet<String> = revs
-            .iter()
-            .filter(|r| {
-                r.labels()
-                    .get(HASH_LABEL)
-                    .is_some_and(|h| live_hashes.contains(h))
-            })
-            .map(|r| r.name_any())
-            .collect();
-        let limit = ds
-            .spec
-            .as_ref()
-            .and_then(|s| s.revision_history_limit)
-            .unwrap_or(10);
-        history::truncate(&ctx.client, &revs, &live, limit).await?;
     }
+    if changed {
+        v = view(&ctx, &ds).await?;
+    }
+    // Upstream `cleanupHistory`: revisions no pod uses, beyond the limit.
+    let mut live_hashes: HashSet<String> = v
+        .by_node
+        .values()
+        .flatten()
+        .filter_map(|p| p.labels().get(HASH_LABEL).cloned())
+        .collect();
+    live_hashes.insert(hash.clone());
+    let live: HashSet<String> = revs
+        .iter()
+        .filter(|r| {
+            r.labels()
+                .get(HASH_LABEL)
+                .is_some_and(|h| live_hashes.contains(h))
+        })
+        .map(|r| r.name_any())
+        .collect();
+    let limit = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.revision_history_limit)
+        .unwrap_or(10);
+    history::truncate(&ctx.client, &revs, &live, limit).await?;
     let pending = update_status(&ctx, &ds, &v, &hash).await?;
     let min_ready = ds
         .spec
