@@ -22,8 +22,8 @@ use kube::{Client, ResourceExt};
 use crate::events::{self, Recorder};
 use crate::history::{self, Created, HASH_LABEL};
 use crate::util::{
-    compute_template_hash, controller_ref, creation_key, is_pod_available, is_pod_ready,
-    node_fits_pod_selectors, scaled_value, selector_to_query, untolerated_taint,
+    controller_ref, creation_key, is_pod_available, is_pod_ready, node_fits_pod_selectors,
+    pod_template_hash, scaled_value, selector_string, untolerated_taint,
 };
 use crate::{retry_after_error, Error};
 
@@ -280,7 +280,7 @@ async fn view(ctx: &Ctx, ds: &DaemonSet) -> Result<View, Error> {
         .map(|s| s.selector.clone())
         .unwrap_or_default();
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&selector_to_query(&selector)))
+        .list(&ListParams::default().labels(&selector_string(&selector)))
         .await?
         .items;
     let mut by_node: HashMap<String, Vec<Pod>> = HashMap::new();
@@ -323,7 +323,7 @@ async fn current_revision(
             .labels()
             .get(HASH_LABEL)
             .cloned()
-            .unwrap_or_else(|| compute_template_hash(&spec.template, None));
+            .unwrap_or_else(|| pod_template_hash(&spec.template, None));
         if cur.revision < next - 1 {
             let renumbered = history::renumber(&ctx.client, &cur, next).await?;
             revs.retain(|r| r.name_any() != cur.name_any());
@@ -333,7 +333,7 @@ async fn current_revision(
     }
     let mut collision = ds.status.as_ref().and_then(|s| s.collision_count);
     loop {
-        let hash = compute_template_hash(&spec.template, collision);
+        let hash = pod_template_hash(&spec.template, collision);
         let mut labels = spec
             .template
             .metadata
@@ -551,7 +551,19 @@ async fn manage(ctx: &Ctx, ds: &DaemonSet, v: &View, hash: &str) -> (Vec<String>
 fn allows_surge(ds: &DaemonSet) -> bool {
     rolling(ds)
         .and_then(|r| r.max_surge.as_ref())
-        .is_some_and(|s| scaled_value(Some(s), 100, true, 0) > 0)
+        .is_some_and(|s| scaled_or(Some(s), 100, 0) > 0)
+}
+
+/// maxSurge/maxUnavailable against the desired count, rounded up as upstream's
+/// `SurgeCount`/`UnavailableCount`; `default` when unset or malformed (validation refuses
+/// those).
+fn scaled_or(
+    v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    total: i32,
+    default: i32,
+) -> i32 {
+    v.and_then(|v| scaled_value(v, total, true).ok())
+        .unwrap_or(default)
 }
 
 fn rolling(ds: &DaemonSet) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDaemonSet> {
@@ -590,8 +602,8 @@ fn rolling_update(ds: &DaemonSet, v: &View, hash: &str) -> (Vec<String>, Vec<Str
         .filter(|n| node_should_run(&template, n).0)
         .count() as i32;
     let r = rolling(ds).cloned().unwrap_or_default();
-    let mut max_unavailable = scaled_value(r.max_unavailable.as_ref(), desired, true, 1);
-    let max_surge = scaled_value(r.max_surge.as_ref(), desired, true, 0);
+    let mut max_unavailable = scaled_or(r.max_unavailable.as_ref(), desired, 1);
+    let max_surge = scaled_or(r.max_surge.as_ref(), desired, 0);
     if max_unavailable == 0 && max_surge == 0 {
         max_unavailable = 1;
     }

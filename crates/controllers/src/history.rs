@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::util::{is_controlled_by, selector_to_query};
+use crate::util::{is_controlled_by, selector_string};
 
 /// The label pods and revisions carry with their revision's hash (or name).
 pub const HASH_LABEL: &str = "controller-revision-hash";
@@ -24,7 +24,7 @@ pub async fn controlled(
 ) -> Result<Vec<ControllerRevision>, kube::Error> {
     let api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
     let mut revs: Vec<ControllerRevision> = api
-        .list(&ListParams::default().labels(&selector_to_query(selector)))
+        .list(&ListParams::default().labels(&selector_string(selector)))
         .await?
         .items
         .into_iter()

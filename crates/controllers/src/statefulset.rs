@@ -22,7 +22,7 @@ use crate::events::{self, Recorder};
 use crate::history::{self, Created, HASH_LABEL};
 use crate::util::{
     controller_ref, fnv32, is_pod_available, is_pod_ready, pod_from_template, safe_encode,
-    selector_to_query,
+    selector_string,
 };
 use crate::{retry_after_error, Error};
 
@@ -495,7 +495,7 @@ async fn pods_of(ctx: &Ctx, set: &StatefulSet) -> Result<Vec<(i32, Pod)>, Error>
         .unwrap_or_default();
     let name = set.name_any();
     let matched = Api::<Pod>::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default())
-        .list(&ListParams::default().labels(&selector_to_query(&selector)))
+        .list(&ListParams::default().labels(&selector_string(&selector)))
         .await?
         .items;
     Ok(crate::util::claim_pods(&ctx.client, set, matched)

@@ -249,9 +249,9 @@ pub fn untolerated_taint<'a>(
         .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
 }
 
-/// 32-bit FNV-1a, the hash upstream's `ComputeHash` uses.
-pub fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+/// 32-bit FNV-1a, the hash upstream uses for pod template hashes.
+pub fn fnv32a(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
     })
 }
@@ -263,8 +263,8 @@ pub fn fnv32(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Upstream `rand.SafeEncodeString`: every byte mapped onto an alphabet without vowels or
-/// look-alikes, so hashes never spell words.
+/// Upstream `rand.SafeEncodeString`: maps each character onto consonants and digits that
+/// cannot spell words, so a hash is a valid (and inoffensive) label value and name suffix.
 pub fn safe_encode(s: &str) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     s.bytes()
@@ -272,9 +272,10 @@ pub fn safe_encode(s: &str) -> String {
         .collect()
 }
 
-/// Upstream `controller.ComputeHash`: the pod-template hash, salted with the collision
-/// count, as DaemonSets (and Deployments) name their revisions.
-pub fn compute_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+/// The `pod-template-hash` of a template: FNV-1a over its canonical JSON (field order fixed by
+/// the types, maps sorted), plus the collision count when set, encoded as upstream encodes it.
+/// Stable across restarts because it depends only on the stored template.
+pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     let mut bytes = serde_json::to_vec(template).unwrap_or_default();
     if let Some(c) = collision_count {
         bytes.extend_from_slice(&(c as u32).to_le_bytes());
@@ -282,9 +283,10 @@ pub fn compute_template_hash(template: &PodTemplateSpec, collision_count: Option
     safe_encode(&fnv32a(&bytes).to_string())
 }
 
-/// A label selector in the query syntax (`a=b,c in (d),!e`), for list calls.
-pub fn selector_to_query(selector: &LabelSelector) -> String {
-    let mut parts = Vec::new();
+/// A label selector in the query-string form `labelSelector=` takes (upstream
+/// `LabelSelectorAsSelector(...).String()`).
+pub fn selector_string(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = Vec::new();
     for (k, v) in selector.match_labels.iter().flatten() {
         parts.push(format!("{k}={v}"));
     }
@@ -300,27 +302,28 @@ pub fn selector_to_query(selector: &LabelSelector) -> String {
     parts.join(",")
 }
 
-/// Upstream `GetScaledValueFromIntOrPercent`: an absolute number or a percentage of `total`.
+/// An int-or-percent scaled against `total` (upstream `GetScaledValueFromIntOrPercent`):
+/// percentages round up or down as asked.
 pub fn scaled_value(
-    v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    v: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
     total: i32,
     round_up: bool,
-    default: i32,
-) -> i32 {
+) -> Result<i32, String> {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     match v {
-        None => default,
-        Some(IntOrString::Int(i)) => *i,
-        Some(IntOrString::String(s)) => {
-            let Some(p) = s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) else {
-                return default;
-            };
-            let scaled = p * i64::from(total);
-            (if round_up {
+        IntOrString::Int(i) => Ok(*i),
+        IntOrString::String(s) => {
+            let pct: i64 = s
+                .strip_suffix('%')
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| format!("invalid value for IntOrString: invalid value {s:?}"))?;
+            let scaled = pct * i64::from(total);
+            let v = if round_up {
                 (scaled + 99).div_euclid(100)
             } else {
                 scaled.div_euclid(100)
-            }) as i32
+            };
+            Ok(v as i32)
         }
     }
 }
