@@ -6,13 +6,17 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+mod daemonset;
 mod deployment;
+mod endpoints;
 pub mod events;
+pub mod history;
 mod nodelifecycle;
 mod replicaset;
 mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
+mod statefulset;
 pub mod util;
 
 use std::time::Duration;
@@ -79,7 +83,10 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
         ),
         ("replicaset", Box::pin(replicaset::run(client.clone()))),
-        ("deployment", Box::pin(deployment::run(client))),
+        ("deployment", Box::pin(deployment::run(client.clone()))),
+        ("daemonset", Box::pin(daemonset::run(client.clone()))),
+        ("statefulset", Box::pin(statefulset::run(client.clone()))),
+        ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
     ];
     runs.into_iter()
         .filter(|(name, _)| controller_enabled(&settings.controllers, name))
