@@ -434,7 +434,7 @@ mod tests {
                 "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
             ))
             .unwrap(),
-            Wanted::Json
+            Wanted::Metadata { v1beta1: false }
         );
     }
 
