@@ -7,6 +7,7 @@
 //! version-agnostic.
 
 pub mod events;
+mod gc;
 mod root_ca;
 mod serviceaccount;
 pub mod util;
@@ -39,6 +40,7 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             "serviceaccount",
             Box::pin(serviceaccount::run(client.clone())),
         ),
+        ("garbage-collector", Box::pin(gc::run(client.clone()))),
         (
             "root-ca-cert-publisher",
             Box::pin(root_ca::run(client, settings.root_ca_pem)),
