@@ -8,6 +8,7 @@
 
 pub mod events;
 mod gc;
+mod job;
 mod root_ca;
 mod serviceaccount;
 pub mod util;
@@ -41,6 +42,7 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(serviceaccount::run(client.clone())),
         ),
         ("garbage-collector", Box::pin(gc::run(client.clone()))),
+        ("job", Box::pin(job::run(client.clone()))),
         (
             "root-ca-cert-publisher",
             Box::pin(root_ca::run(client, settings.root_ca_pem)),

@@ -131,3 +131,67 @@ pub fn pod_from_template(
         status: None,
     }
 }
+
+/// A label selector as a `labelSelector` query string (upstream `LabelSelectorAsSelector`
+/// rendered with `String()`), for LISTs the API server filters.
+pub fn selector_query(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for (k, v) in selector.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.as_deref().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// Whether the pod finished (phase Succeeded or Failed).
+pub fn is_pod_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// The pod's phase, `Pending` when unset.
+pub fn pod_phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+/// Removes `finalizer` from an object with a JSON merge patch guarded by the resourceVersion
+/// read (so a concurrent change of the list is not lost): Ok(false) when it was not there.
+pub async fn remove_finalizer<K>(api: &kube::Api<K>, obj: &K, finalizer: &str) -> kube::Result<bool>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let fins = obj.meta().finalizers.clone().unwrap_or_default();
+    if !fins.iter().any(|f| f == finalizer) {
+        return Ok(false);
+    }
+    let rest: Vec<&String> = fins.iter().filter(|f| *f != finalizer).collect();
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": rest,
+        "resourceVersion": obj.meta().resource_version,
+    }});
+    match api
+        .patch(
+            &obj.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
