@@ -80,6 +80,11 @@ impl ApiServer {
         })
     }
 
+    /// Publishes another component's metrics on `/metrics`.
+    pub fn register_metrics(&self, f: impl FnOnce(&mut prometheus_client::registry::Registry)) {
+        self.metrics.register(f)
+    }
+
     pub fn set_advertise(&self, addr: String) {
         if let Ok(mut a) = self.advertise.write() {
             *a = addr;

@@ -233,6 +233,11 @@ impl Metrics {
 
     /// Records one finished resource request.
     #[allow(clippy::too_many_arguments)]
+    /// Lets other components (the scheduler) publish their metrics on `/metrics`.
+    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     pub fn request(
         &self,
         verb: &str,

@@ -80,6 +80,23 @@ pub async fn serve(
 }
 
 /// Assigns pod `name` to the node a Binding names (pods/binding, and the bindings resource).
+fn set_scheduled(pod: &mut Value) {
+    let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+        "lastTransitionTime": crate::meta::now_rfc3339()});
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    let conds = pod["status"]
+        .as_object_mut()
+        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+    if let Some(Value::Array(cs)) = conds {
+        match cs.iter_mut().find(|c| c["type"] == "PodScheduled") {
+            Some(c) => *c = cond,
+            None => cs.push(cond),
+        }
+    }
+}
+
 pub async fn bind(ctx: &Ctx<'_>, name: &str, binding: &Value) -> ApiResult<Response> {
     let target = binding
         .pointer("/target/name")
@@ -123,6 +140,21 @@ pub async fn bind(ctx: &Ctx<'_>, name: &str, binding: &Value) -> ApiResult<Respo
             ));
         }
         p["spec"]["nodeName"] = json!(target);
+        // As upstream's assignPod: the binding's annotations land on the pod, and the pod is
+        // marked PodScheduled=True.
+        if let Some(a) = binding
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+        {
+            let meta = crate::meta::meta_mut(&mut p);
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(m) = annotations.as_object_mut() {
+                for (k, v) in a {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        set_scheduled(&mut p);
         // The binding goes around the pod update validation: nodeName is immutable to clients.
         let m = Mutation::Update {
             key: pod_key(ctx, name).as_str().to_string(),

@@ -9,7 +9,9 @@
 pub mod events;
 mod gc;
 mod job;
+mod nodelifecycle;
 mod root_ca;
+pub mod scheduler;
 mod serviceaccount;
 pub mod util;
 
@@ -26,6 +28,8 @@ pub struct Settings {
     /// How long a node's Lease may go unrenewed before the node is Ready=Unknown
     /// (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
+    /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
+    pub scheduler_metrics: scheduler::Metrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +49,18 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ("job", Box::pin(job::run(client.clone()))),
         (
             "root-ca-cert-publisher",
-            Box::pin(root_ca::run(client, settings.root_ca_pem)),
+            Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
+        ),
+        (
+            "node-lifecycle-controller",
+            Box::pin(nodelifecycle::run(
+                client.clone(),
+                settings.node_monitor_grace_period,
+            )),
+        ),
+        (
+            "scheduler",
+            Box::pin(scheduler::run(client, settings.scheduler_metrics)),
         ),
     ];
     runs.into_iter()

@@ -97,12 +97,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let serve = tokio::spawn(serve);
     api.start_background().await.context("bootstrap")?;
+    let scheduler_metrics = reddwarf_controllers::scheduler::Metrics::default();
+    api.register_metrics(|r| scheduler_metrics.register(r));
     // One member is always the leader; with HA these start and stop with leadership.
     let _controllers = reddwarf_controllers::start(
         crate::in_process::kube_client(router.clone()),
         reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
+            scheduler_metrics,
         },
     );
     tracing::info!(

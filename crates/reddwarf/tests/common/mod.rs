@@ -360,3 +360,37 @@ impl Drop for SimNodes {
         self.stop();
     }
 }
+
+impl Server {
+    /// GET as JSON; panics unless 200.
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        let (code, body) = self.curl("GET", path, None, None);
+        assert_eq!(code, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// `kubectl apply -f -` with `manifest` on stdin (kubectl 1.33); returns stdout.
+    pub fn apply(&self, manifest: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .kubectl_cmd("1.33", &["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(manifest.as_bytes())
+            .expect("write manifest");
+        let out = child.wait_with_output().expect("kubectl apply");
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}\n{manifest}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}

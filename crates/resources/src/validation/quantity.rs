@@ -274,6 +274,46 @@ impl Quantity {
         }
     }
 
+    /// The value in thousandths, rounded up (upstream's `MilliValue`), saturating.
+    pub fn milli_value(&self) -> i64 {
+        let v: i128 = if self.exact() {
+            let e = self.exp + 3;
+            let m = self.mantissa as i128;
+            if e >= 0 {
+                pow10(e as u32)
+                    .and_then(|p| (self.mantissa).checked_mul(p))
+                    .map(|x| x.min(i64::MAX as u128) as i128)
+                    .unwrap_or(i64::MAX as i128)
+            } else {
+                match pow10((-e) as u32) {
+                    Some(d) => {
+                        let d = d as i128;
+                        m / d + i128::from(m % d != 0)
+                    }
+                    None => i128::from(m != 0),
+                }
+            }
+        } else {
+            (self.approx.abs() * 1000.0).ceil().min(i64::MAX as f64) as i128
+        };
+        let v = v.min(i64::MAX as i128) as i64;
+        if self.is_negative() {
+            -v
+        } else {
+            v
+        }
+    }
+
+    /// The value rounded up to a whole number (upstream's `Value`), saturating.
+    pub fn value(&self) -> i64 {
+        let m = self.milli_value();
+        if m >= 0 {
+            m / 1000 + i64::from(m % 1000 != 0)
+        } else {
+            m / 1000
+        }
+    }
+
     /// Upstream's canonical `String()`.
     pub fn canonical(&self) -> String {
         if self.is_zero() {
@@ -439,5 +479,19 @@ mod tests {
             "500m"
         );
         assert_eq!(parse_json(&serde_json::json!(2)).unwrap().canonical(), "2");
+    }
+
+    #[test]
+    fn milli_and_whole_values_round_up() {
+        let m = |s: &str| parse(s).unwrap().milli_value();
+        assert_eq!(m("100m"), 100);
+        assert_eq!(m("1"), 1000);
+        assert_eq!(m("1.5"), 1500);
+        assert_eq!(m("0.1m"), 1);
+        assert_eq!(m("-2"), -2000);
+        assert_eq!(parse("1Gi").unwrap().value(), 1 << 30);
+        assert_eq!(parse("200Mi").unwrap().value(), 200 << 20);
+        assert_eq!(parse("1500m").unwrap().value(), 2);
+        assert_eq!(parse("1e3").unwrap().value(), 1000);
     }
 }

@@ -1,0 +1,344 @@
+//! Node lifecycle, as upstream's node-lifecycle-controller: a node whose Lease (in
+//! `kube-node-lease`) is not renewed for `--node-monitor-grace-period` gets its conditions set
+//! to Unknown, its pods marked not ready, and the `node.kubernetes.io/unreachable` taints
+//! (NoSchedule and NoExecute); a node reporting Ready=False gets the `not-ready` ones. The
+//! NoExecute taints evict pods that do not tolerate them, at once or after their
+//! tolerationSeconds (upstream's taint-eviction-controller).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::events::{self, Recorder};
+use crate::scheduler::tolerates;
+
+const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+const NOT_READY: &str = "node.kubernetes.io/not-ready";
+
+enum Ev {
+    Node(watcher::Event<Node>),
+    Lease(watcher::Event<Lease>),
+    Pod(watcher::Event<Pod>),
+}
+
+struct Probe {
+    /// The lease's renewTime as last seen, and when we saw it change.
+    renew: Option<String>,
+    seen: Instant,
+}
+
+struct State {
+    client: Client,
+    grace: Duration,
+    nodes: HashMap<String, Arc<Node>>,
+    probes: HashMap<String, Probe>,
+    pods: HashMap<String, Arc<Pod>>,
+    /// Pods already asked to go, so each is evicted once.
+    evicted: HashMap<String, Instant>,
+    recorder: Recorder,
+}
+
+pub async fn run(client: Client, grace: Duration) {
+    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .map(|e| e.map(Ev::Node));
+    let leases = watcher(
+        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+        watcher::Config::default(),
+    )
+    .map(|e| e.map(Ev::Lease));
+    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .map(|e| e.map(Ev::Pod));
+    let mut events = futures::stream::select(futures::stream::select(nodes, leases), pods).boxed();
+    let mut st = State {
+        recorder: Recorder::new(client.clone(), "node-controller"),
+        client,
+        grace,
+        nodes: HashMap::new(),
+        probes: HashMap::new(),
+        pods: HashMap::new(),
+        evicted: HashMap::new(),
+    };
+    // Check often enough that a node is noticed within a fraction of the grace period.
+    let period = (grace / 8).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(ev)) => st.handle(ev),
+                Some(Err(e)) => tracing::debug!("node lifecycle watch: {e}"),
+                None => return,
+            },
+            _ = tick.tick() => st.check().await,
+        }
+    }
+}
+
+fn ready_status(node: &Node) -> Option<&str> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+fn taints(node: &Node) -> Vec<Taint> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+}
+
+impl State {
+    fn handle(&mut self, ev: Ev) {
+        let now = Instant::now();
+        match ev {
+            Ev::Node(watcher::Event::Apply(n)) | Ev::Node(watcher::Event::InitApply(n)) => {
+                let name = n.name_any();
+                self.probes.entry(name.clone()).or_insert(Probe {
+                    renew: None,
+                    seen: now,
+                });
+                self.nodes.insert(name, Arc::new(n));
+            }
+            Ev::Node(watcher::Event::Delete(n)) => {
+                self.nodes.remove(&n.name_any());
+                self.probes.remove(&n.name_any());
+            }
+            Ev::Lease(watcher::Event::Apply(l)) | Ev::Lease(watcher::Event::InitApply(l)) => {
+                let renew = l
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.renew_time.as_ref())
+                    .map(|t| t.0.to_string());
+                let p = self.probes.entry(l.name_any()).or_insert(Probe {
+                    renew: None,
+                    seen: now,
+                });
+                if p.renew != renew {
+                    p.renew = renew;
+                    p.seen = now;
+                }
+            }
+            Ev::Pod(watcher::Event::Apply(p)) | Ev::Pod(watcher::Event::InitApply(p)) => {
+                self.pods
+                    .insert(p.metadata.uid.clone().unwrap_or_default(), Arc::new(p));
+            }
+            Ev::Pod(watcher::Event::Delete(p)) => {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                self.pods.remove(&uid);
+                self.evicted.remove(&uid);
+            }
+            _ => {}
+        }
+    }
+
+    async fn check(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for name in names {
+            let Some(node) = self.nodes.get(&name).cloned() else {
+                continue;
+            };
+            let silent = self
+                .probes
+                .get(&name)
+                .is_some_and(|p| now.duration_since(p.seen) > self.grace);
+            let mut ready = ready_status(&node).unwrap_or("Unknown").to_string();
+            if silent && ready != "Unknown" {
+                self.mark_unknown(&node).await;
+                ready = "Unknown".into();
+            }
+            self.set_taints(&node, &ready).await;
+            self.evict(&node).await;
+        }
+    }
+
+    async fn mark_unknown(&self, node: &Node) {
+        let name = node.name_any();
+        let now = Time(Timestamp::now());
+        let mut conds = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        if conds.is_empty() {
+            conds.push(k8s_openapi::api::core::v1::NodeCondition {
+                type_: "Ready".into(),
+                ..Default::default()
+            });
+        }
+        for c in conds.iter_mut() {
+            c.status = "Unknown".into();
+            c.reason = Some("NodeStatusUnknown".into());
+            c.message = Some("Kubelet stopped posting node status.".into());
+            c.last_transition_time = Some(now.clone());
+        }
+        let api: Api<Node> = Api::all(self.client.clone());
+        let patch = json!({"status": {"conditions": conds}});
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!("node lifecycle: marking {name} Unknown: {e}");
+            return;
+        }
+        self.recorder
+            .normal(
+                &events::reference(node),
+                "NodeNotReady",
+                format!("Node {name} status is now: NodeNotReady"),
+            )
+            .await;
+        // Upstream MarkPodsNotReady: endpoints stop sending traffic to them.
+        for p in self.pods.values() {
+            if p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(name.as_str()) {
+                continue;
+            }
+            let api: Api<Pod> = Api::namespaced(
+                self.client.clone(),
+                p.metadata.namespace.as_deref().unwrap_or("default"),
+            );
+            let patch = json!({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "False", "lastTransitionTime": now},
+            ]}});
+            let _ = api
+                .patch_status(
+                    &p.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Strategic(&patch),
+                )
+                .await;
+        }
+    }
+
+    /// Keeps the condition taints equal to what the Ready condition says.
+    async fn set_taints(&self, node: &Node, ready: &str) {
+        let current = taints(node);
+        let wanted_key = match ready {
+            "True" => None,
+            "False" => Some(NOT_READY),
+            _ => Some(UNREACHABLE),
+        };
+        let mut next: Vec<Taint> = current
+            .iter()
+            .filter(|t| {
+                let ours = t.key == UNREACHABLE || t.key == NOT_READY;
+                !ours || Some(t.key.as_str()) == wanted_key
+            })
+            .cloned()
+            .collect();
+        if let Some(key) = wanted_key {
+            for effect in ["NoSchedule", "NoExecute"] {
+                if !next.iter().any(|t| t.key == key && t.effect == effect) {
+                    next.push(Taint {
+                        key: key.into(),
+                        effect: effect.into(),
+                        time_added: (effect == "NoExecute").then(|| Time(Timestamp::now())),
+                        value: None,
+                    });
+                }
+            }
+        }
+        if next == current {
+            return;
+        }
+        let api: Api<Node> = Api::all(self.client.clone());
+        let patch = json!({"spec": {"taints": next}});
+        if let Err(e) = api
+            .patch(
+                &node.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::warn!("node lifecycle: tainting {}: {e}", node.name_any());
+        }
+    }
+
+    /// Evicts pods on `node` that do not tolerate its NoExecute taints (now, or once their
+    /// tolerationSeconds have passed since the taint was added).
+    async fn evict(&mut self, node: &Node) {
+        let no_execute: Vec<Taint> = taints(node)
+            .into_iter()
+            .filter(|t| t.effect == "NoExecute")
+            .collect();
+        if no_execute.is_empty() {
+            return;
+        }
+        let name = node.name_any();
+        let now = Timestamp::now();
+        let due: Vec<Arc<Pod>> = self
+            .pods
+            .values()
+            .filter(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+                    && p.metadata.deletion_timestamp.is_none()
+                    && !self
+                        .evicted
+                        .contains_key(p.metadata.uid.as_deref().unwrap_or(""))
+            })
+            .filter(|p| {
+                let tolerations = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.tolerations.as_deref())
+                    .unwrap_or_default();
+                no_execute.iter().any(|taint| {
+                    let matching: Vec<_> =
+                        tolerations.iter().filter(|t| tolerates(t, taint)).collect();
+                    if matching.is_empty() {
+                        return true;
+                    }
+                    // The shortest tolerationSeconds wins; none means forever.
+                    let Some(secs) = matching.iter().filter_map(|t| t.toleration_seconds).min()
+                    else {
+                        return false;
+                    };
+                    let added = taint.time_added.as_ref().map(|t| t.0).unwrap_or(now);
+                    now.as_second() >= added.as_second() + secs.max(0)
+                })
+            })
+            .cloned()
+            .collect();
+        for p in due {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            self.evicted.insert(uid.clone(), Instant::now());
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(&p.name_any(), &dp).await {
+                Ok(_) => {
+                    self.recorder
+                        .normal(
+                            &events::reference(p.as_ref()),
+                            "TaintManagerEviction",
+                            format!("Marking for deletion Pod {ns}/{}", p.name_any()),
+                        )
+                        .await
+                }
+                Err(e) => tracing::debug!("node lifecycle: evicting {ns}/{}: {e}", p.name_any()),
+            }
+        }
+    }
+}

@@ -1,0 +1,694 @@
+//! The scheduler (upstream's default profile, `default-scheduler`): a queue of pending pods
+//! ordered by priority, a cache of nodes and assigned pods fed by watches, filters and scores
+//! per pod, and binding through `pods/binding`. Pods that fit nowhere get
+//! `PodScheduled=False/Unschedulable` and a FailedScheduling event with upstream's
+//! "0/N nodes are available: …" message, and are retried when the cluster changes.
+
+mod cache;
+mod plugins;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::Client;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::events::{self, Recorder};
+use cache::{uid, Cache};
+pub use plugins::{tolerated, tolerates};
+
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+/// Bindings in flight at once (each is one raft write; the proposer batches them).
+const MAX_BINDS_IN_FLIGHT: usize = 64;
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Unschedulable pods are retried at least this often even if nothing seems to change
+/// (upstream: 5 minutes).
+const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    result: &'static str,
+    profile: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: &'static str,
+}
+
+/// Upstream's scheduler metric names.
+#[derive(Clone)]
+pub struct Metrics {
+    attempts: Family<AttemptLabels, Counter>,
+    pending: Family<QueueLabels, Gauge>,
+    attempt_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            attempts: Family::default(),
+            pending: Family::default(),
+            attempt_seconds: Histogram::new(
+                [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0].into_iter(),
+            ),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "scheduler_schedule_attempts",
+            "Number of attempts to schedule pods, by the result. 'unschedulable' means a pod could not be scheduled, while 'error' means an internal scheduler problem.",
+            self.attempts.clone(),
+        );
+        r.register(
+            "scheduler_pending_pods",
+            "Number of pending pods, by the queue type. 'active' means number of pods in activeQ; 'backoff' means number of pods in backoffQ; 'unschedulable' means number of pods in unschedulablePods.",
+            self.pending.clone(),
+        );
+        r.register(
+            "scheduler_scheduling_algorithm_duration_seconds",
+            "Scheduling algorithm latency in seconds",
+            self.attempt_seconds.clone(),
+        );
+    }
+
+    fn attempt(&self, result: &'static str) {
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                result,
+                profile: SCHEDULER_NAME,
+            })
+            .inc();
+    }
+}
+
+enum Ev {
+    Pod(watcher::Event<Pod>),
+    Node(watcher::Event<Node>),
+}
+
+enum BindResult {
+    Bound,
+    /// The pod is gone or already assigned: nothing to retry.
+    Gone,
+    Failed(String),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Where {
+    Active,
+    Backoff(Instant),
+    Unschedulable(Instant),
+    /// Being bound.
+    InFlight,
+}
+
+struct Entry {
+    pod: Arc<Pod>,
+    seq: u64,
+    priority: i32,
+    attempts: u32,
+    at: Where,
+}
+
+type ActiveKey = (Reverse<i32>, u64, String);
+
+/// The scheduling queue (upstream: activeQ, backoffQ, unschedulablePods).
+#[derive(Default)]
+struct Queue {
+    entries: HashMap<String, Entry>,
+    active: BTreeSet<ActiveKey>,
+    seq: u64,
+}
+
+fn wants_us(pod: &Pod) -> bool {
+    let spec = pod.spec.as_ref();
+    let name = spec
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or(SCHEDULER_NAME);
+    let unassigned = spec
+        .and_then(|s| s.node_name.as_deref())
+        .is_none_or(str::is_empty);
+    let gated = spec
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    name == SCHEDULER_NAME
+        && unassigned
+        && !gated
+        && pod.metadata.deletion_timestamp.is_none()
+        && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// What, if changed, may make an unschedulable pod schedulable (not its status).
+fn scheduling_inputs(pod: &Pod) -> (Option<String>, Option<String>) {
+    (
+        serde_json::to_string(&pod.spec).ok(),
+        serde_json::to_string(&pod.metadata.labels).ok(),
+    )
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(8);
+    (INITIAL_BACKOFF * 2u32.pow(exp)).min(MAX_BACKOFF)
+}
+
+impl Queue {
+    fn key(e: &Entry, uid: &str) -> ActiveKey {
+        (Reverse(e.priority), e.seq, uid.to_string())
+    }
+
+    fn add_or_update(&mut self, pod: Arc<Pod>) {
+        let id = uid(&pod);
+        if let Some(e) = self.entries.get_mut(&id) {
+            let changed = scheduling_inputs(&e.pod) != scheduling_inputs(&pod);
+            e.pod = pod;
+            if changed {
+                if let Where::Unschedulable(_) = e.at {
+                    e.at = Where::Active;
+                    let k = Self::key(e, &id);
+                    self.active.insert(k);
+                }
+            }
+            return;
+        }
+        self.seq += 1;
+        let e = Entry {
+            priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+            pod,
+            seq: self.seq,
+            attempts: 0,
+            at: Where::Active,
+        };
+        self.active.insert(Self::key(&e, &id));
+        self.entries.insert(id, e);
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(e) = self.entries.remove(id) {
+            self.active.remove(&Self::key(&e, id));
+        }
+    }
+
+    /// A cluster change: unschedulable pods get another try (after their backoff).
+    fn move_all(&mut self, now: Instant) {
+        for (id, e) in self.entries.iter_mut() {
+            if let Where::Unschedulable(since) = e.at {
+                let ready = since + backoff(e.attempts);
+                if ready <= now {
+                    e.at = Where::Active;
+                    self.active.insert(Self::key(e, id));
+                } else {
+                    e.at = Where::Backoff(ready);
+                }
+            }
+        }
+    }
+
+    /// Moves pods whose backoff ended (and long-unschedulable ones) to active; returns when
+    /// the next backoff ends.
+    fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for (id, e) in self.entries.iter_mut() {
+            match e.at {
+                Where::Backoff(t) if t <= now => {
+                    e.at = Where::Active;
+                    self.active.insert(Self::key(e, id));
+                }
+                Where::Backoff(t) => next = Some(next.map_or(t, |n| n.min(t))),
+                Where::Unschedulable(since) if now.duration_since(since) >= UNSCHEDULABLE_FLUSH => {
+                    e.at = Where::Active;
+                    self.active.insert(Self::key(e, id));
+                }
+                Where::Unschedulable(since) => {
+                    let t = since + UNSCHEDULABLE_FLUSH;
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
+                _ => {}
+            }
+        }
+        next
+    }
+
+    fn pop(&mut self) -> Option<(String, Arc<Pod>)> {
+        let k = self.active.pop_first()?;
+        let e = self.entries.get_mut(&k.2)?;
+        e.at = Where::InFlight;
+        e.attempts += 1;
+        Some((k.2, e.pod.clone()))
+    }
+
+    fn failed(&mut self, id: &str, now: Instant, unschedulable: bool) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.at = if unschedulable {
+                Where::Unschedulable(now)
+            } else {
+                Where::Backoff(now + backoff(e.attempts))
+            };
+        }
+    }
+
+    fn counts(&self) -> (i64, i64, i64) {
+        let (mut a, mut b, mut u) = (0, 0, 0);
+        for e in self.entries.values() {
+            match e.at {
+                Where::Active | Where::InFlight => a += 1,
+                Where::Backoff(_) => b += 1,
+                Where::Unschedulable(_) => u += 1,
+            }
+        }
+        (a, b, u)
+    }
+}
+
+struct Scheduler {
+    client: Client,
+    cache: Cache,
+    queue: Queue,
+    recorder: Recorder,
+    binds: Arc<Semaphore>,
+    results: mpsc::UnboundedSender<(String, BindResult)>,
+    metrics: Metrics,
+    next_start: usize,
+    tie_breaker: usize,
+    seen_pods: Option<HashSet<String>>,
+    seen_nodes: Option<HashSet<String>>,
+}
+
+pub async fn run(client: Client, metrics: Metrics) {
+    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .map(|e| e.map(Ev::Pod));
+    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .map(|e| e.map(Ev::Node));
+    let mut events = futures::stream::select(pods, nodes).boxed();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut s = Scheduler {
+        recorder: Recorder::new(client.clone(), SCHEDULER_NAME),
+        client,
+        cache: Cache::default(),
+        queue: Queue::default(),
+        binds: Arc::new(Semaphore::new(MAX_BINDS_IN_FLIGHT)),
+        results: tx,
+        metrics,
+        next_start: 0,
+        tie_breaker: 0,
+        seen_pods: None,
+        seen_nodes: None,
+    };
+    loop {
+        // Take in everything the watches have before deciding: a fresher cache decides better.
+        while let Some(Some(ev)) = events.next().now_or_never() {
+            s.handle(ev);
+        }
+        while let Ok((id, r)) = rx.try_recv() {
+            s.bound(&id, r);
+        }
+        let now = Instant::now();
+        let next = s.queue.tick(now);
+        s.publish_queue();
+        if s.queue.active.is_empty() {
+            let wait = next
+                .map(|t| t.saturating_duration_since(now))
+                .unwrap_or(UNSCHEDULABLE_FLUSH);
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(ev) => s.handle(ev),
+                    None => return,
+                },
+                r = rx.recv() => if let Some((id, r)) = r { s.bound(&id, r) },
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        // Never bind more than the semaphore allows: wait for a permit first.
+        let permit = match s.binds.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                tokio::select! {
+                    r = rx.recv() => if let Some((id, r)) = r { s.bound(&id, r) },
+                    ev = events.next() => if let Some(ev) = ev { s.handle(ev) },
+                }
+                continue;
+            }
+        };
+        if let Some((id, pod)) = s.queue.pop() {
+            s.schedule_one(id, pod, permit);
+        }
+    }
+}
+
+impl Scheduler {
+    fn publish_queue(&self) {
+        let (a, b, u) = self.queue.counts();
+        for (q, v) in [("active", a), ("backoff", b), ("unschedulable", u)] {
+            self.metrics
+                .pending
+                .get_or_create(&QueueLabels { queue: q })
+                .set(v);
+        }
+    }
+
+    fn handle(&mut self, ev: Result<Ev, watcher::Error>) {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!("scheduler watch: {e}");
+                return;
+            }
+        };
+        let now = Instant::now();
+        match ev {
+            Ev::Node(e) => match e {
+                watcher::Event::Init => self.seen_nodes = Some(HashSet::new()),
+                watcher::Event::InitApply(n) | watcher::Event::Apply(n) => {
+                    if let Some(seen) = self.seen_nodes.as_mut() {
+                        seen.insert(n.metadata.name.clone().unwrap_or_default());
+                    }
+                    self.cache.set_node(Arc::new(n));
+                    self.queue.move_all(now);
+                }
+                watcher::Event::Delete(n) => {
+                    self.cache
+                        .remove_node(n.metadata.name.as_deref().unwrap_or(""));
+                }
+                watcher::Event::InitDone => {
+                    if let Some(seen) = self.seen_nodes.take() {
+                        let gone: Vec<String> = self
+                            .cache
+                            .nodes
+                            .keys()
+                            .filter(|n| !seen.contains(*n))
+                            .cloned()
+                            .collect();
+                        for n in gone {
+                            self.cache.remove_node(&n);
+                        }
+                    }
+                    self.queue.move_all(now);
+                }
+            },
+            Ev::Pod(e) => match e {
+                watcher::Event::Init => self.seen_pods = Some(HashSet::new()),
+                watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                    if let Some(seen) = self.seen_pods.as_mut() {
+                        seen.insert(uid(&p));
+                    }
+                    self.pod_changed(Arc::new(p), now);
+                }
+                watcher::Event::Delete(p) => {
+                    let id = uid(&p);
+                    self.cache.remove_pod(&id);
+                    self.queue.remove(&id);
+                    self.queue.move_all(now);
+                }
+                watcher::Event::InitDone => {
+                    if let Some(seen) = self.seen_pods.take() {
+                        let gone: Vec<String> = self
+                            .cache
+                            .pods
+                            .keys()
+                            .chain(self.queue.entries.keys())
+                            .filter(|u| !seen.contains(*u) && !self.cache.assumed.contains(*u))
+                            .cloned()
+                            .collect();
+                        for id in gone {
+                            self.cache.remove_pod(&id);
+                            self.queue.remove(&id);
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    fn pod_changed(&mut self, pod: Arc<Pod>, now: Instant) {
+        let id = uid(&pod);
+        let assigned = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        if assigned {
+            let was_occupying = self.cache.pods.contains_key(&id);
+            let queued_in_flight = self
+                .queue
+                .entries
+                .get(&id)
+                .is_some_and(|e| e.at == Where::InFlight);
+            if !queued_in_flight {
+                self.queue.remove(&id);
+            }
+            self.cache.set_pod(pod);
+            // A pod that finished frees its node.
+            if was_occupying && !self.cache.pods.contains_key(&id) {
+                self.queue.move_all(now);
+            }
+        } else if wants_us(&pod) {
+            self.queue.add_or_update(pod);
+        } else {
+            self.queue.remove(&id);
+        }
+    }
+
+    fn bound(&mut self, id: &str, r: BindResult) {
+        match r {
+            BindResult::Bound => {
+                self.metrics.attempt("scheduled");
+                self.queue.remove(id);
+            }
+            BindResult::Gone => {
+                self.cache.forget(id);
+                self.queue.remove(id);
+            }
+            BindResult::Failed(e) => {
+                self.metrics.attempt("error");
+                tracing::warn!("scheduler: binding pod {id}: {e}");
+                self.cache.forget(id);
+                self.queue.failed(id, Instant::now(), false);
+            }
+        }
+    }
+
+    /// How many feasible nodes to look for before scoring (upstream's adaptive
+    /// percentageOfNodesToScore: 50% minus 1% per 125 nodes, at least 5%, at least 100).
+    fn feasible_to_find(n: usize) -> usize {
+        if n < 100 {
+            return n;
+        }
+        let pct = (50 - (n as i64) / 125).max(5) as usize;
+        (n * pct / 100).max(100)
+    }
+
+    fn schedule_one(
+        &mut self,
+        id: String,
+        pod: Arc<Pod>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let started = Instant::now();
+        let st = plugins::PodState::new(&pod, &self.cache);
+        let n = self.cache.nodes.len();
+        let want = Self::feasible_to_find(n);
+        let nodes: Vec<&cache::NodeInfo> = self.cache.nodes.values().collect();
+        let mut feasible: Vec<&cache::NodeInfo> = Vec::new();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut helpful = 0usize;
+        let mut visited = 0;
+        let start = if n == 0 { 0 } else { self.next_start % n };
+        for i in 0..n {
+            let node = nodes[(start + i) % n];
+            visited += 1;
+            let r = plugins::filter(&st, node);
+            if r.is_empty() {
+                feasible.push(node);
+                if feasible.len() >= want {
+                    break;
+                }
+            } else {
+                if r.iter().all(|x| plugins::preemption_could_help(x)) {
+                    helpful += 1;
+                }
+                for x in r {
+                    *reasons.entry(x).or_default() += 1;
+                }
+            }
+        }
+        self.next_start = start + visited;
+        let chosen = match feasible.len() {
+            0 => None,
+            1 => Some(feasible[0].name().to_string()),
+            _ => {
+                let raw: Vec<plugins::Raw> = feasible
+                    .iter()
+                    .map(|n| plugins::raw_scores(&st, n))
+                    .collect();
+                let scores = plugins::total_scores(&raw);
+                let best = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let ties: Vec<usize> = (0..scores.len())
+                    .filter(|i| (scores[*i] - best).abs() < 1e-9)
+                    .collect();
+                self.tie_breaker = self.tie_breaker.wrapping_add(1);
+                let pick = ties[self.tie_breaker % ties.len()];
+                Some(feasible[pick].name().to_string())
+            }
+        };
+        self.metrics
+            .attempt_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match chosen {
+            Some(node) => {
+                self.cache.assume(&pod, &node);
+                let client = self.client.clone();
+                let results = self.results.clone();
+                let recorder = self.recorder.clone();
+                tokio::spawn(async move {
+                    let r = bind(&client, &pod, &node).await;
+                    drop(permit);
+                    if matches!(r, BindResult::Bound) {
+                        let note = format!(
+                            "Successfully assigned {}/{} to {node}",
+                            pod.metadata.namespace.as_deref().unwrap_or(""),
+                            pod.metadata.name.as_deref().unwrap_or("")
+                        );
+                        let _ = results.send((id, r));
+                        recorder
+                            .normal(&events::reference(pod.as_ref()), "Scheduled", note)
+                            .await;
+                    } else {
+                        let _ = results.send((id, r));
+                    }
+                });
+            }
+            None => {
+                drop(permit);
+                self.metrics.attempt("unschedulable");
+                let message = fit_error(&pod, n, &reasons, helpful);
+                self.queue.failed(&id, Instant::now(), true);
+                let client = self.client.clone();
+                let recorder = self.recorder.clone();
+                tokio::spawn(async move {
+                    mark_unschedulable(&client, &pod, &message).await;
+                    recorder
+                        .warning(
+                            &events::reference(pod.as_ref()),
+                            "FailedScheduling",
+                            message,
+                        )
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+/// Upstream's FitError message, with the preemption summary it appends.
+fn fit_error(pod: &Pod, n: usize, reasons: &BTreeMap<String, usize>, helpful: usize) -> String {
+    if n == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    let mut parts: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
+    parts.sort();
+    let mut msg = format!("0/{n} nodes are available: {}.", parts.join(", "));
+    let never = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.preemption_policy.as_deref())
+        == Some("Never");
+    if never {
+        msg.push_str(" preemption: not eligible due to preemptionPolicy=Never.");
+    } else {
+        let mut p = Vec::new();
+        if helpful > 0 {
+            p.push(format!(
+                "{helpful} No preemption victims found for incoming pod"
+            ));
+        }
+        if n > helpful {
+            p.push(format!(
+                "{} Preemption is not helpful for scheduling",
+                n - helpful
+            ));
+        }
+        p.sort();
+        msg.push_str(&format!(
+            " preemption: 0/{n} nodes are available: {}.",
+            p.join(", ")
+        ));
+    }
+    msg
+}
+
+async fn bind(client: &Client, pod: &Pod, node: &str) -> BindResult {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.to_string()),
+            uid: pod.metadata.uid.clone(),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            kind: Some("Node".into()),
+            api_version: Some("v1".into()),
+            name: Some(node.to_string()),
+            ..Default::default()
+        },
+    };
+    match api
+        .create_subresource::<_, serde_json::Value>(
+            "binding",
+            &name,
+            &PostParams::default(),
+            &binding,
+        )
+        .await
+    {
+        Ok(_) => BindResult::Bound,
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => BindResult::Gone,
+        Err(e) => BindResult::Failed(e.to_string()),
+    }
+}
+
+async fn mark_unschedulable(client: &Client, pod: &Pod, message: &str) {
+    let current = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"));
+    if current.is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(message)) {
+        return;
+    }
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let patch = serde_json::json!({"status": {"conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": message, "lastProbeTime": null,
+        "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+    }]}});
+    if let Err(e) = api
+        .patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+    {
+        tracing::debug!("scheduler: marking {ns}/{name} unschedulable: {e}");
+    }
+}
