@@ -559,7 +559,8 @@ impl Gc {
             let mut refs = o.metadata.owner_references.clone().unwrap_or_default();
             let before = refs.len();
             edit(&mut refs);
-            (refs.len() != before).then(|| json!({"ownerReferences": refs}))
+            (refs.len() != before)
+                .then(|| json!({"ownerReferences": (!refs.is_empty()).then_some(refs)}))
         })
         .await
     }
@@ -574,7 +575,8 @@ impl Gc {
             let fins = o.finalizers();
             fins.iter().any(|f| f == finalizer).then(|| {
                 let rest: Vec<&String> = fins.iter().filter(|f| *f != finalizer).collect();
-                json!({ "finalizers": rest })
+                // Go omits an empty list: the field goes rather than becoming `[]`.
+                json!({ "finalizers": (!rest.is_empty()).then_some(rest) })
             })
         })
         .await

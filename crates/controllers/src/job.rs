@@ -287,7 +287,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         status.uncounted_terminated_pods = Some(uncounted(&unc_s, &unc_f));
         if indexed {
             status.completed_indexes = Some(format_indexes(&done_ix));
-            status.succeeded = Some(succeeded);
+            status.succeeded = (succeeded != 0).then_some(succeeded);
         }
         rv = write_status(&jobs, &name, &rv, &old_status, &status).await?;
         for p in &release {
@@ -497,11 +497,14 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         }
     }
 
-    status.active = Some(active.len() as i32 + created_now);
+    // `active`, `succeeded` and `failed` are omitted when zero upstream (omitempty);
+    // `ready` and `terminating` are pointers and always shown.
+    let nonzero = |n: i32| (n != 0).then_some(n);
+    status.active = nonzero(active.len() as i32 + created_now);
     status.ready = Some(active.iter().filter(|p| is_pod_ready(p)).count() as i32);
     status.terminating = Some(terminating);
-    status.succeeded = Some(succeeded);
-    status.failed = Some(failed);
+    status.succeeded = nonzero(succeeded);
+    status.failed = nonzero(failed);
     status.uncounted_terminated_pods = Some(uncounted(&unc_s, &unc_f));
     if indexed {
         status.completed_indexes = Some(format_indexes(&done_ix));
@@ -531,10 +534,16 @@ async fn write_status(
     new: &JobStatus,
 ) -> Result<Option<String>, Error> {
     let mut value = serde_json::to_value(new).unwrap_or_default();
-    if value == serde_json::to_value(old).unwrap_or_default() {
+    let before = serde_json::to_value(old).unwrap_or_default();
+    if value == before {
         return Ok(rv.clone());
     }
-    // A merge patch merges nested objects: emptied lists must be removed explicitly.
+    // A merge patch keeps what it does not mention: fields now unset are removed explicitly.
+    if let (Some(now), Some(was)) = (value.as_object_mut(), before.as_object()) {
+        for k in was.keys() {
+            now.entry(k.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
     let unc = &mut value["uncountedTerminatedPods"];
     for k in ["succeeded", "failed"] {
         if unc.get(k).is_none() {

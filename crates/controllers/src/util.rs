@@ -178,6 +178,8 @@ where
         return Ok(false);
     }
     let rest: Vec<&String> = fins.iter().filter(|f| *f != finalizer).collect();
+    // Go omits an empty list: the field goes rather than becoming `[]`.
+    let rest = (!rest.is_empty()).then_some(rest);
     let patch = serde_json::json!({"metadata": {
         "finalizers": rest,
         "resourceVersion": obj.meta().resource_version,

@@ -271,3 +271,246 @@ fn orphan_cascade_keeps_dependents_without_the_reference() {
         );
     }
 }
+
+const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+fn job(name: &str, spec: Value, pod_annotations: Value) -> Value {
+    let mut j = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"template": {"metadata": {"annotations": pod_annotations},
+            "spec": {"restartPolicy": "Never",
+                "containers": [{"name": "work", "image": "busybox"}]}}}});
+    for (k, v) in spec.as_object().unwrap() {
+        j["spec"][k] = v.clone();
+    }
+    j
+}
+
+fn condition<'a>(job: &'a Value, type_: &str) -> Option<&'a Value> {
+    job["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_ && c["status"] == "True")
+}
+
+/// Waits until the job has the terminal condition `type_` and returns it.
+fn wait_finished(s: &Server, name: &str, type_: &str, secs: u64) -> Value {
+    eventually(
+        &format!("job {name} {type_}"),
+        Duration::from_secs(secs),
+        || {
+            let j = get(s, &format!("{JOBS}/{name}"))?;
+            condition(&j, type_).is_some().then_some(j)
+        },
+    )
+}
+
+fn pods_of(s: &Server, job: &str) -> Vec<Value> {
+    let (_, text) = s.curl(
+        "GET",
+        &format!("{PODS}?labelSelector=batch.kubernetes.io/job-name%3D{job}"),
+        None,
+        None,
+    );
+    parse(&text)["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn event_reasons(s: &Server, name: &str) -> Vec<String> {
+    let (_, text) = s.curl(
+        "GET",
+        &format!("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D{name}"),
+        None,
+        None,
+    );
+    parse(&text)["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn job_runs_to_completion_with_bounded_parallelism() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 2, &["--run-time", "1s"]);
+    let created = create(
+        &s,
+        JOBS,
+        job(
+            "batch",
+            json!({"completions": 3, "parallelism": 2}),
+            json!({}),
+        ),
+    );
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    // Never more than `parallelism` pods at once.
+    let done = eventually("job batch Complete", Duration::from_secs(40), || {
+        let j = get(&s, &format!("{JOBS}/batch"))?;
+        let running = pods_of(&s, "batch")
+            .iter()
+            .filter(|p| {
+                p["metadata"]["deletionTimestamp"].is_null()
+                    && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+            })
+            .count();
+        assert!(running <= 2, "{running} pods running at once");
+        condition(&j, "Complete").is_some().then_some(j)
+    });
+    let st = &done["status"];
+    assert_eq!(st["succeeded"], 3, "{st}");
+    assert!(st["failed"].is_null() && st["active"].is_null(), "{st}");
+    assert_eq!(st["ready"], 0);
+    assert_eq!(st["terminating"], 0);
+    assert_eq!(st["uncountedTerminatedPods"], json!({}));
+    assert!(st["startTime"].is_string() && st["completionTime"].is_string());
+    let types: Vec<&str> = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["SuccessCriteriaMet", "Complete"]);
+    let complete = condition(&done, "Complete").unwrap();
+    assert_eq!(complete["reason"], "CompletionsReached");
+    assert_eq!(
+        complete["message"],
+        "Reached expected number of succeeded pods"
+    );
+
+    let pods = pods_of(&s, "batch");
+    assert_eq!(pods.len(), 3);
+    for p in &pods {
+        let labels = &p["metadata"]["labels"];
+        assert_eq!(labels["batch.kubernetes.io/job-name"], "batch");
+        assert_eq!(labels["job-name"], "batch");
+        assert_eq!(labels["batch.kubernetes.io/controller-uid"], uid.as_str());
+        assert_eq!(labels["controller-uid"], uid.as_str());
+        assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
+        assert_eq!(p["metadata"]["ownerReferences"][0]["controller"], true);
+        assert!(
+            p["metadata"]["finalizers"].is_null(),
+            "tracking finalizer removed once counted: {}",
+            p["metadata"]
+        );
+        assert!(p["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("batch-"));
+        assert_eq!(p["status"]["phase"], "Succeeded");
+    }
+    let reasons = event_reasons(&s, "batch");
+    assert!(
+        reasons.iter().any(|r| r == "SuccessfulCreate"),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r == "Completed"), "{reasons:?}");
+
+    let table = s.kubectl_ok("1.33", &["get", "job", "batch"]);
+    assert!(table.contains("3/3"), "{table}");
+    assert!(table.contains("Complete"), "{table}");
+    let describe = s.kubectl_ok("1.27", &["describe", "job", "batch"]);
+    assert!(describe.contains("3 Succeeded / 0 Failed"), "{describe}");
+}
+
+#[test]
+fn failing_job_stops_at_its_backoff_limit() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 2, &["--run-time", "1s"]);
+    create(
+        &s,
+        JOBS,
+        job(
+            "flaky",
+            json!({"completions": 2, "parallelism": 2, "backoffLimit": 1}),
+            json!({"sim.reddwarf.dev/exit-code": "3"}),
+        ),
+    );
+    let j = wait_finished(&s, "flaky", "Failed", 40);
+    let st = &j["status"];
+    assert_eq!(st["failed"], 2, "{st}");
+    assert!(st["succeeded"].is_null(), "{st}");
+    assert!(st["completionTime"].is_null(), "{st}");
+    let failed = condition(&j, "Failed").unwrap();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded");
+    assert_eq!(
+        failed["message"],
+        "Job has reached the specified backoff limit"
+    );
+    let target = condition(&j, "FailureTarget").expect("FailureTarget before Failed");
+    assert_eq!(target["reason"], "BackoffLimitExceeded");
+    assert!(event_reasons(&s, "flaky")
+        .iter()
+        .any(|r| r == "BackoffLimitExceeded"));
+    // No more pods once failed.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pods_of(&s, "flaky").len(), 2);
+}
+
+#[test]
+fn indexed_job_gives_each_pod_its_index() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 2, &["--run-time", "1s"]);
+    create(
+        &s,
+        JOBS,
+        job(
+            "idx",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}),
+            json!({}),
+        ),
+    );
+    let j = wait_finished(&s, "idx", "Complete", 40);
+    assert_eq!(j["status"]["completedIndexes"], "0-2", "{}", j["status"]);
+    assert_eq!(j["status"]["succeeded"], 3);
+    let mut seen: Vec<String> = Vec::new();
+    for p in pods_of(&s, "idx") {
+        let ix = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            .as_str()
+            .expect("index annotation")
+            .to_string();
+        assert_eq!(
+            p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"],
+            ix.as_str()
+        );
+        assert_eq!(p["spec"]["hostname"], format!("idx-{ix}"));
+        assert!(p["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("idx-{ix}-")));
+        let env = &p["spec"]["containers"][0]["env"];
+        let var = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "JOB_COMPLETION_INDEX")
+            .expect("JOB_COMPLETION_INDEX");
+        assert_eq!(
+            var["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        );
+        seen.push(ix);
+    }
+    seen.sort();
+    assert_eq!(seen, ["0", "1", "2"]);
+}
+
+#[test]
+fn finished_job_is_deleted_after_its_ttl_with_its_pods() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "1s"]);
+    create(
+        &s,
+        JOBS,
+        job("brief", json!({"ttlSecondsAfterFinished": 2}), json!({})),
+    );
+    wait_finished(&s, "brief", "Complete", 30);
+    assert_eq!(pods_of(&s, "brief").len(), 1);
+    gone(&s, &format!("{JOBS}/brief"), "job deleted after its TTL");
+    eventually("the job's pods deleted", Duration::from_secs(20), || {
+        pods_of(&s, "brief").is_empty().then_some(())
+    });
+}
