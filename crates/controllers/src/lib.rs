@@ -6,10 +6,12 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+mod cronjob;
 pub mod events;
 mod gc;
 mod job;
 mod nodelifecycle;
+mod podgc;
 mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
@@ -28,6 +30,9 @@ pub struct Settings {
     /// How long a node's Lease may go unrenewed before the node is Ready=Unknown
     /// (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
+    /// Terminated pods kept before the oldest are deleted (`--terminated-pod-gc-threshold`;
+    /// 0 keeps them all).
+    pub terminated_pod_gc_threshold: usize,
     /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
     pub scheduler_metrics: scheduler::Metrics,
 }
@@ -47,6 +52,14 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ),
         ("garbage-collector", Box::pin(gc::run(client.clone()))),
         ("job", Box::pin(job::run(client.clone()))),
+        ("cronjob", Box::pin(cronjob::run(client.clone()))),
+        (
+            "pod-garbage-collector",
+            Box::pin(podgc::run(
+                client.clone(),
+                settings.terminated_pod_gc_threshold,
+            )),
+        ),
         (
             "root-ca-cert-publisher",
             Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
