@@ -514,3 +514,215 @@ fn finished_job_is_deleted_after_its_ttl_with_its_pods() {
         pods_of(&s, "brief").is_empty().then_some(())
     });
 }
+
+#[test]
+fn deleting_a_job_takes_or_keeps_its_pods() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "60s"]);
+    for name in ["kept", "taken"] {
+        create(&s, JOBS, job(name, json!({}), json!({})));
+    }
+    for name in ["kept", "taken"] {
+        eventually("job pod running", Duration::from_secs(20), || {
+            pods_of(&s, name)
+                .iter()
+                .any(|p| p["status"]["phase"] == "Running")
+                .then_some(())
+        });
+    }
+    // kubectl sends propagationPolicy=Background: the pods go with the job.
+    s.kubectl_ok("1.33", &["delete", "job", "taken"]);
+    eventually(
+        "pods of a deleted job gone",
+        Duration::from_secs(20),
+        || pods_of(&s, "taken").is_empty().then_some(()),
+    );
+    // A DELETE naming no policy orphans a batch/v1 Job's pods (upstream's default for
+    // compatibility): they stay, without the owner reference and the tracking finalizer.
+    let (code, text) = s.curl("DELETE", &format!("{JOBS}/kept"), None, None);
+    assert_eq!(code, 200, "{text}");
+    gone(&s, &format!("{JOBS}/kept"), "orphaning job deleted");
+    let pod = eventually("orphaned pod released", Duration::from_secs(20), || {
+        let pods = pods_of(&s, "kept");
+        let p = pods.first()?.clone();
+        (p["metadata"]["ownerReferences"].is_null() && p["metadata"]["finalizers"].is_null())
+            .then_some(p)
+    });
+    assert_eq!(pod["status"]["phase"], "Running");
+}
+
+#[test]
+fn cronjob_runs_a_job_at_the_scheduled_minute() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "1s"]);
+    let cj = create(
+        &s,
+        "/apis/batch/v1/namespaces/default/cronjobs",
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+            "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid",
+                "jobTemplate": {"metadata": {"labels": {"team": "ops"}},
+                    "spec": {"template": {"spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox"}]}}}}}}),
+    );
+    let uid = cj["metadata"]["uid"].as_str().unwrap().to_string();
+    let job = eventually("a scheduled job", Duration::from_secs(75), || {
+        let (_, text) = s.curl("GET", JOBS, None, None);
+        parse(&text)["items"].as_array()?.first().cloned()
+    });
+    let name = job["metadata"]["name"].as_str().unwrap();
+    let minutes: i64 = name
+        .strip_prefix("tick-")
+        .expect("named after the cronjob")
+        .parse()
+        .expect("minutes since the epoch");
+    let scheduled = job["metadata"]["annotations"]
+        ["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        .as_str()
+        .expect("scheduled-timestamp annotation");
+    let ts: jiff::Timestamp = scheduled.parse().unwrap();
+    assert_eq!(ts.as_second(), minutes * 60, "{scheduled}");
+    assert!(scheduled.ends_with('Z'), "{scheduled}");
+    assert_eq!(job["metadata"]["labels"]["team"], "ops");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+
+    let cj = eventually(
+        "cronjob status follows the job",
+        Duration::from_secs(30),
+        || {
+            let cj = get(&s, "/apis/batch/v1/namespaces/default/cronjobs/tick")?;
+            let st = &cj["status"];
+            (st["lastSuccessfulTime"].is_string() && st["active"].is_null()).then_some(cj)
+        },
+    );
+    assert_eq!(cj["status"]["lastScheduleTime"], scheduled);
+    let reasons = event_reasons(&s, "tick");
+    assert!(
+        reasons.iter().any(|r| r == "SuccessfulCreate"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r == "SawCompletedJob"),
+        "{reasons:?}"
+    );
+    let table = s.kubectl_ok("1.33", &["get", "cronjob", "tick"]);
+    assert!(table.contains("* * * * *"), "{table}");
+}
+
+#[test]
+fn cronjob_manual_runs_and_history_limits() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "1s"]);
+    // A schedule that does not fire during the test.
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "cronjob",
+            "nightly",
+            "--image=busybox",
+            "--schedule=0 0 1 1 *",
+            "--restart=Never",
+        ],
+    );
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "cronjob",
+            "nightly",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"successfulJobsHistoryLimit":1}}"#,
+        ],
+    );
+    let cj = get(&s, "/apis/batch/v1/namespaces/default/cronjobs/nightly").unwrap();
+    s.kubectl_ok(
+        "1.33",
+        &["create", "job", "manual-1", "--from=cronjob/nightly"],
+    );
+    wait_finished(&s, "manual-1", "Complete", 30);
+    s.kubectl_ok(
+        "1.33",
+        &["create", "job", "manual-2", "--from=cronjob/nightly"],
+    );
+    let j = wait_finished(&s, "manual-2", "Complete", 30);
+    assert_eq!(
+        j["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+        "manual"
+    );
+    assert_eq!(
+        j["metadata"]["ownerReferences"][0]["uid"],
+        cj["metadata"]["uid"]
+    );
+    // One successful job is kept: the older goes, with its pods.
+    gone(
+        &s,
+        &format!("{JOBS}/manual-1"),
+        "the older finished job deleted",
+    );
+    eventually("its pods deleted", Duration::from_secs(20), || {
+        pods_of(&s, "manual-1").is_empty().then_some(())
+    });
+    assert!(get(&s, &format!("{JOBS}/manual-2")).is_some());
+    let reasons = event_reasons(&s, "nightly");
+    assert!(
+        reasons.iter().any(|r| r == "SuccessfulDelete"),
+        "{reasons:?}"
+    );
+    // kubectl 1.27 makes the job owned but not controlled by the cronjob (no `controller`),
+    // so it runs without counting towards the cronjob's history.
+    s.kubectl_ok(
+        "1.27",
+        &["create", "job", "manual-old", "--from=cronjob/nightly"],
+    );
+    wait_finished(&s, "manual-old", "Complete", 30);
+    assert!(get(&s, &format!("{JOBS}/manual-2")).is_some());
+    let st =
+        get(&s, "/apis/batch/v1/namespaces/default/cronjobs/nightly").unwrap()["status"].clone();
+    assert!(st["lastSuccessfulTime"].is_string(), "{st}");
+    assert!(st["lastScheduleTime"].is_null(), "{st}");
+}
+
+#[test]
+fn pod_gc_removes_pods_of_a_deleted_node() {
+    let s = Server::start();
+    let mut nodes = SimNodes::start(&s, "gone", 1, &[]);
+    let rs_pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranded"},
+        "spec": {"nodeName": "gone-0", "containers": [{"name": "c", "image": "nginx"}]}});
+    create(&s, PODS, rs_pod);
+    eventually("pod running", Duration::from_secs(20), || {
+        (get(&s, &format!("{PODS}/stranded"))?["status"]["phase"] == "Running").then_some(())
+    });
+    nodes.stop();
+    s.kubectl_ok("1.33", &["delete", "node", "gone-0"]);
+    gone(
+        &s,
+        &format!("{PODS}/stranded"),
+        "pod of a deleted node removed",
+    );
+
+    // Terminated pods beyond the threshold go, oldest first.
+    let s = Server::start_with(&["--terminated-pod-gc-threshold", "2"]);
+    let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "1s"]);
+    for i in 0..4 {
+        create(
+            &s,
+            PODS,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("done-{i}")},
+                "spec": {"restartPolicy": "Never", "nodeName": "node-0",
+                    "containers": [{"name": "c", "image": "busybox"}]}}),
+        );
+    }
+    eventually(
+        "only the threshold of terminated pods kept",
+        Duration::from_secs(40),
+        || {
+            let names: Vec<String> = (0..4)
+                .filter(|i| get(&s, &format!("{PODS}/done-{i}")).is_some())
+                .map(|i| format!("done-{i}"))
+                .collect();
+            (names == ["done-2", "done-3"]).then_some(())
+        },
+    );
+}
