@@ -726,3 +726,71 @@ fn pod_gc_removes_pods_of_a_deleted_node() {
         },
     );
 }
+
+#[test]
+fn job_deadline_and_suspension() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "60s"]);
+    // Pods that would run for a minute against a two-second deadline.
+    create(
+        &s,
+        JOBS,
+        job(
+            "late",
+            json!({"activeDeadlineSeconds": 2, "parallelism": 2, "completions": 4}),
+            json!({}),
+        ),
+    );
+    let j = wait_finished(&s, "late", "Failed", 30);
+    let failed = condition(&j, "Failed").unwrap();
+    assert_eq!(failed["reason"], "DeadlineExceeded");
+    assert_eq!(
+        failed["message"],
+        "Job was active longer than specified deadline"
+    );
+    assert!(condition(&j, "FailureTarget").is_some());
+    assert_eq!(j["status"]["failed"], 2, "{}", j["status"]);
+    eventually("the running pods deleted", Duration::from_secs(20), || {
+        pods_of(&s, "late").is_empty().then_some(())
+    });
+
+    // A suspended job makes no pods until it is resumed.
+    create(&s, JOBS, job("held", json!({"suspend": true}), json!({})));
+    let j = eventually("Suspended condition", Duration::from_secs(20), || {
+        let j = get(&s, &format!("{JOBS}/held"))?;
+        condition(&j, "Suspended").is_some().then_some(j)
+    });
+    assert_eq!(
+        condition(&j, "Suspended").unwrap()["reason"],
+        "JobSuspended"
+    );
+    assert!(j["status"]["startTime"].is_null(), "{}", j["status"]);
+    assert!(pods_of(&s, "held").is_empty());
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "job",
+            "held",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ],
+    );
+    let j = eventually("resumed with a pod", Duration::from_secs(20), || {
+        let j = get(&s, &format!("{JOBS}/held"))?;
+        (j["status"]["active"] == 1).then_some(j)
+    });
+    let c = j["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Suspended")
+        .unwrap();
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["reason"], "JobResumed");
+    assert!(j["status"]["startTime"].is_string());
+    let reasons = event_reasons(&s, "held");
+    assert!(reasons.iter().any(|r| r == "Suspended"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Resumed"), "{reasons:?}");
+}
