@@ -253,6 +253,39 @@ pub enum Wanted {
     Discovery {
         v2beta1: bool,
     },
+    /// `as=PartialObjectMetadata` / `PartialObjectMetadataList` (meta.k8s.io v1 or v1beta1):
+    /// objects reduced to their metadata (metadata informers, the garbage collector).
+    Metadata {
+        v1beta1: bool,
+    },
+}
+
+/// An object reduced to its metadata (upstream `PartialObjectMetadata`): apiVersion and kind
+/// of the object are kept as upstream does.
+pub fn partial_metadata(obj: &Value, v1beta1: bool) -> Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+    })
+}
+
+/// A stored object or list in its metadata-only form; Status bodies pass unchanged.
+fn to_partial(body: &[u8], v1beta1: bool) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    if v.get("kind").and_then(Value::as_str) == Some("Status") {
+        return None;
+    }
+    let out = match v.get("items").and_then(Value::as_array) {
+        Some(items) => serde_json::json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+            "metadata": v.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+            "items": items.iter().map(|i| partial_metadata(i, v1beta1)).collect::<Vec<_>>(),
+        }),
+        None => partial_metadata(&v, v1beta1),
+    };
+    serde_json::to_vec(&out).ok()
 }
 
 /// Picks the first acceptable media type from `Accept`, in the client's order.
@@ -297,7 +330,16 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Wanted> {
                     v2beta1: v == "v2beta1",
                 });
             }
-            // Other transformations (PartialObjectMetadata) are not served: try the next clause.
+            if json_like
+                && (as_ == "PartialObjectMetadata" || as_ == "PartialObjectMetadataList")
+                && g == "meta.k8s.io"
+                && (v == "v1" || v == "v1beta1")
+            {
+                return Ok(Wanted::Metadata {
+                    v1beta1: v == "v1beta1",
+                });
+            }
+            // Other transformations are not served: try the next clause.
             continue;
         }
         match mt.as_str() {
@@ -334,6 +376,10 @@ pub fn respond_object(code: StatusCode, wanted: Wanted, body: Vec<u8>) -> Respon
                 None => json_response(code, body),
             }
         }
+        Wanted::Metadata { v1beta1 } => match to_partial(&body, v1beta1) {
+            Some(b) => json_response(code, b),
+            None => json_response(code, body),
+        },
         _ => json_response(code, body),
     }
 }

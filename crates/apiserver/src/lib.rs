@@ -129,6 +129,20 @@ impl ApiServer {
         if code != 201 && code != 409 {
             anyhow::bail!("creating the kubernetes service: {code} {text}");
         }
+        // Upstream's built-in priority classes (the scheduling post-start hook).
+        for (name, value, description) in [
+            ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+            ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+        ] {
+            let pc = serde_json::json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description});
+            let (code, text) = client
+                .request("POST", "/apis/scheduling.k8s.io/v1/priorityclasses", Some(&pc))
+                .await?;
+            if code != 201 && code != 409 {
+                anyhow::bail!("creating priority class {name}: {code} {text}");
+            }
+        }
         tokio::spawn(namespace_controller::run(self.clone(), client));
         self.ready.store(true, Ordering::Release);
         Ok(())

@@ -525,6 +525,69 @@ fn list_header(ctx: &Ctx, rv: &str, token: Option<&str>, remaining: Option<u64>)
     )
 }
 
+/// The Priority admission step: a pod's priority (and preemption policy) come from its
+/// PriorityClass, or from the cluster's globalDefault class; a pod may not state its own.
+fn admit_priority(ctx: &Ctx, pod: &mut Value) -> ApiResult<()> {
+    let name = meta_str(pod, "name").to_string();
+    let class_name = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let view = ctx.api.store.read().map_err(ApiError::internal)?;
+    let class: Option<Value> = if class_name.is_empty() {
+        let prefix = ObjectKey::resource_prefix("scheduling.k8s.io", "priorityclasses");
+        let page = view
+            .list(&prefix, None, 0, false, |b| {
+                serde_json::from_slice::<Value>(b)
+                    .map(|v| v["globalDefault"] == true)
+                    .unwrap_or(false)
+            })
+            .map_err(ApiError::internal)?;
+        page.items
+            .first()
+            .and_then(|(_, b)| serde_json::from_slice(b).ok())
+    } else {
+        let key = ObjectKey::new("scheduling.k8s.io", "priorityclasses", "", &class_name);
+        match view.get(key.as_str()).map_err(ApiError::internal)? {
+            Some((_, b)) => Some(serde_json::from_slice(&b).map_err(ApiError::internal)?),
+            None => {
+                return Err(ApiError::forbidden(
+                    "",
+                    "pods",
+                    &name,
+                    &format!("no PriorityClass with name {class_name} was found"),
+                ))
+            }
+        }
+    };
+    drop(view);
+    let priority = class
+        .as_ref()
+        .and_then(|c| c["value"].as_i64())
+        .unwrap_or(0);
+    if let Some(given) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
+        if given != priority {
+            return Err(ApiError::forbidden("", "pods", &name, &format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+            )));
+        }
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    spec.insert("priority".into(), json!(priority));
+    if let Some(c) = &class {
+        if class_name.is_empty() {
+            spec.insert("priorityClassName".into(), c["metadata"]["name"].clone());
+        }
+        if let Some(policy) = c["preemptionPolicy"].as_str() {
+            spec.insert("preemptionPolicy".into(), json!(policy));
+        }
+    }
+    Ok(())
+}
+
 /// Server-side preparation of a new object (PrepareForCreate + BeforeCreate).
 fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
     check_type(ctx, obj)?;
@@ -568,6 +631,9 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         if let Some(m) = obj.as_object_mut() {
             m.remove("status");
         }
+    }
+    if ctx.kind.group.is_empty() && ctx.kind.plural == "pods" {
+        admit_priority(ctx, obj)?;
     }
     (ctx.kind.defaults)(obj);
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {

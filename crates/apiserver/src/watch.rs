@@ -32,6 +32,7 @@ enum Framing {
     Json,
     Table { v1beta1: bool },
     Protobuf,
+    Metadata { v1beta1: bool },
 }
 
 struct Stream {
@@ -56,6 +57,12 @@ impl Stream {
                 }
             },
             Framing::Json => json_frame(event_type, obj),
+            Framing::Metadata { v1beta1 } => {
+                if event_type == "ERROR" {
+                    return json_frame(event_type, obj);
+                }
+                json_frame(event_type, &crate::codec::partial_metadata(obj, v1beta1))
+            }
             Framing::Table { v1beta1 } => {
                 if event_type == "BOOKMARK" || event_type == "ERROR" {
                     return json_frame(event_type, obj);
@@ -240,6 +247,7 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
     };
     let framing = match ctx.wanted {
         Wanted::Table { v1beta1 } => Framing::Table { v1beta1 },
+        Wanted::Metadata { v1beta1 } => Framing::Metadata { v1beta1 },
         Wanted::Protobuf
             if reddwarf_kubeproto::knows_kind(&ctx.kind.api_version(), ctx.kind.kind) =>
         {

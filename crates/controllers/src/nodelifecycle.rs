@@ -84,6 +84,26 @@ pub async fn run(client: Client, grace: Duration) {
     }
 }
 
+/// Only what eviction needs is kept of each pod (names, node, tolerations, deletion).
+fn slim(p: Pod) -> Pod {
+    let spec = p.spec.map(|s| k8s_openapi::api::core::v1::PodSpec {
+        node_name: s.node_name,
+        tolerations: s.tolerations,
+        ..Default::default()
+    });
+    Pod {
+        metadata: kube::api::ObjectMeta {
+            name: p.metadata.name,
+            namespace: p.metadata.namespace,
+            uid: p.metadata.uid,
+            deletion_timestamp: p.metadata.deletion_timestamp,
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    }
+}
+
 fn ready_status(node: &Node) -> Option<&str> {
     node.status
         .as_ref()?
@@ -133,8 +153,8 @@ impl State {
                 }
             }
             Ev::Pod(watcher::Event::Apply(p)) | Ev::Pod(watcher::Event::InitApply(p)) => {
-                self.pods
-                    .insert(p.metadata.uid.clone().unwrap_or_default(), Arc::new(p));
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                self.pods.insert(uid, Arc::new(slim(p)));
             }
             Ev::Pod(watcher::Event::Delete(p)) => {
                 let uid = p.metadata.uid.clone().unwrap_or_default();

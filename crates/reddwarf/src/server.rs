@@ -99,16 +99,46 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     api.start_background().await.context("bootstrap")?;
     let scheduler_metrics = reddwarf_controllers::scheduler::Metrics::default();
     api.register_metrics(|r| scheduler_metrics.register(r));
-    // One member is always the leader; with HA these start and stop with leadership.
-    let _controllers = reddwarf_controllers::start(
-        crate::in_process::kube_client(router.clone()),
-        reddwarf_controllers::Settings {
+    // The scheduler and controllers run on the raft leader only: started when this member
+    // becomes leader, stopped when it stops being one (one member is always the leader).
+    let leadership = {
+        let mut raft_metrics = consensus.raft().metrics();
+        let client = crate::in_process::kube_client(router.clone());
+        let settings = reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             scheduler_metrics,
-        },
-    );
+        };
+        tokio::spawn(async move {
+            let mut running: Option<Vec<tokio::task::JoinHandle<()>>> = None;
+            loop {
+                let leader = {
+                    let m = raft_metrics.borrow();
+                    m.current_leader == Some(m.id)
+                };
+                match (leader, running.is_some()) {
+                    (true, false) => {
+                        tracing::info!("leading: starting the scheduler and controllers");
+                        running = Some(reddwarf_controllers::start(
+                            client.clone(),
+                            settings.clone(),
+                        ));
+                    }
+                    (false, true) => {
+                        tracing::info!("no longer leading: stopping the scheduler and controllers");
+                        for h in running.take().into_iter().flatten() {
+                            h.abort();
+                        }
+                    }
+                    _ => {}
+                }
+                if raft_metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
     tracing::info!(
         "reddwarf serving on https://{local} (ready in {:?}); admin kubeconfig: {}",
         started.elapsed(),
@@ -117,6 +147,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    leadership.abort();
     serve.abort();
     // In-flight requests (and their proposals) get a moment to finish; watches are cut.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -522,3 +522,67 @@ fn pod_binding_eviction_and_node_streams() {
         assert!(names.contains(&sub), "{sub} missing from {names:?}");
     }
 }
+
+fn get_as(s: &Server, path: &str, accept: &str) -> Value {
+    let pki = s.data_dir().join("pki");
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--cacert"])
+        .arg(pki.join("ca.crt"))
+        .arg("--cert")
+        .arg(pki.join("admin.crt"))
+        .arg("--key")
+        .arg(pki.join("admin.key"))
+        .args(["-H", &format!("accept: {accept}")])
+        .arg(format!("{}{path}", s.url))
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn partial_object_metadata_for_get_list_and_watch() {
+    let s = Server::start();
+    let (code, _) = post(
+        &s,
+        CM,
+        json!({"metadata": {"name": "meta", "labels": {"a": "b"}}, "data": {"big": "x"}}),
+    );
+    assert_eq!(code, 201);
+    let one = get_as(
+        &s,
+        &format!("{CM}/meta"),
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    );
+    assert_eq!(one["kind"], "PartialObjectMetadata");
+    assert_eq!(one["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(one["metadata"]["labels"]["a"], "b");
+    assert!(one.get("data").is_none(), "{one}");
+    let list = get_as(
+        &s,
+        CM,
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    );
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["kind"], "PartialObjectMetadata");
+            assert!(i.get("data").is_none());
+            i["metadata"]["name"].as_str().unwrap()
+        })
+        .collect();
+    assert!(names.contains(&"meta"), "{names:?}");
+    let events = watch_events(
+        &s,
+        &format!("{CM}?watch=true&resourceVersion=0&timeoutSeconds=1"),
+        Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+    );
+    let ev = events
+        .iter()
+        .find(|e| e["object"]["metadata"]["name"] == "meta")
+        .expect("ADDED meta");
+    assert_eq!(ev["object"]["kind"], "PartialObjectMetadata");
+    assert!(ev["object"].get("data").is_none());
+}

@@ -311,3 +311,84 @@ fn a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
             .then_some(())
     });
 }
+
+#[test]
+fn priority_classes_admit_and_preempt() {
+    let s = Server::start();
+    let classes = s.kubectl_ok("1.33", &["get", "priorityclasses"]);
+    assert!(classes.contains("system-node-critical"), "{classes}");
+    assert!(classes.contains("system-cluster-critical"), "{classes}");
+    s.apply("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: low\nvalue: 10\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: high\nvalue: 1000\n");
+
+    // Priority admission: the class decides the number; unknown classes are refused.
+    let (code, body) = s.curl(
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        Some(br#"{"metadata":{"name":"ghost"},"spec":{"priorityClassName":"nope","containers":[{"name":"c","image":"nginx"}]}}"#),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("no PriorityClass with name nope was found"),
+        "{body}"
+    );
+    let (code, body) = s.curl(
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        Some(br#"{"metadata":{"name":"liar"},"spec":{"priorityClassName":"low","priority":5,"containers":[{"name":"c","image":"nginx"}]}}"#),
+    );
+    assert_eq!(code, 403, "{body}");
+
+    let _node = SimNodes::start(&s, "small", 1, &["--cpu", "2"]);
+    let req = |cpu: &str, class: &str| {
+        format!("  priorityClassName: {class}\n  containers:\n  - name: c\n    image: nginx:1.27\n    resources:\n      requests:\n        cpu: {cpu}\n")
+    };
+    let manifest = |name: &str, cpu: &str, class: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{}",
+            req(cpu, class)
+        )
+    };
+    s.apply(&manifest("low-a", "800m", "low"));
+    s.apply(&manifest("low-b", "800m", "low"));
+    eventually("low pods Running", Duration::from_secs(20), || {
+        (running_on(&s, "low-a").is_some() && running_on(&s, "low-b").is_some()).then_some(())
+    });
+    assert_eq!(pod_json(&s, "low-a")["spec"]["priority"], 10);
+
+    // A more important pod that does not fit: one low pod is preempted, not both.
+    s.apply(&manifest("vip", "1", "high"));
+    assert_eq!(pod_json(&s, "vip")["spec"]["priority"], 1000);
+    assert_eq!(
+        eventually("vip Running", Duration::from_secs(30), || running_on(
+            &s, "vip"
+        )),
+        "small-0"
+    );
+    let gone: Vec<&str> = ["low-a", "low-b"]
+        .into_iter()
+        .filter(|n| {
+            let (code, _) = s.curl(
+                "GET",
+                &format!("/api/v1/namespaces/default/pods/{n}"),
+                None,
+                None,
+            );
+            code == 404
+        })
+        .collect();
+    assert_eq!(gone.len(), 1, "exactly one victim: {gone:?}");
+    let events = s.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=Preempted",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(!events.trim().is_empty(), "a Preempted event");
+}

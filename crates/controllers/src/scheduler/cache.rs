@@ -173,17 +173,29 @@ pub fn host_ports(pod: &Pod) -> Vec<HostPort> {
 }
 
 /// One pod as the scheduler keeps it.
+#[derive(Clone)]
 pub struct PodInfo {
     pub pod: Arc<Pod>,
     pub node: String,
     pub requests: Resources,
     pub non_zero: (i64, i64),
     pub ports: Vec<HostPort>,
+    /// Has pod (anti-)affinity terms: only such pods matter to others' affinity checks.
+    pub has_affinity: bool,
+}
+
+/// Whether the pod states any pod affinity or anti-affinity.
+pub fn has_pod_affinity(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
 }
 
 impl PodInfo {
     pub fn new(pod: Arc<Pod>, node: String) -> PodInfo {
         PodInfo {
+            has_affinity: has_pod_affinity(&pod),
             requests: pod_requests(&pod),
             non_zero: non_zero_requests(&pod),
             ports: host_ports(&pod),
@@ -193,6 +205,7 @@ impl PodInfo {
     }
 }
 
+#[derive(Clone)]
 pub struct NodeInfo {
     pub node: Arc<Node>,
     pub allocatable: Resources,
@@ -240,7 +253,7 @@ impl NodeInfo {
             .unwrap_or(false)
     }
 
-    fn add_pod(&mut self, uid: &str, p: &PodInfo) {
+    pub fn add_pod(&mut self, uid: &str, p: &PodInfo) {
         if self.pods.insert(uid.to_string()) {
             self.requested.add(&p.requests);
             self.non_zero.0 += p.non_zero.0;
@@ -249,7 +262,7 @@ impl NodeInfo {
         }
     }
 
-    fn remove_pod(&mut self, uid: &str, p: &PodInfo) {
+    pub fn remove_pod(&mut self, uid: &str, p: &PodInfo) {
         if self.pods.remove(uid) {
             self.requested.sub(&p.requests);
             self.non_zero.0 -= p.non_zero.0;
@@ -261,6 +274,10 @@ impl NodeInfo {
             }
         }
     }
+}
+
+pub fn priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
 }
 
 /// Whether a pod occupies its node: assigned and not finished.
@@ -276,6 +293,8 @@ pub struct Cache {
     pub pods: HashMap<String, PodInfo>,
     /// Pods bound by us whose binding the watch has not shown yet.
     pub assumed: HashSet<String>,
+    /// Assigned pods with pod (anti-)affinity terms.
+    pub with_affinity: HashSet<String>,
 }
 
 pub fn uid(pod: &Pod) -> String {
@@ -326,6 +345,9 @@ impl Cache {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.add_pod(&uid, &info);
         }
+        if info.has_affinity {
+            self.with_affinity.insert(uid.clone());
+        }
         self.pods.insert(uid, info);
     }
 
@@ -348,6 +370,7 @@ impl Cache {
 
     pub fn remove_pod(&mut self, uid: &str) {
         if let Some(old) = self.pods.remove(uid) {
+            self.with_affinity.remove(uid);
             if let Some(n) = self.nodes.get_mut(&old.node) {
                 n.remove_pod(uid, &old);
             }

@@ -578,6 +578,35 @@ impl Scheduler {
             None => {
                 drop(permit);
                 self.metrics.attempt("unschedulable");
+                let can_preempt = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.preemption_policy.as_deref())
+                    != Some("Never");
+                if can_preempt && helpful > 0 {
+                    if let Some((node, victims)) = self.preempt(&st) {
+                        let message = fit_error(&pod, n, &reasons, 0)
+                            .split(" preemption:")
+                            .next()
+                            .unwrap_or_default()
+                            .to_string();
+                        self.queue.failed(&id, Instant::now(), true);
+                        let client = self.client.clone();
+                        let recorder = self.recorder.clone();
+                        tokio::spawn(async move {
+                            evict_victims(&client, &recorder, &pod, &node, victims).await;
+                            mark_unschedulable(&client, &pod, &message).await;
+                            recorder
+                                .warning(
+                                    &events::reference(pod.as_ref()),
+                                    "FailedScheduling",
+                                    message,
+                                )
+                                .await;
+                        });
+                        return;
+                    }
+                }
                 let message = fit_error(&pod, n, &reasons, helpful);
                 self.queue.failed(&id, Instant::now(), true);
                 let client = self.client.clone();
@@ -593,6 +622,110 @@ impl Scheduler {
                         .await;
                 });
             }
+        }
+    }
+}
+
+impl Scheduler {
+    /// Upstream DefaultPreemption, simplified: on each node where only resources stand in
+    /// the way, remove every lower-priority pod, check the pod fits, then give back victims
+    /// from the highest priority down while it still fits. The node whose most important
+    /// victim matters least (then fewest victims) wins.
+    fn preempt(&self, st: &plugins::PodState) -> Option<(String, Vec<Arc<Pod>>)> {
+        let prio = cache::priority(st.pod);
+        let mut best: Option<((i32, usize), String, Vec<Arc<Pod>>)> = None;
+        for node in self.cache.nodes.values() {
+            let r = plugins::filter(st, node);
+            if r.is_empty() || !r.iter().all(|x| plugins::preemption_could_help(x)) {
+                continue;
+            }
+            let mut lower: Vec<(&String, &cache::PodInfo)> = node
+                .pods
+                .iter()
+                .filter_map(|u| self.cache.pods.get(u).map(|p| (u, p)))
+                .filter(|(_, p)| {
+                    cache::priority(&p.pod) < prio && p.pod.metadata.deletion_timestamp.is_none()
+                })
+                .collect();
+            if lower.is_empty() {
+                continue;
+            }
+            let mut sim = node.clone();
+            for (u, p) in &lower {
+                sim.remove_pod(u, p);
+            }
+            if !plugins::filter(st, &sim).is_empty() {
+                continue;
+            }
+            // Reprieve the most important first.
+            lower.sort_by_key(|(_, p)| Reverse(cache::priority(&p.pod)));
+            let mut victims = Vec::new();
+            for (u, p) in lower {
+                sim.add_pod(u, p);
+                if !plugins::filter(st, &sim).is_empty() {
+                    sim.remove_pod(u, p);
+                    victims.push(p.pod.clone());
+                }
+            }
+            let key = (
+                victims
+                    .iter()
+                    .map(|v| cache::priority(v))
+                    .max()
+                    .unwrap_or(i32::MIN),
+                victims.len(),
+            );
+            if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
+                best = Some((key, node.name().to_string(), victims));
+            }
+        }
+        best.map(|(_, n, v)| (n, v))
+    }
+}
+
+/// Deletes the victims of a preemption (gracefully, with upstream's event) and nominates
+/// the node for the preemptor.
+async fn evict_victims(
+    client: &Client,
+    recorder: &Recorder,
+    preemptor: &Pod,
+    node: &str,
+    victims: Vec<Arc<Pod>>,
+) {
+    let ns = preemptor.metadata.namespace.as_deref().unwrap_or("default");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"status": {"nominatedNodeName": node}});
+    let _ = api
+        .patch_status(
+            preemptor.metadata.name.as_deref().unwrap_or(""),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await;
+    for v in victims {
+        let vapi: Api<Pod> = Api::namespaced(
+            client.clone(),
+            v.metadata.namespace.as_deref().unwrap_or(""),
+        );
+        let name = v.metadata.name.clone().unwrap_or_default();
+        let dp = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: v.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        if vapi.delete(&name, &dp).await.is_ok() {
+            recorder
+                .normal(
+                    &events::reference(v.as_ref()),
+                    "Preempted",
+                    format!(
+                        "Preempted by pod {} on node {node}",
+                        preemptor.metadata.uid.as_deref().unwrap_or("")
+                    ),
+                )
+                .await;
         }
     }
 }

@@ -239,7 +239,17 @@ pub fn affinity_prefilter(pod: &Pod, cache: &Cache) -> AffinityState {
         preferred: HashMap::new(),
         has_preferred: !terms.preferred_affinity.is_empty() || !terms.preferred_anti.is_empty(),
     };
-    for p in cache.pods.values() {
+    // Without terms of its own, only pods with terms can matter to this one.
+    let own_terms = !terms.affinity.is_empty()
+        || !terms.anti.is_empty()
+        || !terms.preferred_affinity.is_empty()
+        || !terms.preferred_anti.is_empty();
+    let relevant: Box<dyn Iterator<Item = &PodInfo>> = if own_terms {
+        Box::new(cache.pods.values())
+    } else {
+        Box::new(cache.with_affinity.iter().filter_map(|u| cache.pods.get(u)))
+    };
+    for p in relevant {
         let existing = &p.pod;
         let et = affinity_terms(existing);
         let value = |key: &str| node_label(cache, &p.node, key).cloned();

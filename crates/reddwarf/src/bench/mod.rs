@@ -5,6 +5,7 @@
 mod create;
 mod read;
 mod report;
+mod schedule;
 mod startup;
 mod update;
 mod watch;
@@ -39,6 +40,8 @@ pub enum Scenario {
     Watch(watch::WatchArgs),
     /// Start-to-ready time and memory of freshly started servers.
     Startup(startup::StartupArgs),
+    /// Simulated nodes and pods: how fast pods are scheduled and running.
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// Options every scenario that drives a running server shares.
@@ -72,6 +75,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::List(a) => read::list(a).await?,
         Scenario::Watch(a) => watch::run(a).await?,
         Scenario::Startup(a) => startup::run(a).await?,
+        Scenario::Schedule(a) => schedule::run(a).await?,
     };
     report.print();
     Ok(())

@@ -1,0 +1,297 @@
+//! `bench schedule`: registers simulated nodes (kwok-style, the same code as
+//! `reddwarf sim-nodes`: Leases renewed, bound pods marked Running through the status
+//! subresource), creates pods, and measures how fast they are scheduled and running.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+
+use super::{fresh_namespace, progress, run_id, Common, Report};
+use crate::client::Target;
+use crate::simnodes::{self, SimNodesArgs};
+use crate::GoDuration;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Simulated nodes to register.
+    #[arg(long, default_value_t = 1_000)]
+    pub nodes: usize,
+    /// Pods to create.
+    #[arg(long, default_value_t = 10_000)]
+    pub pods: u64,
+    /// Give up waiting for pods to run after this long.
+    #[arg(long, default_value = "10m")]
+    pub timeout: GoDuration,
+}
+
+#[derive(Default)]
+struct Times {
+    created: HashMap<String, Instant>,
+    bound: HashMap<String, Instant>,
+    running: HashMap<String, Instant>,
+}
+
+fn pod(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench-schedule"}},
+        "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+    }))
+    .expect("encode")
+}
+
+pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
+    let target = Target::from_kubeconfig(&a.common.kubeconfig)?;
+    let id = run_id();
+    let prefix = format!("bench-{id}");
+    let ns = fresh_namespace(&target, "bench-schedule").await?;
+
+    // The simulated kubelets run in this process.
+    let sim = tokio::spawn(simnodes::run(SimNodesArgs {
+        kubeconfig: a.common.kubeconfig.clone(),
+        count: a.nodes,
+        prefix: prefix.clone(),
+        first_index: 0,
+        cpu: "32".into(),
+        memory: "256Gi".into(),
+        pods: "110".into(),
+        labels: vec![format!("bench.reddwarf.dev/run={id}")],
+        taints: vec![],
+        renew_interval: GoDuration(Duration::from_secs(10)),
+        run_time: GoDuration(Duration::from_secs(1)),
+        connections: 8,
+    }));
+    let pb = progress(a.nodes as u64, "nodes");
+    let mut conn = target.connect().await?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (code, body) = conn
+            .request(
+                "GET",
+                &format!("/api/v1/nodes?labelSelector=bench.reddwarf.dev%2Frun%3D{id}"),
+                None,
+            )
+            .await?;
+        anyhow::ensure!(code == 200, "listing nodes: {code}");
+        let list: Value = serde_json::from_slice(&body)?;
+        let ready = list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|n| {
+                        n["status"]["conditions"].as_array().is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        pb.set_position(ready as u64);
+        if ready >= a.nodes {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "nodes not ready in 300s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pb.finish_and_clear();
+
+    // Watch our namespace's pods from now on: when each is bound, and when it runs.
+    let times = Arc::new(Mutex::new(Times::default()));
+    let (code, body) = conn
+        .request(
+            "GET",
+            &format!("/api/v1/namespaces/{ns}/pods?limit=1"),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(code == 200, "listing pods: {code}");
+    let rv = serde_json::from_slice::<Value>(&body)?["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    let mut wconn = target.connect().await?;
+    let mut stream = wconn
+        .stream(&format!(
+            "/api/v1/namespaces/{ns}/pods?watch=true&resourceVersion={rv}&timeoutSeconds=3600"
+        ))
+        .await?;
+    let running = Arc::new(AtomicU64::new(0));
+    let watcher = {
+        let (times, running) = (times.clone(), running.clone());
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            while let Some(Ok(frame)) = stream.frame().await {
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
+                buf.extend_from_slice(data);
+                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=nl).collect();
+                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                        continue;
+                    };
+                    let p = &ev["object"];
+                    let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    let now = Instant::now();
+                    let mut t = times.lock().unwrap();
+                    if p["spec"]["nodeName"]
+                        .as_str()
+                        .is_some_and(|n| !n.is_empty())
+                    {
+                        t.bound.entry(name.clone()).or_insert(now);
+                    }
+                    if p["status"]["phase"] == "Running" && !t.running.contains_key(&name) {
+                        t.running.insert(name, now);
+                        running.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut creators = Vec::new();
+    for _ in 0..a.common.concurrency.max(1) {
+        let (target, next, errors, times, ns) = (
+            target.clone(),
+            next.clone(),
+            errors.clone(),
+            times.clone(),
+            ns.clone(),
+        );
+        let count = a.pods;
+        creators.push(tokio::spawn(async move {
+            let mut conn = target.connect().await?;
+            let path = format!("/api/v1/namespaces/{ns}/pods");
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return anyhow::Ok(());
+                }
+                let name = format!("pod-{i}");
+                let sent = Instant::now();
+                let (code, _) = conn.request("POST", &path, Some(pod(&name))).await?;
+                if code == 201 {
+                    times.lock().unwrap().created.insert(name, sent);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let pb = progress(a.pods, "running");
+    let deadline = Instant::now() + a.timeout.0;
+    let mut created_in = None;
+    loop {
+        if created_in.is_none() && creators.iter().all(|c| c.is_finished()) {
+            created_in = Some(started.elapsed());
+        }
+        let n = running.load(Ordering::Relaxed);
+        pb.set_position(n);
+        if n + errors.load(Ordering::Relaxed) >= a.pods {
+            break;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pb.finish_and_clear();
+    for c in creators {
+        c.await??;
+    }
+    watcher.abort();
+
+    let t = times.lock().unwrap();
+    let lat = |done: &HashMap<String, Instant>| -> (Vec<Duration>, Option<Instant>) {
+        let mut v: Vec<Duration> = done
+            .iter()
+            .filter_map(|(n, at)| t.created.get(n).map(|c| at.saturating_duration_since(*c)))
+            .collect();
+        v.sort();
+        (v, done.values().max().copied())
+    };
+    let (to_bound, last_bound) = lat(&t.bound);
+    let (to_running, last_running) = lat(&t.running);
+    let span = |last: Option<Instant>| {
+        last.map(|l| l.saturating_duration_since(started))
+            .unwrap_or_default()
+    };
+    let mut r = Report::new("schedule", &a.common.output);
+    r.add("nodes", json!(a.nodes), a.nodes.to_string());
+    r.add(
+        "pods_created",
+        json!(t.created.len()),
+        format!(
+            "{} in {:.2}s ({} errors)",
+            t.created.len(),
+            created_in.unwrap_or_default().as_secs_f64(),
+            errors.load(Ordering::Relaxed)
+        ),
+    );
+    for (key, what, v, last) in [
+        ("scheduled", "bound", &to_bound, last_bound),
+        ("running", "Running", &to_running, last_running),
+    ] {
+        let secs = span(last).as_secs_f64().max(1e-9);
+        r.add(
+            &format!("{key}_per_second"),
+            json!(v.len() as f64 / secs),
+            format!(
+                "{} pods {what} in {secs:.2}s: {:.0} pods/s",
+                v.len(),
+                v.len() as f64 / secs
+            ),
+        );
+        let p = |q| super::report::percentile(v, q).as_secs_f64() * 1e3;
+        r.add(
+            &format!("{key}_latency_ms"),
+            json!({"p50": p(0.5), "p99": p(0.99)}),
+            format!(
+                "create to {what}: p50 {:.1} ms   p99 {:.1} ms",
+                p(0.5),
+                p(0.99)
+            ),
+        );
+    }
+    drop(t);
+
+    // Leave the cluster as found: the namespace and its pods go (the simulated kubelets
+    // confirm the pods' graceful deletion, so they must still run), then the nodes.
+    let _ = conn
+        .request("DELETE", &format!("/api/v1/namespaces/{ns}"), None)
+        .await;
+    let pb = progress(1, "cleanup");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        match conn
+            .request("GET", &format!("/api/v1/namespaces/{ns}"), None)
+            .await
+        {
+            Ok((404, _)) => break,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(_) => conn = target.connect().await?,
+        }
+    }
+    pb.finish_and_clear();
+    sim.abort();
+    let _ = conn
+        .request(
+            "DELETE",
+            &format!("/api/v1/nodes?labelSelector=bench.reddwarf.dev%2Frun%3D{id}"),
+            None,
+        )
+        .await;
+    Ok(r)
+}
