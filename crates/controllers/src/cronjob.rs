@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::events::{self, Recorder};
 use crate::job::is_finished;
-use crate::util::{controller_ref, is_controlled_by, owner_of_kind};
+use crate::util::{controller_ref, is_controlled_by};
 use crate::{retry_after_error, Error};
 
 /// Annotation with the time a Job was scheduled for, in the CronJob's time zone.
@@ -49,11 +49,7 @@ pub async fn run(client: Client) {
         client,
     });
     Controller::new(cronjobs, watcher::Config::default())
-        // Not `owns`: kube-runtime's owns() watches metadata only (PartialObjectMetadata),
-        // which the API server does not serve; the mapping is the same.
-        .watches(jobs, watcher::Config::default(), |j: Job| {
-            owner_of_kind::<CronJob>(&j.metadata)
-        })
+        .owns(jobs, watcher::Config::default())
         .run(
             reconcile,
             |_, e, _| {

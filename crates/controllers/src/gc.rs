@@ -15,8 +15,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions,
-    PropagationPolicy,
+    Api, ApiResource, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams,
+    Preconditions, PropagationPolicy,
 };
 use kube::discovery::{verbs, Discovery, Scope};
 use kube::runtime::watcher;
@@ -183,7 +183,9 @@ impl Gc {
 
     /// Feeds one resource's objects into the graph.
     async fn watch(self: Arc<Self>, kind: Arc<Kind>) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.ar);
+        // Metadata only (PartialObjectMetadata), as upstream's metadata informers.
+        let api: Api<PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.client.clone(), &kind.ar);
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         // uids listed during a re-list: whatever the graph has of this kind beyond them is gone.
         let mut relisted: Option<HashSet<String>> = None;
@@ -227,7 +229,7 @@ impl Gc {
     }
 
     /// An object was added or changed.
-    fn observe(&self, kind: &Arc<Kind>, o: &DynamicObject) {
+    fn observe(&self, kind: &Arc<Kind>, o: &PartialObjectMeta<DynamicObject>) {
         let Some(uid) = o.uid() else { return };
         let node = Node {
             kind: kind.clone(),

@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::events::{self, Recorder};
 use crate::util::{
     controller_of, controller_ref, is_controlled_by, is_pod_active, is_pod_ready, is_pod_terminal,
-    owner_of_kind, pod_from_template, pod_phase, remove_finalizer, selector_query,
+    pod_from_template, pod_phase, remove_finalizer, selector_query,
 };
 use crate::{retry_after_error, Error};
 
@@ -67,11 +67,7 @@ pub async fn run(client: Client) {
         backoff: Mutex::new(HashMap::new()),
     });
     Controller::new(jobs, watcher::Config::default())
-        // Not `owns`: kube-runtime's owns() watches metadata only (PartialObjectMetadata),
-        // which the API server does not serve; the mapping is the same.
-        .watches(pods, watcher::Config::default(), |p: Pod| {
-            owner_of_kind::<Job>(&p.metadata)
-        })
+        .owns(pods, watcher::Config::default())
         .run(
             reconcile,
             |_, e, _| {

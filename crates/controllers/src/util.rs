@@ -197,20 +197,3 @@ where
         Err(e) => Err(e),
     }
 }
-
-/// The controller of `meta` when it is a `K` (in the same namespace), as a reference a
-/// `Controller` can reconcile: what kube-runtime's `owns()` maps a child to.
-pub fn owner_of_kind<K>(meta: &ObjectMeta) -> Option<kube::runtime::reflector::ObjectRef<K>>
-where
-    K: Resource<DynamicType = ()>,
-{
-    let r = controller_of(meta)?;
-    if r.kind != K::kind(&()) || r.api_version != K::api_version(&()) {
-        return None;
-    }
-    let mut obj = kube::runtime::reflector::ObjectRef::new(&r.name);
-    if let Some(ns) = &meta.namespace {
-        obj = obj.within(ns);
-    }
-    Some(obj)
-}
