@@ -198,14 +198,20 @@ fn finished_type(job: &Job) -> Option<&'static str> {
     Some(if complete { "Complete" } else { "Failed" })
 }
 
-async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(cached: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    // The live object: the cache may not have our last status write yet.
+    let cjs: Api<CronJob> =
+        Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
+    let cj = match cjs.get_opt(&cached.name_any()).await? {
+        Some(c) if c.uid() == cached.uid() => Arc::new(c),
+        _ => return Ok(Action::await_change()),
+    };
     let Some(spec) = cj.spec.as_ref() else {
         return Ok(Action::await_change());
     };
     let ns = cj.namespace().unwrap_or_default();
     let uid = cj.uid().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let cjs: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
     let cj_ref = events::reference(cj.as_ref());
     let children: Vec<Job> = jobs_api
         .list(&ListParams::default())

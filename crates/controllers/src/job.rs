@@ -180,7 +180,16 @@ pub fn format_indexes(set: &BTreeSet<i32>) -> String {
     parts.join(",")
 }
 
-async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(cached: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    // Decisions are made on the live object: the cache may not have our last status write
+    // yet, and counts read from it would create pods twice (upstream needs expectations
+    // for the same reason).
+    let jobs: Api<Job> =
+        Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
+    let job = match jobs.get_opt(&cached.name_any()).await? {
+        Some(j) if j.uid() == cached.uid() => Arc::new(j),
+        _ => return Ok(Action::await_change()),
+    };
     let Some(spec) = job.spec.as_ref() else {
         return Ok(Action::await_change());
     };
@@ -190,7 +199,6 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = job.namespace().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
     let name = job.name_any();
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = spec
         .selector
