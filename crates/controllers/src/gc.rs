@@ -9,6 +9,7 @@
 //! deletes carry a uid precondition, so a recreated object of the same name is never touched.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub const ORPHAN: &str = "orphan";
 const REDISCOVER: Duration = Duration::from_secs(30);
 /// Items processed at once (upstream runs 20 attemptToDelete workers).
 const WORKERS: usize = 8;
+/// How long the workers wait for the first lists before acting on what they have.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A resource the collector knows how to address.
 #[derive(Debug)]
@@ -105,6 +108,11 @@ struct Gc {
     wake: Notify,
     /// (apiVersion, kind) -> how to address it, over every served version.
     kinds: Mutex<HashMap<(String, String), Arc<Kind>>>,
+    /// Watches of the first discovery that have not listed yet, plus one until that
+    /// discovery is done: nothing is decided before the graph holds every object (upstream
+    /// waits for its monitors to sync too), or an orphaning owner would miss dependents.
+    unsynced: AtomicUsize,
+    synced: Notify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +132,8 @@ pub async fn run(client: Client) {
         queue: Mutex::new(Queue::default()),
         wake: Notify::new(),
         kinds: Mutex::new(HashMap::new()),
+        unsynced: AtomicUsize::new(1),
+        synced: Notify::new(),
     });
     for _ in 0..WORKERS {
         let gc = gc.clone();
@@ -142,6 +152,7 @@ pub async fn run(client: Client) {
 impl Gc {
     /// Records every served (apiVersion, kind) and starts watching resources not yet watched.
     fn adopt_discovery(self: &Arc<Self>, d: &Discovery, watched: &mut HashSet<(String, String)>) {
+        let first = watched.is_empty();
         let mut kinds = self.kinds.lock().unwrap();
         for group in d.groups() {
             for v in group.versions() {
@@ -176,13 +187,27 @@ impl Gc {
                         })
                     });
                 let gc = self.clone();
-                tokio::spawn(async move { gc.watch(kind).await });
+                if first {
+                    self.unsynced.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::spawn(async move { gc.watch(kind, first).await });
             }
+        }
+        drop(kinds);
+        if first {
+            // The first discovery is done: only its watches' lists are awaited now.
+            self.synced_one();
+        }
+    }
+
+    fn synced_one(&self) {
+        if self.unsynced.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.synced.notify_waiters();
         }
     }
 
     /// Feeds one resource's objects into the graph.
-    async fn watch(self: Arc<Self>, kind: Arc<Kind>) {
+    async fn watch(self: Arc<Self>, kind: Arc<Kind>, mut counted_in_sync: bool) {
         // Metadata only (PartialObjectMetadata), as upstream's metadata informers.
         let api: Api<PartialObjectMeta<DynamicObject>> =
             Api::all_with(self.client.clone(), &kind.ar);
@@ -205,6 +230,10 @@ impl Gc {
                     self.observe(&kind, &o);
                 }
                 Ok(watcher::Event::InitDone) => {
+                    if counted_in_sync {
+                        counted_in_sync = false;
+                        self.synced_one();
+                    }
                     let Some(seen) = relisted.take() else {
                         continue;
                     };
@@ -327,6 +356,17 @@ impl Gc {
     }
 
     async fn work(self: Arc<Self>) {
+        // A resource that never lists must not stop collection for good.
+        let _ = tokio::time::timeout(SYNC_TIMEOUT, async {
+            loop {
+                let synced = self.synced.notified();
+                if self.unsynced.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                synced.await;
+            }
+        })
+        .await;
         loop {
             let next = {
                 let mut q = self.queue.lock().unwrap();
