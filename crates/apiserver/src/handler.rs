@@ -244,14 +244,14 @@ fn record(
     } else {
         "cluster"
     };
-    api.metrics.request(
-        verb,
-        &rp.group,
-        &rp.version,
-        &rp.resource,
-        rp.subresource.as_deref().unwrap_or(""),
-        scope,
-        code,
-        took,
-    );
+    let labels = crate::metrics::DurationLabels {
+        verb: verb.into(),
+        group: rp.group.clone(),
+        version: rp.version.clone(),
+        resource: rp.resource.clone(),
+        subresource: rp.subresource.clone().unwrap_or_default(),
+        scope: scope.into(),
+        component: "apiserver".into(),
+    };
+    api.metrics.request(labels, code, took);
 }

@@ -238,28 +238,10 @@ impl Metrics {
         f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    pub fn request(
-        &self,
-        verb: &str,
-        group: &str,
-        version: &str,
-        resource: &str,
-        subresource: &str,
-        scope: &str,
-        code: u16,
-        took: Duration,
-    ) {
-        let l = DurationLabels {
-            verb: verb.into(),
-            group: group.into(),
-            version: version.into(),
-            resource: resource.into(),
-            subresource: subresource.into(),
-            scope: scope.into(),
-            component: "apiserver".into(),
-        };
+    /// Counts one request (and its latency) under `l`.
+    pub fn request(&self, l: DurationLabels, code: u16, took: Duration) {
         // Watches last as long as the client keeps them; upstream leaves them out of latency.
-        if verb != "WATCH" {
+        if l.verb != "WATCH" {
             self.durations.get_or_create(&l).observe(took.as_secs_f64());
         }
         self.requests

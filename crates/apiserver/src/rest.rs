@@ -959,6 +959,18 @@ fn merge_server_fields(ctx: &Ctx, old: &Value, mut new: Value, sub: Option<&str>
             if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
                 meta_mut(&mut merged).insert("resourceVersion".into(), rv);
             }
+            // Upstream's deployment status strategy resets only spec and labels: the
+            // deployment controller records the revision annotation through /status.
+            if ctx.kind.group == "apps" && ctx.kind.kind == "Deployment" {
+                match new.pointer("/metadata/annotations").cloned() {
+                    Some(a) => {
+                        meta_mut(&mut merged).insert("annotations".into(), a);
+                    }
+                    None => {
+                        meta_mut(&mut merged).remove("annotations");
+                    }
+                }
+            }
             new = merged;
         }
         Some("finalize") => {

@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::events::{self, Recorder};
 use crate::job::is_finished;
 use crate::util::{controller_ref, is_controlled_by};
-use crate::{retry_after_error, Error};
+use crate::{error_action, Error};
 
 /// Annotation with the time a Job was scheduled for, in the CronJob's time zone.
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
@@ -52,10 +52,7 @@ pub async fn run(client: Client) {
         .owns(jobs, watcher::Config::default())
         .run(
             reconcile,
-            |_, e, _| {
-                tracing::debug!("cronjob controller: {e}");
-                retry_after_error()
-            },
+            |_, e, _| error_action("cronjob controller", e),
             ctx,
         )
         .for_each(|r| async move {

@@ -16,11 +16,14 @@ use kube::{Client, Resource};
 /// How long a repeated event is folded into the previous one.
 const FOLD_WINDOW: Duration = Duration::from_secs(600);
 
+/// Recent events by what they say: (name, namespace, count, when).
+type Seen = HashMap<String, (String, String, i32, Instant)>;
+
 #[derive(Clone)]
 pub struct Recorder {
     client: Client,
     component: &'static str,
-    seen: Arc<Mutex<HashMap<String, (String, String, i32, Instant)>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Recorder {

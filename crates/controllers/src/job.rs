@@ -30,9 +30,9 @@ use serde_json::json;
 use crate::events::{self, Recorder};
 use crate::util::{
     controller_of, controller_ref, is_controlled_by, is_pod_active, is_pod_ready, is_pod_terminal,
-    pod_from_template, pod_phase, remove_finalizer, selector_query,
+    pod_from_template, pod_phase, remove_finalizer, selector_string,
 };
-use crate::{retry_after_error, Error};
+use crate::{error_action, Error};
 
 /// Keeps a finished pod around until the job has counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -68,14 +68,7 @@ pub async fn run(client: Client) {
     });
     Controller::new(jobs, watcher::Config::default())
         .owns(pods, watcher::Config::default())
-        .run(
-            reconcile,
-            |_, e, _| {
-                tracing::debug!("job controller: {e}");
-                retry_after_error()
-            },
-            ctx,
-        )
+        .run(reconcile, |_, e, _| error_action("job controller", e), ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!("job controller: {e}");
@@ -203,7 +196,7 @@ async fn reconcile(cached: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let selector = spec
         .selector
         .as_ref()
-        .map(selector_query)
+        .map(selector_string)
         .unwrap_or_default();
     let pods: Vec<Pod> = pods_api
         .list(&ListParams::default().labels(&selector))

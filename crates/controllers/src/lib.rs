@@ -7,11 +7,13 @@
 //! version-agnostic.
 
 mod cronjob;
+mod deployment;
 pub mod events;
 mod gc;
 mod job;
 mod nodelifecycle;
 mod podgc;
+mod replicaset;
 mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
@@ -35,6 +37,24 @@ pub struct Settings {
     pub terminated_pod_gc_threshold: usize,
     /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
     pub scheduler_metrics: scheduler::Metrics,
+    /// Which controllers run (`--controllers`: `*`, `name`, `-name`).
+    pub controllers: Vec<String>,
+}
+
+/// kube-controller-manager's `IsControllerEnabled`: the first entry naming the controller
+/// decides; otherwise `*` enables it.
+pub fn controller_enabled(list: &[String], name: &str) -> bool {
+    let mut star = false;
+    for c in list.iter().map(|c| c.trim()) {
+        if c == name {
+            return true;
+        }
+        if c.strip_prefix('-') == Some(name) {
+            return false;
+        }
+        star |= c == "*";
+    }
+    star
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +70,11 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             "serviceaccount",
             Box::pin(serviceaccount::run(client.clone())),
         ),
-        ("garbage-collector", Box::pin(gc::run(client.clone()))),
+        ("garbagecollector", Box::pin(gc::run(client.clone()))),
         ("job", Box::pin(job::run(client.clone()))),
         ("cronjob", Box::pin(cronjob::run(client.clone()))),
         (
-            "pod-garbage-collector",
+            "podgc",
             Box::pin(podgc::run(
                 client.clone(),
                 settings.terminated_pod_gc_threshold,
@@ -65,7 +85,7 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
         ),
         (
-            "node-lifecycle-controller",
+            "nodelifecycle",
             Box::pin(nodelifecycle::run(
                 client.clone(),
                 settings.node_monitor_grace_period,
@@ -73,10 +93,13 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ),
         (
             "scheduler",
-            Box::pin(scheduler::run(client, settings.scheduler_metrics)),
+            Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
         ),
+        ("replicaset", Box::pin(replicaset::run(client.clone()))),
+        ("deployment", Box::pin(deployment::run(client))),
     ];
     runs.into_iter()
+        .filter(|(name, _)| controller_enabled(&settings.controllers, name))
         .map(|(name, fut)| {
             tokio::spawn(async move {
                 fut.await;
@@ -89,4 +112,17 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
 /// Requeue after an error: soon, but not in a hot loop.
 pub(crate) fn retry_after_error() -> kube::runtime::controller::Action {
     kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+}
+
+/// Requeue after an error: a conflict (a stale copy; the fresh one is on its way) soon,
+/// anything else after the usual pause.
+pub(crate) fn error_action(who: &str, e: &Error) -> kube::runtime::controller::Action {
+    #[allow(irrefutable_let_patterns)]
+    if let Error::Kube(k) = e {
+        if util::is_conflict(k) {
+            return kube::runtime::controller::Action::requeue(Duration::from_millis(200));
+        }
+    }
+    tracing::warn!("{who}: {e}");
+    retry_after_error()
 }

@@ -25,6 +25,8 @@ use crate::scheduler::tolerates;
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
 
+// Each event is handled as soon as it arrives; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Ev {
     Node(watcher::Event<Node>),
     Lease(watcher::Event<Lease>),

@@ -71,6 +71,11 @@ pub struct ServerArgs {
     /// tolerationSeconds given to pods for the `node.kubernetes.io/unreachable` taint.
     #[arg(long, default_value_t = 300)]
     pub default_unreachable_toleration_seconds: i64,
+    /// Controllers to run, as kube-controller-manager's flag: `*` all, `name` one, `-name`
+    /// not that one (serviceaccount, root-ca-cert-publisher, nodelifecycle, scheduler,
+    /// replicaset, deployment).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
 }
 
 /// A duration written the way Kubernetes flags write them: `40s`, `1m30s`, `500ms`, `2h`.

@@ -109,6 +109,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             scheduler_metrics,
+            controllers: args.controllers.clone(),
         };
         tokio::spawn(async move {
             let mut running: Option<Vec<tokio::task::JoinHandle<()>>> = None;

@@ -302,8 +302,26 @@ fn status_subresource_and_generation() {
     assert_eq!(d["spec"]["replicas"], 1, "defaulted");
     assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
 
+    // The deployment controller now writes Deployments' status; the subresource semantics are
+    // checked on a kind no controller touches (HorizontalPodAutoscaler: status, generation).
+    let hpa = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 2},
+        "status": {"currentReplicas": 99, "desiredReplicas": 99},
+    });
+    let path = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+    let (code, d) = post(&s, path, hpa);
+    assert_eq!(code, 201, "{d}");
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert!(
+        d.get("status").is_none() || d["status"].get("currentReplicas").is_none(),
+        "status is not set on create: {d}"
+    );
+    assert_eq!(d["spec"]["minReplicas"], 1, "defaulted");
+
     let mut st = d.clone();
-    st["status"] = json!({"replicas": 1, "readyReplicas": 1});
+    st["status"] = json!({"currentReplicas": 1, "desiredReplicas": 1});
     let (code, after_status) = req(
         &s,
         "PUT",
@@ -312,15 +330,15 @@ fn status_subresource_and_generation() {
         Some(st),
     );
     assert_eq!(code, 200, "{after_status}");
-    assert_eq!(after_status["status"]["readyReplicas"], 1);
+    assert_eq!(after_status["status"]["currentReplicas"], 1);
     assert_eq!(
         after_status["metadata"]["generation"], 1,
         "status writes do not bump generation"
     );
 
     let mut spec = after_status.clone();
-    spec["spec"]["replicas"] = json!(3);
-    spec["status"] = json!({});
+    spec["spec"]["maxReplicas"] = json!(3);
+    spec["status"] = json!({"desiredReplicas": 0});
     let (code, after_spec) = req(
         &s,
         "PUT",
@@ -331,7 +349,7 @@ fn status_subresource_and_generation() {
     assert_eq!(code, 200, "{after_spec}");
     assert_eq!(after_spec["metadata"]["generation"], 2);
     assert_eq!(
-        after_spec["status"]["readyReplicas"], 1,
+        after_spec["status"]["currentReplicas"], 1,
         "the main resource cannot change status"
     );
 

@@ -36,7 +36,8 @@ fn get(s: &Server, v: &str, what: &str, path: &str) -> String {
 }
 
 fn client_side(v: &str) {
-    let s = Server::start();
+    // Resource versions are compared: no controller may write the Deployments meanwhile.
+    let s = Server::start_with(&["--controllers=*,-deployment,-replicaset"]);
     let d1 = write(&s, "d1.yaml", DEPLOY);
     let d2 = write(
         &s,
@@ -197,7 +198,8 @@ fn client_side(v: &str) {
 }
 
 fn server_side(v: &str) {
-    let s = Server::start();
+    // Resource versions are compared: no controller may write the Deployments meanwhile.
+    let s = Server::start_with(&["--controllers=*,-deployment,-replicaset"]);
     let mine = write(
         &s,
         "mine.yaml",
@@ -295,7 +297,8 @@ fn server_side_apply_kubectl_1_33() {
 
 #[test]
 fn patch_errors_answer_upstream_statuses() {
-    let s = Server::start();
+    // Resource versions are compared: no controller may write the Deployments meanwhile.
+    let s = Server::start_with(&["--controllers=*,-deployment,-replicaset"]);
     s.kubectl_ok("1.33", &["create", "configmap", "p", "--from-literal=a=b"]);
     let path = "/api/v1/namespaces/default/configmaps/p";
     let (code, body) = s.curl(

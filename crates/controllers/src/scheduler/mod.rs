@@ -62,9 +62,9 @@ impl Default for Metrics {
         Metrics {
             attempts: Family::default(),
             pending: Family::default(),
-            attempt_seconds: Histogram::new(
-                [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0].into_iter(),
-            ),
+            attempt_seconds: Histogram::new([
+                0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+            ]),
         }
     }
 }
@@ -98,6 +98,8 @@ impl Metrics {
     }
 }
 
+// Each event is handled as soon as it arrives; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Ev {
     Pod(watcher::Event<Pod>),
     Node(watcher::Event<Node>),
@@ -633,7 +635,9 @@ impl Scheduler {
     /// victim matters least (then fewest victims) wins.
     fn preempt(&self, st: &plugins::PodState) -> Option<(String, Vec<Arc<Pod>>)> {
         let prio = cache::priority(st.pod);
-        let mut best: Option<((i32, usize), String, Vec<Arc<Pod>>)> = None;
+        // ((most important victim, victims), node, victims)
+        type Choice = ((i32, usize), String, Vec<Arc<Pod>>);
+        let mut best: Option<Choice> = None;
         for node in self.cache.nodes.values() {
             let r = plugins::filter(st, node);
             if r.is_empty() || !r.iter().all(|x| plugins::preemption_could_help(x)) {

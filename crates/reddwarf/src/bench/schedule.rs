@@ -213,7 +213,7 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
     }
     watcher.abort();
 
-    let t = times.lock().unwrap();
+    let t = std::mem::take(&mut *times.lock().unwrap());
     let lat = |done: &HashMap<String, Instant>| -> (Vec<Duration>, Option<Instant>) {
         let mut v: Vec<Duration> = done
             .iter()
@@ -265,7 +265,6 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
             ),
         );
     }
-    drop(t);
 
     // Leave the cluster as found: the namespace and its pods go (the simulated kubelets
     // confirm the pods' graceful deletion, so they must still run), then the nodes.

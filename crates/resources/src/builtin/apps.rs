@@ -104,6 +104,9 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             },
             row: deployment_row,
             defaults: defaults::deployment,
+            // Upstream bumps the generation on annotation changes too: they are copied to
+            // the ReplicaSets.
+            generation_fields: &["/spec", "/metadata/annotations"],
             ..WORKLOAD
         },
         ResourceKind {

@@ -1,0 +1,480 @@
+//! The ReplicaSet controller (upstream `pkg/controller/replicaset`): keeps `spec.replicas`
+//! active pods matching the selector, adopting orphans that match and releasing owned pods
+//! that no longer do, and reports what it sees in the status.
+//!
+//! Pods are listed from the API at each sync rather than read from a cache: reads are
+//! consistent here (in-process, no informer lag), so the "expectations" upstream keeps to
+//! avoid acting twice on a stale cache are not needed. A sync lists only the pods the
+//! selector matches; owned pods that stopped matching (to be released) are noted as their
+//! events pass, and a set's first sync after start lists the whole namespace to find them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::events::{self, Recorder};
+use crate::util::{
+    controller_of, controller_ref, deletion_order, error_message, is_not_found, is_pod_active,
+    is_pod_available, is_pod_ready, pod_from_template, pod_ready_since, selector_matches,
+    selector_string,
+};
+use crate::{retry_after_error, Error};
+
+/// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.
+const BURST_REPLICAS: usize = 500;
+
+/// (namespace, set name) → pods that name the set as controller but did not match its
+/// selector when last seen.
+type Strays = Mutex<HashMap<(String, String), HashSet<String>>>;
+
+struct Ctx {
+    client: Client,
+    recorder: Recorder,
+    strays: Arc<Strays>,
+    /// Sets that have had their full-namespace sync since start.
+    scanned: Mutex<HashSet<String>>,
+    sets: Store<ReplicaSet>,
+}
+
+pub async fn run(client: Client) {
+    let sets: Api<ReplicaSet> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::all(client.clone());
+    let controller = Controller::new(sets, watcher::Config::default());
+    let store = controller.store();
+    let strays = Arc::new(Mutex::new(HashMap::new()));
+    let noted = strays.clone();
+    let sets = store.clone();
+    controller
+        .watches(pods, watcher::Config::default(), move |pod| {
+            pod_owners(&store, &noted, &pod)
+        })
+        .run(
+            reconcile,
+            |_, e, _| crate::error_action("replicaset controller", e),
+            Arc::new(Ctx {
+                recorder: Recorder::new(client.clone(), "replicaset-controller"),
+                client,
+                strays,
+                scanned: Mutex::new(HashSet::new()),
+                sets,
+            }),
+        )
+        .for_each(|_| async {})
+        .await;
+}
+
+/// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet in
+/// its namespace whose selector matches it (one of them may adopt it). An owned pod its set no
+/// longer selects is noted in `strays` for the set's next sync.
+fn pod_owners(store: &Store<ReplicaSet>, strays: &Strays, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
+    let Some(ns) = pod.namespace() else {
+        return vec![];
+    };
+    if let Some(r) = controller_of(&pod.metadata) {
+        if r.kind == "ReplicaSet" && r.api_version.starts_with("apps/") {
+            let owner = ObjectRef::new(&r.name).within(&ns);
+            let stray = store.get(&owner).is_some_and(|rs| {
+                rs.uid().as_deref() == Some(r.uid.as_str())
+                    && rs
+                        .spec
+                        .as_ref()
+                        .is_some_and(|s| !selector_matches(&s.selector, pod.labels()))
+            });
+            if stray {
+                strays
+                    .lock()
+                    .unwrap()
+                    .entry((ns, r.name.clone()))
+                    .or_default()
+                    .insert(pod.name_any());
+            }
+            return vec![owner];
+        }
+        return vec![];
+    }
+    let labels = pod.labels();
+    store
+        .state()
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|rs| {
+            rs.spec
+                .as_ref()
+                .is_some_and(|s| selector_matches(&s.selector, labels))
+        })
+        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .collect()
+}
+
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = rs.namespace().unwrap_or_default();
+    let Some(spec) = rs.spec.as_ref() else {
+        return Ok(Action::await_change());
+    };
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = (ns.clone(), rs.name_any());
+    let uid = rs.uid().unwrap_or_default();
+    let first = !ctx.scanned.lock().unwrap().contains(&uid);
+    let noted = ctx
+        .strays
+        .lock()
+        .unwrap()
+        .get(&key)
+        .cloned()
+        .unwrap_or_default();
+    let mut candidates = if first {
+        pods_api.list(&ListParams::default()).await?.items
+    } else {
+        pods_api
+            .list(&ListParams::default().labels(&selector_string(&spec.selector)))
+            .await?
+            .items
+    };
+    for name in &noted {
+        if !candidates.iter().any(|p| p.name_any() == *name) {
+            if let Some(p) = pods_api.get_opt(name).await? {
+                candidates.push(p);
+            }
+        }
+    }
+    let pods = claim_pods(&rs, &ctx, &pods_api, candidates).await?;
+    // Released (or gone): forget them; a later event notes them again if need be.
+    if let Some(set) = ctx.strays.lock().unwrap().get_mut(&key) {
+        set.retain(|n| !noted.contains(n));
+    }
+    ctx.strays.lock().unwrap().retain(|_, set| !set.is_empty());
+    if first {
+        let mut scanned = ctx.scanned.lock().unwrap();
+        scanned.insert(uid);
+        // Forget deleted sets now and then.
+        let live = ctx.sets.state();
+        if scanned.len() > 2 * live.len() + 64 {
+            let uids: HashSet<String> = live.iter().filter_map(|rs| rs.uid()).collect();
+            scanned.retain(|u| uids.contains(u));
+        }
+    }
+
+    let desired = spec.replicas.unwrap_or(1).max(0) as usize;
+    let manage_err = if rs.metadata.deletion_timestamp.is_none() {
+        manage_replicas(&rs, &ctx, &pods_api, &pods, desired)
+            .await
+            .err()
+    } else {
+        None
+    };
+
+    let status = calculate_status(&rs, &pods, manage_err.as_deref());
+    let current = rs.status.clone().unwrap_or_default();
+    let mut action = Action::await_change();
+    if status != current {
+        let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+        let mut updated = (*rs).clone();
+        updated.status = Some(status.clone());
+        match api
+            .replace_status(&rs.name_any(), &PostParams::default(), &updated)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Pods become available minReadySeconds after turning ready: look again then.
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    if min_ready > 0 {
+        let now = Timestamp::now().as_second();
+        let next = pods
+            .iter()
+            .filter(|p| is_pod_ready(p) && !is_pod_available(p, min_ready))
+            .filter_map(pod_ready_since)
+            .map(|t| t.as_second() + i64::from(min_ready) - now)
+            .min();
+        if let Some(secs) = next {
+            action = Action::requeue(Duration::from_secs(secs.clamp(0, 3600) as u64 + 1));
+        }
+    }
+    if manage_err.is_some() {
+        action = retry_after_error();
+    }
+    Ok(action)
+}
+
+/// Upstream `ClaimPods`: keeps the active pods this set controls and still selects, adopts
+/// matching orphans, releases owned pods that stopped matching.
+async fn claim_pods(
+    rs: &ReplicaSet,
+    ctx: &Ctx,
+    pods_api: &Api<Pod>,
+    all: Vec<Pod>,
+) -> Result<Vec<Pod>, Error> {
+    let uid = rs.uid().unwrap_or_default();
+    let selector = &rs.spec.as_ref().expect("checked").selector;
+    let deleting = rs.metadata.deletion_timestamp.is_some();
+    let mut can_adopt: Option<bool> = None;
+    let mut owned = Vec::new();
+    for pod in all.into_iter().filter(is_pod_active) {
+        let matches = selector_matches(selector, pod.labels());
+        match controller_of(&pod.metadata) {
+            Some(r) if r.uid == uid => {
+                if matches {
+                    owned.push(pod);
+                } else if !deleting {
+                    release(rs, pods_api, &pod).await?;
+                }
+            }
+            Some(_) => {}
+            None => {
+                if !matches || deleting || pod.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                // As upstream: re-read the owner before adopting, so a set deleted (or
+                // replaced under the same name) meanwhile adopts nothing.
+                if can_adopt.is_none() {
+                    let api: Api<ReplicaSet> =
+                        Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
+                    let fresh = api.get_opt(&rs.name_any()).await?;
+                    can_adopt = Some(fresh.is_some_and(|f| {
+                        f.uid().as_deref() == Some(uid.as_str())
+                            && f.metadata.deletion_timestamp.is_none()
+                    }));
+                }
+                if can_adopt != Some(true) {
+                    continue;
+                }
+                if let Some(p) = adopt(rs, pods_api, &pod).await? {
+                    owned.push(p);
+                }
+            }
+        }
+    }
+    Ok(owned)
+}
+
+async fn adopt(rs: &ReplicaSet, pods_api: &Api<Pod>, pod: &Pod) -> Result<Option<Pod>, Error> {
+    let patch = json!({"metadata": {
+        "ownerReferences": [controller_ref(rs)],
+        "uid": pod.uid(),
+    }});
+    match pods_api
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+    {
+        Ok(p) => Ok(Some(p)),
+        // Gone, or replaced by another pod of the same name.
+        Err(e) if is_not_found(&e) || matches!(&e, kube::Error::Api(s) if s.code == 422) => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn release(rs: &ReplicaSet, pods_api: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
+    let patch = json!({"metadata": {
+        "ownerReferences": [{"$patch": "delete", "uid": rs.uid()}],
+        "uid": pod.uid(),
+    }});
+    match pods_api
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) || matches!(&e, kube::Error::Api(s) if s.code == 422) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates or deletes pods so `desired` are active. Errors come back as the message the
+/// ReplicaFailure condition carries.
+async fn manage_replicas(
+    rs: &ReplicaSet,
+    ctx: &Ctx,
+    pods_api: &Api<Pod>,
+    pods: &[Pod],
+    desired: usize,
+) -> Result<(), String> {
+    let name = rs.name_any();
+    let ns = rs.namespace().unwrap_or_default();
+    let reference = events::reference(rs);
+    if pods.len() < desired {
+        let template = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.clone())
+            .unwrap_or_default();
+        let owner = controller_ref(rs);
+        let mut remaining = (desired - pods.len()).min(BURST_REPLICAS);
+        // Upstream's slow start: batches of 1, 2, 4, … so a failing template costs one
+        // request, not hundreds.
+        let mut batch = 1usize;
+        while remaining > 0 {
+            let n = batch.min(remaining);
+            let creates = (0..n).map(|_| {
+                let pod = pod_from_template(&template, owner.clone(), &ns, None, &name);
+                async move { pods_api.create(&PostParams::default(), &pod).await }
+            });
+            let results = futures::future::join_all(creates).await;
+            let mut first_err = None;
+            for r in results {
+                match r {
+                    Ok(p) => {
+                        ctx.recorder
+                            .normal(
+                                &reference,
+                                "SuccessfulCreate",
+                                format!("Created pod: {}", p.name_any()),
+                            )
+                            .await
+                    }
+                    Err(e) => {
+                        let msg = error_message(&e);
+                        // A terminating namespace refuses creations; that is not news.
+                        if !matches!(&e, kube::Error::Api(s) if s.code == 403 && msg.contains("terminat"))
+                        {
+                            ctx.recorder
+                                .warning(
+                                    &reference,
+                                    "FailedCreate",
+                                    format!("Error creating: {msg}"),
+                                )
+                                .await;
+                        }
+                        first_err.get_or_insert(msg);
+                    }
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+            remaining -= n;
+            batch *= 2;
+        }
+    } else if pods.len() > desired {
+        let diff = (pods.len() - desired).min(BURST_REPLICAS);
+        // Pods of this set per node: doubled-up pods go first.
+        let mut per_node: HashMap<&str, usize> = HashMap::new();
+        for p in pods {
+            if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+                *per_node.entry(n).or_default() += 1;
+            }
+        }
+        let rank = |p: &Pod| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .and_then(|n| per_node.get(n).copied())
+                .unwrap_or(0)
+        };
+        let mut ranked: Vec<&Pod> = pods.iter().collect();
+        ranked.sort_by(|a, b| deletion_order(a, rank(a), b, rank(b)));
+        let deletes = ranked[..diff].iter().map(|p| {
+            let pname = p.name_any();
+            async move {
+                let r = pods_api.delete(&pname, &DeleteParams::default()).await;
+                (pname, r)
+            }
+        });
+        let mut first_err = None;
+        for (pname, r) in futures::future::join_all(deletes).await {
+            match r {
+                Ok(_) => {
+                    ctx.recorder
+                        .normal(
+                            &reference,
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {pname}"),
+                        )
+                        .await
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    let msg = error_message(&e);
+                    ctx.recorder
+                        .warning(&reference, "FailedDelete", format!("Error deleting: {msg}"))
+                        .await;
+                    first_err.get_or_insert(msg);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Upstream `calculateStatus`: counts over the pods the set owns before this sync acted.
+fn calculate_status(rs: &ReplicaSet, pods: &[Pod], manage_err: Option<&str>) -> ReplicaSetStatus {
+    let spec = rs.spec.as_ref().expect("checked");
+    let template_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let fully_labeled = pods
+        .iter()
+        .filter(|p| {
+            template_labels
+                .iter()
+                .all(|(k, v)| p.labels().get(k) == Some(v))
+        })
+        .count() as i32;
+    let ready = pods.iter().filter(|p| is_pod_ready(p)).count() as i32;
+    let available = pods
+        .iter()
+        .filter(|p| is_pod_available(p, min_ready))
+        .count() as i32;
+
+    let mut status = rs.status.clone().unwrap_or_default();
+    let mut conditions = status.conditions.take().unwrap_or_default();
+    let has_failure = conditions.iter().any(|c| c.type_ == "ReplicaFailure");
+    match manage_err {
+        Some(msg) if !has_failure => {
+            let desired = spec.replicas.unwrap_or(1).max(0) as usize;
+            let reason = if pods.len() < desired {
+                "FailedCreate"
+            } else {
+                "FailedDelete"
+            };
+            conditions.push(ReplicaSetCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some(reason.into()),
+                message: Some(msg.to_string()),
+                last_transition_time: Some(Time(Timestamp::now())),
+            });
+        }
+        None if has_failure => conditions.retain(|c| c.type_ != "ReplicaFailure"),
+        _ => {}
+    }
+    status.conditions = (!conditions.is_empty()).then_some(conditions);
+    // Zero counts are left out, as upstream's omitempty fields are.
+    let nonzero = |n: i32| (n != 0).then_some(n);
+    status.replicas = pods.len() as i32;
+    status.fully_labeled_replicas = nonzero(fully_labeled);
+    status.ready_replicas = nonzero(ready);
+    status.available_replicas = nonzero(available);
+    status.observed_generation = rs.metadata.generation;
+    status
+}
