@@ -794,3 +794,59 @@ fn job_deadline_and_suspension() {
     assert!(reasons.iter().any(|r| r == "Suspended"), "{reasons:?}");
     assert!(reasons.iter().any(|r| r == "Resumed"), "{reasons:?}");
 }
+
+#[test]
+fn deleting_a_deployment_cascades_through_its_replicasets() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 2, &[]);
+    let count = |path: &str| -> usize {
+        let (_, text) = s.curl("GET", path, None, None);
+        parse(&text)["items"].as_array().map_or(0, |a| a.len())
+    };
+    let rs_of = |app: &str| {
+        format!("/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3D{app}")
+    };
+    let pods_of_app = |app: &str| format!("{PODS}?labelSelector=app%3D{app}");
+    for app in ["fg", "orph"] {
+        s.kubectl_ok(
+            "1.33",
+            &["create", "deployment", app, "--image=nginx", "--replicas=2"],
+        );
+        eventually("deployment pods", Duration::from_secs(30), || {
+            (count(&pods_of_app(app)) == 2).then_some(())
+        });
+    }
+    // Foreground: kubectl waits until the deployment is gone, and by then so are its
+    // ReplicaSet and pods.
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "delete",
+            "deployment",
+            "fg",
+            "--cascade=foreground",
+            "--timeout=45s",
+        ],
+    );
+    assert_eq!(count(&rs_of("fg")), 0);
+    assert_eq!(count(&pods_of_app("fg")), 0);
+
+    // Orphan (kubectl 1.27): the ReplicaSet stays, without its owner, and keeps its pods.
+    s.kubectl_ok(
+        "1.27",
+        &["delete", "deployment", "orph", "--cascade=orphan"],
+    );
+    gone(
+        &s,
+        "/apis/apps/v1/namespaces/default/deployments/orph",
+        "orphaning deployment deleted",
+    );
+    let (_, text) = s.curl("GET", &rs_of("orph"), None, None);
+    let rs = parse(&text)["items"][0].clone();
+    assert!(
+        rs["metadata"]["ownerReferences"].is_null(),
+        "{}",
+        rs["metadata"]
+    );
+    assert_eq!(count(&pods_of_app("orph")), 2);
+}
