@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams,
@@ -24,6 +25,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Notify;
+
+use crate::events::Recorder;
 
 /// The finalizer the API server adds for `propagationPolicy=Foreground`.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -103,6 +106,7 @@ struct Queue {
 
 struct Gc {
     client: Client,
+    recorder: Recorder,
     graph: Mutex<Graph>,
     queue: Mutex<Queue>,
     wake: Notify,
@@ -127,6 +131,7 @@ enum GcError {
 
 pub async fn run(client: Client) {
     let gc = Arc::new(Gc {
+        recorder: Recorder::new(client.clone(), "garbage-collector-controller"),
         client,
         graph: Mutex::new(Graph::default()),
         queue: Mutex::new(Queue::default()),
@@ -456,7 +461,28 @@ impl Gc {
                 match node.namespace.as_deref() {
                     Some(ns) => Some(ns),
                     None => {
-                        dangling.push(r.uid.clone());
+                        // Unresolvable: upstream (1.20+) reports it and never collects the
+                        // object on its account.
+                        let regarding = ObjectReference {
+                            api_version: Some(node.kind.ar.api_version.clone()),
+                            kind: Some(node.kind.ar.kind.clone()),
+                            name: Some(node.name.clone()),
+                            uid: Some(uid.to_string()),
+                            ..Default::default()
+                        };
+                        self.recorder
+                            .warning(
+                                &regarding,
+                                "OwnerRefInvalidNamespace",
+                                format!(
+                                    "ownerRef [{}, namespace: , name: {}, uid: {}] does not exist in namespace \"\"",
+                                    r.api_version.clone() + "/" + &r.kind,
+                                    r.name,
+                                    r.uid
+                                ),
+                            )
+                            .await;
+                        solid += 1;
                         continue;
                     }
                 }

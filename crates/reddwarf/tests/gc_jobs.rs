@@ -113,6 +113,31 @@ fn background_cascade_deletes_dependents_whose_owners_are_gone() {
         &format!("{CM}/haunted"),
         "dependent of a missing owner deleted",
     );
+
+    // A cluster-scoped object naming a namespaced owner kind has an unresolvable reference:
+    // reported, never collected.
+    create(
+        &s,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "misowned", "ownerReferences": [owner_ref(&ghost, false)]},
+            "rules": []}),
+    );
+    eventually(
+        "OwnerRefInvalidNamespace event",
+        Duration::from_secs(20),
+        || {
+            event_reasons(&s, "misowned")
+                .iter()
+                .any(|r| r == "OwnerRefInvalidNamespace")
+                .then_some(())
+        },
+    );
+    assert!(get(
+        &s,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/misowned"
+    )
+    .is_some());
 }
 
 #[test]
