@@ -129,6 +129,7 @@ impl ApiServer {
         if code != 201 && code != 409 {
             anyhow::bail!("creating the kubernetes service: {code} {text}");
         }
+        self.write_master_endpoints(&client, port).await?;
         // Upstream's built-in priority classes (the scheduling post-start hook).
         for (name, value, description) in [
             ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
@@ -145,6 +146,59 @@ impl ApiServer {
         }
         tokio::spawn(namespace_controller::run(self.clone(), client));
         self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Upstream's endpoint reconciler: the `kubernetes` Service has no selector, so the API
+    /// server itself keeps its Endpoints and EndpointSlice pointing at this server.
+    async fn write_master_endpoints(
+        &self,
+        client: &InProcessClient,
+        port: u16,
+    ) -> anyhow::Result<()> {
+        let advertise = self.advertise.read().map(|a| a.clone()).unwrap_or_default();
+        let ip = advertise
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
+        let endpoints = serde_json::json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        });
+        let slice = serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": address_type,
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        });
+        for (collection, mut body) in [
+            ("/api/v1/namespaces/default/endpoints", endpoints),
+            (
+                "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+                slice,
+            ),
+        ] {
+            let path = format!("{collection}/kubernetes");
+            let (code, text) = client.request("GET", &path, None).await?;
+            let (code, text) = if code == 404 {
+                client.request("POST", collection, Some(&body)).await?
+            } else {
+                // The port changes when the server restarts on another one.
+                let existing: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                body["metadata"]["resourceVersion"] =
+                    existing["metadata"]["resourceVersion"].clone();
+                client.request("PUT", &path, Some(&body)).await?
+            };
+            if !(200..300).contains(&code) {
+                anyhow::bail!("writing {path}: {code} {text}");
+            }
+        }
         Ok(())
     }
 

@@ -626,6 +626,14 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         } else {
             m.remove("generation");
         }
+        if is_daemonset(kind) {
+            // Upstream's DaemonSet strategy: templateGeneration starts at 1; apps/v1 carries
+            // it in this annotation.
+            let annotations = m.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(DS_TEMPLATE_GENERATION.into(), json!("1"));
+            }
+        }
     }
     if ctx.kind.status && !ctx.kind.create_keeps_status {
         if let Some(m) = obj.as_object_mut() {
@@ -1021,7 +1029,37 @@ fn merge_server_fields(ctx: &Ctx, old: &Value, mut new: Value, sub: Option<&str>
         let g = om.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         m.insert("generation".into(), json!(g));
     }
+    if is_daemonset(ctx.kind) && sub.is_none() {
+        // Clients may not set templateGeneration; it counts changes of the pod template.
+        let mut tg = om
+            .pointer(&format!(
+                "/annotations/{}",
+                DS_TEMPLATE_GENERATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        if old.pointer("/spec/template") != new.pointer("/spec/template") {
+            tg += 1;
+        }
+        let m = meta_mut(&mut new);
+        if tg > 0 {
+            let annotations = m.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(DS_TEMPLATE_GENERATION.into(), json!(tg.to_string()));
+            }
+        } else if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove(DS_TEMPLATE_GENERATION);
+        }
+    }
     new
+}
+
+/// Where apps/v1 DaemonSets keep upstream's `spec.templateGeneration`.
+const DS_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn is_daemonset(kind: &ResourceKind) -> bool {
+    kind.group == "apps" && kind.plural == "daemonsets"
 }
 
 /// Reads DeleteOptions from a DELETE body (JSON or protobuf), or defaults.

@@ -7,9 +7,12 @@
 //! version-agnostic.
 
 mod cronjob;
+mod daemonset;
 mod deployment;
+mod endpoints;
 pub mod events;
 mod gc;
+pub mod history;
 mod job;
 mod nodelifecycle;
 mod podgc;
@@ -17,6 +20,7 @@ mod replicaset;
 mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
+mod statefulset;
 pub mod util;
 
 use std::time::Duration;
@@ -96,7 +100,10 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
         ),
         ("replicaset", Box::pin(replicaset::run(client.clone()))),
-        ("deployment", Box::pin(deployment::run(client))),
+        ("deployment", Box::pin(deployment::run(client.clone()))),
+        ("daemonset", Box::pin(daemonset::run(client.clone()))),
+        ("statefulset", Box::pin(statefulset::run(client.clone()))),
+        ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
     ];
     runs.into_iter()
         .filter(|(name, _)| controller_enabled(&settings.controllers, name))

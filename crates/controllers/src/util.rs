@@ -198,10 +198,137 @@ where
     }
 }
 
+/// Whether a node selector requirement holds for `value` (a label's value, or a field's).
+/// `Gt`/`Lt` compare integers, as upstream's `NodeSelectorRequirementsAsSelector` does.
+fn node_requirement_holds(
+    req: &k8s_openapi::api::core::v1::NodeSelectorRequirement,
+    value: Option<&str>,
+) -> bool {
+    let values = req.values.as_deref().unwrap_or_default();
+    let int = |s: &str| s.parse::<i64>().ok();
+    match req.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(have), Some(want)) =
+                (value.and_then(int), values.first().and_then(|v| int(v)))
+            else {
+                return false;
+            };
+            if req.operator == "Gt" {
+                have > want
+            } else {
+                have < want
+            }
+        }
+        _ => false,
+    }
+}
+
+/// One node selector term: all expressions (labels) and fields (`metadata.name`) hold. A
+/// term with neither matches nothing, as upstream.
+pub fn node_selector_term_matches(
+    term: &k8s_openapi::api::core::v1::NodeSelectorTerm,
+    node: &k8s_openapi::api::core::v1::Node,
+) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    let labels = node.metadata.labels.as_ref();
+    exprs
+        .iter()
+        .all(|r| node_requirement_holds(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str)))
+        && fields.iter().all(|r| {
+            let value = match r.key.as_str() {
+                "metadata.name" => node.metadata.name.as_deref(),
+                _ => None,
+            };
+            node_requirement_holds(r, value)
+        })
+}
+
+/// Whether a pod with this spec may run on `node` by its `nodeSelector` and required node
+/// affinity (upstream `GetRequiredNodeAffinity(pod).Match(node)`).
+pub fn node_fits_pod_selectors(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    node: &k8s_openapi::api::core::v1::Node,
+) -> bool {
+    let labels = node.metadata.labels.as_ref();
+    if let Some(sel) = &spec.node_selector {
+        if sel
+            .iter()
+            .any(|(k, v)| labels.and_then(|l| l.get(k)) != Some(v))
+        {
+            return false;
+        }
+    }
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    match required {
+        None => true,
+        Some(sel) => sel
+            .node_selector_terms
+            .iter()
+            .any(|t| node_selector_term_matches(t, node)),
+    }
+}
+
+/// Whether a toleration tolerates a taint (upstream `Toleration.ToleratesTaint`).
+pub fn tolerates(
+    tol: &k8s_openapi::api::core::v1::Toleration,
+    taint: &k8s_openapi::api::core::v1::Taint,
+) -> bool {
+    if tol
+        .effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
+        return false;
+    }
+    let key = tol.key.as_deref().unwrap_or("");
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match tol.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        "" | "Equal" => tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        _ => false,
+    }
+}
+
+/// The first taint passing `filter` that no toleration tolerates.
+pub fn untolerated_taint<'a>(
+    taints: &'a [k8s_openapi::api::core::v1::Taint],
+    tolerations: &[k8s_openapi::api::core::v1::Toleration],
+    filter: impl Fn(&k8s_openapi::api::core::v1::Taint) -> bool,
+) -> Option<&'a k8s_openapi::api::core::v1::Taint> {
+    taints
+        .iter()
+        .filter(|t| filter(t))
+        .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
+}
+
 /// 32-bit FNV-1a, the hash upstream uses for pod template hashes.
 pub fn fnv32a(data: &[u8]) -> u32 {
     data.iter().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// 32-bit FNV-1, the hash upstream's `HashControllerRevision` uses.
+pub fn fnv32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        h.wrapping_mul(0x0100_0193) ^ u32::from(*b)
     })
 }
 
@@ -355,4 +482,110 @@ pub fn is_conflict(e: &kube::Error) -> bool {
 /// The API answered 404.
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Sort key for "oldest first": creation time, then name.
+pub fn creation_key(meta: &ObjectMeta) -> (i64, String) {
+    (
+        meta.creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_nanosecond() as i64)
+            .unwrap_or(i64::MAX),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_reference_vectors() {
+        assert_eq!(fnv32a(b""), 0x811c9dc5);
+        assert_eq!(fnv32a(b"a"), 0xe40c292c);
+        assert_eq!(fnv32(b"a"), 0x050c5d7e);
+    }
+
+    #[test]
+    fn safe_encoding_of_decimal_digits() {
+        // '0'..'9' are bytes 48..57, which land on "456789bcdf".
+        assert_eq!(safe_encode("0123456789"), "456789bcdf");
+    }
+}
+
+/// Upstream `ClaimPods` adoption: an orphan pod matching a controller's selector becomes
+/// its pod. The patch is upstream's (strategic merge by owner uid, guarded by the pod's
+/// uid); `None` if the pod changed or went away meanwhile.
+pub async fn adopt_pod(client: &kube::Client, pod: &Pod, owner: OwnerReference) -> Option<Pod> {
+    let api: kube::Api<Pod> =
+        kube::Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {
+        "ownerReferences": [owner],
+        "uid": pod.metadata.uid,
+    }});
+    api.patch(
+        &pod.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Strategic(patch),
+    )
+    .await
+    .ok()
+}
+
+/// The pods a controller owns among those its selector matched, adopting orphans unless
+/// the controller is being deleted.
+pub async fn claim_pods<K: Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    owner: &K,
+    matched: Vec<Pod>,
+) -> Vec<Pod> {
+    let uid = owner.meta().uid.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for pod in matched {
+        if is_controlled_by(&pod.metadata, &uid) {
+            out.push(pod);
+        } else if controller_of(&pod.metadata).is_none()
+            && pod.metadata.deletion_timestamp.is_none()
+            && owner.meta().deletion_timestamp.is_none()
+        {
+            if let Some(p) = adopt_pod(client, &pod, controller_ref(owner)).await {
+                if is_controlled_by(&p.metadata, &uid) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Which controllers a pod event concerns (upstream `addPod`/`updatePod` of the workload
+/// controllers): its controller if it has one of `kind`, otherwise (an orphan) every one
+/// in its namespace whose selector matches it, as they may adopt it (which
+/// `Controller::owns` would not do).
+///
+/// Takes the pod's metadata only: the watch feeding it is metadata-only, so the controllers
+/// do not decode every pod in the cluster.
+pub fn pod_owners<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    pod: &ObjectMeta,
+    selector_of: impl Fn(&K) -> Option<&LabelSelector>,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let ns = pod.namespace.clone().unwrap_or_default();
+    if let Some(owner) = controller_of(pod) {
+        if owner.kind == K::kind(&()) {
+            return vec![kube::runtime::reflector::ObjectRef::new(&owner.name).within(&ns)];
+        }
+        return Vec::new();
+    }
+    let labels = pod.labels.clone().unwrap_or_default();
+    store
+        .state()
+        .iter()
+        .filter(|k| k.meta().namespace.as_deref() == Some(ns.as_str()))
+        .filter(|k| selector_of(k).is_some_and(|s| selector_matches(s, &labels)))
+        .map(|k| kube::runtime::reflector::ObjectRef::from_obj(&**k))
+        .collect()
 }

@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
-    TopologySpreadConstraint,
+    NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -40,28 +39,7 @@ fn labels_of(pod: &Pod) -> BTreeMap<String, String> {
 
 // ---- tolerations -------------------------------------------------------------------------
 
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != taint.effect {
-            return false;
-        }
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            if key.is_empty() {
-                // An empty key with Equal matches nothing (validation forbids it anyway).
-                return false;
-            }
-            t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
+pub use crate::util::tolerates;
 
 pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
     tolerations.iter().any(|t| tolerates(t, taint))
@@ -76,70 +54,15 @@ fn pod_tolerations(pod: &Pod) -> &[Toleration] {
 
 // ---- node affinity -----------------------------------------------------------------------
 
-fn requirement_matches(r: &NodeSelectorRequirement, get: &dyn Fn(&str) -> Option<String>) -> bool {
-    let have = get(&r.key);
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => have.is_some_and(|v| values.contains(&v)),
-        "NotIn" => have.is_none_or(|v| !values.contains(&v)),
-        "Exists" => have.is_some(),
-        "DoesNotExist" => have.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(h), Some(v)) = (
-                have.and_then(|h| h.parse::<i64>().ok()),
-                values.first().and_then(|v| v.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                h > v
-            } else {
-                h < v
-            }
-        }
-        _ => false,
-    }
-}
-
 pub fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    let labels = node.labels();
-    let label = |k: &str| labels.and_then(|l| l.get(k).cloned());
-    let field = |k: &str| (k == "metadata.name").then(|| node.name().to_string());
-    exprs.iter().all(|r| requirement_matches(r, &label))
-        && fields.iter().all(|r| requirement_matches(r, &field))
+    crate::util::node_selector_term_matches(term, &node.node)
 }
 
 /// nodeSelector and required node affinity (upstream `GetRequiredNodeAffinity().Match`).
 pub fn node_affinity_matches(pod: &Pod, node: &NodeInfo) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    if let Some(sel) = &spec.node_selector {
-        let labels = node.labels();
-        if sel
-            .iter()
-            .any(|(k, v)| labels.and_then(|l| l.get(k)) != Some(v))
-        {
-            return false;
-        }
-    }
-    let required = spec
-        .affinity
+    pod.spec
         .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    match required {
-        Some(r) => r.node_selector_terms.iter().any(|t| term_matches(t, node)),
-        None => true,
-    }
+        .is_none_or(|spec| crate::util::node_fits_pod_selectors(spec, &node.node))
 }
 
 // ---- inter-pod affinity ------------------------------------------------------------------
