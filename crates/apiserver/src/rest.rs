@@ -1128,7 +1128,8 @@ fn deletion(
             opts.get("orphanDependents")
                 .and_then(Value::as_bool)
                 .map(|o| if o { "Orphan" } else { "Background" })
-        });
+        })
+        .or_else(|| is_batch_v1_job(ctx.kind).then_some("Orphan"));
     let gc_finalizer = match policy {
         Some("Orphan") => Some("orphan"),
         Some("Foreground") => Some("foregroundDeletion"),
@@ -1196,6 +1197,24 @@ fn deletion(
     Ok(Some(remove))
 }
 
+/// batch/v1 Jobs keep their pods when a DELETE names no policy (upstream's job strategy
+/// `DefaultGarbageCollectionPolicy`, kept for compatibility; kubectl always sends one).
+fn is_batch_v1_job(kind: &ResourceKind) -> bool {
+    kind.group == "batch" && kind.plural == "jobs"
+}
+
+/// Upstream's warning when a Job is deleted without a propagation policy.
+const JOB_DELETE_WARNING: &str = "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning";
+
+fn warn_job_default_policy(ctx: &Ctx, opts: &Value) {
+    if is_batch_v1_job(ctx.kind)
+        && opts.get("propagationPolicy").is_none_or(Value::is_null)
+        && opts.get("orphanDependents").is_none_or(Value::is_null)
+    {
+        ctx.warn(JOB_DELETE_WARNING.into());
+    }
+}
+
 fn check_preconditions(ctx: &Ctx, opts: &Value, rev: Revision, old: &Value) -> ApiResult<()> {
     let name = ctx.name();
     if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
@@ -1234,6 +1253,7 @@ fn returns_object(kind: &ResourceKind) -> bool {
 
 pub async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let opts = delete_options(ctx)(body)?;
+    warn_job_default_policy(ctx, &opts);
     delete_with(ctx, opts).await
 }
 
@@ -1289,6 +1309,7 @@ async fn delete_with(ctx: &Ctx<'_>, opts: Value) -> ApiResult<Response> {
 
 pub async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
     let opts = delete_options(ctx)(body)?;
+    warn_job_default_policy(ctx, &opts);
     let dry_run = ctx.dry_run()?;
     let labels = ctx.label_selector()?;
     let fields = ctx.field_selector()?;

@@ -6,12 +6,16 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+mod cronjob;
 mod daemonset;
 mod deployment;
 mod endpoints;
 pub mod events;
+mod gc;
 pub mod history;
+mod job;
 mod nodelifecycle;
+mod podgc;
 mod replicaset;
 mod root_ca;
 pub mod scheduler;
@@ -32,6 +36,9 @@ pub struct Settings {
     /// How long a node's Lease may go unrenewed before the node is Ready=Unknown
     /// (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
+    /// Terminated pods kept before the oldest are deleted (`--terminated-pod-gc-threshold`;
+    /// 0 keeps them all).
+    pub terminated_pod_gc_threshold: usize,
     /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
     pub scheduler_metrics: scheduler::Metrics,
     /// Which controllers run (`--controllers`: `*`, `name`, `-name`).
@@ -66,6 +73,16 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         (
             "serviceaccount",
             Box::pin(serviceaccount::run(client.clone())),
+        ),
+        ("garbagecollector", Box::pin(gc::run(client.clone()))),
+        ("job", Box::pin(job::run(client.clone()))),
+        ("cronjob", Box::pin(cronjob::run(client.clone()))),
+        (
+            "podgc",
+            Box::pin(podgc::run(
+                client.clone(),
+                settings.terminated_pod_gc_threshold,
+            )),
         ),
         (
             "root-ca-cert-publisher",

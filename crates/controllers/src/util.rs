@@ -151,6 +151,53 @@ pub fn selector_string(selector: &LabelSelector) -> String {
     parts.join(",")
 }
 
+/// Whether the pod finished (phase Succeeded or Failed).
+pub fn is_pod_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// The pod's phase, `Pending` when unset.
+pub fn pod_phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+/// Removes `finalizer` from an object with a JSON merge patch guarded by the resourceVersion
+/// read (so a concurrent change of the list is not lost): Ok(false) when it was not there.
+pub async fn remove_finalizer<K>(api: &kube::Api<K>, obj: &K, finalizer: &str) -> kube::Result<bool>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let fins = obj.meta().finalizers.clone().unwrap_or_default();
+    if !fins.iter().any(|f| f == finalizer) {
+        return Ok(false);
+    }
+    let rest: Vec<&String> = fins.iter().filter(|f| *f != finalizer).collect();
+    // Go omits an empty list: the field goes rather than becoming `[]`.
+    let rest = (!rest.is_empty()).then_some(rest);
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": rest,
+        "resourceVersion": obj.meta().resource_version,
+    }});
+    match api
+        .patch(
+            &obj.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a node selector requirement holds for `value` (a label's value, or a field's).
 /// `Gt`/`Lt` compare integers, as upstream's `NodeSelectorRequirementsAsSelector` does.
 fn node_requirement_holds(

@@ -62,6 +62,9 @@ pub struct ServerArgs {
     /// How long a node's Lease may go unrenewed before it is marked Ready=Unknown.
     #[arg(long, default_value = "40s")]
     pub node_monitor_grace_period: GoDuration,
+    /// Terminated pods kept before the pod garbage collector deletes the oldest (0: never).
+    #[arg(long, default_value_t = 12_500)]
+    pub terminated_pod_gc_threshold: usize,
     /// tolerationSeconds given to pods for the `node.kubernetes.io/not-ready` taint.
     #[arg(long, default_value_t = 300)]
     pub default_not_ready_toleration_seconds: i64,

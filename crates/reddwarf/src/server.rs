@@ -107,6 +107,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let settings = reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
+            terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             scheduler_metrics,
             controllers: args.controllers.clone(),
         };

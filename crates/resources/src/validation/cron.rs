@@ -1,7 +1,44 @@
 //! CronJob schedules as upstream checks them: `robfig/cron/v3` `ParseStandard` (five fields
 //! minute, hour, day of month, month, day of week; `*`, `?`, ranges, steps, lists, month and
 //! weekday names; `@yearly` … `@hourly`, `@every <duration>`; an optional `TZ=`/`CRON_TZ=`
-//! prefix), with that library's error messages, and Go's `time.ParseDuration`.
+//! prefix), with that library's error messages, and Go's `time.ParseDuration`. [`parse`]
+//! also returns the schedule itself, as the library's bit sets, for the CronJob controller.
+
+/// The bit robfig/cron sets on a field written `*` or `?`: when the day of month or the day
+/// of week carries it, both must match; otherwise either may.
+pub const STAR_BIT: u64 = 1 << 63;
+
+/// A parsed schedule (robfig/cron `SpecSchedule` or `ConstantDelaySchedule`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// The `TZ=`/`CRON_TZ=` prefix, if any.
+    pub location: Option<String>,
+    pub kind: ScheduleKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// Bit `n` set: value `n` matches (plus [`STAR_BIT`]).
+    Spec {
+        minute: u64,
+        hour: u64,
+        dom: u64,
+        month: u64,
+        dow: u64,
+    },
+    /// `@every <duration>`, in whole seconds (at least one).
+    Every(u64),
+}
+
+fn all(r: &Bounds) -> u64 {
+    bits(r.min, r.max, 1) | STAR_BIT
+}
+
+fn bits(min: u32, max: u32, step: u32) -> u64 {
+    (min..=max)
+        .step_by(step as usize)
+        .fold(0, |b, i| b | 1 << i)
+}
 
 struct Bounds {
     min: u32,
@@ -93,11 +130,13 @@ fn parse_int_or_name(expr: &str, names: &[(&str, u32)]) -> Result<u32, String> {
     must_parse_int(expr)
 }
 
-fn get_range(expr: &str, r: &Bounds) -> Result<(), String> {
+fn get_range(expr: &str, r: &Bounds) -> Result<u64, String> {
     let range_and_step: Vec<&str> = expr.split('/').collect();
     let low_and_high: Vec<&str> = range_and_step[0].split('-').collect();
     let single = low_and_high.len() == 1;
+    let mut extra = 0;
     let (start, mut end) = if low_and_high[0] == "*" || low_and_high[0] == "?" {
+        extra = STAR_BIT;
         (r.min, r.max)
     } else {
         let start = parse_int_or_name(low_and_high[0], r.names)?;
@@ -114,6 +153,9 @@ fn get_range(expr: &str, r: &Bounds) -> Result<(), String> {
             let step = must_parse_int(range_and_step[1])?;
             if single {
                 end = r.max;
+            }
+            if step > 1 {
+                extra = 0;
             }
             step
         }
@@ -139,22 +181,29 @@ fn get_range(expr: &str, r: &Bounds) -> Result<(), String> {
     if step == 0 {
         return Err(format!("step of range should be a positive number: {expr}"));
     }
-    Ok(())
+    Ok(bits(start, end, step) | extra)
 }
 
-fn get_field(field: &str, r: &Bounds) -> Result<(), String> {
+fn get_field(field: &str, r: &Bounds) -> Result<u64, String> {
+    let mut b = 0;
     for expr in field.split(',').filter(|e| !e.is_empty()) {
-        get_range(expr, r)?;
+        b |= get_range(expr, r)?;
     }
-    Ok(())
+    Ok(b)
 }
 
 /// `cron.ParseStandard`: Ok when the schedule parses, else the library's error text.
 pub fn parse_standard(spec: &str) -> Result<(), String> {
+    parse(spec).map(|_| ())
+}
+
+/// `cron.ParseStandard`, returning the schedule.
+pub fn parse(spec: &str) -> Result<Schedule, String> {
     if spec.is_empty() {
         return Err("empty spec string".into());
     }
     let mut spec = spec.to_string();
+    let mut location = None;
     if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
         let eq = spec.find('=').unwrap_or(0);
         let Some(i) = spec.find(' ') else {
@@ -169,9 +218,10 @@ pub fn parse_standard(spec: &str) -> Result<(), String> {
             return Err(format!("provided bad location {loc}: {e}"));
         }
         spec = spec[i..].trim().to_string();
+        location = Some(loc);
     }
     if spec.starts_with('@') {
-        return parse_descriptor(&spec);
+        return parse_descriptor(&spec).map(|kind| Schedule { location, kind });
     }
     let fields: Vec<&str> = spec.split_whitespace().collect();
     if fields.len() != 5 {
@@ -181,29 +231,42 @@ pub fn parse_standard(spec: &str) -> Result<(), String> {
             fields.join(" ")
         ));
     }
-    get_field(fields[0], &MINUTES)?;
-    get_field(fields[1], &HOURS)?;
-    get_field(fields[2], &DOM)?;
-    get_field(fields[3], &MONTHS)?;
-    get_field(fields[4], &DOW)?;
-    Ok(())
+    Ok(Schedule {
+        location,
+        kind: ScheduleKind::Spec {
+            minute: get_field(fields[0], &MINUTES)?,
+            hour: get_field(fields[1], &HOURS)?,
+            dom: get_field(fields[2], &DOM)?,
+            month: get_field(fields[3], &MONTHS)?,
+            dow: get_field(fields[4], &DOW)?,
+        },
+    })
 }
 
-fn parse_descriptor(d: &str) -> Result<(), String> {
-    match d {
-        "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight" | "@hourly" => {
-            Ok(())
-        }
+fn parse_descriptor(d: &str) -> Result<ScheduleKind, String> {
+    let spec = |minute, hour, dom, month, dow| ScheduleKind::Spec {
+        minute,
+        hour,
+        dom,
+        month,
+        dow,
+    };
+    Ok(match d {
+        "@yearly" | "@annually" => spec(1, 1, 1 << 1, 1 << 1, all(&DOW)),
+        "@monthly" => spec(1, 1, 1 << 1, all(&MONTHS), all(&DOW)),
+        "@weekly" => spec(1, 1, all(&DOM), all(&MONTHS), 1),
+        "@daily" | "@midnight" => spec(1, 1, all(&DOM), all(&MONTHS), all(&DOW)),
+        "@hourly" => spec(1, all(&HOURS), all(&DOM), all(&MONTHS), all(&DOW)),
         _ => {
-            if let Some(dur) = d.strip_prefix("@every ") {
-                parse_duration(dur)
-                    .map(|_| ())
-                    .map_err(|e| format!("failed to parse duration {d}: {e}"))
-            } else {
-                Err(format!("unrecognized descriptor: {d}"))
-            }
+            let Some(dur) = d.strip_prefix("@every ") else {
+                return Err(format!("unrecognized descriptor: {d}"));
+            };
+            let nanos =
+                parse_duration(dur).map_err(|e| format!("failed to parse duration {d}: {e}"))?;
+            // robfig rounds the delay down to whole seconds, at least one.
+            ScheduleKind::Every(((nanos / 1_000_000_000).max(1)) as u64)
         }
-    }
+    })
 }
 
 /// Go's `time.ParseDuration`, returning nanoseconds or Go's error text.
@@ -356,6 +419,30 @@ mod tests {
         for (s, want) in bad {
             assert_eq!(parse_standard(s), Err(want.to_string()), "{s}");
         }
+    }
+
+    #[test]
+    fn schedules_as_bit_sets() {
+        let s = parse("*/15 9-17 * * mon-fri").unwrap();
+        let ScheduleKind::Spec {
+            minute,
+            hour,
+            dom,
+            dow,
+            ..
+        } = s.kind
+        else {
+            panic!("spec")
+        };
+        assert_eq!(minute, 1 | 1 << 15 | 1 << 30 | 1 << 45);
+        assert_eq!(hour, (9..=17).fold(0, |b, i| b | 1 << i));
+        assert!(dom & STAR_BIT != 0);
+        assert_eq!(dow, 0b111110);
+        assert_eq!(parse("@every 90s").unwrap().kind, ScheduleKind::Every(90));
+        assert_eq!(
+            parse("TZ=UTC @hourly").unwrap().location.as_deref(),
+            Some("UTC")
+        );
     }
 
     #[test]
