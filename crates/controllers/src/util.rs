@@ -495,24 +495,6 @@ pub fn creation_key(meta: &ObjectMeta) -> (i64, String) {
     )
 }
 
-#[cfg(test)]
-mod hash_tests {
-    use super::*;
-
-    #[test]
-    fn fnv_matches_reference_vectors() {
-        assert_eq!(fnv32a(b""), 0x811c9dc5);
-        assert_eq!(fnv32a(b"a"), 0xe40c292c);
-        assert_eq!(fnv32(b"a"), 0x050c5d7e);
-    }
-
-    #[test]
-    fn safe_encoding_of_decimal_digits() {
-        // '0'..'9' are bytes 48..57, which land on "456789bcdf".
-        assert_eq!(safe_encode("0123456789"), "456789bcdf");
-    }
-}
-
 /// Upstream `ClaimPods` adoption: an orphan pod matching a controller's selector becomes
 /// its pod. The patch is upstream's (strategic merge by owner uid, guarded by the pod's
 /// uid); `None` if the pod changed or went away meanwhile.
@@ -588,4 +570,22 @@ where
         .filter(|k| selector_of(k).is_some_and(|s| selector_matches(s, &labels)))
         .map(|k| kube::runtime::reflector::ObjectRef::from_obj(&**k))
         .collect()
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_reference_vectors() {
+        assert_eq!(fnv32a(b""), 0x811c9dc5);
+        assert_eq!(fnv32a(b"a"), 0xe40c292c);
+        assert_eq!(fnv32(b"a"), 0x050c5d7e);
+    }
+
+    #[test]
+    fn safe_encoding_of_decimal_digits() {
+        // '0'..'9' are bytes 48..57, which land on "456789bcdf".
+        assert_eq!(safe_encode("0123456789"), "456789bcdf");
+    }
 }
