@@ -392,3 +392,79 @@ fn priority_classes_admit_and_preempt() {
     );
     assert!(!events.trim().is_empty(), "a Preempted event");
 }
+
+fn deployment_pods(s: &Server, app: &str) -> Vec<Value> {
+    s.api_get(&format!(
+        "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
+    ))["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_deployment_spreads_evenly_and_moves_off_a_dead_node() {
+    let s = Server::start_with(&[
+        "--node-monitor-grace-period",
+        "3s",
+        "--default-unreachable-toleration-seconds",
+        "2",
+    ]);
+    let mut doomed = SimNodes::start(&s, "doomed", 1, &[]);
+    let _healthy = SimNodes::start(&s, "healthy", 1, &[]);
+    // Six replicas on two equal nodes: 3 + 3 (system default spreading and least-allocated).
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "deployment",
+            "spread",
+            "--image=nginx:1.27",
+            "--replicas=6",
+        ],
+    );
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/spread", "--timeout=60s"],
+    );
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for p in deployment_pods(&s, "spread") {
+        *per_node
+            .entry(p["spec"]["nodeName"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        per_node,
+        BTreeMap::from([("doomed-0".to_string(), 3), ("healthy-0".to_string(), 3)])
+    );
+
+    // The node's kubelet stops: its pods are evicted after their 2 s toleration and the
+    // ReplicaSet's replacements land on the other node.
+    doomed.stop();
+    eventually(
+        "six running replicas, all on healthy-0",
+        Duration::from_secs(60),
+        || {
+            let live: Vec<Value> = deployment_pods(&s, "spread")
+                .into_iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .collect();
+            (live.len() == 6
+                && live.iter().all(|p| {
+                    p["spec"]["nodeName"] == "healthy-0" && p["status"]["phase"] == "Running"
+                }))
+            .then_some(())
+        },
+    );
+    // The evicted ones wait, terminating, for a kubelet that is gone.
+    let stuck = deployment_pods(&s, "spread")
+        .into_iter()
+        .filter(|p| p["spec"]["nodeName"] == "doomed-0")
+        .count();
+    assert_eq!(stuck, 3);
+    let describe = s.kubectl_ok("1.33", &["describe", "node", "doomed-0"]);
+    assert!(
+        describe.contains("node.kubernetes.io/unreachable:NoExecute"),
+        "{describe}"
+    );
+}
