@@ -167,6 +167,7 @@ async fn resource(
         headers,
         user,
         wanted,
+        slim: headers.contains_key(crate::slim::OMIT_MANAGED_FIELDS),
     };
     let sub = rp.subresource.as_deref();
     match sub {

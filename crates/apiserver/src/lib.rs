@@ -29,9 +29,11 @@ mod rest;
 mod scale;
 mod selector;
 mod service_alloc;
+mod slim;
 mod status;
 mod table;
 mod watch;
+pub use slim::OMIT_MANAGED_FIELDS;
 
 pub use auth::{AllowAll, Authorizer, User};
 pub use client::InProcessClient;

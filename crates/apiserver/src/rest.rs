@@ -33,6 +33,8 @@ pub struct Ctx<'a> {
     #[allow(dead_code)]
     pub user: &'a User,
     pub wanted: Wanted,
+    /// Leave `metadata.managedFields` out of what is served (the in-process controllers).
+    pub slim: bool,
 }
 
 /// How often a write retries when a concurrent writer got in first (no client precondition).
@@ -126,6 +128,11 @@ impl Ctx<'_> {
 
     /// Sends one stored object in the negotiated form.
     pub fn respond(&self, code: StatusCode, bytes: Vec<u8>) -> ApiResult<Response> {
+        let bytes = if self.slim {
+            crate::slim::without_managed_fields(&bytes).into_owned()
+        } else {
+            bytes
+        };
         match self.wanted {
             Wanted::Table { .. } => {
                 let v: Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
@@ -451,7 +458,11 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
                 if !items.is_empty() {
                     items.push(b',');
                 }
-                items.extend_from_slice(b);
+                if ctx.slim {
+                    items.extend_from_slice(&crate::slim::without_managed_fields(b));
+                } else {
+                    items.extend_from_slice(b);
+                }
             })
             .map_err(ApiError::internal)?;
         ctx.api.metrics.storage("list", ctx.kind, started.elapsed());
@@ -471,10 +482,17 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
             .body(axum::body::Body::from_stream(futures::stream::iter(chunks)))
             .map_err(ApiError::internal);
     }
-    let page = view
+    let mut page = view
         .list(&prefix, start.as_deref(), limit, true, keep)
         .map_err(ApiError::internal)?;
     ctx.api.metrics.storage("list", ctx.kind, started.elapsed());
+    if ctx.slim {
+        for (_, b) in page.items.iter_mut() {
+            if let std::borrow::Cow::Owned(o) = crate::slim::without_managed_fields(b) {
+                *b = o;
+            }
+        }
+    }
     let token = page.continue_after.as_ref().map(|k| {
         ctx.api.snapshots.keep(view.clone());
         pagination::encode_token(view.revision(), &prefix, k)

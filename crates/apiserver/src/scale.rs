@@ -184,6 +184,7 @@ async fn write(ctx: &Ctx<'_>, f: rest::Compute<'static>) -> ApiResult<Response> 
         headers: ctx.headers,
         user: ctx.user,
         wanted: Wanted::Json,
+        slim: false,
     };
     let resp = rest::update_computed(&inner, f).await?;
     if let Ok(mut w) = inner.warnings.lock() {

@@ -40,6 +40,8 @@ struct Stream {
     sent: prometheus_client::metrics::counter::Counter,
     kind: ResourceKind,
     framing: Framing,
+    /// Leave `metadata.managedFields` out (the in-process controllers).
+    slim: bool,
     include: String,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -84,6 +86,18 @@ impl Stream {
     }
 
     async fn send(&self, event_type: &str, obj: &Value) -> bool {
+        let slimmed;
+        let obj = match obj.pointer("/metadata/managedFields") {
+            Some(_) if self.slim => {
+                let mut o = obj.clone();
+                if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
+                slimmed = o;
+                &slimmed
+            }
+            _ => obj,
+        };
         let f = self.frame(event_type, obj);
         if f.is_empty() {
             return true;
@@ -117,7 +131,11 @@ impl Stream {
             f.extend_from_slice(b"{\"type\":\"");
             f.extend_from_slice(ev.event_type.as_str().as_bytes());
             f.extend_from_slice(b"\",\"object\":");
-            f.extend_from_slice(&ev.object);
+            if self.slim {
+                f.extend_from_slice(&crate::slim::without_managed_fields(&ev.object));
+            } else {
+                f.extend_from_slice(&ev.object);
+            }
             f.extend_from_slice(b"}\n");
             self.sent.inc();
             return self.tx.send(Ok(Bytes::from(f))).await.is_ok();
@@ -285,6 +303,7 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
             .clone(),
         kind: ctx.kind.clone(),
         framing,
+        slim: ctx.slim,
         include,
         labels,
         fields,

@@ -15,6 +15,11 @@ pub fn kube_client(router: axum::Router) -> kube::Client {
                 http::header::USER_AGENT,
                 http::HeaderValue::from_static("kube-controller-manager/reddwarf"),
             );
+            // Controllers never read field ownership: leave it out of what they cache.
+            parts.headers.insert(
+                reddwarf_apiserver::OMIT_MANAGED_FIELDS,
+                http::HeaderValue::from_static("1"),
+            );
             let mut req = http::Request::from_parts(parts, axum::body::Body::new(body));
             req.extensions_mut()
                 .insert(User::system("system:kube-controller-manager"));
