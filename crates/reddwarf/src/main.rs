@@ -72,8 +72,9 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 300)]
     pub default_unreachable_toleration_seconds: i64,
     /// Controllers to run, as kube-controller-manager's flag: `*` all, `name` one, `-name`
-    /// not that one (serviceaccount, root-ca-cert-publisher, nodelifecycle, scheduler,
-    /// replicaset, deployment).
+    /// not that one (serviceaccount, root-ca-cert-publisher, garbagecollector, job, cronjob,
+    /// podgc, nodelifecycle, scheduler, replicaset, deployment, daemonset, statefulset,
+    /// endpoint+endpointslice).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }
