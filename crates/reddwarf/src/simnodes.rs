@@ -253,14 +253,8 @@ impl Sim {
         anyhow::ensure!(code == 200, "reading node {name}: {code}");
         let node: Value = serde_json::from_slice(&resp)?;
         let patch = json!({"status": self.node_status(name)});
-        let (code, resp) = conn
-            .request_typed(
-                "PATCH",
-                &format!("/api/v1/nodes/{name}/status"),
-                "application/merge-patch+json",
-                Some(serde_json::to_vec(&patch)?),
-            )
-            .await?;
+        let (code, resp) =
+            merge_patch(conn, &format!("/api/v1/nodes/{name}/status"), &patch).await?;
         anyhow::ensure!(
             code == 200,
             "node {name} status: {code} {}",
@@ -293,14 +287,12 @@ impl Sim {
 
     async fn patch_lease(&self, conn: &mut Conn, name: &str) -> anyhow::Result<()> {
         let patch = json!({"spec": {"renewTime": now_micro(), "holderIdentity": name}});
-        let (code, resp) = conn
-            .request_typed(
-                "PATCH",
-                &format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"),
-                "application/merge-patch+json",
-                Some(serde_json::to_vec(&patch)?),
-            )
-            .await?;
+        let (code, resp) = merge_patch(
+            conn,
+            &format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"),
+            &patch,
+        )
+        .await?;
         anyhow::ensure!(
             code == 200,
             "renewing lease {name}: {code} {}",
@@ -324,13 +316,7 @@ impl Sim {
                 .unwrap_or(false);
             if !ready {
                 let patch = json!({"status": self.node_status(name)});
-                conn.request_typed(
-                    "PATCH",
-                    &format!("/api/v1/nodes/{name}/status"),
-                    "application/merge-patch+json",
-                    Some(serde_json::to_vec(&patch)?),
-                )
-                .await?;
+                merge_patch(conn, &format!("/api/v1/nodes/{name}/status"), &patch).await?;
             }
         } else if code == 404 {
             return Box::pin(self.register(conn, name)).await;
@@ -387,14 +373,7 @@ impl Sim {
             "containerStatuses": containers,
         }});
         let path = pod_path(pod);
-        let (code, resp) = conn
-            .request_typed(
-                "PATCH",
-                &format!("{path}/status"),
-                "application/merge-patch+json",
-                Some(serde_json::to_vec(&status)?),
-            )
-            .await?;
+        let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
         if code == 404 {
             return Ok(());
         }
@@ -452,14 +431,7 @@ impl Sim {
             "containerStatuses": containers,
         }});
         let path = pod_path(pod);
-        let (code, resp) = conn
-            .request_typed(
-                "PATCH",
-                &format!("{path}/status"),
-                "application/merge-patch+json",
-                Some(serde_json::to_vec(&status)?),
-            )
-            .await?;
+        let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
         anyhow::ensure!(
             code == 200 || code == 404,
             "pod {path} status: {code} {}",
@@ -562,6 +534,21 @@ impl Sim {
         started.insert(uid);
         let _ = tx.send(Work::Start(pod.clone())).await;
     }
+}
+
+/// A JSON merge patch of `path`; returns the status code and body.
+async fn merge_patch(
+    conn: &mut Conn,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, bytes::Bytes)> {
+    conn.request_typed(
+        "PATCH",
+        path,
+        "application/merge-patch+json",
+        Some(serde_json::to_vec(body)?),
+    )
+    .await
 }
 
 fn pod_path(pod: &Value) -> String {
