@@ -137,6 +137,41 @@ struct Observed {
     names: BTreeSet<String>,
 }
 
+/// Changes the image of `deployment/<name>` (pods labelled `app=<name>`) while watching its
+/// pods, waits until `replicas` pods run `image`, and returns what the watch saw.
+fn set_image_watched(s: &Server, name: &str, image: &str, replicas: usize) -> Arc<Mutex<Observed>> {
+    let selector = format!("app%3D{name}");
+    let watch = PodWatch::start(s, &selector);
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "set",
+            "image",
+            &format!("deployment/{name}"),
+            &format!("main={image}"),
+        ],
+    );
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "--timeout=40s",
+        ],
+    );
+    eventually(
+        &format!("{replicas} pods on {image}"),
+        Duration::from_secs(20),
+        || {
+            let ps = pods(s, &selector);
+            (ps.len() == replicas && images_of(s, &selector) == BTreeSet::from([image.to_string()]))
+                .then_some(())
+        },
+    );
+    watch.stop()
+}
+
 /// Watches pods matching `selector` (from a list's resourceVersion, so every change is seen
 /// in order) and keeps the extremes of live and ready counts.
 struct PodWatch {
@@ -538,18 +573,7 @@ fn pause_resume_scale_restart_and_recreate() {
         "1.33",
         &["rollout", "status", "deployment/api", "--timeout=40s"],
     );
-    let watch = PodWatch::start(&s, "app%3Dapi");
-    s.kubectl_ok("1.33", &["set", "image", "deployment/api", "main=api:3"]);
-    s.kubectl_ok(
-        "1.33",
-        &["rollout", "status", "deployment/api", "--timeout=40s"],
-    );
-    eventually("4 pods on api:3", Duration::from_secs(20), || {
-        let ps = pods(&s, "app%3Dapi");
-        (ps.len() == 4 && images_of(&s, "app%3Dapi") == BTreeSet::from(["api:3".to_string()]))
-            .then_some(())
-    });
-    let seen = watch.stop();
+    let seen = set_image_watched(&s, "api", "api:3", 4);
     assert!(
         seen.lock().unwrap().max_live <= 4,
         "Recreate never runs old and new together"
@@ -853,18 +877,7 @@ fn percentages_round_as_upstream_and_zero_zero_means_one_unavailable() {
         annotation(&rs, "deployment.kubernetes.io/max-replicas"),
         "3"
     );
-    let watch = PodWatch::start(&s, "app%3Dtight");
-    s.kubectl_ok("1.33", &["set", "image", "deployment/tight", "main=t:2"]);
-    s.kubectl_ok(
-        "1.33",
-        &["rollout", "status", "deployment/tight", "--timeout=30s"],
-    );
-    eventually("3 pods on t:2", Duration::from_secs(20), || {
-        let ps = pods(&s, "app%3Dtight");
-        (ps.len() == 3 && images_of(&s, "app%3Dtight") == BTreeSet::from(["t:2".to_string()]))
-            .then_some(())
-    });
-    let seen = watch.stop();
+    let seen = set_image_watched(&s, "tight", "t:2", 3);
     let seen = seen.lock().unwrap();
     assert!(seen.names.len() >= 6, "the watch saw the rollout");
     assert!(seen.max_live <= 3, "no surge: {} live", seen.max_live);
