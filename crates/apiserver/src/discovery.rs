@@ -3,11 +3,10 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
-use reddwarf_resources::ResourceKind;
+use reddwarf_resources::{ResourceKind, SubresourceRole};
 use serde_json::{json, Value};
 
 use crate::codec::{self, Wanted};
-use crate::pod_subresources;
 use crate::status::ApiError;
 use crate::ApiServer;
 
@@ -19,12 +18,9 @@ fn scope(k: &ResourceKind) -> &'static str {
     }
 }
 
-fn sub_verbs(sub: &str) -> Vec<&'static str> {
-    if let Some((.., verbs)) = pod_subresources::SUBRESOURCES
-        .iter()
-        .find(|(s, ..)| *s == sub)
-    {
-        return verbs.to_vec();
+fn sub_verbs(k: &ResourceKind, sub: &str) -> Vec<&'static str> {
+    if let Some(x) = k.extra_subresource(sub) {
+        return x.verbs.to_vec();
     }
     match sub {
         "finalize" => vec!["update"],
@@ -37,25 +33,24 @@ fn subresources(k: &ResourceKind) -> Vec<&'static str> {
     if k.plural == "namespaces" {
         s.push("finalize");
     }
-    if k.group.is_empty() && k.plural == "pods" {
-        s.extend(
-            pod_subresources::SUBRESOURCES
-                .iter()
-                .map(|(name, ..)| *name),
-        );
-    }
     s
 }
 
 /// The (group, version, kind) a subresource answers with, when it is not the parent's.
-fn sub_kind(sub: &str) -> Option<(&'static str, &'static str, &'static str)> {
+fn sub_kind(k: &ResourceKind, sub: &str) -> Option<(&'static str, &'static str, &'static str)> {
     if sub == "scale" {
         return Some(("autoscaling", "v1", "Scale"));
     }
-    pod_subresources::SUBRESOURCES
-        .iter()
-        .find(|(s, ..)| *s == sub)
-        .map(|(_, g, k, _)| (*g, "v1", *k))
+    let x = k.extra_subresource(sub)?;
+    if x.role == SubresourceRole::Proxy {
+        let kind = match k.kind {
+            "Pod" => "PodProxyOptions",
+            "Node" => "NodeProxyOptions",
+            _ => "ServiceProxyOptions",
+        };
+        return Some(("", "v1", kind));
+    }
+    x.response.map(|(g, kind)| (g, "v1", kind))
 }
 
 fn aggregated_resource(k: &ResourceKind) -> Value {
@@ -76,11 +71,11 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
     let subs: Vec<Value> = subresources(k)
         .into_iter()
         .map(|s| {
-            let kind = match sub_kind(s) {
+            let kind = match sub_kind(k, s) {
                 Some((g, v, k)) => json!({"group": g, "version": v, "kind": k}),
                 None => gvk.clone(),
             };
-            json!({"subresource": s, "responseKind": kind, "verbs": sub_verbs(s)})
+            json!({"subresource": s, "responseKind": kind, "verbs": sub_verbs(k, s)})
         })
         .collect();
     if !subs.is_empty() {
@@ -219,9 +214,9 @@ pub fn resources(api: &ApiServer, group: &str, version: &str) -> Response {
                 "singularName": "",
                 "namespaced": k.namespaced,
                 "kind": k.kind,
-                "verbs": sub_verbs(s),
+                "verbs": sub_verbs(k, s),
             });
-            if let Some((g, v, kind)) = sub_kind(s) {
+            if let Some((g, v, kind)) = sub_kind(k, s) {
                 // Clients (the scale client, eviction) resolve the subresource's kind from these.
                 if s == "scale" || !g.is_empty() {
                     sub["group"] = json!(g);

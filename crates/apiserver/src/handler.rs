@@ -18,6 +18,7 @@ use crate::{
     discovery, health, metrics, openapi, openapi_v2, pod_subresources, rest, scale, watch,
     ApiServer, User,
 };
+use reddwarf_resources::SubresourceRole;
 
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new().fallback(dispatch).with_state(api)
@@ -175,10 +176,15 @@ async fn resource(
         Some("status") if kind.status => {}
         Some("scale") if kind.scale => {}
         Some("finalize") if kind.plural == "namespaces" && verb == "update" => {}
-        Some(s) if pod_subresources::is_pod_subresource(kind.group, kind.plural, s) => {
-            return pod_subresources::serve(&ctx, s, method, &body).await;
-        }
-        Some(_) => return Err(ApiError::path_not_found()),
+        Some(s) => match kind.extra_subresource(s).map(|x| x.role) {
+            Some(SubresourceRole::Handler) => {
+                return pod_subresources::serve(&ctx, s, method, &body).await;
+            }
+            Some(SubresourceRole::Proxy) => return Err(proxy_unavailable(kind, rp)),
+            Some(SubresourceRole::Part(_)) if matches!(verb, "get" | "update" | "patch") => {}
+            Some(SubresourceRole::Part(_)) => return Err(ApiError::method_not_allowed()),
+            None => return Err(ApiError::path_not_found()),
+        },
     }
     // The bindings resource is the older spelling of pods/binding: it assigns, it stores nothing.
     if kind.group.is_empty() && kind.plural == "bindings" && verb == "create" {
@@ -198,6 +204,9 @@ async fn resource(
     }
     let result = match verb {
         _ if sub == Some("scale") => scale::serve(&ctx, verb, &body).await,
+        _ if kind.group.is_empty() && kind.plural == "componentstatuses" => {
+            crate::componentstatus::serve(&ctx, verb)
+        }
         "watch" => watch::serve(&ctx).await,
         "list" => rest::list(&ctx).await,
         "get" => rest::get(&ctx),
@@ -219,6 +228,20 @@ async fn resource(
         }
         resp
     })
+}
+
+/// Proxying to a node, pod or service rides the node agents' tunnel, which this server does
+/// not have yet: say so with upstream's 503 rather than pretend.
+fn proxy_unavailable(kind: &reddwarf_resources::ResourceKind, rp: &ResourcePath) -> ApiError {
+    let name = rp.name.as_deref().unwrap_or("");
+    ApiError::new(
+        503,
+        "ServiceUnavailable",
+        format!(
+            "{}/proxy of {} {name:?}: proxying is served through the node agents' tunnel, which is not available on this server yet",
+            kind.plural, kind.singular
+        ),
+    )
 }
 
 /// Counts a resource request the way upstream labels it (verb LIST/WATCH/APPLY/method; scope

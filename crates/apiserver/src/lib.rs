@@ -9,6 +9,7 @@
 mod auth;
 mod client;
 mod codec;
+mod componentstatus;
 mod discovery;
 mod handler;
 mod health;

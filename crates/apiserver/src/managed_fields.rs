@@ -49,7 +49,7 @@ fn invalid_options(field: &str, value: &str, msg: &str) -> ApiError {
 
 /// Checks the apply-only options: `force` only with apply, `fieldManager` required for apply.
 pub fn check_options(ctx: &Ctx, content_type: &str) -> ApiResult<()> {
-    let force = ctx.query.get("force");
+    let force = ctx.query.bool_param("force");
     if content_type == APPLY {
         if ctx.query.get("fieldManager").is_none() {
             return Err(ApiError::invalid(
@@ -61,11 +61,6 @@ pub fn check_options(ctx: &Ctx, content_type: &str) -> ApiResult<()> {
                     "is required for apply patch",
                 )],
             ));
-        }
-        if let Some(f) = force {
-            if f != "true" && f != "false" {
-                return Err(ApiError::bad_request(format!("invalid force value {f:?}")));
-            }
         }
     } else if force.is_some() {
         return Err(ApiError::invalid(
@@ -147,7 +142,7 @@ pub fn apply(ctx: &Ctx, live: &Value, applied: &Value) -> ApiResult<(Value, bool
     let time = meta::now_rfc3339();
     let root = merge_schema::root(&av, ctx.kind.kind);
     let managed = ManagedFields::from_object(live).map_err(merge_error)?;
-    let force = ctx.query.get("force") == Some("true");
+    let force = ctx.query.flag("force");
     let req = Request {
         manager: &manager,
         api_version: &av,

@@ -13,25 +13,6 @@ use crate::meta::meta_str;
 use crate::rest::{parse_stored, Ctx};
 use crate::status::{ApiError, ApiResult};
 
-/// The pod subresources served, with their discovery kind and verbs.
-pub const SUBRESOURCES: &[(&str, &str, &str, &[&str])] = &[
-    ("attach", "", "PodAttachOptions", &["create", "get"]),
-    ("binding", "", "Binding", &["create"]),
-    ("eviction", "policy", "Eviction", &["create"]),
-    ("exec", "", "PodExecOptions", &["create", "get"]),
-    ("log", "", "Pod", &["get"]),
-    (
-        "portforward",
-        "",
-        "PodPortForwardOptions",
-        &["create", "get"],
-    ),
-];
-
-pub fn is_pod_subresource(group: &str, plural: &str, sub: &str) -> bool {
-    group.is_empty() && plural == "pods" && SUBRESOURCES.iter().any(|(s, ..)| *s == sub)
-}
-
 /// The pod's key (also when the request came through the `bindings` resource).
 fn pod_key(ctx: &Ctx, name: &str) -> ObjectKey {
     ObjectKey::new("", "pods", &ctx.rp.namespace, name)

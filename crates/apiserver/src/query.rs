@@ -45,8 +45,18 @@ impl Query {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A boolean parameter as apimachinery converts it: absent is `None`; present is true
+    /// unless its value is `0` or `false` in any case (so `watch`, `watch=` and `watch=True`
+    /// are all true).
+    pub fn bool_param(&self, k: &str) -> Option<bool> {
+        self.0
+            .get(k)
+            .map(|v| !(v == "0" || v.eq_ignore_ascii_case("false")))
+    }
+
+    /// A boolean parameter that defaults to false.
     pub fn flag(&self, k: &str) -> bool {
-        matches!(self.0.get(k).map(String::as_str), Some("true") | Some("1"))
+        self.bool_param(k).unwrap_or(false)
     }
 
     pub fn has(&self, k: &str) -> bool {
@@ -69,5 +79,25 @@ mod tests {
         assert_eq!(q.get("limit"), Some("5"));
         assert!(q.has("x"));
         assert_eq!(Query::parse(Some("a=%zz%2")).get("a"), Some("%zz%2"));
+    }
+
+    #[test]
+    fn booleans_convert_as_apimachinery() {
+        let q = Query::parse(Some("a=True&b=&c&d=FALSE&e=0&f=yes&g=1&h=false"));
+        for (k, want) in [
+            ("a", Some(true)),
+            ("b", Some(true)),
+            ("c", Some(true)),
+            ("d", Some(false)),
+            ("e", Some(false)),
+            ("f", Some(true)),
+            ("g", Some(true)),
+            ("h", Some(false)),
+            ("missing", None),
+        ] {
+            assert_eq!(q.bool_param(k), want, "{k}");
+        }
+        assert!(!q.flag("missing"));
+        assert!(q.flag("a"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
-use reddwarf_resources::ResourceKind;
+use reddwarf_resources::{ResourceKind, SubresourceRole};
 use reddwarf_store::{Mutation, MutationError, ObjectKey, Outcome, ReadView, Revision};
 use serde_json::{json, Value};
 
@@ -304,6 +304,26 @@ fn check_type(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         meta_mut(obj).remove("namespace");
     }
     Ok(())
+}
+
+/// The rules of a part written through its subresource.
+fn validate_part(ctx: &Ctx, pointer: &str, new: &Value, old: &Value) -> ApiResult<()> {
+    let errs = reddwarf_resources::validation::validate_part(ctx.kind, pointer, new, old);
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        ctx.kind.group,
+        ctx.kind.kind,
+        meta_str(new, "name"),
+        errs.into_iter()
+            .map(|e| Cause {
+                reason: e.reason,
+                message: e.message,
+                field: e.field,
+            })
+            .collect(),
+    ))
 }
 
 fn validate(ctx: &Ctx, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
@@ -606,8 +626,9 @@ fn admit_priority(ctx: &Ctx, pod: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Server-side preparation of a new object (PrepareForCreate + BeforeCreate).
-fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
+/// Server-side preparation of a new object (PrepareForCreate + BeforeCreate). `owned` is
+/// the managedFields an apply computed; other creates record an Update by their manager.
+fn prepare_create(ctx: &Ctx, obj: &mut Value, owned: Option<Value>) -> ApiResult<()> {
     check_type(ctx, obj)?;
     {
         let kind = ctx.kind;
@@ -662,18 +683,33 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
         admit_priority(ctx, obj)?;
     }
     (ctx.kind.defaults)(obj);
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        // Ownership is the server's to record.
-        m.remove("managedFields");
+    match owned {
+        Some(mf) => {
+            meta_mut(obj).insert("managedFields".into(), mf);
+        }
+        None => {
+            // Ownership is the server's to record.
+            meta_mut(obj).remove("managedFields");
+            managed_fields::track_update(ctx, &json!({}), obj)?;
+        }
     }
-    managed_fields::track_update(ctx, &json!({}), obj)?;
     validate(ctx, obj, None)
 }
 
 pub async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
+    let obj = ctx.decode_body(body)?;
+    create_object(ctx, obj, None).await
+}
+
+/// The one path every create takes (POST, and an apply to a missing object): preparation,
+/// admission, defaults, validation, then allocation of Service IPs and ports and the proposal.
+async fn create_object(
+    ctx: &Ctx<'_>,
+    mut base: Value,
+    owned: Option<Value>,
+) -> ApiResult<Response> {
     let dry_run = ctx.dry_run()?;
-    let mut base = ctx.decode_body(body)?;
-    prepare_create(ctx, &mut base)?;
+    prepare_create(ctx, &mut base, owned)?;
     let name = meta_str(&base, "name").to_string();
     let key = ctx.key(&name);
     // Values we pick (cluster IPs, node ports) may lose a race with a concurrent create:
@@ -798,32 +834,13 @@ async fn apply_create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
             ctx.name()
         )));
     }
-    let (mut obj, _) = managed_fields::apply(ctx, &json!({}), &applied)?;
-    let managed = obj.pointer("/metadata/managedFields").cloned();
-    prepare_create(ctx, &mut obj)?;
-    // prepare_create records an Update; an apply-create is owned by the applier instead.
-    if let (Some(m), Some(mf)) = (
-        obj.get_mut("metadata").and_then(Value::as_object_mut),
-        managed,
-    ) {
-        m.insert("managedFields".into(), mf);
-    }
-    let name = ctx.name().to_string();
-    if ctx.dry_run()? {
-        return ctx.respond(
-            StatusCode::CREATED,
-            serde_json::to_vec(&obj).map_err(ApiError::internal)?,
-        );
-    }
-    let m = Mutation::Create {
-        key: ctx.key(&name).as_str().to_string(),
-        object: serde_json::to_vec(&obj).map_err(ApiError::internal)?,
-        namespace: ctx.kind.namespaced.then(|| ctx.rp.namespace.clone()),
-    };
-    match ctx.propose(m).await? {
-        Outcome::Applied { object, .. } => ctx.respond(StatusCode::CREATED, object),
-        Outcome::Refused(e) => Err(ctx.refused(&name, e)),
-    }
+    let (obj, _) = managed_fields::apply(ctx, &json!({}), &applied)?;
+    // The object is owned by the applier, not by an Update of its manager.
+    let owned = obj
+        .pointer("/metadata/managedFields")
+        .cloned()
+        .unwrap_or(json!([]));
+    create_object(ctx, obj, Some(owned)).await
 }
 
 /// GuaranteedUpdate: read, compute, propose with the read revision as precondition, retry on
@@ -884,8 +901,10 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
                 ));
             }
         }
-        new = merge_server_fields(ctx, &old, new, sub);
+        // Defaults first: a write that only leaves out what defaulting fills in is no change,
+        // so it must not bump generation (upstream decodes with defaults before comparing).
         (ctx.kind.defaults)(&mut new);
+        new = merge_server_fields(ctx, &old, new, sub);
         if !matches!(&change, Change::Patch(ct, _) if ct == managed_fields::APPLY) {
             // Clients cannot write ownership through an update: keep the stored entries and
             // record this manager's change.
@@ -910,7 +929,17 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         } else {
             None
         };
-        validate(ctx, &new, Some(&old))?;
+        match sub.and_then(|s| part_pointer(ctx, s)) {
+            Some(p) => {
+                // The parent's update rules apply to everything but the part; the part has
+                // rules of its own.
+                let mut base = old.clone();
+                copy_part(p, &new, &mut base);
+                validate(ctx, &new, Some(&base))?;
+                validate_part(ctx, p, &new, &old)?;
+            }
+            None => validate(ctx, &new, Some(&old))?,
+        }
         if without_volatile(&new) == without_volatile(&old) && user_rv.is_none_or(|r| r == rev) {
             // A no-op write: no revision bump, no event (upstream skips the storage write).
             return ctx.respond(StatusCode::OK, bytes);
@@ -970,6 +999,56 @@ fn namespace_has_spec_finalizers(kind: &ResourceKind, obj: &Value) -> bool {
             .is_some_and(|a| !a.is_empty())
 }
 
+/// The part of the object a subresource such as `ephemeralcontainers` or `approval` writes.
+fn part_pointer(ctx: &Ctx, sub: &str) -> Option<&'static str> {
+    match ctx.kind.extra_subresource(sub)?.role {
+        SubresourceRole::Part(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Copies the part at `pointer` from `from` into `to`. Containers (pods' `resize`) carry only
+/// their resources and resize policy over, matched by name.
+fn copy_part(pointer: &str, from: &Value, to: &mut Value) {
+    if pointer == "/spec/containers" {
+        let Some(Value::Array(old)) = to.pointer_mut(pointer) else {
+            return;
+        };
+        let new = from.pointer(pointer).and_then(Value::as_array);
+        for c in old.iter_mut() {
+            let name = c.get("name").cloned();
+            let n = new.and_then(|n| n.iter().find(|x| x.get("name") == name.as_ref()));
+            for f in ["resources", "resizePolicy"] {
+                match n.and_then(|n| n.get(f)) {
+                    Some(v) => c[f] = v.clone(),
+                    None => {
+                        c.as_object_mut().map(|m| m.remove(f));
+                    }
+                }
+            }
+        }
+        return;
+    }
+    let (parent, field) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+    let value = from.pointer(pointer).cloned();
+    let mut cur = &mut *to;
+    for seg in parent.split('/').filter(|s| !s.is_empty()) {
+        if !cur.get(seg).is_some_and(Value::is_object) {
+            if value.is_none() {
+                return;
+            }
+            cur[seg] = json!({});
+        }
+        cur = &mut cur[seg];
+    }
+    match value {
+        Some(v) => cur[field] = v,
+        None => {
+            cur.as_object_mut().map(|m| m.remove(field));
+        }
+    }
+}
+
 /// Keeps what clients may not change through this endpoint (PrepareForUpdate).
 fn merge_server_fields(ctx: &Ctx, old: &Value, mut new: Value, sub: Option<&str>) -> Value {
     match sub {
@@ -996,6 +1075,15 @@ fn merge_server_fields(ctx: &Ctx, old: &Value, mut new: Value, sub: Option<&str>
                         meta_mut(&mut merged).remove("annotations");
                     }
                 }
+            }
+            new = merged;
+        }
+        Some(part) if part_pointer(ctx, part).is_some() => {
+            // Upstream's per-subresource strategies: only that part of the object changes.
+            let mut merged = old.clone();
+            copy_part(part_pointer(ctx, part).unwrap_or(""), &new, &mut merged);
+            if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+                meta_mut(&mut merged).insert("resourceVersion".into(), rv);
             }
             new = merged;
         }

@@ -1,6 +1,7 @@
 //! Label and field selectors, parsed as upstream parses them (`k8s.io/apimachinery/pkg/labels`
 //! and `pkg/fields`).
 
+use reddwarf_resources::SelectableField;
 use serde_json::Value;
 
 use crate::status::ApiError;
@@ -130,11 +131,11 @@ impl LabelSelector {
 
 /// A parsed field selector over a kind's selectable fields.
 #[derive(Debug, Clone, Default)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+pub struct FieldSelector(Vec<(SelectableField, bool, String)>);
 
 impl FieldSelector {
-    /// `fields` lists (selector name, dotted path) beyond metadata.name/namespace.
-    pub fn parse(s: &str, fields: &[(&str, &str)]) -> Result<FieldSelector, ApiError> {
+    /// `fields` lists the kind's selectable fields beyond metadata.name/namespace.
+    pub fn parse(s: &str, fields: &[SelectableField]) -> Result<FieldSelector, ApiError> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, eq, v) = if let Some((k, v)) = part.split_once("!=") {
@@ -149,10 +150,13 @@ impl FieldSelector {
                 )));
             };
             let k = k.trim();
-            let path = match k {
-                "metadata.name" | "metadata.namespace" => k.to_string(),
-                _ => match fields.iter().find(|(n, _)| *n == k) {
-                    Some((_, p)) => p.to_string(),
+            let field = match k {
+                "metadata.name" => reddwarf_resources::field("metadata.name", "metadata.name"),
+                "metadata.namespace" => {
+                    reddwarf_resources::field("metadata.namespace", "metadata.namespace")
+                }
+                _ => match fields.iter().find(|f| f.name == k) {
+                    Some(f) => *f,
                     // Kinds with their own field label conversion word it one way,
                     // the rest fall to DefaultMetaV1FieldSelectorConversion.
                     None if fields.is_empty() => {
@@ -167,7 +171,7 @@ impl FieldSelector {
                     }
                 },
             };
-            out.push((path, eq, v.trim().to_string()));
+            out.push((field, eq, v.trim().to_string()));
         }
         Ok(FieldSelector(out))
     }
@@ -177,8 +181,8 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(path, eq, want)| {
-            let got = reddwarf_resources::field_value(obj, path);
+        self.0.iter().all(|(field, eq, want)| {
+            let got = field.value(obj);
             (got == *want) == *eq
         })
     }
@@ -219,7 +223,7 @@ mod tests {
     fn field_selector_known_fields_only() {
         let o =
             json!({"metadata": {"name": "p", "namespace": "d"}, "status": {"phase": "Running"}});
-        let fields = [("status.phase", "status.phase")];
+        let fields = [reddwarf_resources::field("status.phase", "status.phase")];
         assert!(
             FieldSelector::parse("metadata.name=p,status.phase=Running", &fields)
                 .unwrap()
@@ -236,5 +240,26 @@ mod tests {
             e.message,
             r#""data.a" is not a known field selector: only "metadata.name", "metadata.namespace""#
         );
+    }
+
+    #[test]
+    fn absent_fields_compare_as_go_zero_values() {
+        let node = json!({"metadata": {"name": "n"}, "spec": {}});
+        let fields = [reddwarf_resources::bool_field(
+            "spec.unschedulable",
+            "spec.unschedulable",
+        )];
+        let sel = |s: &str| FieldSelector::parse(s, &fields).unwrap();
+        assert!(sel("spec.unschedulable=false").matches(&node));
+        assert!(!sel("spec.unschedulable=true").matches(&node));
+        assert!(!sel("spec.unschedulable!=false").matches(&node));
+        let job = json!({"metadata": {"name": "j"}});
+        let fields = [reddwarf_resources::int_field(
+            "status.successful",
+            "status.succeeded",
+        )];
+        assert!(FieldSelector::parse("status.successful=0", &fields)
+            .unwrap()
+            .matches(&job));
     }
 }

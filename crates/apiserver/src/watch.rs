@@ -194,16 +194,7 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
     let rv = ctx.query.get("resourceVersion");
     let rv_match = ctx.query.get("resourceVersionMatch");
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
-    let send_initial = match ctx.query.get("sendInitialEvents") {
-        None => None,
-        Some("true") | Some("1") => Some(true),
-        Some("false") | Some("0") => Some(false),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "invalid sendInitialEvents {other:?}"
-            )))
-        }
-    };
+    let send_initial = ctx.query.bool_param("sendInitialEvents");
     let invalid = |field: &str, msg: &str| {
         ApiError::invalid(
             "meta.k8s.io",

@@ -234,9 +234,13 @@ fn put_scalar(out: &mut Vec<u8>, num: u32, s: Scalar, v: &Value) -> Result<(), E
         },
         Scalar::Bytes => match v {
             Value::String(x) => {
-                let b = B64
-                    .decode(x)
-                    .map_err(|e| Error::json("", format!("invalid base64: {e}")))?;
+                // Go's decoder skips `\r` and `\n`, so line-wrapped base64 (PEM-style) is valid.
+                let b = if x.contains(['\r', '\n']) {
+                    B64.decode(x.replace(['\r', '\n'], ""))
+                } else {
+                    B64.decode(x)
+                }
+                .map_err(|e| Error::json("", format!("invalid base64: {e}")))?;
                 put_bytes(out, num, &b);
             }
             Value::Null => put_bytes(out, num, b""),

@@ -3,19 +3,21 @@ use serde_json::Value;
 /// The value at a dotted path (`spec.nodeName`) rendered as field selectors compare it:
 /// strings as-is, booleans and numbers as text, missing as the empty string.
 pub fn field_value(obj: &Value, dotted: &str) -> String {
+    field_value_opt(obj, dotted).unwrap_or_default()
+}
+
+/// The value at a dotted path rendered as text, or `None` when absent or null.
+pub(crate) fn field_value_opt(obj: &Value, dotted: &str) -> Option<String> {
     let mut cur = obj;
     for part in dotted.split('.') {
-        match cur.get(part) {
-            Some(v) => cur = v,
-            None => return String::new(),
-        }
+        cur = cur.get(part)?;
     }
     match cur {
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Null => None,
+        other => Some(other.to_string()),
     }
 }
 

@@ -62,9 +62,8 @@ pub struct ResourceKind {
     /// Whether a create keeps the status it was given (nodes: kubelets register with their
     /// status); otherwise a kind with a `/status` subresource starts with an empty one.
     pub create_keeps_status: bool,
-    /// Fields beyond metadata.name/metadata.namespace that field selectors accept:
-    /// (selector name, dotted JSON path).
-    pub selectable_fields: &'static [(&'static str, &'static str)],
+    /// Fields beyond metadata.name/metadata.namespace that field selectors accept.
+    pub selectable_fields: &'static [SelectableField],
     /// Table columns (`kubectl get`), upstream's printer or the default NAME/CREATED AT.
     pub columns: fn() -> Vec<Column>,
     /// Table cells for one object, matching `columns`.
@@ -73,6 +72,84 @@ pub struct ResourceKind {
     pub defaults: fn(&mut Value),
     /// Which rule object names of this kind follow.
     pub name_rule: NameRule,
+    /// Subresources beyond `status` and `scale` (pods' `ephemeralcontainers`, the proxies,
+    /// CSRs' `approval`, ...).
+    pub extra_subresources: &'static [Subresource],
+}
+
+/// A subresource beyond `status` and `scale`: its name, what it answers with, its verbs and
+/// what a write through it may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subresource {
+    pub name: &'static str,
+    /// The (group, kind) of its response (version v1), when it is not the parent's.
+    pub response: Option<(&'static str, &'static str)>,
+    pub verbs: &'static [&'static str],
+    pub role: SubresourceRole,
+}
+
+/// What a subresource does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubresourceRole {
+    /// Reads the parent; a write changes only one part of it (upstream's per-subresource
+    /// strategies): the JSON pointer of that part.
+    Part(&'static str),
+    /// Proxies HTTP to a node, pod or service (served through the node agents' tunnel).
+    Proxy,
+    /// Served by a handler of its own (pods' binding, eviction, log, exec, attach,
+    /// portforward).
+    Handler,
+}
+
+/// The verbs upstream's proxy subresources serve.
+pub const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"];
+
+/// A field a field selector may name: the selector's name, the dotted JSON path it reads,
+/// and the text it compares when the field is absent. Upstream renders the Go value
+/// (`fmt.Sprint(node.Spec.Unschedulable)`, `strconv.Itoa(job.Status.Succeeded)`), so an
+/// absent bool is `false` and an absent counter `0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectableField {
+    pub name: &'static str,
+    pub path: &'static str,
+    pub zero: &'static str,
+}
+
+impl SelectableField {
+    /// The value a field selector compares for `obj`.
+    pub fn value(&self, obj: &Value) -> String {
+        match jsonpath::field_value_opt(obj, self.path) {
+            Some(v) => v,
+            None => self.zero.to_string(),
+        }
+    }
+}
+
+/// A string field (absent: the empty string).
+pub const fn field(name: &'static str, path: &'static str) -> SelectableField {
+    SelectableField {
+        name,
+        path,
+        zero: "",
+    }
+}
+
+/// A Go `bool` field (absent: `false`).
+pub const fn bool_field(name: &'static str, path: &'static str) -> SelectableField {
+    SelectableField {
+        name,
+        path,
+        zero: "false",
+    }
+}
+
+/// A Go integer field (absent: `0`).
+pub const fn int_field(name: &'static str, path: &'static str) -> SelectableField {
+    SelectableField {
+        name,
+        path,
+        zero: "0",
+    }
 }
 
 /// Upstream's name validation rules (`apimachinery/pkg/api/validation/path` and `util/validation`).
@@ -108,7 +185,13 @@ impl ResourceKind {
         if self.scale {
             v.push("scale");
         }
+        v.extend(self.extra_subresources.iter().map(|s| s.name));
         v
+    }
+
+    /// One of [`Self::extra_subresources`] by name.
+    pub fn extra_subresource(&self, name: &str) -> Option<&'static Subresource> {
+        self.extra_subresources.iter().find(|s| s.name == name)
     }
 
     pub fn verbs(&self) -> &'static [&'static str] {

@@ -9,7 +9,7 @@ use crate::columns::{
 use crate::defaults;
 use crate::jsonpath::{i, s};
 use crate::labels::{format_label_selector, format_labels, label_selector_parts};
-use crate::ResourceKind;
+use crate::{int_field, ResourceKind};
 
 const APPS: ResourceKind = ResourceKind {
     group: "apps",
@@ -115,7 +115,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             singular: "replicaset",
             short_names: &["rs"],
             scale: true,
-            selectable_fields: &[("status.replicas", "status.replicas")],
+            selectable_fields: const { &[int_field("status.replicas", "status.replicas")] },
             columns: || {
                 let mut c = vec![
                     name_col(),

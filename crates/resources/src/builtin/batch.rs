@@ -11,7 +11,7 @@ use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::{i, s};
 use crate::labels::format_label_selector;
-use crate::ResourceKind;
+use crate::{int_field, ResourceKind};
 
 const BATCH: ResourceKind = ResourceKind {
     group: "batch",
@@ -58,7 +58,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             kind: "Job",
             plural: "jobs",
             singular: "job",
-            selectable_fields: &[("status.successful", "status.succeeded")],
+            selectable_fields: const { &[int_field("status.successful", "status.succeeded")] },
             columns: || {
                 let mut c = vec![
                     name_col(),

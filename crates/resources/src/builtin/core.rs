@@ -12,7 +12,70 @@ use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::{i, s};
 use crate::labels::format_labels;
-use crate::{NameRule, ResourceKind};
+use crate::{
+    bool_field, field, int_field, NameRule, ResourceKind, Subresource, SubresourceRole, PROXY_VERBS,
+};
+
+/// A `proxy` subresource: answers with the parent's `<Kind>ProxyOptions` in discovery.
+const fn proxy() -> Subresource {
+    Subresource {
+        name: "proxy",
+        response: None,
+        verbs: PROXY_VERBS,
+        role: SubresourceRole::Proxy,
+    }
+}
+
+const fn handled(
+    name: &'static str,
+    group: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
+    Subresource {
+        name,
+        response: Some((group, kind)),
+        verbs,
+        role: SubresourceRole::Handler,
+    }
+}
+
+/// A part of the pod written through its own endpoint (upstream's ephemeralcontainers and
+/// resize strategies).
+const fn pod_part(name: &'static str, pointer: &'static str) -> Subresource {
+    Subresource {
+        name,
+        response: None,
+        verbs: &["get", "patch", "update"],
+        role: SubresourceRole::Part(pointer),
+    }
+}
+
+/// Pods' subresources besides status, in upstream's discovery order.
+const POD_SUBRESOURCES: &[Subresource] = &[
+    handled("attach", "", "PodAttachOptions", &["create", "get"]),
+    handled("binding", "", "Binding", &["create"]),
+    pod_part("ephemeralcontainers", "/spec/ephemeralContainers"),
+    handled("eviction", "policy", "Eviction", &["create"]),
+    handled("exec", "", "PodExecOptions", &["create", "get"]),
+    handled("log", "", "Pod", &["get"]),
+    handled(
+        "portforward",
+        "",
+        "PodPortForwardOptions",
+        &["create", "get"],
+    ),
+    proxy(),
+    pod_part("resize", "/spec/containers"),
+];
+
+/// The element of the list at `pointer` whose `type` is `t`.
+fn arr_find<'a>(o: &'a Value, pointer: &str, t: &str) -> Option<&'a Value> {
+    o.pointer(pointer)?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+}
 
 pub(super) fn kinds() -> Vec<ResourceKind> {
     vec![
@@ -21,6 +84,38 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             plural: "bindings",
             singular: "binding",
             verbs: &["create"],
+            ..BASE
+        },
+        ResourceKind {
+            // Deprecated, still served: the server reports its own components.
+            kind: "ComponentStatus",
+            plural: "componentstatuses",
+            singular: "componentstatus",
+            namespaced: false,
+            short_names: &["cs"],
+            verbs: &["get", "list"],
+            columns: || {
+                vec![
+                    name_col(),
+                    col("Status", "string", "Status of the component conditions"),
+                    col("Message", "string", "Message of the component conditions"),
+                    col("Error", "string", "Error of the component conditions"),
+                ]
+            },
+            row: |o, _| {
+                let healthy = arr_find(o, "/conditions", "Healthy");
+                let status = match healthy.map(|c| s(c, "/status")) {
+                    Some("True") => "Healthy",
+                    Some("False") => "Unhealthy",
+                    _ => "Unknown",
+                };
+                vec![
+                    name(o),
+                    json!(status),
+                    json!(healthy.map(|c| s(c, "/message")).unwrap_or("")),
+                    json!(healthy.map(|c| s(c, "/error")).unwrap_or("")),
+                ]
+            },
             ..BASE
         },
         ResourceKind {
@@ -69,22 +164,24 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             plural: "events",
             singular: "event",
             short_names: &["ev"],
-            selectable_fields: &[
-                ("involvedObject.kind", "involvedObject.kind"),
-                ("involvedObject.namespace", "involvedObject.namespace"),
-                ("involvedObject.name", "involvedObject.name"),
-                ("involvedObject.uid", "involvedObject.uid"),
-                ("involvedObject.apiVersion", "involvedObject.apiVersion"),
-                (
-                    "involvedObject.resourceVersion",
-                    "involvedObject.resourceVersion",
-                ),
-                ("involvedObject.fieldPath", "involvedObject.fieldPath"),
-                ("reason", "reason"),
-                ("reportingComponent", "reportingComponent"),
-                ("source", "source.component"),
-                ("type", "type"),
-            ],
+            selectable_fields: const {
+                &[
+                    field("involvedObject.kind", "involvedObject.kind"),
+                    field("involvedObject.namespace", "involvedObject.namespace"),
+                    field("involvedObject.name", "involvedObject.name"),
+                    field("involvedObject.uid", "involvedObject.uid"),
+                    field("involvedObject.apiVersion", "involvedObject.apiVersion"),
+                    field(
+                        "involvedObject.resourceVersion",
+                        "involvedObject.resourceVersion",
+                    ),
+                    field("involvedObject.fieldPath", "involvedObject.fieldPath"),
+                    field("reason", "reason"),
+                    field("reportingComponent", "reportingComponent"),
+                    field("source", "source.component"),
+                    field("type", "type"),
+                ]
+            },
             columns: event_columns,
             row: event_row,
             ..BASE
@@ -108,7 +205,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 "create", "delete", "get", "list", "patch", "update", "watch",
             ],
             delete_returns_object: true,
-            selectable_fields: &[("status.phase", "status.phase")],
+            selectable_fields: const { &[field("status.phase", "status.phase")] },
             columns: || {
                 vec![
                     name_col(),
@@ -129,7 +226,8 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             short_names: &["no"],
             status: true,
             create_keeps_status: true,
-            selectable_fields: &[("spec.unschedulable", "spec.unschedulable")],
+            extra_subresources: const { &[proxy()] },
+            selectable_fields: const { &[bool_field("spec.unschedulable", "spec.unschedulable")] },
             columns: node_columns,
             row: node_row,
             defaults: defaults::node,
@@ -166,16 +264,19 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             categories: &["all"],
             status: true,
             delete_returns_object: true,
-            selectable_fields: &[
-                ("spec.nodeName", "spec.nodeName"),
-                ("spec.restartPolicy", "spec.restartPolicy"),
-                ("spec.schedulerName", "spec.schedulerName"),
-                ("spec.serviceAccountName", "spec.serviceAccountName"),
-                ("spec.hostNetwork", "spec.hostNetwork"),
-                ("status.phase", "status.phase"),
-                ("status.podIP", "status.podIP"),
-                ("status.nominatedNodeName", "status.nominatedNodeName"),
-            ],
+            extra_subresources: POD_SUBRESOURCES,
+            selectable_fields: const {
+                &[
+                    field("spec.nodeName", "spec.nodeName"),
+                    field("spec.restartPolicy", "spec.restartPolicy"),
+                    field("spec.schedulerName", "spec.schedulerName"),
+                    field("spec.serviceAccountName", "spec.serviceAccountName"),
+                    bool_field("spec.hostNetwork", "spec.hostNetwork"),
+                    field("status.phase", "status.phase"),
+                    field("status.podIP", "status.podIP"),
+                    field("status.nominatedNodeName", "status.nominatedNodeName"),
+                ]
+            },
             columns: pod_columns,
             row: pod_row,
             defaults: defaults::pod,
@@ -224,7 +325,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             status: true,
             scale: true,
             generation: true,
-            selectable_fields: &[("status.replicas", "status.replicas")],
+            selectable_fields: const { &[int_field("status.replicas", "status.replicas")] },
             columns: || {
                 let mut c = vec![
                     name_col(),
@@ -290,7 +391,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             kind: "Secret",
             plural: "secrets",
             singular: "secret",
-            selectable_fields: &[("type", "type")],
+            selectable_fields: const { &[field("type", "type")] },
             columns: || {
                 vec![
                     name_col(),
@@ -344,10 +445,13 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             categories: &["all"],
             status: true,
             delete_returns_object: true,
-            selectable_fields: &[
-                ("spec.clusterIP", "spec.clusterIP"),
-                ("spec.type", "spec.type"),
-            ],
+            extra_subresources: const { &[proxy()] },
+            selectable_fields: const {
+                &[
+                    field("spec.clusterIP", "spec.clusterIP"),
+                    field("spec.type", "spec.type"),
+                ]
+            },
             columns: || {
                 vec![
                     name_col(),

@@ -9,7 +9,7 @@ use crate::columns::{age, age_col, col, name, name_col, scalar_text, TableRow};
 use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::s;
-use crate::ResourceKind;
+use crate::{field, ResourceKind, Subresource, SubresourceRole};
 
 pub(super) fn events() -> Vec<ResourceKind> {
     vec![ResourceKind {
@@ -59,7 +59,14 @@ pub(super) fn certificates() -> Vec<ResourceKind> {
         namespaced: false,
         short_names: &["csr"],
         status: true,
-        selectable_fields: &[("spec.signerName", "spec.signerName")],
+        // Upstream's approval strategy: only the conditions change through it.
+        extra_subresources: &[Subresource {
+            name: "approval",
+            response: None,
+            verbs: &["get", "patch", "update"],
+            role: SubresourceRole::Part("/status/conditions"),
+        }],
+        selectable_fields: const { &[field("spec.signerName", "spec.signerName")] },
         columns: || {
             vec![
                 name_col(),

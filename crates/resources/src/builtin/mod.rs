@@ -43,6 +43,7 @@ pub(crate) const BASE: ResourceKind = ResourceKind {
     row: default_row,
     defaults: no_defaults,
     name_rule: NameRule::Subdomain,
+    extra_subresources: &[],
 };
 
 /// `<none>` for an empty cell, as many printers write it.

@@ -62,7 +62,37 @@ fn resources_are_unique_and_well_formed() {
     let groups = c.groups();
     let autoscaling = groups.iter().find(|(g, _)| *g == "autoscaling").unwrap();
     assert_eq!(autoscaling.1, vec!["v2", "v1"]);
-    assert!(c.by_resource("", "v1", "componentstatuses").is_none());
+    // Deprecated but still served by upstream 1.33, read-only.
+    let cs = c.by_resource("", "v1", "componentstatuses").unwrap();
+    assert_eq!(cs.verbs(), &["get", "list"]);
+    assert_eq!(cs.short_names, &["cs"]);
+}
+
+#[test]
+fn subresources_beyond_status_follow_upstream_1_33() {
+    assert_eq!(
+        kind("", "pods").subresources(),
+        vec![
+            "status",
+            "attach",
+            "binding",
+            "ephemeralcontainers",
+            "eviction",
+            "exec",
+            "log",
+            "portforward",
+            "proxy",
+            "resize",
+        ]
+    );
+    assert_eq!(kind("", "services").subresources(), vec!["status", "proxy"]);
+    assert_eq!(kind("", "nodes").subresources(), vec!["status", "proxy"]);
+    let csr = kind("certificates.k8s.io", "certificatesigningrequests");
+    assert_eq!(csr.subresources(), vec!["status", "approval"]);
+    assert_eq!(
+        csr.extra_subresource("approval").map(|s| s.role),
+        Some(crate::SubresourceRole::Part("/status/conditions"))
+    );
 }
 
 #[test]

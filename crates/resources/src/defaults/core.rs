@@ -1,6 +1,7 @@
 //! core/v1 (`pkg/apis/core/v1/defaults.go`, the `+default` markers of `k8s.io/api/core/v1`,
 //! and the create-time steps of the pod, service and persistent volume strategies).
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{child, each, existing, now_rfc3339, root, set, str_of, Obj};
@@ -25,6 +26,26 @@ pub(crate) fn namespace(v: &mut Value) {
 pub(crate) fn secret(v: &mut Value) {
     if let Some(m) = root(v) {
         set(m, "type", json!("Opaque"));
+        // Upstream's conversion (`Convert_v1_Secret_To_core_Secret`): stringData is write-only,
+        // merged over data (it wins), and never stored or served.
+        if let Some(data) = existing(m, "data") {
+            // Go decodes []byte skipping line breaks and re-encodes it on one line.
+            for v in data.values_mut() {
+                if let Some(t) = v.as_str().filter(|t| t.contains(['\r', '\n'])) {
+                    *v = json!(t.replace(['\r', '\n'], ""));
+                }
+            }
+        }
+        if let Some(Value::Object(strings)) = m.remove("stringData") {
+            let data = child(m, "data");
+            for (k, v) in strings {
+                let text = v.as_str().unwrap_or_default();
+                data.insert(
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
     }
 }
 
