@@ -15,6 +15,8 @@
 //! [`message`]: fields, JSON names, types, `+patchStrategy`/`+patchMergeKey`/`+listType`/
 //! `+listMapKey`/`+mapType`/`+structType` markers, required fields) and upstream's
 //! descriptions ([`description`], [`field_description`]) are built lazily on first use.
+//!
+//! [`canonicalize`] puts an object's JSON keys in the order upstream writes them (Go struct order).
 
 mod canonical;
 mod decode;
