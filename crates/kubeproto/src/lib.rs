@@ -255,6 +255,12 @@ pub fn canonicalize(obj: &mut Value) -> bool {
 
 /// Sort the keys of every object, at every depth: how upstream writes unstructured objects
 /// (custom resources are Go maps all the way down, and Go's encoding/json sorts map keys).
+///
+/// ```
+/// let mut cr = serde_json::json!({"spec": {"b": 1, "a": 2}, "kind": "Foo", "apiVersion": "x/v1"});
+/// reddwarf_kubeproto::canonicalize_unstructured(&mut cr);
+/// assert_eq!(cr.to_string(), r#"{"apiVersion":"x/v1","kind":"Foo","spec":{"a":2,"b":1}}"#);
+/// ```
 pub fn canonicalize_unstructured(obj: &mut Value) {
     canonical::sort_all_keys(obj, 0)
 }
