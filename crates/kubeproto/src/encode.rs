@@ -103,13 +103,13 @@ fn encode_pairs(
     let mut direct: Vec<Option<&Value>> = vec![None; n];
     let mut inline: Vec<Vec<(&str, &Value)>> = Vec::new();
     for &(k, v) in pairs {
-        match msg.by_json.get(k) {
-            Some(Target::Field(i)) => direct[*i as usize] = Some(v),
+        match msg.by_json.get(k).map(|key| key.target) {
+            Some(Target::Field(i)) => direct[i as usize] = Some(v),
             Some(Target::Inline(i)) => {
                 if inline.is_empty() {
                     inline.resize_with(n, Vec::new);
                 }
-                inline[*i as usize].push((k, v));
+                inline[i as usize].push((k, v));
             }
             None if msg.is_kind && (k == "apiVersion" || k == "kind") => {}
             None => {

@@ -15,7 +15,10 @@
 //! [`message`]: fields, JSON names, types, `+patchStrategy`/`+patchMergeKey`/`+listType`/
 //! `+listMapKey`/`+mapType`/`+structType` markers, required fields) and upstream's
 //! descriptions ([`description`], [`field_description`]) are built lazily on first use.
+//!
+//! [`canonicalize`] puts an object's JSON keys in the order upstream writes them (Go struct order).
 
+mod canonical;
 mod decode;
 mod docs;
 mod encode;
@@ -227,6 +230,41 @@ pub fn decode_watch_frame(buf: &[u8]) -> Result<WatchFrame, Error> {
     })
 }
 
+/// Put an object of a built-in kind in upstream's JSON key order, found by its `apiVersion` and
+/// `kind`: the order Go's encoding/json writes the Go struct in. `kind`, `apiVersion` first
+/// (TypeMeta), then the fields in Go declaration order (`metadata`, `spec`, `status`, ...,
+/// nested objects likewise, Go embedded structs in place), keys the schema does not know after
+/// them in their present order; Go maps (`labels`, `data`, `nodeSelector`, ...) sorted by key.
+/// Embedded objects carrying their own `apiVersion`/`kind` (watch event objects, `List` items)
+/// follow their own type; other embedded raw JSON (RawExtension, FieldsV1, apiextensions JSON) is
+/// left as it is, as Go keeps those bytes. Idempotent, and a no-op (no allocation) on an object
+/// already in order.
+///
+/// Returns false, leaving `obj` unchanged, when the kind is not in the schema (custom resources:
+/// see [`canonicalize_unstructured`]).
+///
+/// ```
+/// let mut pod = serde_json::json!({"spec": {"containers": [{"image": "nginx", "name": "web"}]},
+///     "metadata": {"name": "p"}, "apiVersion": "v1", "kind": "Pod"});
+/// assert!(reddwarf_kubeproto::canonicalize(&mut pod));
+/// assert_eq!(serde_json::to_string(&pod).unwrap(), r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{"containers":[{"name":"web","image":"nginx"}]}}"#);
+/// ```
+pub fn canonicalize(obj: &mut Value) -> bool {
+    canonical::canonicalize(obj)
+}
+
+/// Sort the keys of every object, at every depth: how upstream writes unstructured objects
+/// (custom resources are Go maps all the way down, and Go's encoding/json sorts map keys).
+///
+/// ```
+/// let mut cr = serde_json::json!({"spec": {"b": 1, "a": 2}, "kind": "Foo", "apiVersion": "x/v1"});
+/// reddwarf_kubeproto::canonicalize_unstructured(&mut cr);
+/// assert_eq!(cr.to_string(), r#"{"apiVersion":"x/v1","kind":"Foo","spec":{"a":2,"b":1}}"#);
+/// ```
+pub fn canonicalize_unstructured(obj: &mut Value) {
+    canonical::sort_all_keys(obj, 0)
+}
+
 /// Whether a protobuf message is known for this apiVersion/kind.
 pub fn knows_kind(api_version: &str, kind: &str) -> bool {
     schema::Schema::get().kind(api_version, kind).is_some()
@@ -272,6 +310,19 @@ mod unit {
         assert!(!knows_kind("apps/v1", "Foo"));
         assert!(!knows_kind("nope/v1", "DeleteOptions"));
         assert!(!knows_kind("meta.k8s.io/v1", "Table"));
+        // Go order lists each JSON key once, so encoding and ordering agree on where it goes
+        for m in &s.messages {
+            let mut keys: Vec<&str> = m
+                .order
+                .iter()
+                .map(|&(o, f)| &*s.msg(o).fields[f as usize].json)
+                .collect();
+            keys.sort_unstable();
+            let n = keys.len();
+            keys.dedup();
+            assert_eq!(keys.len(), n, "{}: a JSON key twice", m.name);
+            assert_eq!(m.by_json.len(), n, "{}", m.name);
+        }
         let dep = s.kind("apps/v1", "Deployment").unwrap();
         assert_eq!(&*s.msg(dep).name, "k8s.io.api.apps.v1.Deployment");
     }

@@ -55,6 +55,8 @@ pub(crate) struct Field {
     /// Go non-pointer `omitempty` scalar: Go marshals it even when zero, and its JSON omits the
     /// zero value, so a zero value on the wire is dropped when decoding.
     pub omit_zero: bool,
+    /// Position in the Go struct declaration (the schema file lists fields in that order).
+    pub go_pos: u16,
 }
 
 impl Field {
@@ -81,6 +83,14 @@ pub(crate) enum Special {
     Strings,
 }
 
+/// A JSON key of a message: where it goes, and where Go writes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    pub target: Target,
+    /// Index into [`Message::order`].
+    pub rank: u16,
+}
+
 /// Where a JSON key of a message goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Target {
@@ -95,9 +105,14 @@ pub(crate) struct Message {
     pub special: Special,
     /// Sorted by field number.
     pub fields: Vec<Field>,
-    pub by_json: HashMap<Box<str>, Target>,
+    pub by_json: HashMap<Box<str>, Key>,
+    /// The JSON keys in the order Go's encoding/json writes them (Go declaration order, the
+    /// fields of inlined messages in place of the embedding field), as (message, field index).
+    pub order: Box<[(u32, u16)]>,
     /// A top-level kind: `apiVersion`/`kind` keys are accepted (and ignored) when encoding.
     pub is_kind: bool,
+    /// The Go struct embeds TypeMeta (flag `tm`): `kind`, `apiVersion` come first in its JSON.
+    pub type_meta: bool,
 }
 
 impl Message {
@@ -158,7 +173,7 @@ impl Schema {
         }
         let mut pkgs: Vec<(&str, &str)> = Vec::new(); // (alias, package)
         let mut pkg_idx: HashMap<&str, usize> = HashMap::new();
-        let mut raw_msgs: Vec<(String, Special, Vec<RawField>)> = Vec::new();
+        let mut raw_msgs: Vec<(String, Special, bool, Vec<RawField>)> = Vec::new();
         let mut raw_kinds: Vec<(&str, &str, String)> = Vec::new();
         for (lineno, line) in text.lines().enumerate() {
             let bad = || panic!("k8s.schema line {}: cannot parse {line:?}", lineno + 1);
@@ -191,8 +206,9 @@ impl Schema {
                 "M" => {
                     let Some(name) = it.next() else { bad() };
                     let Some(&(_, pkg)) = pkgs.last() else { bad() };
-                    // `=special`, then flags the codec does not use (`atomic`, `tm`: see meta.rs)
+                    // `=special`, `tm`, then flags the codec does not use (`atomic`: see meta.rs)
                     let mut special = Special::None;
+                    let mut type_meta = false;
                     for tok in it.by_ref() {
                         special = match tok {
                             "=quantity" => Special::Quantity,
@@ -208,10 +224,14 @@ impl Schema {
                             "=orstringarray" => Special::OrStringArray,
                             "=strings" => Special::Strings,
                             t if t.starts_with('=') => bad(),
+                            "tm" => {
+                                type_meta = true;
+                                continue;
+                            }
                             _ => continue,
                         };
                     }
-                    raw_msgs.push((format!("{pkg}.{name}"), special, Vec::new()));
+                    raw_msgs.push((format!("{pkg}.{name}"), special, type_meta, Vec::new()));
                 }
                 _ => {
                     let Ok(num) = head.parse::<u32>() else { bad() };
@@ -221,7 +241,7 @@ impl Schema {
                     let Some(last) = raw_msgs.last_mut() else {
                         bad()
                     };
-                    last.2.push(RawField {
+                    last.3.push(RawField {
                         num,
                         json,
                         ty,
@@ -237,10 +257,11 @@ impl Schema {
             .collect();
         let mut messages: Vec<Message> = raw_msgs
             .iter()
-            .map(|(name, special, raw_fields)| {
+            .map(|(name, special, type_meta, raw_fields)| {
                 let mut fields: Vec<Field> = raw_fields
                     .iter()
-                    .map(|rf| {
+                    .enumerate()
+                    .map(|(go_pos, rf)| {
                         let mut t = rf.ty;
                         let mut label = Label::Single;
                         if let Some(rest) = t.strip_prefix("[]") {
@@ -285,6 +306,7 @@ impl Schema {
                             ty,
                             label,
                             omit_zero,
+                            go_pos: go_pos as u16,
                         }
                     })
                     .collect();
@@ -294,37 +316,59 @@ impl Schema {
                     special: *special,
                     fields,
                     by_json: HashMap::new(),
+                    order: Box::new([]),
                     is_kind: false,
+                    type_meta: *type_meta,
                 }
             })
             .collect();
-        // JSON key index, with keys of inlined messages flattened in.
-        fn flat_keys(msgs: &[Message], idx: usize, out: &mut Vec<Box<str>>, depth: usize) {
+        // JSON keys in Go order with the keys of inlined messages flattened in: the embedding
+        // field's index in the top message (None for its own fields), owner message, field.
+        fn flat(
+            msgs: &[Message],
+            idx: u32,
+            embed: Option<u16>,
+            out: &mut Vec<(Option<u16>, u32, u16)>,
+            depth: usize,
+        ) {
             assert!(depth < 16, "k8s.schema: inline cycle");
-            for f in &msgs[idx].fields {
+            let m = &msgs[idx as usize];
+            let mut go: Vec<usize> = (0..m.fields.len()).collect();
+            go.sort_by_key(|&fi| m.fields[fi].go_pos);
+            for fi in go {
+                let f = &m.fields[fi];
                 match (f.inline(), f.ty) {
-                    (true, Ty::Msg(m)) => flat_keys(msgs, m as usize, out, depth + 1),
-                    _ => out.push(f.json.clone()),
+                    (true, Ty::Msg(sub)) => {
+                        flat(msgs, sub, embed.or(Some(fi as u16)), out, depth + 1)
+                    }
+                    (true, _) => panic!("k8s.schema: inline scalar"),
+                    _ => out.push((embed, idx, fi as u16)),
                 }
             }
         }
         for i in 0..messages.len() {
-            let mut by_json = HashMap::new();
-            for (fi, f) in messages[i].fields.iter().enumerate() {
-                if f.inline() {
-                    let Ty::Msg(m) = f.ty else {
-                        panic!("k8s.schema: inline scalar")
-                    };
-                    let mut keys = Vec::new();
-                    flat_keys(&messages, m as usize, &mut keys, 0);
-                    for k in keys {
-                        by_json.entry(k).or_insert(Target::Inline(fi as u16));
+            let mut keys = Vec::new();
+            flat(&messages, i as u32, None, &mut keys, 0);
+            let mut by_json: HashMap<Box<str>, Key> = HashMap::with_capacity(keys.len());
+            for (rank, &(inline, owner, fi)) in keys.iter().enumerate() {
+                let json = &messages[owner as usize].fields[fi as usize].json;
+                let key = Key {
+                    target: match inline {
+                        Some(e) => Target::Inline(e),
+                        None => Target::Field(fi),
+                    },
+                    rank: rank as u16,
+                };
+                // a field of the message itself hides a key of an inlined one, as in Go
+                match (inline, by_json.get(&**json)) {
+                    (Some(_), Some(_)) => {}
+                    _ => {
+                        by_json.insert(json.clone(), key);
                     }
-                } else {
-                    by_json.insert(f.json.clone(), Target::Field(fi as u16));
                 }
             }
             messages[i].by_json = by_json;
+            messages[i].order = keys.iter().map(|&(_, o, f)| (o, f)).collect();
         }
         let mut kinds: HashMap<Box<str>, HashMap<Box<str>, u32>> = HashMap::new();
         for (av, kind, full) in raw_kinds {

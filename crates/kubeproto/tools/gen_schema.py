@@ -438,6 +438,9 @@ def pb_resources(pb_src):
 # ---------------------------------------------------------------- Go types (optional)
 
 
+GO_STRUCTS = {}  # (module, lower(type)) -> {"tm": position of an embedded TypeMeta or None}
+
+
 def parse_go(go_root):
     """Go API types from checkouts of kubernetes/{api,apimachinery,apiextensions-apiserver,
     kube-aggregator,metrics} under go_root -> {(module, lower(type)): {field number: info}}"""
@@ -461,7 +464,10 @@ def parse_go(go_root):
                 if cur is None:
                     m = re.match(r'^type (\w+) struct \{\s*$', line)
                     if m:
-                        cur = out.setdefault((mod, m.group(1).lower()), {})
+                        skey = (mod, m.group(1).lower())
+                        cur = out.setdefault(skey, {})
+                        GO_STRUCTS[skey] = {"tm": None}
+                        seq = 0  # Go declaration order of the struct's fields
                         depth = 1
                     continue
                 if line.strip().startswith("//"):
@@ -471,10 +477,16 @@ def parse_go(go_root):
                 if depth <= 0:
                     cur = None
                     continue
-                if depth != 1 or "`" not in line or 'protobuf:"' not in line:
+                if depth != 1 or not code.strip():
                     continue
-                decl, tag = line.split("`", 1)[0], line.split("`")[1]
+                seq += 1
+                decl = line.split("`", 1)[0]
                 toks = decl.split()
+                if len(toks) == 1 and toks[0].split(".")[-1] == "TypeMeta":
+                    GO_STRUCTS[skey]["tm"] = seq
+                if "`" not in line or 'protobuf:"' not in line:
+                    continue
+                tag = line.split("`")[1]
                 pm = re.search(r'protobuf:"([^"]*)"', tag)
                 jm = re.search(r'json:"([^"]*)"', tag)
                 if not pm or not jm or len(toks) not in (1, 2):
@@ -492,6 +504,7 @@ def parse_go(go_root):
                     "pointer": gotype.startswith("*"),
                     "embedded": len(toks) == 1,
                     "gotype": gotype,
+                    "pos": seq,
                 }
     return out
 
@@ -836,6 +849,7 @@ def main():
             special = SPECIAL.get(full)
             ofields = []
             goinfo = go.get((mod, rname.lower()))
+            go_pos = {}  # field number -> position in the Go struct declaration
             if go and goinfo is None and not special:
                 report["message not found in Go sources"].append(full)
             for fd, json, required, how in resolved[(mod, rname)]:
@@ -847,6 +861,7 @@ def main():
                 if gi is not None and (gi["json"] == "-" or full.endswith("runtime.Unknown")):
                     gi = None
                 if gi is not None:
+                    go_pos[fd["num"]] = gi["pos"]
                     gjson = "~" if gi["embedded"] and gi["json"] == "" else gi["json"]
                     if gjson != json and not special:
                         report["json name taken from Go source (differs)"].append(
@@ -894,8 +909,21 @@ def main():
             if len(set(jsons)) != len(jsons):
                 sys.exit("duplicate json names in %s: %r" % (full, jsons))
             ofields.sort(key=lambda f: f[0])
-            entries.append((gname, special, ofields))
             by_rust[(mod, rname)] = (full, special, ofields)
+            # The file lists fields in Go declaration order (the order Go's encoding/json writes
+            # them; field numbers do not follow it: later additions sit mid-struct). Fields the
+            # Go sources lack keep number order after the others.
+            if go_pos and not special:
+                gofields = sorted(ofields, key=lambda f: (f[0] not in go_pos, go_pos.get(f[0], 0), f[0]))
+                if [f[0] for f in gofields] != [f[0] for f in ofields]:
+                    report["fields listed in Go order (differs from number order)"].append(full)
+                tm = GO_STRUCTS.get((mod, rname.lower()), {}).get("tm")
+                if tm is not None and any(p < tm for p in go_pos.values()):
+                    report["TypeMeta not the first Go field (kind/apiVersion still written first)"].append(full)
+                ofields = gofields
+            elif not special and ofields:
+                report["fields in number order (no Go struct)"].append(full)
+            entries.append((gname, special, ofields))
         out_pkgs[mod] = entries
 
     # kinds
@@ -973,6 +1001,7 @@ def main():
         "# message flags: atomic (+structType=atomic), tm (has apiVersion/kind: Go embeds TypeMeta).",
         "# field tokens after the type: ps=<patchStrategy> pk=<patchMergeKey> lt=<listType>",
         "#   lk=<listMapKey,...> mt=<mapType or field-level structType>, ! = required in upstream OpenAPI.",
+        "# fields are listed in Go declaration order (Go's JSON order); protobuf writes them in number order.",
     ]
     for mod, ents in out_pkgs.items():
         lines.append("P %s %s" % (aliases[mod], pkg_of(mod)))
