@@ -384,13 +384,13 @@ pub fn respond_object(code: StatusCode, wanted: Wanted, body: Vec<u8>) -> Respon
     }
 }
 
+/// A JSON body, ended by a newline as Go's encoder ends every document.
 pub fn json_response(code: StatusCode, body: impl Into<Bytes>) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.into(),
-    )
-        .into_response()
+    let mut body: Vec<u8> = body.into().into();
+    if body.last() != Some(&b'\n') {
+        body.push(b'\n');
+    }
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub fn json_value(code: StatusCode, v: &Value) -> Response {

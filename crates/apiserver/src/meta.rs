@@ -68,6 +68,20 @@ fn is_qualified_part(s: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
+/// `ValidateIPAddressName`: a valid IP address, written canonically.
+fn ip_address_name_errors(name: &str) -> Vec<String> {
+    match name.parse::<std::net::IpAddr>() {
+        Err(_) => vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into()],
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            vec!["must not be an IPv4-mapped IPv6 address".into()]
+        }
+        Ok(ip) if ip.to_string() != name => {
+            vec![format!("must be in canonical form (\"{ip}\")")]
+        }
+        Ok(_) => vec![],
+    }
+}
+
 /// Messages for an invalid object name under `rule` (empty when valid).
 pub fn name_errors(rule: NameRule, name: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -97,6 +111,8 @@ pub fn name_errors(rule: NameRule, name: &str) -> Vec<String> {
                 out.push(LABEL_MSG.into());
             }
         }
+        NameRule::PathSegment => {}
+        NameRule::IpAddress => out.extend(ip_address_name_errors(name)),
         NameRule::Label1035 => {
             if name.len() > 63 {
                 out.push("must be no more than 63 characters".into());
@@ -283,6 +299,24 @@ mod tests {
         assert!(!name_errors(NameRule::Label1035, "1abc").is_empty());
         assert!(name_errors(NameRule::Label1035, "abc-1").is_empty());
         assert!(!name_errors(NameRule::Subdomain, "..").is_empty());
+        // RBAC names are path segments (`ValidateRBACName`).
+        assert!(name_errors(NameRule::PathSegment, "system:metrics-server").is_empty());
+        assert!(name_errors(NameRule::PathSegment, "cert-manager:leaderelection").is_empty());
+        assert!(name_errors(NameRule::PathSegment, "Upper_Case").is_empty());
+        assert_eq!(
+            name_errors(NameRule::PathSegment, "a/b"),
+            vec!["may not contain '/'"]
+        );
+        assert_eq!(
+            name_errors(NameRule::PathSegment, ".."),
+            vec!["may not be '..'"]
+        );
+        assert!(name_errors(NameRule::IpAddress, "10.0.0.1").is_empty());
+        assert_eq!(
+            name_errors(NameRule::IpAddress, "2001:DB8::1"),
+            vec!["must be in canonical form (\"2001:db8::1\")"]
+        );
+        assert!(!name_errors(NameRule::IpAddress, "x").is_empty());
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub async fn bind(ctx: &Ctx<'_>, name: &str, binding: &Value) -> ApiResult<Respo
             }
         }
         set_scheduled(&mut p);
+        crate::rest::canonical_order(&mut p);
         // The binding goes around the pod update validation: nodeName is immutable to clients.
         let m = Mutation::Update {
             key: pod_key(ctx, name).as_str().to_string(),

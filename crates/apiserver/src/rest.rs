@@ -494,7 +494,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
         let chunks: Vec<Result<bytes::Bytes, std::convert::Infallible>> = vec![
             Ok(bytes::Bytes::from(header)),
             Ok(bytes::Bytes::from(items)),
-            Ok(bytes::Bytes::from_static(b"]}")),
+            Ok(bytes::Bytes::from_static(b"]}\n")),
         ];
         return Response::builder()
             .status(StatusCode::OK)
@@ -682,7 +682,16 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value, owned: Option<Value>) -> ApiResult
     if ctx.kind.group.is_empty() && ctx.kind.plural == "pods" {
         admit_priority(ctx, obj)?;
     }
-    (ctx.kind.defaults)(obj);
+    if ctx.kind.group == "certificates.k8s.io" && ctx.kind.kind == "CertificateSigningRequest" {
+        // Upstream's CSR strategy: the requester is who sent it, whatever the body says.
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("username".into(), json!(ctx.user.name));
+            spec.insert("groups".into(), json!(ctx.user.groups));
+            spec.remove("uid");
+            spec.remove("extra");
+        }
+    }
+    ctx.kind.apply_defaults(obj);
     match owned {
         Some(mf) => {
             meta_mut(obj).insert("managedFields".into(), mf);
@@ -710,6 +719,7 @@ async fn create_object(
 ) -> ApiResult<Response> {
     let dry_run = ctx.dry_run()?;
     prepare_create(ctx, &mut base, owned)?;
+    canonical_order(&mut base);
     let name = meta_str(&base, "name").to_string();
     let key = ctx.key(&name);
     // Values we pick (cluster IPs, node ports) may lose a race with a concurrent create:
@@ -903,8 +913,10 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         }
         // Defaults first: a write that only leaves out what defaulting fills in is no change,
         // so it must not bump generation (upstream decodes with defaults before comparing).
-        (ctx.kind.defaults)(&mut new);
+        ctx.kind.apply_defaults(&mut new);
         new = merge_server_fields(ctx, &old, new, sub);
+        // Objects stored before a field was always emitted get it with their next write.
+        ctx.kind.fill_always_emitted(&mut new);
         if !matches!(&change, Change::Patch(ct, _) if ct == managed_fields::APPLY) {
             // Clients cannot write ownership through an update: keep the stored entries and
             // record this manager's change.
@@ -950,6 +962,7 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
                 serde_json::to_vec(&new).map_err(ApiError::internal)?,
             );
         }
+        canonical_order(&mut new);
         let expect = user_rv.unwrap_or(rev);
         // The last finalizer of an object being deleted is gone: now it goes. (A pod in its
         // grace period has none and stays until its kubelet deletes it.)
@@ -997,6 +1010,12 @@ fn namespace_has_spec_finalizers(kind: &ResourceKind, obj: &Value) -> bool {
             .pointer("/spec/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|a| !a.is_empty())
+}
+
+/// Upstream encodes every object from its Go struct: fields in declaration order, map keys
+/// sorted. Done once before the write, so the stored bytes are what is served.
+pub(crate) fn canonical_order(obj: &mut Value) {
+    reddwarf_kubeproto::canonicalize(obj);
 }
 
 /// The part of the object a subresource such as `ephemeralcontainers` or `approval` writes.
@@ -1286,6 +1305,7 @@ fn deletion(
         if is_ns {
             new["status"] = json!({"phase": "Terminating"});
         }
+        canonical_order(&mut new);
         return Ok(Some(Mutation::Update {
             key: key.as_str().to_string(),
             object: serde_json::to_vec(&new).map_err(ApiError::internal)?,

@@ -262,6 +262,8 @@ impl ApiError {
         } else if let Some(r) = self.retry_after {
             v["details"] = json!({"retryAfterSeconds": r});
         }
+        // Upstream's field order (…, reason, details, code).
+        reddwarf_kubeproto::canonicalize(&mut v);
         v
     }
 }
@@ -284,7 +286,8 @@ fn details(group: &str, resource: &str, name: &str) -> Value {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        let mut body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        body.push(b'\n');
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if let Some(r) = self.retry_after {

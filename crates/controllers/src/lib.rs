@@ -6,6 +6,7 @@
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
+mod apiservice;
 mod cronjob;
 mod daemonset;
 mod deployment;
@@ -103,6 +104,10 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ("deployment", Box::pin(deployment::run(client.clone()))),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
         ("statefulset", Box::pin(statefulset::run(client.clone()))),
+        (
+            "apiservice-availability",
+            Box::pin(apiservice::run(client.clone())),
+        ),
         ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
     ];
     runs.into_iter()

@@ -74,7 +74,7 @@ pub struct ServerArgs {
     /// Controllers to run, as kube-controller-manager's flag: `*` all, `name` one, `-name`
     /// not that one (serviceaccount, root-ca-cert-publisher, garbagecollector, job, cronjob,
     /// podgc, nodelifecycle, scheduler, replicaset, deployment, daemonset, statefulset,
-    /// endpoint+endpointslice).
+    /// endpoint+endpointslice, apiservice-availability).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }

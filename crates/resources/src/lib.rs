@@ -72,6 +72,10 @@ pub struct ResourceKind {
     pub defaults: fn(&mut Value),
     /// Which rule object names of this kind follow.
     pub name_rule: NameRule,
+    /// Fields upstream always serializes (Go non-pointer structs and counters without
+    /// `omitempty`), as JSON filled into objects where absent: e.g. a new Deployment's
+    /// `{"status":{}}`. Empty when there are none.
+    pub always_emitted: &'static str,
     /// Subresources beyond `status` and `scale` (pods' `ephemeralcontainers`, the proxies,
     /// CSRs' `approval`, ...).
     pub extra_subresources: &'static [Subresource],
@@ -161,6 +165,11 @@ pub enum NameRule {
     Label,
     /// DNS-1035 label: services.
     Label1035,
+    /// Only a valid path segment (not `.` or `..`, no `/` or `%`): RBAC kinds, and kinds whose
+    /// own validation checks no name (core Events, PodDisruptionBudgets, CSRs).
+    PathSegment,
+    /// An IP address in canonical form: IPAddress objects.
+    IpAddress,
 }
 
 impl ResourceKind {
@@ -187,6 +196,36 @@ impl ResourceKind {
         }
         v.extend(self.extra_subresources.iter().map(|s| s.name));
         v
+    }
+
+    /// Upstream defaulting, then the fields Go always emits.
+    pub fn apply_defaults(&self, obj: &mut Value) {
+        (self.defaults)(obj);
+        self.fill_always_emitted(obj);
+    }
+
+    /// Fills in [`Self::always_emitted`] where absent (or null); never overwrites a value.
+    pub fn fill_always_emitted(&self, obj: &mut Value) {
+        fn fill(obj: &mut serde_json::Map<String, Value>, zero: &serde_json::Map<String, Value>) {
+            for (k, z) in zero {
+                match (obj.get_mut(k), z) {
+                    (Some(Value::Object(o)), Value::Object(zm)) => fill(o, zm),
+                    (Some(v), _) if !v.is_null() => {}
+                    _ => {
+                        obj.insert(k.clone(), z.clone());
+                    }
+                }
+            }
+        }
+        if self.always_emitted.is_empty() {
+            return;
+        }
+        if let (Some(o), Ok(Value::Object(z))) = (
+            obj.as_object_mut(),
+            serde_json::from_str::<Value>(self.always_emitted),
+        ) {
+            fill(o, &z);
+        }
     }
 
     /// One of [`Self::extra_subresources`] by name.

@@ -342,7 +342,23 @@ fn stamp(object: &[u8], rev: Revision) -> Result<Vec<u8>, MutationError> {
     let meta = meta
         .as_object_mut()
         .ok_or_else(|| MutationError::Invalid("metadata is not an object".into()))?;
-    meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
+    let rv = Value::String(rev.to_string());
+    if meta.contains_key("resourceVersion") {
+        meta.insert("resourceVersion".into(), rv);
+    } else {
+        // Where upstream's ObjectMeta has it: after the fields that precede it in Go's
+        // struct, so canonically ordered objects stay so.
+        let at = meta
+            .keys()
+            .rposition(|k| {
+                matches!(
+                    k.as_str(),
+                    "name" | "generateName" | "namespace" | "selfLink" | "uid"
+                )
+            })
+            .map_or(0, |i| i + 1);
+        meta.shift_insert(at, "resourceVersion".into(), rv);
+    }
     serde_json::to_vec(&v).map_err(|e| MutationError::Invalid(e.to_string()))
 }
 

@@ -369,6 +369,25 @@ impl Server {
         serde_json::from_str(&body).expect("JSON")
     }
 
+    /// kubectl 1.33 with `input` on stdin.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .kubectl_cmd("1.33", args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("kubectl")
+    }
+
     /// `kubectl apply -f -` with `manifest` on stdin (kubectl 1.33); returns stdout.
     pub fn apply(&self, manifest: &str) -> String {
         use std::io::Write;

@@ -9,7 +9,7 @@ use crate::columns::{age, age_col, col, len_at, name, name_col, TableRow};
 use crate::defaults;
 use crate::jsonpath::s;
 use crate::labels::label_selector_string;
-use crate::ResourceKind;
+use crate::{NameRule, ResourceKind};
 
 const ADMISSION: ResourceKind = ResourceKind {
     group: "admissionregistration.k8s.io",
@@ -46,6 +46,7 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "ValidatingAdmissionPolicy",
+            always_emitted: r#"{"status":{}}"#,
             plural: "validatingadmissionpolicies",
             singular: "validatingadmissionpolicy",
             status: true,
@@ -131,6 +132,55 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
     ]
 }
 
+/// apiregistration.k8s.io/v1: APIServices are stored and validated, and their `Available`
+/// condition is kept by the apiservice status controller; requests are not proxied to the
+/// services they name yet.
+pub(super) fn apiregistration() -> Vec<ResourceKind> {
+    vec![ResourceKind {
+        group: "apiregistration.k8s.io",
+        kind: "APIService",
+        plural: "apiservices",
+        singular: "apiservice",
+        namespaced: false,
+        categories: &["api-extensions"],
+        status: true,
+        name_rule: NameRule::PathSegment,
+        columns: || {
+            vec![
+                name_col(),
+                col(
+                    "Service",
+                    "string",
+                    "The reference to the service that hosts this API endpoint.",
+                ),
+                col("Available", "string", "Whether this service is available."),
+                age_col(),
+            ]
+        },
+        row: |o, now| {
+            let service = match o.pointer("/spec/service") {
+                Some(svc) if svc.is_object() => {
+                    format!("{}/{}", s(svc, "/namespace"), s(svc, "/name"))
+                }
+                _ => "Local".into(),
+            };
+            let available = o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
+                .map(|c| match (s(c, "/status"), s(c, "/reason")) {
+                    ("True", _) => "True".to_string(),
+                    (st, "") => st.to_string(),
+                    (st, r) => format!("{st} ({r})"),
+                })
+                .unwrap_or_else(|| "Unknown".into());
+            vec![name(o), json!(service), json!(available), age(o, now)]
+        },
+        defaults: defaults::api_service,
+        ..BASE
+    }]
+}
+
 pub(super) fn apiextensions() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "apiextensions.k8s.io",
@@ -159,6 +209,7 @@ pub(super) fn flowcontrol() -> Vec<ResourceKind> {
     vec![
         ResourceKind {
             kind: "FlowSchema",
+            always_emitted: r#"{"status":{}}"#,
             plural: "flowschemas",
             singular: "flowschema",
             columns: || {
@@ -199,6 +250,7 @@ pub(super) fn flowcontrol() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "PriorityLevelConfiguration",
+            always_emitted: r#"{"status":{}}"#,
             plural: "prioritylevelconfigurations",
             singular: "prioritylevelconfiguration",
             columns: || {

@@ -9,7 +9,7 @@ use crate::columns::{
 use crate::defaults;
 use crate::jsonpath::{i, s};
 use crate::labels::{format_label_selector, format_labels, label_selector_parts};
-use crate::{int_field, ResourceKind};
+use crate::{int_field, NameRule, ResourceKind};
 
 const APPS: ResourceKind = ResourceKind {
     group: "apps",
@@ -47,6 +47,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "DaemonSet",
+            always_emitted: r#"{"status":{"currentNumberScheduled":0,"numberMisscheduled":0,"desiredNumberScheduled":0,"numberReady":0}}"#,
             plural: "daemonsets",
             singular: "daemonset",
             short_names: &["ds"],
@@ -86,6 +87,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Deployment",
+            always_emitted: r#"{"status":{}}"#,
             plural: "deployments",
             singular: "deployment",
             short_names: &["deploy"],
@@ -111,6 +113,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "ReplicaSet",
+            always_emitted: r#"{"status":{"replicas":0}}"#,
             plural: "replicasets",
             singular: "replicaset",
             short_names: &["rs"],
@@ -158,6 +161,8 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "StatefulSet",
+            name_rule: NameRule::Label,
+            always_emitted: r#"{"status":{"replicas":0,"availableReplicas":0}}"#,
             plural: "statefulsets",
             singular: "statefulset",
             short_names: &["sts"],

@@ -21,6 +21,8 @@ const HPA: ResourceKind = ResourceKind {
     columns: hpa_columns,
     row: hpa_row,
     defaults: defaults::hpa_v2,
+    // v2's currentReplicas is omitempty, currentMetrics is not.
+    always_emitted: r#"{"status":{"desiredReplicas":0,"currentMetrics":null}}"#,
     ..BASE
 };
 
@@ -31,6 +33,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             version: "v1",
             row: hpa_v1_row,
             defaults: defaults::hpa_v1,
+            always_emitted: r#"{"status":{"currentReplicas":0,"desiredReplicas":0}}"#,
             ..HPA
         },
     ]

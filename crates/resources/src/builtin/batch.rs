@@ -33,6 +33,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
     vec![
         ResourceKind {
             kind: "CronJob",
+            always_emitted: r#"{"status":{}}"#,
             plural: "cronjobs",
             singular: "cronjob",
             short_names: &["cj"],
@@ -56,6 +57,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Job",
+            always_emitted: r#"{"status":{}}"#,
             plural: "jobs",
             singular: "job",
             selectable_fields: const { &[int_field("status.successful", "status.succeeded")] },

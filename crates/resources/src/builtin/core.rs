@@ -81,6 +81,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
     vec![
         ResourceKind {
             kind: "Binding",
+            name_rule: NameRule::PathSegment,
             plural: "bindings",
             singular: "binding",
             verbs: &["create"],
@@ -161,6 +162,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Event",
+            name_rule: NameRule::PathSegment,
             plural: "events",
             singular: "event",
             short_names: &["ev"],
@@ -220,6 +222,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Node",
+            always_emitted: r#"{"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":0}},"nodeInfo":{"machineID":"","systemUUID":"","bootID":"","kernelVersion":"","osImage":"","containerRuntimeVersion":"","kubeletVersion":"","kubeProxyVersion":"","operatingSystem":"","architecture":""}}}"#,
             plural: "nodes",
             singular: "node",
             namespaced: false,
@@ -235,6 +238,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "PersistentVolumeClaim",
+            always_emitted: r#"{"spec":{"resources":{}},"status":{}}"#,
             plural: "persistentvolumeclaims",
             singular: "persistentvolumeclaim",
             short_names: &["pvc"],
@@ -318,6 +322,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "ReplicationController",
+            always_emitted: r#"{"status":{"replicas":0}}"#,
             plural: "replicationcontrollers",
             singular: "replicationcontroller",
             short_names: &["rc"],
@@ -372,6 +377,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "ResourceQuota",
+            always_emitted: r#"{"spec":{},"status":{}}"#,
             plural: "resourcequotas",
             singular: "resourcequota",
             short_names: &["quota"],
@@ -439,6 +445,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Service",
+            always_emitted: r#"{"status":{"loadBalancer":{}}}"#,
             plural: "services",
             singular: "service",
             short_names: &["svc"],

@@ -9,12 +9,13 @@ use crate::columns::{age, age_col, col, name, name_col, scalar_text, TableRow};
 use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::s;
-use crate::{field, ResourceKind, Subresource, SubresourceRole};
+use crate::{field, NameRule, ResourceKind, Subresource, SubresourceRole};
 
 pub(super) fn events() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "events.k8s.io",
         kind: "Event",
+        name_rule: NameRule::PathSegment,
         plural: "events",
         singular: "event",
         short_names: &["ev"],
@@ -54,6 +55,8 @@ pub(super) fn certificates() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "certificates.k8s.io",
         kind: "CertificateSigningRequest",
+        name_rule: NameRule::PathSegment,
+        always_emitted: r#"{"status":{}}"#,
         plural: "certificatesigningrequests",
         singular: "certificatesigningrequest",
         namespaced: false,
@@ -133,6 +136,8 @@ pub(super) fn policy() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "policy",
         kind: "PodDisruptionBudget",
+        name_rule: NameRule::PathSegment,
+        always_emitted: r#"{"status":{"disruptionsAllowed":0,"currentHealthy":0,"desiredHealthy":0,"expectedPods":0}}"#,
         plural: "poddisruptionbudgets",
         singular: "poddisruptionbudget",
         short_names: &["pdb"],

@@ -43,6 +43,7 @@ pub(crate) const BASE: ResourceKind = ResourceKind {
     row: default_row,
     defaults: no_defaults,
     name_rule: NameRule::Subdomain,
+    always_emitted: "",
     extra_subresources: &[],
 };
 
@@ -59,6 +60,7 @@ pub(crate) fn none_if_empty(v: &str) -> Value {
 pub fn builtin_kinds() -> Vec<ResourceKind> {
     let mut kinds = Vec::with_capacity(64);
     kinds.extend(core::kinds());
+    kinds.extend(admission::apiregistration());
     kinds.extend(apps::kinds());
     kinds.extend(misc::events());
     kinds.extend(autoscaling::kinds());

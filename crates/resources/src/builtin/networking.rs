@@ -8,7 +8,7 @@ use crate::columns::{age, age_col, col, name, name_col, str_or, TableRow};
 use crate::defaults;
 use crate::jsonpath::s;
 use crate::labels::format_label_selector;
-use crate::ResourceKind;
+use crate::{NameRule, ResourceKind};
 
 const NET: ResourceKind = ResourceKind {
     group: "networking.k8s.io",
@@ -62,6 +62,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Ingress",
+            always_emitted: r#"{"status":{"loadBalancer":{}}}"#,
             plural: "ingresses",
             singular: "ingress",
             short_names: &["ing"],
@@ -82,6 +83,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "IPAddress",
+            name_rule: NameRule::IpAddress,
             plural: "ipaddresses",
             singular: "ipaddress",
             namespaced: false,
@@ -149,6 +151,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "ServiceCIDR",
+            always_emitted: r#"{"status":{}}"#,
             plural: "servicecidrs",
             singular: "servicecidr",
             namespaced: false,

@@ -7,10 +7,12 @@ use super::BASE;
 use crate::columns::{age, age_col, col, name, name_col, wide, Column, TableRow};
 use crate::defaults;
 use crate::jsonpath::s;
-use crate::ResourceKind;
+use crate::{NameRule, ResourceKind};
 
 const RBAC: ResourceKind = ResourceKind {
     group: "rbac.authorization.k8s.io",
+    // `ValidateRBACName`: names such as `system:metrics-server` are valid.
+    name_rule: NameRule::PathSegment,
     ..BASE
 };
 

@@ -98,6 +98,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "VolumeAttachment",
+            always_emitted: r#"{"status":{"attached":false}}"#,
             plural: "volumeattachments",
             singular: "volumeattachment",
             status: true,

@@ -235,3 +235,11 @@ pub(crate) fn priority_level_configuration(v: &mut Value) {
         set(e, "lendablePercent", json!(0));
     }
 }
+
+/// `SetDefaults_ServiceReference` of apiregistration/v1: the service port is 443.
+pub(crate) fn api_service(v: &mut Value) {
+    let Some(m) = root(v) else { return };
+    if let Some(svc) = existing(m, "spec").and_then(|s| existing(s, "service")) {
+        set(svc, "port", json!(443));
+    }
+}

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::ResourceKind;
 
+mod apiregistration;
 mod apps;
 mod batch;
 mod coordination;
@@ -71,6 +72,9 @@ pub fn validate_group_kind(
             rbac::validate_binding(obj, old, true, &mut errs)
         }
         ("coordination.k8s.io", "Lease") => coordination::validate_lease(obj, &mut errs),
+        ("apiregistration.k8s.io", "APIService") => {
+            apiregistration::validate_api_service(obj, &mut errs)
+        }
         _ => {}
     }
     dedup(errs)
