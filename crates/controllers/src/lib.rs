@@ -16,6 +16,7 @@ mod gc;
 pub mod history;
 mod job;
 mod nodelifecycle;
+pub mod pod_status;
 mod podgc;
 mod replicaset;
 mod root_ca;

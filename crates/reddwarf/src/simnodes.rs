@@ -53,6 +53,9 @@ pub struct SimNodesArgs {
     /// How long pods that do not restart (Jobs) run before they succeed.
     #[arg(long, default_value = "1s")]
     pub run_time: GoDuration,
+    /// How long containers of a deleted pod take to exit (at most its grace period).
+    #[arg(long, default_value = "0s")]
+    pub stop_time: GoDuration,
     /// Connections used for status writes.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
@@ -119,6 +122,10 @@ enum Work {
     Renew(String),
     Start(Value),
     Finish(Value),
+    /// A pod marked for deletion: stop its containers and report it.
+    Stop(Value),
+    /// A stopped pod marked for deletion: the kubelet's final delete.
+    Remove(Value),
 }
 
 struct Sim {
@@ -162,6 +169,8 @@ impl Sim {
                 Work::Renew(n) => self.renew(&mut conn, n).await,
                 Work::Start(p) => self.start_pod(&mut conn, p, &tx).await,
                 Work::Finish(p) => self.finish_pod(&mut conn, p).await,
+                Work::Stop(p) => self.stop_pod(&mut conn, p, &tx).await,
+                Work::Remove(p) => self.remove_pod(&mut conn, p).await,
             };
             if let Err(e) = result {
                 tracing::warn!("sim-nodes: {e:#}");
@@ -399,37 +408,7 @@ impl Sim {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let t = now();
-        let (phase, reason) = if code == 0 {
-            ("Succeeded", "Completed")
-        } else {
-            ("Failed", "Error")
-        };
-        let containers: Vec<Value> = pod["spec"]["containers"]
-            .as_array()
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        json!({"name": c["name"], "image": c["image"],
-                            "imageID": format!("sim://{}", c["image"].as_str().unwrap_or("")),
-                            "ready": false, "started": false, "restartCount": 0,
-                            "state": {"terminated": {"exitCode": code, "reason": reason,
-                                "startedAt": t, "finishedAt": t}}})
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let not_ready = |type_: &str| json!({"type": type_, "status": "False", "reason": "PodCompleted", "lastTransitionTime": t});
-        let status = json!({"status": {
-            "phase": phase,
-            "conditions": [
-                {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": t},
-                {"type": "Initialized", "status": "True", "reason": "PodCompleted", "lastTransitionTime": t},
-                not_ready("Ready"), not_ready("ContainersReady"),
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-            ],
-            "containerStatuses": containers,
-        }});
+        let status = reddwarf_controllers::pod_status::stopped(pod, code, &now());
         let path = pod_path(pod);
         let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
         anyhow::ensure!(
@@ -440,10 +419,69 @@ impl Sim {
         Ok(())
     }
 
+    /// A kubelet stops a deleted pod's containers (they exit on SIGTERM), reports them
+    /// terminated and the pod not ready, and only then deletes the pod for good, so clients
+    /// see `Ready=False` before the pod goes away.
+    async fn stop_pod(
+        &self,
+        conn: &mut Conn,
+        pod: &Value,
+        tx: &mpsc::Sender<Work>,
+    ) -> anyhow::Result<()> {
+        let path = pod_path(pod);
+        if !reddwarf_controllers::pod_status::is_stopped(pod) {
+            // The current status: the watch event may predate our own Running report.
+            let (code, body) = conn.request("GET", &path, None).await?;
+            if code == 404 {
+                return Ok(());
+            }
+            let current: Value = serde_json::from_slice(&body).unwrap_or_else(|_| pod.clone());
+            let status = reddwarf_controllers::pod_status::stopped(&current, 0, &now());
+            let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
+            if code == 404 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                code == 200,
+                "pod {path} status: {code} {}",
+                String::from_utf8_lossy(&resp)
+            );
+        }
+        // Containers take `--stop-time` to exit, never longer than the grace period.
+        let grace = pod["metadata"]["deletionGracePeriodSeconds"]
+            .as_u64()
+            .unwrap_or(30);
+        let wait = self.args.stop_time.0.min(Duration::from_secs(grace));
+        let tx = tx.clone();
+        let pod = pod.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = tx.send(Work::Remove(pod)).await;
+        });
+        Ok(())
+    }
+
+    async fn remove_pod(&self, conn: &mut Conn, pod: &Value) -> anyhow::Result<()> {
+        let path = pod_path(pod);
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+        let opts = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+            "preconditions": {"uid": uid}});
+        let (code, resp) = conn
+            .request("DELETE", &path, Some(serde_json::to_vec(&opts)?))
+            .await?;
+        anyhow::ensure!(
+            matches!(code, 200 | 404 | 409),
+            "deleting {path}: {code} {}",
+            String::from_utf8_lossy(&resp)
+        );
+        Ok(())
+    }
+
     /// Lists and watches every pod; pods newly bound to one of our nodes are started, pods
     /// marked for deletion on our nodes are removed (the kubelet's final delete).
     async fn watch_pods(self: Arc<Self>, tx: mpsc::Sender<Work>) -> anyhow::Result<()> {
         let mut started: HashSet<String> = HashSet::new();
+        let mut stopping: HashSet<String> = HashSet::new();
         loop {
             let mut conn = connect(&self.target).await;
             let (code, body) = conn.request("GET", "/api/v1/pods", None).await?;
@@ -454,7 +492,7 @@ impl Sim {
                 .unwrap_or("0")
                 .to_string();
             for p in list["items"].as_array().into_iter().flatten() {
-                self.consider(p, &mut started, &tx, &mut conn).await;
+                self.consider(p, &mut started, &mut stopping, &tx).await;
             }
             let path =
                 format!("/api/v1/pods?watch=true&allowWatchBookmarks=true&resourceVersion={rv}");
@@ -467,7 +505,6 @@ impl Sim {
                 }
             };
             let mut buf: Vec<u8> = Vec::new();
-            let mut conn2 = connect(&self.target).await;
             'frames: while let Some(frame) = body.frame().await {
                 let Ok(frame) = frame else { break };
                 let Some(data) = frame.data_ref() else {
@@ -481,12 +518,13 @@ impl Sim {
                     };
                     match ev["type"].as_str() {
                         Some("ADDED") | Some("MODIFIED") => {
-                            self.consider(&ev["object"], &mut started, &tx, &mut conn2)
+                            self.consider(&ev["object"], &mut started, &mut stopping, &tx)
                                 .await
                         }
                         Some("DELETED") => {
                             if let Some(uid) = ev["object"]["metadata"]["uid"].as_str() {
                                 started.remove(uid);
+                                stopping.remove(uid);
                             }
                         }
                         Some("ERROR") => break 'frames,
@@ -501,8 +539,8 @@ impl Sim {
         &self,
         pod: &Value,
         started: &mut HashSet<String>,
+        stopping: &mut HashSet<String>,
         tx: &mpsc::Sender<Work>,
-        conn: &mut Conn,
     ) {
         let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
         if !self.nodes.contains(node) {
@@ -510,20 +548,9 @@ impl Sim {
         }
         let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
         if pod["metadata"]["deletionTimestamp"].is_string() {
-            // The kubelet confirms a graceful deletion once the containers are gone.
-            let path = pod_path(pod);
-            let opts = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": uid}});
-            if let Err(e) = conn
-                .request(
-                    "DELETE",
-                    &path,
-                    Some(serde_json::to_vec(&opts).unwrap_or_default()),
-                )
-                .await
-            {
-                tracing::warn!("sim-nodes: deleting {path}: {e}");
-                *conn = connect(&self.target).await;
+            // Once per pod: our own status report comes back as another watch event.
+            if stopping.insert(uid) {
+                let _ = tx.send(Work::Stop(pod.clone())).await;
             }
             return;
         }

@@ -14,6 +14,7 @@ const NS: &str = "cat";
 /// NAME, SHORTNAMES, APIVERSION, NAMESPACED, KIND.
 const API_RESOURCES: &[[&str; 5]] = &[
     ["bindings", "", "v1", "true", "Binding"],
+    ["componentstatuses", "cs", "v1", "false", "ComponentStatus"],
     ["configmaps", "cm", "v1", "true", "ConfigMap"],
     ["endpoints", "ep", "v1", "true", "Endpoints"],
     ["events", "ev", "v1", "true", "Event"],
@@ -75,6 +76,13 @@ const API_RESOURCES: &[[&str; 5]] = &[
         "apiextensions.k8s.io/v1",
         "false",
         "CustomResourceDefinition",
+    ],
+    [
+        "apiservices",
+        "",
+        "apiregistration.k8s.io/v1",
+        "false",
+        "APIService",
     ],
     [
         "controllerrevisions",

@@ -683,3 +683,45 @@ spec:
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn simulated_kubelets_report_a_deleted_pod_stopped_before_removing_it() {
+    let s = Server::start();
+    let _nodes = common::SimNodes::start(&s, "grace", 1, &["--stop-time", "3s"]);
+    ok_stdin(
+        &s,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: busybox}]}\n",
+    );
+    s.kubectl_ok(
+        "1.33",
+        &["wait", "--for=condition=Ready", "pod/p", "--timeout=30s"],
+    );
+    s.kubectl_ok("1.33", &["delete", "pod", "p", "--wait=false"]);
+    // While its containers stop, the pod is still there, not ready, its containers terminated.
+    let pod = eventually(
+        "Ready=False while terminating",
+        Duration::from_secs(20),
+        || {
+            let (code, body) = s.curl("GET", "/api/v1/namespaces/default/pods/p", None, None);
+            let v: Value = serde_json::from_str(&body).ok()?;
+            let ready = v["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Ready")?
+                .clone();
+            (code == 200 && ready["status"] == "False").then_some(v)
+        },
+    );
+    assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
+    assert!(
+        pod["status"]["containerStatuses"][0]["state"]["terminated"].is_object(),
+        "{pod}"
+    );
+    assert_eq!(pod["status"]["phase"], "Succeeded", "{pod}");
+    // Then the kubelet deletes it for good.
+    eventually("pod gone", Duration::from_secs(20), || {
+        let (code, _) = s.curl("GET", "/api/v1/namespaces/default/pods/p", None, None);
+        (code == 404).then_some(())
+    });
+}

@@ -66,6 +66,7 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
         taints: vec![],
         renew_interval: GoDuration(Duration::from_secs(10)),
         run_time: GoDuration(Duration::from_secs(1)),
+        stop_time: GoDuration(Duration::ZERO),
         connections: 8,
     }));
     let pb = progress(a.nodes as u64, "nodes");
