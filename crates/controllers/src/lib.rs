@@ -17,6 +17,7 @@ mod job;
 mod nodelifecycle;
 mod podgc;
 mod replicaset;
+mod replicationcontroller;
 mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
@@ -99,7 +100,18 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             "scheduler",
             Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
         ),
-        ("replicaset", Box::pin(replicaset::run(client.clone()))),
+        (
+            "replicaset",
+            Box::pin(replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(
+                client.clone(),
+            )),
+        ),
+        (
+            "replicationcontroller",
+            Box::pin(replicaset::run::<
+                k8s_openapi::api::core::v1::ReplicationController,
+            >(client.clone())),
+        ),
         ("deployment", Box::pin(deployment::run(client.clone()))),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
         ("statefulset", Box::pin(statefulset::run(client.clone()))),
