@@ -23,6 +23,7 @@ pub mod scheduler;
 mod serviceaccount;
 mod statefulset;
 pub mod util;
+pub mod volume;
 
 use std::time::Duration;
 
@@ -115,6 +116,18 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ("deployment", Box::pin(deployment::run(client.clone()))),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
         ("statefulset", Box::pin(statefulset::run(client.clone()))),
+        (
+            "persistentvolume-binder",
+            Box::pin(volume::binder::run(client.clone())),
+        ),
+        (
+            "persistentvolumeclaim-protection",
+            Box::pin(volume::protection::run_pvc_protection(client.clone())),
+        ),
+        (
+            "persistentvolume-protection",
+            Box::pin(volume::protection::run_pv_protection(client.clone())),
+        ),
         ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
     ];
     runs.into_iter()

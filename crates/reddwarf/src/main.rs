@@ -74,7 +74,8 @@ pub struct ServerArgs {
     /// Controllers to run, as kube-controller-manager's flag: `*` all, `name` one, `-name`
     /// not that one (serviceaccount, root-ca-cert-publisher, garbagecollector, job, cronjob,
     /// podgc, nodelifecycle, scheduler, replicaset, replicationcontroller, deployment,
-    /// daemonset, statefulset, endpoint+endpointslice).
+    /// daemonset, statefulset, endpoint+endpointslice, persistentvolume-binder,
+    /// persistentvolumeclaim-protection, persistentvolume-protection).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }
