@@ -315,3 +315,48 @@ pub fn pod_claim_names(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<(String, bo
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pv(name: &str, size: &str, modes: &[&str]) -> PersistentVolume {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": modes},
+            "status": {"phase": "Available"},
+        }))
+        .unwrap()
+    }
+
+    fn pvc(size: &str, modes: &[&str]) -> PersistentVolumeClaim {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c", "namespace": "ns", "uid": "u"},
+            "spec": {"resources": {"requests": {"storage": size}}, "accessModes": modes},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fewest_access_modes_then_smallest_that_fits() {
+        let a = pv("rwo-big", "10Gi", &["ReadWriteOnce"]);
+        let b = pv("rwo-small", "2Gi", &["ReadWriteOnce"]);
+        let c = pv("both-tiny", "1Gi", &["ReadWriteOnce", "ReadWriteMany"]);
+        let d = pv("too-small", "500Mi", &["ReadWriteOnce"]);
+        let all = [&a, &b, &c, &d];
+        let claim = pvc("1Gi", &["ReadWriteOnce"]);
+        let got = find_best_match_for_claim(&claim, &all, false).unwrap();
+        assert_eq!(got.metadata.name.as_deref(), Some("rwo-small"));
+        // Delay-binding claims are matched only to volumes reserved for them.
+        assert!(find_best_match_for_claim(&claim, &all, true).is_none());
+        let mut reserved = pv("reserved", "20Gi", &["ReadWriteOnce"]);
+        reserved.spec.as_mut().unwrap().claim_ref = Some(ObjectReference {
+            name: Some("c".into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        });
+        let all = [&a, &b, &reserved];
+        let got = find_best_match_for_claim(&claim, &all, true).unwrap();
+        assert_eq!(got.metadata.name.as_deref(), Some("reserved"));
+    }
+}
