@@ -19,11 +19,13 @@ mod nodelifecycle;
 pub mod pod_status;
 mod podgc;
 mod replicaset;
+mod replicationcontroller;
 mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
 mod statefulset;
 pub mod util;
+pub mod volume;
 
 use std::time::Duration;
 
@@ -101,13 +103,36 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             "scheduler",
             Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
         ),
-        ("replicaset", Box::pin(replicaset::run(client.clone()))),
+        (
+            "replicaset",
+            Box::pin(replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(
+                client.clone(),
+            )),
+        ),
+        (
+            "replicationcontroller",
+            Box::pin(replicaset::run::<
+                k8s_openapi::api::core::v1::ReplicationController,
+            >(client.clone())),
+        ),
         ("deployment", Box::pin(deployment::run(client.clone()))),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
         ("statefulset", Box::pin(statefulset::run(client.clone()))),
         (
             "apiservice-availability",
             Box::pin(apiservice::run(client.clone())),
+        ),
+        (
+            "persistentvolume-binder",
+            Box::pin(volume::binder::run(client.clone())),
+        ),
+        (
+            "persistentvolumeclaim-protection",
+            Box::pin(volume::protection::run_pvc_protection(client.clone())),
+        ),
+        (
+            "persistentvolume-protection",
+            Box::pin(volume::protection::run_pv_protection(client.clone())),
         ),
         ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
     ];

@@ -2,6 +2,10 @@
 //! active pods matching the selector, adopting orphans that match and releasing owned pods
 //! that no longer do, and reports what it sees in the status.
 //!
+//! It is generic over [`Replicated`]: ReplicationControllers run on the same code, as
+//! upstream's controller manager runs them (`pkg/controller/replication` adapts them to the
+//! ReplicaSet controller).
+//!
 //! Pods are listed from the API at each sync rather than read from a cache: reads are
 //! consistent here (in-process, no informer lag), so the "expectations" upstream keeps to
 //! avoid acting twice on a stale cache are not needed. A sync lists only the pods the
@@ -9,19 +13,23 @@
 //! events pass, and a set's first sync after start lists the whole namespace to find them.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::events::{self, Recorder};
@@ -39,17 +47,66 @@ const BURST_REPLICAS: usize = 500;
 /// selector when last seen.
 type Strays = Mutex<HashMap<(String, String), HashSet<String>>>;
 
-struct Ctx {
+/// What the controller needs of the kind it keeps replicas of. The status is read and
+/// written in the ReplicaSet's shape, which the ReplicationController's has field for field.
+pub trait Replicated:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The component its events name as their source.
+    const COMPONENT: &'static str;
+    /// The pod selector; `None` when there is no spec to act on.
+    fn selector(&self) -> Option<LabelSelector>;
+    fn template(&self) -> Option<&PodTemplateSpec>;
+    /// `spec.replicas`, 1 when unset.
+    fn replicas(&self) -> i32;
+    fn min_ready_seconds(&self) -> i32;
+    fn replica_status(&self) -> ReplicaSetStatus;
+    fn set_replica_status(&mut self, status: ReplicaSetStatus);
+}
+
+impl Replicated for ReplicaSet {
+    const COMPONENT: &'static str = "replicaset-controller";
+    fn selector(&self) -> Option<LabelSelector> {
+        self.spec.as_ref().map(|s| s.selector.clone())
+    }
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref()?.template.as_ref()
+    }
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+    fn replica_status(&self) -> ReplicaSetStatus {
+        self.status.clone().unwrap_or_default()
+    }
+    fn set_replica_status(&mut self, status: ReplicaSetStatus) {
+        self.status = Some(status);
+    }
+}
+
+struct Ctx<K: Replicated> {
     client: Client,
     recorder: Recorder,
     strays: Arc<Strays>,
     /// Sets that have had their full-namespace sync since start.
     scanned: Mutex<HashSet<String>>,
-    sets: Store<ReplicaSet>,
+    sets: Store<K>,
 }
 
-pub async fn run(client: Client) {
-    let sets: Api<ReplicaSet> = Api::all(client.clone());
+pub async fn run<K: Replicated>(client: Client) {
+    let sets: Api<K> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
@@ -62,9 +119,9 @@ pub async fn run(client: Client) {
         })
         .run(
             reconcile,
-            |_, e, _| crate::error_action("replicaset controller", e),
+            |_, e, _| crate::error_action(K::COMPONENT, e),
             Arc::new(Ctx {
-                recorder: Recorder::new(client.clone(), "replicaset-controller"),
+                recorder: Recorder::new(client.clone(), K::COMPONENT),
                 client,
                 strays,
                 scanned: Mutex::new(HashSet::new()),
@@ -78,19 +135,19 @@ pub async fn run(client: Client) {
 /// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet in
 /// its namespace whose selector matches it (one of them may adopt it). An owned pod its set no
 /// longer selects is noted in `strays` for the set's next sync.
-fn pod_owners(store: &Store<ReplicaSet>, strays: &Strays, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
+fn pod_owners<K: Replicated>(store: &Store<K>, strays: &Strays, pod: &Pod) -> Vec<ObjectRef<K>> {
     let Some(ns) = pod.namespace() else {
         return vec![];
     };
     if let Some(r) = controller_of(&pod.metadata) {
-        if r.kind == "ReplicaSet" && r.api_version.starts_with("apps/") {
+        let group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if r.kind == K::kind(&()) && group == K::group(&()) {
             let owner = ObjectRef::new(&r.name).within(&ns);
             let stray = store.get(&owner).is_some_and(|rs| {
                 rs.uid().as_deref() == Some(r.uid.as_str())
                     && rs
-                        .spec
-                        .as_ref()
-                        .is_some_and(|s| !selector_matches(&s.selector, pod.labels()))
+                        .selector()
+                        .is_some_and(|s| !selector_matches(&s, pod.labels()))
             });
             if stray {
                 strays
@@ -109,18 +166,14 @@ fn pod_owners(store: &Store<ReplicaSet>, strays: &Strays, pod: &Pod) -> Vec<Obje
         .state()
         .iter()
         .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|rs| {
-            rs.spec
-                .as_ref()
-                .is_some_and(|s| selector_matches(&s.selector, labels))
-        })
+        .filter(|rs| rs.selector().is_some_and(|s| selector_matches(&s, labels)))
         .map(|rs| ObjectRef::from_obj(rs.as_ref()))
         .collect()
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile<K: Replicated>(rs: Arc<K>, ctx: Arc<Ctx<K>>) -> Result<Action, Error> {
     let ns = rs.namespace().unwrap_or_default();
-    let Some(spec) = rs.spec.as_ref() else {
+    let Some(selector) = rs.selector() else {
         return Ok(Action::await_change());
     };
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -138,7 +191,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         pods_api.list(&ListParams::default()).await?.items
     } else {
         pods_api
-            .list(&ListParams::default().labels(&selector_string(&spec.selector)))
+            .list(&ListParams::default().labels(&selector_string(&selector)))
             .await?
             .items
     };
@@ -149,7 +202,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             }
         }
     }
-    let pods = claim_pods(&rs, &ctx, &pods_api, candidates).await?;
+    let pods = claim_pods(&*rs, &selector, &ctx, &pods_api, candidates).await?;
     // Released (or gone): forget them; a later event notes them again if need be.
     if let Some(set) = ctx.strays.lock().unwrap().get_mut(&key) {
         set.retain(|n| !noted.contains(n));
@@ -166,22 +219,22 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         }
     }
 
-    let desired = spec.replicas.unwrap_or(1).max(0) as usize;
-    let manage_err = if rs.metadata.deletion_timestamp.is_none() {
-        manage_replicas(&rs, &ctx, &pods_api, &pods, desired)
+    let desired = rs.replicas().max(0) as usize;
+    let manage_err = if rs.meta().deletion_timestamp.is_none() {
+        manage_replicas(&*rs, &ctx, &pods_api, &pods, desired)
             .await
             .err()
     } else {
         None
     };
 
-    let status = calculate_status(&rs, &pods, manage_err.as_deref());
-    let current = rs.status.clone().unwrap_or_default();
+    let status = calculate_status(&*rs, &pods, manage_err.as_deref());
+    let current = rs.replica_status();
     let mut action = Action::await_change();
     if status != current {
-        let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
         let mut updated = (*rs).clone();
-        updated.status = Some(status.clone());
+        updated.set_replica_status(status.clone());
         match api
             .replace_status(&rs.name_any(), &PostParams::default(), &updated)
             .await
@@ -192,7 +245,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         }
     }
     // Pods become available minReadySeconds after turning ready: look again then.
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let min_ready = rs.min_ready_seconds();
     if min_ready > 0 {
         let now = Timestamp::now().as_second();
         let next = pods
@@ -213,15 +266,15 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
 
 /// Upstream `ClaimPods`: keeps the active pods this set controls and still selects, adopts
 /// matching orphans, releases owned pods that stopped matching.
-async fn claim_pods(
-    rs: &ReplicaSet,
-    ctx: &Ctx,
+async fn claim_pods<K: Replicated>(
+    rs: &K,
+    selector: &LabelSelector,
+    ctx: &Ctx<K>,
     pods_api: &Api<Pod>,
     all: Vec<Pod>,
 ) -> Result<Vec<Pod>, Error> {
     let uid = rs.uid().unwrap_or_default();
-    let selector = &rs.spec.as_ref().expect("checked").selector;
-    let deleting = rs.metadata.deletion_timestamp.is_some();
+    let deleting = rs.meta().deletion_timestamp.is_some();
     let mut can_adopt: Option<bool> = None;
     let mut owned = Vec::new();
     for pod in all.into_iter().filter(is_pod_active) {
@@ -242,12 +295,12 @@ async fn claim_pods(
                 // As upstream: re-read the owner before adopting, so a set deleted (or
                 // replaced under the same name) meanwhile adopts nothing.
                 if can_adopt.is_none() {
-                    let api: Api<ReplicaSet> =
+                    let api: Api<K> =
                         Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
                     let fresh = api.get_opt(&rs.name_any()).await?;
                     can_adopt = Some(fresh.is_some_and(|f| {
                         f.uid().as_deref() == Some(uid.as_str())
-                            && f.metadata.deletion_timestamp.is_none()
+                            && f.meta().deletion_timestamp.is_none()
                     }));
                 }
                 if can_adopt != Some(true) {
@@ -262,7 +315,11 @@ async fn claim_pods(
     Ok(owned)
 }
 
-async fn adopt(rs: &ReplicaSet, pods_api: &Api<Pod>, pod: &Pod) -> Result<Option<Pod>, Error> {
+async fn adopt<K: Replicated>(
+    rs: &K,
+    pods_api: &Api<Pod>,
+    pod: &Pod,
+) -> Result<Option<Pod>, Error> {
     let patch = json!({"metadata": {
         "ownerReferences": [controller_ref(rs)],
         "uid": pod.uid(),
@@ -284,7 +341,7 @@ async fn adopt(rs: &ReplicaSet, pods_api: &Api<Pod>, pod: &Pod) -> Result<Option
     }
 }
 
-async fn release(rs: &ReplicaSet, pods_api: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
+async fn release<K: Replicated>(rs: &K, pods_api: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
     let patch = json!({"metadata": {
         "ownerReferences": [{"$patch": "delete", "uid": rs.uid()}],
         "uid": pod.uid(),
@@ -305,9 +362,9 @@ async fn release(rs: &ReplicaSet, pods_api: &Api<Pod>, pod: &Pod) -> Result<(), 
 
 /// Creates or deletes pods so `desired` are active. Errors come back as the message the
 /// ReplicaFailure condition carries.
-async fn manage_replicas(
-    rs: &ReplicaSet,
-    ctx: &Ctx,
+async fn manage_replicas<K: Replicated>(
+    rs: &K,
+    ctx: &Ctx<K>,
     pods_api: &Api<Pod>,
     pods: &[Pod],
     desired: usize,
@@ -316,11 +373,7 @@ async fn manage_replicas(
     let ns = rs.namespace().unwrap_or_default();
     let reference = events::reference(rs);
     if pods.len() < desired {
-        let template = rs
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.clone())
-            .unwrap_or_default();
+        let template = rs.template().cloned().unwrap_or_default();
         let owner = controller_ref(rs);
         let mut remaining = (desired - pods.len()).min(BURST_REPLICAS);
         // Upstream's slow start: batches of 1, 2, 4, … so a failing template costs one
@@ -423,15 +476,17 @@ async fn manage_replicas(
 }
 
 /// Upstream `calculateStatus`: counts over the pods the set owns before this sync acted.
-fn calculate_status(rs: &ReplicaSet, pods: &[Pod], manage_err: Option<&str>) -> ReplicaSetStatus {
-    let spec = rs.spec.as_ref().expect("checked");
-    let template_labels = spec
-        .template
-        .as_ref()
+fn calculate_status<K: Replicated>(
+    rs: &K,
+    pods: &[Pod],
+    manage_err: Option<&str>,
+) -> ReplicaSetStatus {
+    let template_labels = rs
+        .template()
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let min_ready = rs.min_ready_seconds();
     let fully_labeled = pods
         .iter()
         .filter(|p| {
@@ -446,12 +501,12 @@ fn calculate_status(rs: &ReplicaSet, pods: &[Pod], manage_err: Option<&str>) -> 
         .filter(|p| is_pod_available(p, min_ready))
         .count() as i32;
 
-    let mut status = rs.status.clone().unwrap_or_default();
+    let mut status = rs.replica_status();
     let mut conditions = status.conditions.take().unwrap_or_default();
     let has_failure = conditions.iter().any(|c| c.type_ == "ReplicaFailure");
     match manage_err {
         Some(msg) if !has_failure => {
-            let desired = spec.replicas.unwrap_or(1).max(0) as usize;
+            let desired = rs.replicas().max(0) as usize;
             let reason = if pods.len() < desired {
                 "FailedCreate"
             } else {
@@ -475,6 +530,6 @@ fn calculate_status(rs: &ReplicaSet, pods: &[Pod], manage_err: Option<&str>) -> 
     status.fully_labeled_replicas = nonzero(fully_labeled);
     status.ready_replicas = nonzero(ready);
     status.available_replicas = nonzero(available);
-    status.observed_generation = rs.metadata.generation;
+    status.observed_generation = rs.meta().generation;
     status
 }

@@ -73,8 +73,10 @@ pub struct ServerArgs {
     pub default_unreachable_toleration_seconds: i64,
     /// Controllers to run, as kube-controller-manager's flag: `*` all, `name` one, `-name`
     /// not that one (serviceaccount, root-ca-cert-publisher, garbagecollector, job, cronjob,
-    /// podgc, nodelifecycle, scheduler, replicaset, deployment, daemonset, statefulset,
-    /// endpoint+endpointslice, apiservice-availability).
+    /// podgc, nodelifecycle, scheduler, replicaset, replicationcontroller, deployment,
+    /// daemonset, statefulset, endpoint+endpointslice, persistentvolume-binder,
+    /// persistentvolumeclaim-protection, persistentvolume-protection,
+    /// apiservice-availability).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }

@@ -262,7 +262,37 @@ fn daemonset_rolls_out_and_back() {
     assert!(!history.contains("\n1 "), "{history}");
 }
 
+/// The set, its Service, and a volume for each claim (the scheduler keeps a pod whose claim
+/// is unbound Pending, as upstream).
 const STATEFULSET: &str = r#"
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: www-0
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /srv/www-0}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: www-1
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /srv/www-1}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: www-2
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /srv/www-2}
+---
 apiVersion: v1
 kind: Service
 metadata:

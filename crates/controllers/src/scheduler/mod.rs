@@ -6,6 +6,7 @@
 
 mod cache;
 mod plugins;
+mod volumes;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -13,7 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::Client;
@@ -103,6 +107,9 @@ impl Metrics {
 enum Ev {
     Pod(watcher::Event<Pod>),
     Node(watcher::Event<Node>),
+    Claim(watcher::Event<PersistentVolumeClaim>),
+    Volume(watcher::Event<PersistentVolume>),
+    Class(watcher::Event<StorageClass>),
 }
 
 enum BindResult {
@@ -291,6 +298,9 @@ struct Scheduler {
     tie_breaker: usize,
     seen_pods: Option<HashSet<String>>,
     seen_nodes: Option<HashSet<String>>,
+    volumes: volumes::VolumeCache,
+    /// Volume decisions of pods being bound, undone if the binding fails.
+    volume_decisions: HashMap<String, Arc<volumes::Decision>>,
 }
 
 pub async fn run(client: Client, metrics: Metrics) {
@@ -298,7 +308,23 @@ pub async fn run(client: Client, metrics: Metrics) {
         .map(|e| e.map(Ev::Pod));
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .map(|e| e.map(Ev::Node));
-    let mut events = futures::stream::select(pods, nodes).boxed();
+    let claims = watcher(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .map(|e| e.map(Ev::Claim));
+    let pvs = watcher(
+        Api::<PersistentVolume>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .map(|e| e.map(Ev::Volume));
+    let classes = watcher(
+        Api::<StorageClass>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .map(|e| e.map(Ev::Class));
+    let storage = futures::stream::select(claims, futures::stream::select(pvs, classes));
+    let mut events = futures::stream::select(futures::stream::select(pods, nodes), storage).boxed();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut s = Scheduler {
         recorder: Recorder::new(client.clone(), SCHEDULER_NAME),
@@ -312,6 +338,8 @@ pub async fn run(client: Client, metrics: Metrics) {
         tie_breaker: 0,
         seen_pods: None,
         seen_nodes: None,
+        volumes: volumes::VolumeCache::default(),
+        volume_decisions: HashMap::new(),
     };
     loop {
         // Take in everything the watches have before deciding: a fresher cache decides better.
@@ -376,6 +404,55 @@ impl Scheduler {
         };
         let now = Instant::now();
         match ev {
+            // Any change of claims, volumes or classes may let a waiting pod through.
+            Ev::Claim(e) => {
+                match e {
+                    watcher::Event::Init => self.volumes.claims.clear(),
+                    watcher::Event::InitApply(c) | watcher::Event::Apply(c) => {
+                        self.volumes.set_claim(c)
+                    }
+                    watcher::Event::Delete(c) => {
+                        self.volumes.claims.remove(&(
+                            c.metadata.namespace.clone().unwrap_or_default(),
+                            c.metadata.name.clone().unwrap_or_default(),
+                        ));
+                    }
+                    watcher::Event::InitDone => {}
+                }
+                self.queue.move_all(now);
+            }
+            Ev::Volume(e) => {
+                match e {
+                    watcher::Event::Init => self.volumes.volumes.clear(),
+                    watcher::Event::InitApply(v) | watcher::Event::Apply(v) => {
+                        self.volumes.set_volume(v)
+                    }
+                    watcher::Event::Delete(v) => {
+                        self.volumes
+                            .volumes
+                            .remove(v.metadata.name.as_deref().unwrap_or(""));
+                    }
+                    watcher::Event::InitDone => {}
+                }
+                self.queue.move_all(now);
+            }
+            Ev::Class(e) => {
+                match e {
+                    watcher::Event::Init => self.volumes.classes.clear(),
+                    watcher::Event::InitApply(c) | watcher::Event::Apply(c) => {
+                        self.volumes
+                            .classes
+                            .insert(c.metadata.name.clone().unwrap_or_default(), Arc::new(c));
+                    }
+                    watcher::Event::Delete(c) => {
+                        self.volumes
+                            .classes
+                            .remove(c.metadata.name.as_deref().unwrap_or(""));
+                    }
+                    watcher::Event::InitDone => {}
+                }
+                self.queue.move_all(now);
+            }
             Ev::Node(e) => match e {
                 watcher::Event::Init => self.seen_nodes = Some(HashSet::new()),
                 watcher::Event::InitApply(n) | watcher::Event::Apply(n) => {
@@ -469,6 +546,10 @@ impl Scheduler {
     }
 
     fn bound(&mut self, id: &str, r: BindResult) {
+        let decision = self.volume_decisions.remove(id);
+        if let (BindResult::Failed(_), Some(d)) = (&r, &decision) {
+            volumes::forget(&mut self.volumes, d);
+        }
         match r {
             BindResult::Bound => {
                 self.metrics.attempt("scheduled");
@@ -504,8 +585,41 @@ impl Scheduler {
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let started = Instant::now();
-        let st = plugins::PodState::new(&pod, &self.cache);
         let n = self.cache.nodes.len();
+        let pod_volumes = match volumes::prefilter(&pod, &self.volumes) {
+            Ok(v) => v,
+            Err(msg) => {
+                // PreFilter rejected the pod for every node at once.
+                self.metrics
+                    .attempt_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                drop(permit);
+                self.metrics.attempt("unschedulable");
+                let message = if n == 0 {
+                    fit_error(&pod, 0, &BTreeMap::new(), 0)
+                } else {
+                    format!(
+                        "0/{n} nodes are available: {msg}.{}",
+                        preemption_note(&pod, n, 0)
+                    )
+                };
+                self.queue.failed(&id, Instant::now(), true);
+                let client = self.client.clone();
+                let recorder = self.recorder.clone();
+                tokio::spawn(async move {
+                    mark_unschedulable(&client, &pod, "Unschedulable", &message).await;
+                    recorder
+                        .warning(
+                            &events::reference(pod.as_ref()),
+                            "FailedScheduling",
+                            message,
+                        )
+                        .await;
+                });
+                return;
+            }
+        };
+        let st = plugins::PodState::new(&pod, &self.cache);
         let want = Self::feasible_to_find(n);
         let nodes: Vec<&cache::NodeInfo> = self.cache.nodes.values().collect();
         let mut feasible: Vec<&cache::NodeInfo> = Vec::new();
@@ -516,7 +630,14 @@ impl Scheduler {
         for i in 0..n {
             let node = nodes[(start + i) % n];
             visited += 1;
-            let r = plugins::filter(&st, node);
+            let mut r = plugins::filter(&st, node);
+            if let (true, Some(v)) = (r.is_empty(), pod_volumes.as_ref()) {
+                r = volumes::filter(v, &node.node)
+                    .0
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+            }
             if r.is_empty() {
                 feasible.push(node);
                 if feasible.len() >= want {
@@ -556,25 +677,42 @@ impl Scheduler {
         match chosen {
             Some(node) => {
                 self.cache.assume(&pod, &node);
+                let decision = match (pod_volumes.as_ref(), self.cache.nodes.get(&node)) {
+                    (Some(v), Some(info)) => volumes::filter(v, &info.node).1,
+                    _ => volumes::Decision::default(),
+                };
+                let decision = Arc::new(decision);
+                if !decision.is_empty() {
+                    volumes::assume(&mut self.volumes, &decision, &node);
+                    self.volume_decisions.insert(id.clone(), decision.clone());
+                }
                 let client = self.client.clone();
                 let results = self.results.clone();
                 let recorder = self.recorder.clone();
                 tokio::spawn(async move {
+                    if !decision.is_empty() {
+                        // Waiting for the PV controller must not hold a binding slot.
+                        drop(permit);
+                        if let Err(e) = volumes::bind_pod_volumes(&client, &decision, &node).await {
+                            let message = format!("running PreBind plugin \"VolumeBinding\": {e}");
+                            mark_unschedulable(&client, &pod, "SchedulerError", &message).await;
+                            recorder
+                                .warning(
+                                    &events::reference(pod.as_ref()),
+                                    "FailedScheduling",
+                                    message.clone(),
+                                )
+                                .await;
+                            let _ = results.send((id, BindResult::Failed(message)));
+                            return;
+                        }
+                        let r = bind(&client, &pod, &node).await;
+                        report_bind(&recorder, &results, id, &pod, &node, r).await;
+                        return;
+                    }
                     let r = bind(&client, &pod, &node).await;
                     drop(permit);
-                    if matches!(r, BindResult::Bound) {
-                        let note = format!(
-                            "Successfully assigned {}/{} to {node}",
-                            pod.metadata.namespace.as_deref().unwrap_or(""),
-                            pod.metadata.name.as_deref().unwrap_or("")
-                        );
-                        let _ = results.send((id, r));
-                        recorder
-                            .normal(&events::reference(pod.as_ref()), "Scheduled", note)
-                            .await;
-                    } else {
-                        let _ = results.send((id, r));
-                    }
+                    report_bind(&recorder, &results, id, &pod, &node, r).await;
                 });
             }
             None => {
@@ -597,7 +735,7 @@ impl Scheduler {
                         let recorder = self.recorder.clone();
                         tokio::spawn(async move {
                             evict_victims(&client, &recorder, &pod, &node, victims).await;
-                            mark_unschedulable(&client, &pod, &message).await;
+                            mark_unschedulable(&client, &pod, "Unschedulable", &message).await;
                             recorder
                                 .warning(
                                     &events::reference(pod.as_ref()),
@@ -614,7 +752,7 @@ impl Scheduler {
                 let client = self.client.clone();
                 let recorder = self.recorder.clone();
                 tokio::spawn(async move {
-                    mark_unschedulable(&client, &pod, &message).await;
+                    mark_unschedulable(&client, &pod, "Unschedulable", &message).await;
                     recorder
                         .warning(
                             &events::reference(pod.as_ref()),
@@ -741,7 +879,16 @@ fn fit_error(pod: &Pod, n: usize, reasons: &BTreeMap<String, usize>, helpful: us
     }
     let mut parts: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
     parts.sort();
-    let mut msg = format!("0/{n} nodes are available: {}.", parts.join(", "));
+    format!(
+        "0/{n} nodes are available: {}.{}",
+        parts.join(", "),
+        preemption_note(pod, n, helpful)
+    )
+}
+
+/// What upstream's PostFilter (DefaultPreemption) adds to a FitError when it found nothing.
+fn preemption_note(pod: &Pod, n: usize, helpful: usize) -> String {
+    let mut msg = String::new();
     let never = pod
         .spec
         .as_ref()
@@ -769,6 +916,29 @@ fn fit_error(pod: &Pod, n: usize, reasons: &BTreeMap<String, usize>, helpful: us
         ));
     }
     msg
+}
+
+/// Hands the binding's outcome to the scheduling loop, and records `Scheduled` on success.
+async fn report_bind(
+    recorder: &Recorder,
+    results: &mpsc::UnboundedSender<(String, BindResult)>,
+    id: String,
+    pod: &Pod,
+    node: &str,
+    r: BindResult,
+) {
+    let bound = matches!(r, BindResult::Bound);
+    let _ = results.send((id, r));
+    if bound {
+        let note = format!(
+            "Successfully assigned {}/{} to {node}",
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or("")
+        );
+        recorder
+            .normal(&events::reference(pod), "Scheduled", note)
+            .await;
+    }
 }
 
 async fn bind(client: &Client, pod: &Pod, node: &str) -> BindResult {
@@ -804,7 +974,7 @@ async fn bind(client: &Client, pod: &Pod, node: &str) -> BindResult {
     }
 }
 
-async fn mark_unschedulable(client: &Client, pod: &Pod, message: &str) {
+async fn mark_unschedulable(client: &Client, pod: &Pod, reason: &str, message: &str) {
     let current = pod
         .status
         .as_ref()
@@ -818,7 +988,7 @@ async fn mark_unschedulable(client: &Client, pod: &Pod, message: &str) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let now = k8s_openapi::jiff::Timestamp::now();
     let patch = serde_json::json!({"status": {"conditions": [{
-        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "type": "PodScheduled", "status": "False", "reason": reason,
         "message": message, "lastProbeTime": null,
         "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
     }]}});
