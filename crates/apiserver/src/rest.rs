@@ -819,7 +819,17 @@ pub async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
             ctx.name()
         )));
     }
-    write_existing(ctx, Change::Replace(obj)).await
+    let create = (ctx.kind.create_on_update && ctx.rp.subresource.is_none()).then(|| obj.clone());
+    match write_existing(ctx, Change::Replace(obj)).await {
+        // Upstream's AllowCreateOnUpdate kinds (Endpoints, Events, Leases, RBAC, ...): a PUT
+        // of a missing object creates it.
+        Err(e) if e.code == 404 && create.is_some() => {
+            let mut obj = create.unwrap_or_default();
+            meta_mut(&mut obj).remove("resourceVersion");
+            create_object(ctx, obj, None).await
+        }
+        other => other,
+    }
 }
 
 pub async fn patch(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {

@@ -7,7 +7,7 @@ use std::mem;
 
 use serde_json::{Map, Value};
 
-use crate::schema::{Label, Message, Schema, Special, Ty};
+use crate::schema::{Label, Message, Scalar, Schema, Special, Ty};
 use crate::MAX_DEPTH;
 
 /// Reorder an object of a built-in kind (by its `apiVersion` and `kind`) the way Go writes it.
@@ -83,7 +83,29 @@ fn reorder(schema: &Schema, msg: &Message, o: &mut Map<String, Value>, top: bool
     o.extend(entries.into_iter().map(|(_, k, v)| (k, v)));
 }
 
+/// Go decodes `[]byte` skipping line breaks and writes it back on one line: line-wrapped
+/// base64 (PEM-style, as in the docs' TLS Secret example) is stored unwrapped.
+fn unwrap_base64(v: &mut Value) {
+    if let Value::String(s) = v {
+        if s.contains(['\r', '\n']) {
+            s.retain(|c| c != '\r' && c != '\n');
+        }
+    }
+}
+
 fn field_value(schema: &Schema, ty: Ty, label: Label, v: &mut Value, depth: usize) {
+    if ty == Ty::Scalar(Scalar::Bytes) {
+        match (label, v) {
+            (Label::Single, v) => unwrap_base64(v),
+            (Label::Repeated, Value::Array(items)) => items.iter_mut().for_each(unwrap_base64),
+            (Label::Map, Value::Object(o)) => {
+                sort_keys(o);
+                o.values_mut().for_each(unwrap_base64);
+            }
+            _ => {}
+        }
+        return;
+    }
     match label {
         Label::Single => {
             if let Ty::Msg(m) = ty {

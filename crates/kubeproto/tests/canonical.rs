@@ -288,3 +288,13 @@ fn ordered_objects_are_unchanged() {
     let want = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","labels":{"a":"1"}},"spec":{"containers":[{"name":"c","image":"i"}]}}"#;
     assert_eq!(canon(want), want);
 }
+
+#[test]
+fn line_wrapped_base64_is_stored_on_one_line() {
+    let wrapped = r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"b"},
+      "binaryData":{"k":"aGVs\nbG8=\r\n"}}"#;
+    assert!(canon(wrapped).contains(r#""binaryData":{"k":"aGVsbG8="}"#));
+    let webhook = r#"{"kind":"ValidatingWebhookConfiguration","apiVersion":"admissionregistration.k8s.io/v1",
+      "metadata":{"name":"w"},"webhooks":[{"name":"w.example.com","clientConfig":{"caBundle":"LS0t\nLS0="}}]}"#;
+    assert!(canon(webhook).contains(r#""caBundle":"LS0tLS0=""#));
+}

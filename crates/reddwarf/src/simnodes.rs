@@ -436,7 +436,9 @@ impl Sim {
                 return Ok(());
             }
             let current: Value = serde_json::from_slice(&body).unwrap_or_else(|_| pod.clone());
-            let status = reddwarf_controllers::pod_status::stopped(&current, 0, &now());
+            // Killed by SIGTERM: 128 + 15, reported as an Error and the pod Failed, as the
+            // kubelet reports a process that does not trap the signal.
+            let status = reddwarf_controllers::pod_status::stopped(&current, 143, &now());
             let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
             if code == 404 {
                 return Ok(());

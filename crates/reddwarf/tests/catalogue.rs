@@ -567,7 +567,8 @@ endpoints: [{addresses: [10.0.0.1]}]
 
 #[test]
 fn applied_manifests_come_back_with_upstream_defaults() {
-    let s = Server::start();
+    // Without the PV binder: the claim's defaulted phase is what is checked here.
+    let s = Server::start_with(&["--controllers=*,-persistentvolume-binder"]);
     let path = s.write_manifest("all.yaml", MANIFEST);
     s.kubectl_ok("1.33", &["apply", "-f", &path]);
 

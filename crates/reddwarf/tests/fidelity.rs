@@ -718,10 +718,46 @@ fn simulated_kubelets_report_a_deleted_pod_stopped_before_removing_it() {
         pod["status"]["containerStatuses"][0]["state"]["terminated"].is_object(),
         "{pod}"
     );
-    assert_eq!(pod["status"]["phase"], "Succeeded", "{pod}");
+    assert_eq!(pod["status"]["phase"], "Failed", "{pod}");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        143
+    );
     // Then the kubelet deletes it for good.
     eventually("pod gone", Duration::from_secs(20), || {
         let (code, _) = s.curl("GET", "/api/v1/namespaces/default/pods/p", None, None);
         (code == 404).then_some(())
     });
+}
+
+#[test]
+fn put_creates_missing_objects_of_the_kinds_upstream_allows() {
+    let s = Server::start();
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "l"}, "spec": {"holderIdentity": "me"}});
+    let (code, body) = s.curl(
+        "PUT",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases/l",
+        Some("application/json"),
+        Some(lease.to_string().as_bytes()),
+    );
+    assert_eq!(code, 201, "{body}");
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "system:r"}, "rules": []});
+    let (code, body) = s.curl(
+        "PUT",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:r",
+        Some("application/json"),
+        Some(role.to_string().as_bytes()),
+    );
+    assert_eq!(code, 201, "{body}");
+    // ConfigMaps are not among them.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    let (code, body) = s.curl(
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/c",
+        Some("application/json"),
+        Some(cm.to_string().as_bytes()),
+    );
+    assert_eq!(code, 404, "{body}");
 }

@@ -72,6 +72,8 @@ pub struct ResourceKind {
     pub defaults: fn(&mut Value),
     /// Which rule object names of this kind follow.
     pub name_rule: NameRule,
+    /// Whether a PUT of a missing object creates it (upstream's `AllowCreateOnUpdate`).
+    pub create_on_update: bool,
     /// Fields upstream always serializes (Go non-pointer structs and counters without
     /// `omitempty`), as JSON filled into objects where absent: e.g. a new Deployment's
     /// `{"status":{}}`. Empty when there are none.

@@ -28,6 +28,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
     vec![
         ResourceKind {
             kind: "ControllerRevision",
+            always_emitted: r#"{"data":null,"revision":0}"#,
             plural: "controllerrevisions",
             singular: "controllerrevision",
             columns: || {

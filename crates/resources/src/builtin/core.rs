@@ -142,6 +142,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Endpoints",
+            create_on_update: true,
             plural: "endpoints",
             singular: "endpoints",
             short_names: &["ep"],
@@ -162,6 +163,8 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Event",
+            always_emitted: r#"{"involvedObject":{},"source":{},"firstTimestamp":null,"lastTimestamp":null,"eventTime":null,"reportingComponent":"","reportingInstance":""}"#,
+            create_on_update: true,
             name_rule: NameRule::PathSegment,
             plural: "events",
             singular: "event",
@@ -190,6 +193,8 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "LimitRange",
+            always_emitted: r#"{"spec":{"limits":null}}"#,
+            create_on_update: true,
             plural: "limitranges",
             singular: "limitrange",
             short_names: &["limits"],

@@ -15,6 +15,7 @@ pub(super) fn events() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "events.k8s.io",
         kind: "Event",
+        create_on_update: true,
         name_rule: NameRule::PathSegment,
         plural: "events",
         singular: "event",
@@ -185,6 +186,7 @@ pub(super) fn scheduling() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "scheduling.k8s.io",
         kind: "PriorityClass",
+        always_emitted: r#"{"value":0}"#,
         plural: "priorityclasses",
         singular: "priorityclass",
         namespaced: false,
@@ -219,6 +221,7 @@ pub(super) fn coordination() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "coordination.k8s.io",
         kind: "Lease",
+        create_on_update: true,
         plural: "leases",
         singular: "lease",
         columns: || {
@@ -241,6 +244,7 @@ pub(super) fn node() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "node.k8s.io",
         kind: "RuntimeClass",
+        create_on_update: true,
         plural: "runtimeclasses",
         singular: "runtimeclass",
         namespaced: false,
@@ -260,6 +264,7 @@ pub(super) fn discovery() -> Vec<ResourceKind> {
     vec![ResourceKind {
         group: "discovery.k8s.io",
         kind: "EndpointSlice",
+        always_emitted: r#"{"endpoints":null,"ports":null}"#,
         plural: "endpointslices",
         singular: "endpointslice",
         generation: true,

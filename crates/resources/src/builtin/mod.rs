@@ -43,6 +43,7 @@ pub(crate) const BASE: ResourceKind = ResourceKind {
     row: default_row,
     defaults: no_defaults,
     name_rule: NameRule::Subdomain,
+    create_on_update: false,
     always_emitted: "",
     extra_subresources: &[],
 };

@@ -122,6 +122,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "NetworkPolicy",
+            always_emitted: r#"{"spec":{"podSelector":{}}}"#,
             plural: "networkpolicies",
             singular: "networkpolicy",
             short_names: &["netpol"],

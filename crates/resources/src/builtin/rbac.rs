@@ -13,6 +13,7 @@ const RBAC: ResourceKind = ResourceKind {
     group: "rbac.authorization.k8s.io",
     // `ValidateRBACName`: names such as `system:metrics-server` are valid.
     name_rule: NameRule::PathSegment,
+    create_on_update: true,
     ..BASE
 };
 
@@ -30,6 +31,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "ClusterRole",
+            always_emitted: r#"{"rules":null}"#,
             plural: "clusterroles",
             singular: "clusterrole",
             namespaced: false,
@@ -46,6 +48,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Role",
+            always_emitted: r#"{"rules":null}"#,
             plural: "roles",
             singular: "role",
             ..RBAC

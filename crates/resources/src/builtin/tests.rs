@@ -625,3 +625,22 @@ fn storage_rbac_and_other_rows() {
     );
     assert_eq!(r[8], 1);
 }
+
+#[test]
+fn always_emitted_fields_are_json_objects_and_fill_only_what_is_absent() {
+    for k in builtin_kinds() {
+        if !k.always_emitted.is_empty() {
+            let v: serde_json::Value = serde_json::from_str(k.always_emitted)
+                .unwrap_or_else(|e| panic!("{}: {e}", k.plural));
+            assert!(v.is_object(), "{}", k.plural);
+        }
+    }
+    let sts = kind("apps", "statefulsets");
+    let mut o = json!({"metadata": meta("x"), "status": {"replicas": 3}});
+    sts.apply_defaults(&mut o);
+    assert_eq!(o["status"], json!({"replicas": 3, "availableReplicas": 0}));
+    let deploy = kind("apps", "deployments");
+    let mut o = json!({"metadata": meta("x"), "status": null});
+    deploy.fill_always_emitted(&mut o);
+    assert_eq!(o["status"], json!({}));
+}

@@ -22,6 +22,7 @@ mod names;
 mod pod;
 pub mod quantity;
 mod rbac;
+mod scheduling;
 
 /// One invalid field, worded as upstream's `field.Error`.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +73,9 @@ pub fn validate_group_kind(
             rbac::validate_binding(obj, old, true, &mut errs)
         }
         ("coordination.k8s.io", "Lease") => coordination::validate_lease(obj, &mut errs),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            scheduling::validate_priority_class(obj, &mut errs)
+        }
         ("apiregistration.k8s.io", "APIService") => {
             apiregistration::validate_api_service(obj, &mut errs)
         }
