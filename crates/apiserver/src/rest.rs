@@ -63,13 +63,7 @@ impl Ctx<'_> {
 
     /// A stored object in this request's version (a kind with a storage alias converts).
     pub fn decode_stored(&self, bytes: &[u8]) -> ApiResult<Value> {
-        let v = parse_stored(bytes)?;
-        Ok(self.from_storage(v))
-    }
-
-    /// A stored object as this request's version: the object itself for most kinds.
-    pub fn from_storage(&self, v: Value) -> Value {
-        from_storage(self.kind, v)
+        Ok(from_storage(self.kind, parse_stored(bytes)?))
     }
 
     /// The stored bytes of an object as served in this request's version; borrowed (no
