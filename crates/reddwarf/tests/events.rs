@@ -295,6 +295,21 @@ fn a_watch_on_either_api_sees_events_written_through_the_other() {
     assert!(evs
         .iter()
         .all(|e| e["object"]["apiVersion"] == "events.k8s.io/v1"));
+
+    // A collection delete through one API, selecting in its own field names.
+    let (code, body) = s.curl(
+        "DELETE",
+        &format!("{EV}?fieldSelector=regarding.name%3Dp2"),
+        None,
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let deleted: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        deleted["items"][0]["apiVersion"], "events.k8s.io/v1",
+        "{deleted}"
+    );
+    assert_eq!(names(&s.api_get(CORE)), ["e2"]);
 }
 
 #[test]
