@@ -319,7 +319,10 @@ pub fn serve(api: &ApiServer) -> Response {
     }
     if let Ok(view) = api.store.read() {
         for k in api.catalogue.kinds() {
-            if let Ok(n) = view.count(&ObjectKey::resource_prefix(k.group, k.plural)) {
+            if let Ok(n) = view.count(&ObjectKey::resource_prefix(
+                k.storage_group(),
+                k.storage_plural(),
+            )) {
                 let resource = if k.group.is_empty() {
                     k.plural.to_string()
                 } else {

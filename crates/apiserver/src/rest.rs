@@ -42,7 +42,49 @@ const MAX_RETRIES: usize = 16;
 
 impl Ctx<'_> {
     pub fn key(&self, name: &str) -> ObjectKey {
-        ObjectKey::new(self.kind.group, self.kind.plural, &self.rp.namespace, name)
+        ObjectKey::new(
+            self.kind.storage_group(),
+            self.kind.storage_plural(),
+            &self.rp.namespace,
+            name,
+        )
+    }
+
+    /// The key prefix of the collection a list, watch or deletecollection reads: one
+    /// namespace, or all of them (`all`).
+    pub fn prefix(&self, all: bool) -> String {
+        let (group, plural) = (self.kind.storage_group(), self.kind.storage_plural());
+        if all {
+            ObjectKey::resource_prefix(group, plural)
+        } else {
+            ObjectKey::namespace_prefix(group, plural, &self.rp.namespace)
+        }
+    }
+
+    /// A stored object in this request's version (a kind with a storage alias converts).
+    pub fn decode_stored(&self, bytes: &[u8]) -> ApiResult<Value> {
+        Ok(from_storage(self.kind, parse_stored(bytes)?))
+    }
+
+    /// The stored bytes of an object as served in this request's version; borrowed (no
+    /// decode) for kinds without a storage alias.
+    pub fn served_bytes<'b>(&self, bytes: &'b [u8]) -> ApiResult<std::borrow::Cow<'b, [u8]>> {
+        if self.kind.storage.is_none() {
+            return Ok(std::borrow::Cow::Borrowed(bytes));
+        }
+        let v = self.decode_stored(bytes)?;
+        Ok(std::borrow::Cow::Owned(
+            serde_json::to_vec(&v).map_err(ApiError::internal)?,
+        ))
+    }
+
+    /// A validated object of this request's version in the form it is stored: converted,
+    /// then in canonical field order, for a kind with a storage alias; untouched otherwise.
+    fn to_storage(&self, obj: &mut Value) {
+        if let Some(alias) = self.kind.storage {
+            *obj = (alias.to_storage)(obj);
+            canonical_order(obj);
+        }
     }
 
     fn name(&self) -> &str {
@@ -177,6 +219,16 @@ impl Ctx<'_> {
             .map_err(|e| self.propose_error(e))
     }
 
+    /// Sends an object read from the store (or returned by a proposal), converted to this
+    /// request's version.
+    pub fn respond_stored(&self, code: StatusCode, bytes: Vec<u8>) -> ApiResult<Response> {
+        if self.kind.storage.is_none() {
+            return self.respond(code, bytes);
+        }
+        let served = self.served_bytes(&bytes)?.into_owned();
+        self.respond(code, served)
+    }
+
     fn refused(&self, name: &str, e: MutationError) -> ApiError {
         match e {
             MutationError::AlreadyExists => {
@@ -218,6 +270,21 @@ fn operation(m: &Mutation) -> &'static str {
         Mutation::Update { .. } => "update",
         Mutation::Delete { .. } => "delete",
         Mutation::WithClaims { inner, .. } => operation(inner),
+    }
+}
+
+/// A stored object as `kind`'s version serves it: converted, with the fields Go always
+/// emits and in canonical order, for a kind with a storage alias; the object itself
+/// otherwise.
+pub fn from_storage(kind: &ResourceKind, v: Value) -> Value {
+    match kind.storage {
+        None => v,
+        Some(alias) => {
+            let mut out = (alias.from_storage)(&v);
+            kind.fill_always_emitted(&mut out);
+            canonical_order(&mut out);
+            out
+        }
     }
 }
 
@@ -354,7 +421,7 @@ pub fn get(ctx: &Ctx) -> ApiResult<Response> {
     let found = view.get(key.as_str()).map_err(ApiError::internal)?;
     ctx.api.metrics.storage("get", ctx.kind, started.elapsed());
     match found {
-        Some((_, bytes)) => ctx.respond(StatusCode::OK, bytes),
+        Some((_, bytes)) => ctx.respond_stored(StatusCode::OK, bytes),
         None => Err(ctx.not_found(ctx.name())),
     }
 }
@@ -389,11 +456,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
             .max(0) as usize,
     };
     // All namespaces of a namespaced kind, or one namespace (empty for cluster-scoped kinds).
-    let prefix = if ctx.kind.namespaced && ctx.rp.namespace.is_empty() {
-        ObjectKey::resource_prefix(ctx.kind.group, ctx.kind.plural)
-    } else {
-        ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace)
-    };
+    let prefix = ctx.prefix(ctx.kind.namespaced && ctx.rp.namespace.is_empty());
     let (view, start): (Arc<ReadView>, Option<String>) = if let Some(token) =
         ctx.query.get("continue")
     {
@@ -457,6 +520,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
             (None, None) => (Arc::new(ctx.api.store.read().map_err(ApiError::internal)?), None),
         }
     };
+    // Selectors are tested on the stored form (an aliased kind's selectable fields name it).
     let filtering = !labels.is_empty() || !fields.is_empty();
     let keep = |bytes: &[u8]| {
         if !filtering {
@@ -473,18 +537,30 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
         // Items are stored as the exact JSON served: copy each once, from the store's page
         // into one buffer, and send the list as header, items and footer chunks.
         let mut items = Vec::new();
+        let mut failed = None;
         let (continue_after, remaining) = view
             .list_each(&prefix, start.as_deref(), limit, true, keep, |_, b| {
+                // An aliased kind's items are converted, the others copied as they are.
+                let b = match ctx.served_bytes(b) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        return;
+                    }
+                };
                 if !items.is_empty() {
                     items.push(b',');
                 }
                 if ctx.slim {
-                    items.extend_from_slice(&crate::slim::without_managed_fields(b));
+                    items.extend_from_slice(&crate::slim::without_managed_fields(&b));
                 } else {
-                    items.extend_from_slice(b);
+                    items.extend_from_slice(&b);
                 }
             })
             .map_err(ApiError::internal)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         ctx.api.metrics.storage("list", ctx.kind, started.elapsed());
         let token = continue_after.as_ref().map(|k| {
             ctx.api.snapshots.keep(view.clone());
@@ -506,6 +582,11 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
         .list(&prefix, start.as_deref(), limit, true, keep)
         .map_err(ApiError::internal)?;
     ctx.api.metrics.storage("list", ctx.kind, started.elapsed());
+    if ctx.kind.storage.is_some() {
+        for (_, b) in page.items.iter_mut() {
+            *b = ctx.served_bytes(b)?.into_owned();
+        }
+    }
     if ctx.slim {
         for (_, b) in page.items.iter_mut() {
             if let std::borrow::Cow::Owned(o) = crate::slim::without_managed_fields(b) {
@@ -743,6 +824,7 @@ async fn create_object(
                 serde_json::to_vec(&obj).map_err(ApiError::internal)?,
             );
         }
+        ctx.to_storage(&mut obj);
         let mut m = Mutation::Create {
             key: key.as_str().to_string(),
             object: serde_json::to_vec(&obj).map_err(ApiError::internal)?,
@@ -752,7 +834,9 @@ async fn create_object(
             m = service_alloc::wrap(m, a.claims.clone(), a.releases.clone());
         }
         match ctx.propose(m).await? {
-            Outcome::Applied { object, .. } => return ctx.respond(StatusCode::CREATED, object),
+            Outcome::Applied { object, .. } => {
+                return ctx.respond_stored(StatusCode::CREATED, object)
+            }
             Outcome::Refused(MutationError::ClaimTaken(c)) => {
                 if alloc.as_ref().is_some_and(|a| a.retry_on(&c)) {
                     continue;
@@ -877,14 +961,14 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
             .map_err(ApiError::internal)?
             .ok_or_else(|| ctx.not_found(&name))?;
         drop(view);
-        let old = parse_stored(&bytes)?;
+        let old = ctx.decode_stored(&bytes)?;
         let mut new = match &change {
             Change::Replace(v) => v.clone(),
             Change::Patch(ct, p) if ct == managed_fields::APPLY => {
                 let applied = managed_fields::decode_applied(ctx, p)?;
                 let (mut v, changed) = managed_fields::apply(ctx, &old, &applied)?;
                 if !changed {
-                    return ctx.respond(StatusCode::OK, bytes);
+                    return ctx.respond_stored(StatusCode::OK, bytes);
                 }
                 check_type(ctx, &mut v)?;
                 v
@@ -964,7 +1048,7 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         }
         if without_volatile(&new) == without_volatile(&old) && user_rv.is_none_or(|r| r == rev) {
             // A no-op write: no revision bump, no event (upstream skips the storage write).
-            return ctx.respond(StatusCode::OK, bytes);
+            return ctx.respond_stored(StatusCode::OK, bytes);
         }
         if dry_run {
             return ctx.respond(
@@ -973,6 +1057,7 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
             );
         }
         canonical_order(&mut new);
+        ctx.to_storage(&mut new);
         let expect = user_rv.unwrap_or(rev);
         // The last finalizer of an object being deleted is gone: now it goes. (A pod in its
         // grace period has none and stays until its kubelet deletes it.)
@@ -1000,7 +1085,7 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
             None => m,
         };
         match ctx.propose(m).await? {
-            Outcome::Applied { object, .. } => return ctx.respond(StatusCode::OK, object),
+            Outcome::Applied { object, .. } => return ctx.respond_stored(StatusCode::OK, object),
             Outcome::Refused(MutationError::Conflict) if user_rv.is_none() => continue,
             Outcome::Refused(MutationError::ClaimTaken(c)) => {
                 if alloc.as_ref().is_some_and(|a| a.retry_on(&c)) {
@@ -1414,20 +1499,21 @@ async fn delete_with(ctx: &Ctx<'_>, opts: Value) -> ApiResult<Response> {
             .map_err(ApiError::internal)?
             .ok_or_else(|| ctx.not_found(&name))?;
         drop(view);
+        // Deletion touches metadata only, so it works on the stored form.
         let old = parse_stored(&bytes)?;
         check_preconditions(ctx, &opts, rev, &old)?;
         let Some(m) = deletion(ctx, &key, rev, &old, &opts)? else {
             // Already being deleted: nothing more to do until its finalizers are gone.
-            return ctx.respond(StatusCode::OK, bytes);
+            return ctx.respond_stored(StatusCode::OK, bytes);
         };
         if dry_run {
-            return ctx.respond(StatusCode::OK, bytes);
+            return ctx.respond_stored(StatusCode::OK, bytes);
         }
         let removed = is_delete(&m);
         match ctx.propose(m).await? {
             Outcome::Applied { object, .. } => {
                 if !removed || returns_object(ctx.kind) {
-                    return ctx.respond(StatusCode::OK, object);
+                    return ctx.respond_stored(StatusCode::OK, object);
                 }
                 let mut details = json!({"name": name, "group": ctx.kind.group, "kind": ctx.kind.plural, "uid": meta_str(&old, "uid")});
                 if ctx.kind.group.is_empty() {
@@ -1450,7 +1536,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response
     let labels = ctx.label_selector()?;
     let fields = ctx.field_selector()?;
     let view = ctx.api.store.read().map_err(ApiError::internal)?;
-    let prefix = ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace);
+    let prefix = ctx.prefix(false);
     let page = view
         .list(&prefix, None, 0, false, |b| {
             serde_json::from_slice::<Value>(b)
@@ -1496,7 +1582,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b);
+        out.extend_from_slice(&ctx.served_bytes(b)?);
     }
     out.extend_from_slice(b"]}");
     Ok(codec::respond_object(StatusCode::OK, ctx.wanted, out))

@@ -100,7 +100,7 @@ fn get(ctx: &Ctx) -> ApiResult<Response> {
         .get(key.as_str())
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(ctx.kind.group, ctx.kind.plural, &name))?;
-    let parent = rest::parse_stored(&bytes)?;
+    let parent = ctx.decode_stored(&bytes)?;
     respond(
         ctx,
         StatusCode::OK,

@@ -10,13 +10,13 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{header, StatusCode};
 use reddwarf_resources::ResourceKind;
-use reddwarf_store::{Event, EventType, ObjectKey, Revision, WatchRegistration};
+use reddwarf_store::{Event, EventType, Revision, WatchRegistration};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::codec::Wanted;
 use crate::meta::now_unix;
-use crate::rest::{parse_stored, Ctx};
+use crate::rest::{from_storage, parse_stored, Ctx};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::table;
@@ -85,6 +85,12 @@ impl Stream {
         }
     }
 
+    /// Sends a stored object: converted to the watched version first for an aliased kind.
+    async fn send_stored(&self, event_type: &str, obj: Value) -> bool {
+        let obj = from_storage(&self.kind, obj);
+        self.send(event_type, &obj).await
+    }
+
     async fn send(&self, event_type: &str, obj: &Value) -> bool {
         let slimmed;
         let obj = match obj.pointer("/metadata/managedFields") {
@@ -124,7 +130,7 @@ impl Stream {
     async fn deliver(&self, ev: &Event, last: &mut Revision) -> bool {
         *last = ev.revision;
         let filtering = !self.labels.is_empty() || !self.fields.is_empty();
-        if !filtering && matches!(self.framing, Framing::Json) {
+        if !filtering && matches!(self.framing, Framing::Json) && self.kind.storage.is_none() {
             // The stored bytes are the object as served: splice them into the frame instead of
             // parsing and re-encoding them once per watcher.
             let mut f = Vec::with_capacity(ev.object.len() + 32);
@@ -143,6 +149,7 @@ impl Stream {
         let Ok(obj) = parse_stored(&ev.object) else {
             return true;
         };
+        // Selectors test the stored form (an aliased kind's selectable fields name it).
         let cur = self.passes(&obj);
         let (ty, body) = match ev.event_type {
             EventType::Modified if filtering => {
@@ -169,7 +176,7 @@ impl Stream {
                 (t.as_str(), obj)
             }
         };
-        self.send(ty, &body).await
+        self.send_stored(ty, body).await
     }
 }
 
@@ -228,11 +235,7 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
             .parse()
             .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
     };
-    let prefix = if ctx.rp.namespace.is_empty() {
-        ObjectKey::resource_prefix(ctx.kind.group, ctx.kind.plural)
-    } else {
-        ObjectKey::namespace_prefix(ctx.kind.group, ctx.kind.plural, &ctx.rp.namespace)
-    };
+    let prefix = ctx.prefix(ctx.rp.namespace.is_empty());
     // Unset or "0" resourceVersion (or sendInitialEvents=true): start with the current state
     // as synthetic ADDED events, then changes after it.
     let initial_state = match send_initial {
@@ -325,7 +328,7 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
         };
         for b in initial {
             if let Ok(obj) = parse_stored(&b) {
-                if stream.passes(&obj) && !stream.send("ADDED", &obj).await {
+                if stream.passes(&obj) && !stream.send_stored("ADDED", obj).await {
                     return;
                 }
             }

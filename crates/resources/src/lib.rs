@@ -13,6 +13,7 @@ mod labels;
 pub mod validation;
 
 pub use builtin::builtin_kinds;
+pub use builtin::{core_event_to_events_v1, events_v1_to_core_event};
 pub use columns::parse_rfc3339;
 pub use columns::{Column, TableRow};
 pub use duration::human_duration;
@@ -62,7 +63,9 @@ pub struct ResourceKind {
     /// Whether a create keeps the status it was given (nodes: kubelets register with their
     /// status); otherwise a kind with a `/status` subresource starts with an empty one.
     pub create_keeps_status: bool,
-    /// Fields beyond metadata.name/metadata.namespace that field selectors accept.
+    /// Fields beyond metadata.name/metadata.namespace that field selectors accept. For a
+    /// kind with a [`StorageAlias`] the paths read the storage form (selectors are tested on
+    /// stored objects, as upstream tests them on the internal type).
     pub selectable_fields: &'static [SelectableField],
     /// Table columns (`kubectl get`), upstream's printer or the default NAME/CREATED AT.
     pub columns: fn() -> Vec<Column>,
@@ -81,6 +84,22 @@ pub struct ResourceKind {
     /// Subresources beyond `status` and `scale` (pods' `ephemeralcontainers`, the proxies,
     /// CSRs' `approval`, ...).
     pub extra_subresources: &'static [Subresource],
+    /// Another kind's collection this one is served from (events.k8s.io Events live with
+    /// core/v1 Events, as upstream stores both in one registry); `None` for most kinds.
+    pub storage: Option<StorageAlias>,
+}
+
+/// Where an aliased kind is stored, and how its objects convert to and from that form.
+/// Both conversions keep `metadata` as it is (managedFields entries keep their apiVersion).
+#[derive(Clone, Copy)]
+pub struct StorageAlias {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    /// This kind's form to the storage form (apiVersion and kind included).
+    pub to_storage: fn(&Value) -> Value,
+    /// The storage form to this kind's form.
+    pub from_storage: fn(&Value) -> Value,
 }
 
 /// A subresource beyond `status` and `scale`: its name, what it answers with, its verbs and
@@ -181,6 +200,16 @@ impl ResourceKind {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// The group whose collection holds this kind's objects.
+    pub fn storage_group(&self) -> &'static str {
+        self.storage.map_or(self.group, |s| s.group)
+    }
+
+    /// The resource whose collection holds this kind's objects.
+    pub fn storage_plural(&self) -> &'static str {
+        self.storage.map_or(self.plural, |s| s.plural)
     }
 
     pub fn list_kind(&self) -> String {

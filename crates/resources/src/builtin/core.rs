@@ -189,6 +189,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             },
             columns: event_columns,
             row: event_row,
+            always_emitted: EVENT_ALWAYS_EMITTED,
             ..BASE
         },
         ResourceKind {
@@ -870,6 +871,11 @@ pub(super) fn event_columns() -> Vec<Column> {
         },
     ]
 }
+
+/// The core/v1 Event fields Go always writes: structs (`omitempty` never omits them) and
+/// the two strings without `omitempty` (zero timestamps, written as null, aside).
+pub(super) const EVENT_ALWAYS_EMITTED: &str =
+    r#"{"involvedObject":{},"source":{},"reportingComponent":"","reportingInstance":""}"#;
 
 /// `printEvent` over a core/v1 Event.
 pub(super) fn event_row(o: &Value, now: i64) -> TableRow {

@@ -9,7 +9,7 @@ use crate::columns::{age, age_col, col, name, name_col, scalar_text, TableRow};
 use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::s;
-use crate::{field, NameRule, ResourceKind, Subresource, SubresourceRole};
+use crate::{field, NameRule, ResourceKind, StorageAlias, Subresource, SubresourceRole};
 
 pub(super) fn events() -> Vec<ResourceKind> {
     vec![ResourceKind {
@@ -20,36 +20,116 @@ pub(super) fn events() -> Vec<ResourceKind> {
         plural: "events",
         singular: "event",
         short_names: &["ev"],
+        // Upstream's events.k8s.io field label conversion, onto the core/v1 form stored.
+        selectable_fields: const {
+            &[
+                field("regarding.kind", "involvedObject.kind"),
+                field("regarding.namespace", "involvedObject.namespace"),
+                field("regarding.name", "involvedObject.name"),
+                field("regarding.uid", "involvedObject.uid"),
+                field("regarding.apiVersion", "involvedObject.apiVersion"),
+                field(
+                    "regarding.resourceVersion",
+                    "involvedObject.resourceVersion",
+                ),
+                field("regarding.fieldPath", "involvedObject.fieldPath"),
+                field("reason", "reason"),
+                field("reportingController", "reportingComponent"),
+                field("source", "source.component"),
+                field("type", "type"),
+            ]
+        },
         columns: event_columns,
-        row: |o, now| event_row(&events_v1_as_core(o), now),
+        row: |o, now| event_row(&events_v1_to_core_event(o), now),
+        // Go writes these structs even when empty (`omitempty` does not omit structs).
+        always_emitted: r#"{"regarding":{},"deprecatedSource":{}}"#,
+        // One collection for both Event APIs, as upstream's single event registry.
+        storage: Some(StorageAlias {
+            group: "",
+            version: "v1",
+            plural: "events",
+            to_storage: events_v1_to_core_event,
+            from_storage: core_event_to_events_v1,
+        }),
         ..BASE
     }]
 }
 
-/// An events.k8s.io/v1 Event in core/v1 field names, as upstream prints both through the
-/// internal type.
-fn events_v1_as_core(o: &Value) -> Value {
+/// events.k8s.io/v1 field and the core/v1 field it is (upstream's pkg/apis/events/v1
+/// conversion through the internal Event).
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("eventTime", "eventTime"),
+    ("series", "series"),
+    ("reportingController", "reportingComponent"),
+    ("reportingInstance", "reportingInstance"),
+    ("action", "action"),
+    ("reason", "reason"),
+    ("regarding", "involvedObject"),
+    ("related", "related"),
+    ("note", "message"),
+    ("type", "type"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
+/// Copies the mapped fields of `o` into a new object of `api_version`. Go leaves out empty
+/// strings and zero counts of `omitempty` fields and always writes the others (`always`,
+/// with their zero value when the source has none), so a converted object reads as
+/// upstream would encode it. Fields without a counterpart do not exist: both types carry
+/// the same information.
+fn convert_event(
+    o: &Value,
+    api_version: &str,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+    always: &[(&str, Value)],
+) -> Value {
     let mut m = Map::new();
-    for (from, to) in [
-        ("metadata", "metadata"),
-        ("regarding", "involvedObject"),
-        ("note", "message"),
-        ("reason", "reason"),
-        ("type", "type"),
-        ("deprecatedSource", "source"),
-        ("deprecatedFirstTimestamp", "firstTimestamp"),
-        ("deprecatedLastTimestamp", "lastTimestamp"),
-        ("deprecatedCount", "count"),
-        ("eventTime", "eventTime"),
-        ("series", "series"),
-        ("reportingController", "reportingComponent"),
-        ("reportingInstance", "reportingInstance"),
-    ] {
-        if let Some(v) = o.get(from) {
-            m.insert(to.into(), v.clone());
+    m.insert("apiVersion".into(), json!(api_version));
+    m.insert("kind".into(), json!("Event"));
+    if let Some(meta) = o.get("metadata") {
+        m.insert("metadata".into(), meta.clone());
+    }
+    for (from, to) in pairs {
+        let Some(v) = o.get(from) else { continue };
+        let zero = v.as_str() == Some("") || v.as_i64() == Some(0);
+        if zero && !always.iter().any(|(f, _)| *f == to) {
+            continue;
+        }
+        m.insert(to.into(), v.clone());
+    }
+    for (f, z) in always {
+        if m.get(*f).is_none_or(Value::is_null) {
+            m.insert((*f).into(), z.clone());
         }
     }
     Value::Object(m)
+}
+
+/// An events.k8s.io/v1 Event as the core/v1 Event upstream stores and serves for it.
+pub fn events_v1_to_core_event(o: &Value) -> Value {
+    convert_event(
+        o,
+        "v1",
+        EVENT_FIELDS.iter().copied(),
+        &[
+            ("involvedObject", json!({})),
+            ("source", json!({})),
+            ("reportingComponent", json!("")),
+            ("reportingInstance", json!("")),
+        ],
+    )
+}
+
+/// A core/v1 Event as events.k8s.io/v1 serves it.
+pub fn core_event_to_events_v1(o: &Value) -> Value {
+    convert_event(
+        o,
+        "events.k8s.io/v1",
+        EVENT_FIELDS.iter().map(|&(v1, core)| (core, v1)),
+        &[("regarding", json!({})), ("deprecatedSource", json!({}))],
+    )
 }
 
 pub(super) fn certificates() -> Vec<ResourceKind> {
@@ -339,4 +419,92 @@ fn endpoint_slice_row(o: &Value, now: i64) -> TableRow {
         json!(list_with_more(addrs, addr_count)),
         age(o, now),
     ]
+}
+
+#[cfg(test)]
+mod event_conversion {
+    use super::*;
+
+    fn events_v1() -> Value {
+        json!({
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": "e1", "namespace": "default", "managedFields": [{"apiVersion": "events.k8s.io/v1", "manager": "m"}]},
+            "eventTime": "2024-01-02T03:04:05.000006Z",
+            "series": {"count": 3, "lastObservedTime": "2024-01-02T03:05:00.000000Z"},
+            "reportingController": "example.com/ctl",
+            "reportingInstance": "ctl-1",
+            "action": "Scale",
+            "reason": "Scaled",
+            "regarding": {"kind": "Deployment", "name": "web", "namespace": "default", "apiVersion": "apps/v1"},
+            "related": {"kind": "ReplicaSet", "name": "web-1"},
+            "note": "scaled up",
+            "type": "Normal",
+            "deprecatedSource": {"component": "ctl", "host": "h"},
+            "deprecatedFirstTimestamp": "2024-01-02T03:04:05Z",
+            "deprecatedLastTimestamp": "2024-01-02T03:05:00Z",
+            "deprecatedCount": 3
+        })
+    }
+
+    #[test]
+    fn events_v1_maps_onto_core() {
+        let core = events_v1_to_core_event(&events_v1());
+        assert_eq!(core["apiVersion"], "v1");
+        assert_eq!(core["kind"], "Event");
+        assert_eq!(core["involvedObject"]["name"], "web");
+        assert_eq!(core["related"]["name"], "web-1");
+        assert_eq!(core["message"], "scaled up");
+        assert_eq!(core["reportingComponent"], "example.com/ctl");
+        assert_eq!(core["source"]["component"], "ctl");
+        assert_eq!(core["firstTimestamp"], "2024-01-02T03:04:05Z");
+        assert_eq!(core["lastTimestamp"], "2024-01-02T03:05:00Z");
+        assert_eq!(core["count"], 3);
+        assert_eq!(core["series"]["count"], 3);
+        assert_eq!(core["action"], "Scale");
+        // managedFields entries keep the apiVersion they were written with.
+        assert_eq!(
+            core["metadata"]["managedFields"][0]["apiVersion"],
+            "events.k8s.io/v1"
+        );
+        assert!(core.get("note").is_none() && core.get("regarding").is_none());
+    }
+
+    #[test]
+    fn round_trips() {
+        let v1 = events_v1();
+        assert_eq!(core_event_to_events_v1(&events_v1_to_core_event(&v1)), v1);
+        let core = events_v1_to_core_event(&v1);
+        assert_eq!(
+            events_v1_to_core_event(&core_event_to_events_v1(&core)),
+            core
+        );
+    }
+
+    #[test]
+    fn zero_values_as_go_encodes_them() {
+        // A core Event with only what a kubelet-style recorder sets.
+        let core = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "e2"},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "reason": "Started", "message": "", "count": 0,
+            "reportingComponent": "", "reportingInstance": ""
+        });
+        let v1 = core_event_to_events_v1(&core);
+        assert_eq!(
+            v1,
+            json!({
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "e2"},
+                "regarding": {"kind": "Pod", "name": "p"},
+                "reason": "Started",
+                "deprecatedSource": {}
+            })
+        );
+        let back = events_v1_to_core_event(&v1);
+        assert_eq!(back["reportingComponent"], "");
+        assert_eq!(back["source"], json!({}));
+        assert!(back.get("count").is_none() && back.get("message").is_none());
+    }
 }

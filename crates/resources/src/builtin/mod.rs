@@ -15,6 +15,8 @@ mod storage;
 
 use serde_json::Value;
 
+pub use misc::{core_event_to_events_v1, events_v1_to_core_event};
+
 use crate::columns::{default_columns, default_row};
 use crate::{NameRule, ResourceKind, ALL_VERBS};
 
@@ -46,6 +48,7 @@ pub(crate) const BASE: ResourceKind = ResourceKind {
     create_on_update: false,
     always_emitted: "",
     extra_subresources: &[],
+    storage: None,
 };
 
 /// `<none>` for an empty cell, as many printers write it.
