@@ -163,7 +163,6 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         },
         ResourceKind {
             kind: "Event",
-            always_emitted: r#"{"involvedObject":{},"source":{},"firstTimestamp":null,"lastTimestamp":null,"eventTime":null,"reportingComponent":"","reportingInstance":""}"#,
             create_on_update: true,
             name_rule: NameRule::PathSegment,
             plural: "events",
@@ -872,10 +871,9 @@ pub(super) fn event_columns() -> Vec<Column> {
     ]
 }
 
-/// The core/v1 Event fields Go always writes: structs (`omitempty` never omits them) and
-/// the two strings without `omitempty` (zero timestamps, written as null, aside).
-pub(super) const EVENT_ALWAYS_EMITTED: &str =
-    r#"{"involvedObject":{},"source":{},"reportingComponent":"","reportingInstance":""}"#;
+/// The core/v1 Event fields Go always writes: structs (`omitempty` never omits them), zero
+/// timestamps (null) and the two strings without `omitempty`.
+pub(super) const EVENT_ALWAYS_EMITTED: &str = r#"{"involvedObject":{},"source":{},"firstTimestamp":null,"lastTimestamp":null,"eventTime":null,"reportingComponent":"","reportingInstance":""}"#;
 
 /// `printEvent` over a core/v1 Event.
 pub(super) fn event_row(o: &Value, now: i64) -> TableRow {

@@ -42,7 +42,7 @@ pub(super) fn events() -> Vec<ResourceKind> {
         columns: event_columns,
         row: |o, now| event_row(&events_v1_to_core_event(o), now),
         // Go writes these structs even when empty (`omitempty` does not omit structs).
-        always_emitted: r#"{"regarding":{},"deprecatedSource":{}}"#,
+        always_emitted: r#"{"eventTime":null,"regarding":{},"deprecatedSource":{},"deprecatedFirstTimestamp":null,"deprecatedLastTimestamp":null}"#,
         // One collection for both Event APIs, as upstream's single event registry.
         storage: Some(StorageAlias {
             group: "",

@@ -743,6 +743,43 @@ pub fn validate_replication_controller(rc: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// A CSR's conditions as `validateConditions` checks them: each has a type and a status,
+/// `Approved`, `Denied` and `Failed` appear at most once, and a request is not both approved
+/// and denied.
+pub(super) fn validate_csr_conditions(csr: &Value, errs: &mut Vec<FieldError>) {
+    let conds = arr(csr.pointer("/status/conditions"));
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, c) in conds.iter().enumerate() {
+        let path = format!("status.conditions[{i}]");
+        let t = str_at(c, "type").unwrap_or("");
+        if t.is_empty() {
+            errs.push(FieldError::required(format!("{path}.type"), ""));
+        }
+        match str_at(c, "status").unwrap_or("") {
+            "" => errs.push(FieldError::required(format!("{path}.status"), "")),
+            "True" | "False" | "Unknown" => {}
+            other => errs.push(FieldError::not_supported(
+                format!("{path}.status"),
+                &q(other),
+                &["False", "True", "Unknown"],
+            )),
+        }
+        if matches!(t, "Approved" | "Denied" | "Failed") {
+            if seen.contains(&t) {
+                errs.push(FieldError::duplicate(format!("{path}.type"), &q(t)));
+            }
+            seen.push(t);
+        }
+    }
+    if seen.contains(&"Approved") && seen.contains(&"Denied") {
+        errs.push(FieldError::invalid(
+            "status.conditions",
+            "",
+            "Approved and Denied conditions are mutually exclusive",
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -967,42 +1004,5 @@ mod tests {
             &mut errs,
         );
         assert!(has(&errs, "spec.template.metadata.labels", "Invalid value: map[string]string{\"app\":\"b\"}: `selector` does not match template `labels`"));
-    }
-}
-
-/// A CSR's conditions as `validateConditions` checks them: each has a type and a status,
-/// `Approved`, `Denied` and `Failed` appear at most once, and a request is not both approved
-/// and denied.
-pub(super) fn validate_csr_conditions(csr: &Value, errs: &mut Vec<FieldError>) {
-    let conds = arr(csr.pointer("/status/conditions"));
-    let mut seen: Vec<&str> = Vec::new();
-    for (i, c) in conds.iter().enumerate() {
-        let path = format!("status.conditions[{i}]");
-        let t = str_at(c, "type").unwrap_or("");
-        if t.is_empty() {
-            errs.push(FieldError::required(format!("{path}.type"), ""));
-        }
-        match str_at(c, "status").unwrap_or("") {
-            "" => errs.push(FieldError::required(format!("{path}.status"), "")),
-            "True" | "False" | "Unknown" => {}
-            other => errs.push(FieldError::not_supported(
-                format!("{path}.status"),
-                &q(other),
-                &["False", "True", "Unknown"],
-            )),
-        }
-        if matches!(t, "Approved" | "Denied" | "Failed") {
-            if seen.contains(&t) {
-                errs.push(FieldError::duplicate(format!("{path}.type"), &q(t)));
-            }
-            seen.push(t);
-        }
-    }
-    if seen.contains(&"Approved") && seen.contains(&"Denied") {
-        errs.push(FieldError::invalid(
-            "status.conditions",
-            "",
-            "Approved and Denied conditions are mutually exclusive",
-        ));
     }
 }

@@ -121,6 +121,27 @@ fn obj(v: &Value) -> Option<&Map<String, Value>> {
     v.as_object()
 }
 
+/// The rules of the part of an object written through a subresource (`ephemeralcontainers`,
+/// `approval`); the parent's own rules run besides.
+pub fn validate_part(
+    kind: &ResourceKind,
+    pointer: &str,
+    obj: &Value,
+    old: &Value,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    match (kind.group, kind.kind, pointer) {
+        ("", "Pod", "/spec/ephemeralContainers") => {
+            pod::validate_ephemeral_update(obj, old, &mut errs)
+        }
+        ("certificates.k8s.io", "CertificateSigningRequest", _) => {
+            core::validate_csr_conditions(obj, &mut errs)
+        }
+        _ => {}
+    }
+    dedup(errs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,25 +249,4 @@ mod tests {
         ]);
         assert_eq!(errs.len(), 2);
     }
-}
-
-/// The rules of the part of an object written through a subresource (`ephemeralcontainers`,
-/// `approval`); the parent's own rules run besides.
-pub fn validate_part(
-    kind: &ResourceKind,
-    pointer: &str,
-    obj: &Value,
-    old: &Value,
-) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    match (kind.group, kind.kind, pointer) {
-        ("", "Pod", "/spec/ephemeralContainers") => {
-            pod::validate_ephemeral_update(obj, old, &mut errs)
-        }
-        ("certificates.k8s.io", "CertificateSigningRequest", _) => {
-            core::validate_csr_conditions(obj, &mut errs)
-        }
-        _ => {}
-    }
-    dedup(errs)
 }

@@ -1452,6 +1452,107 @@ pub fn meta_labels(tpl: Option<&Value>) -> Option<&Map<String, Value>> {
         .and_then(obj)
 }
 
+/// Fields an ephemeral container may not have (`validateEphemeralContainers`).
+const EPHEMERAL_FORBIDDEN: &[&str] = &[
+    "lifecycle",
+    "livenessProbe",
+    "ports",
+    "readinessProbe",
+    "resizePolicy",
+    "resources",
+    "restartPolicy",
+    "startupProbe",
+];
+
+/// `ValidatePodEphemeralContainersUpdate`: ephemeral containers are only ever added; each new
+/// one needs a unique name and an image, has none of the fields of a long-running container,
+/// and may only target a container of the pod.
+pub(super) fn validate_ephemeral_update(pod: &Value, old: &Value, errs: &mut Vec<FieldError>) {
+    let list = |v: &Value, k: &str| {
+        v.pointer(&format!("/spec/{k}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let new = list(pod, "ephemeralContainers");
+    let olds = list(old, "ephemeralContainers");
+    let name_of = |c: &Value| {
+        c.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    for o in &olds {
+        let n = name_of(o);
+        match new.iter().position(|c| name_of(c) == n) {
+            None => errs.push(FieldError::forbidden(
+                "spec",
+                &format!(
+                    "existing ephemeral containers {} may not be removed\n",
+                    q(&n)
+                ),
+            )),
+            Some(i) if normalize(&new[i]) != normalize(o) => errs.push(FieldError::forbidden(
+                format!("spec.ephemeralContainers[{i}]"),
+                &format!(
+                    "existing ephemeral containers {} may not be changed\n",
+                    q(&n)
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut taken: Vec<String> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|k| list(pod, k))
+        .map(|c| name_of(&c))
+        .collect();
+    let targets = taken.clone();
+    for (i, c) in new.iter().enumerate() {
+        let path = format!("spec.ephemeralContainers[{i}]");
+        let n = name_of(c);
+        if n.is_empty() {
+            errs.push(FieldError::required(format!("{path}.name"), ""));
+        } else if taken.contains(&n) {
+            errs.push(FieldError::duplicate(format!("{path}.name"), &q(&n)));
+        } else {
+            taken.push(n);
+        }
+        if c.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            errs.push(FieldError::required(format!("{path}.image"), ""));
+        }
+        for f in EPHEMERAL_FORBIDDEN {
+            let set = c.get(*f).map(normalize).is_some_and(|v| match v {
+                Value::Null => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(o) => !o.is_empty(),
+                _ => true,
+            });
+            if set {
+                errs.push(FieldError::forbidden(
+                    format!("{path}.{f}"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+        let target = c
+            .get("targetContainerName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !target.is_empty() && !targets.iter().any(|t| t == target) {
+            errs.push(FieldError::not_found(
+                format!("{path}.targetContainerName"),
+                &q(target),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1715,106 +1816,5 @@ mod tests {
             errs[0].field,
             "spec.template.spec.containers[1].ports[0].containerPort"
         );
-    }
-}
-
-/// Fields an ephemeral container may not have (`validateEphemeralContainers`).
-const EPHEMERAL_FORBIDDEN: &[&str] = &[
-    "lifecycle",
-    "livenessProbe",
-    "ports",
-    "readinessProbe",
-    "resizePolicy",
-    "resources",
-    "restartPolicy",
-    "startupProbe",
-];
-
-/// `ValidatePodEphemeralContainersUpdate`: ephemeral containers are only ever added; each new
-/// one needs a unique name and an image, has none of the fields of a long-running container,
-/// and may only target a container of the pod.
-pub(super) fn validate_ephemeral_update(pod: &Value, old: &Value, errs: &mut Vec<FieldError>) {
-    let list = |v: &Value, k: &str| {
-        v.pointer(&format!("/spec/{k}"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let new = list(pod, "ephemeralContainers");
-    let olds = list(old, "ephemeralContainers");
-    let name_of = |c: &Value| {
-        c.get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    for o in &olds {
-        let n = name_of(o);
-        match new.iter().position(|c| name_of(c) == n) {
-            None => errs.push(FieldError::forbidden(
-                "spec",
-                &format!(
-                    "existing ephemeral containers {} may not be removed\n",
-                    q(&n)
-                ),
-            )),
-            Some(i) if normalize(&new[i]) != normalize(o) => errs.push(FieldError::forbidden(
-                format!("spec.ephemeralContainers[{i}]"),
-                &format!(
-                    "existing ephemeral containers {} may not be changed\n",
-                    q(&n)
-                ),
-            )),
-            Some(_) => {}
-        }
-    }
-    let mut taken: Vec<String> = ["containers", "initContainers"]
-        .iter()
-        .flat_map(|k| list(pod, k))
-        .map(|c| name_of(&c))
-        .collect();
-    let targets = taken.clone();
-    for (i, c) in new.iter().enumerate() {
-        let path = format!("spec.ephemeralContainers[{i}]");
-        let n = name_of(c);
-        if n.is_empty() {
-            errs.push(FieldError::required(format!("{path}.name"), ""));
-        } else if taken.contains(&n) {
-            errs.push(FieldError::duplicate(format!("{path}.name"), &q(&n)));
-        } else {
-            taken.push(n);
-        }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
-            errs.push(FieldError::required(format!("{path}.image"), ""));
-        }
-        for f in EPHEMERAL_FORBIDDEN {
-            let set = c.get(*f).map(normalize).is_some_and(|v| match v {
-                Value::Null => false,
-                Value::String(s) => !s.is_empty(),
-                Value::Array(a) => !a.is_empty(),
-                Value::Object(o) => !o.is_empty(),
-                _ => true,
-            });
-            if set {
-                errs.push(FieldError::forbidden(
-                    format!("{path}.{f}"),
-                    "cannot be set for an Ephemeral Container",
-                ));
-            }
-        }
-        let target = c
-            .get("targetContainerName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if !target.is_empty() && !targets.iter().any(|t| t == target) {
-            errs.push(FieldError::not_found(
-                format!("{path}.targetContainerName"),
-                &q(target),
-            ));
-        }
     }
 }
