@@ -6,6 +6,7 @@ use http::{header, StatusCode};
 use reddwarf_resources::{ResourceKind, SubresourceRole};
 use serde_json::{json, Value};
 
+use crate::aggregation;
 use crate::codec::{self, Wanted};
 use crate::status::ApiError;
 use crate::ApiServer;
@@ -115,7 +116,11 @@ fn aggregated(items: Vec<Value>, v2beta1: bool) -> Response {
             (header::CONTENT_TYPE, ct),
             (header::VARY, "Accept".to_string()),
         ],
-        serde_json::to_vec(&body).unwrap_or_default(),
+        {
+            let mut b = serde_json::to_vec(&body).unwrap_or_default();
+            b.push(b'\n');
+            b
+        },
     )
         .into_response()
 }
@@ -151,34 +156,55 @@ pub fn apis(api: &ApiServer, wanted: Wanted) -> Response {
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .collect();
+    let remote = aggregation::remote_groups(api);
     if let Wanted::Discovery { v2beta1 } = wanted {
-        return aggregated(
-            groups
-                .iter()
-                .map(|(g, vs)| aggregated_group(api, g, vs))
-                .collect(),
-            v2beta1,
-        );
+        let mut items: Vec<Value> = groups
+            .iter()
+            .map(|(g, vs)| aggregated_group(api, g, vs))
+            .collect();
+        // Aggregated groups whose servers are not reached: listed, without resources, stale.
+        items.extend(remote.iter().map(|g| {
+            json!({
+                "metadata": {"name": g.name, "creationTimestamp": null},
+                "versions": g.versions.iter().map(|v| json!({
+                    "version": v, "freshness": "Stale"})).collect::<Vec<_>>(),
+            })
+        }));
+        return aggregated(items, v2beta1);
     }
+    let mut list: Vec<Value> = groups.iter().map(|(g, vs)| group_json(g, vs)).collect();
+    list.extend(remote.iter().map(|g| {
+        let vs: Vec<&str> = g.versions.iter().map(String::as_str).collect();
+        group_json(&g.name, &vs)
+    }));
     codec::json_value(
         StatusCode::OK,
         &json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": groups.iter().map(|(g, vs)| group_json(g, vs)).collect::<Vec<_>>(),
+            "groups": list,
         }),
     )
 }
 
 pub fn group(api: &ApiServer, name: &str) -> Response {
-    match api
+    let found = api
         .catalogue
         .groups()
         .into_iter()
         .find(|(g, _)| *g == name && !g.is_empty())
-    {
-        Some((g, vs)) => {
-            let mut v = group_json(g, &vs);
+        .map(|(g, vs)| group_json(g, &vs))
+        .or_else(|| {
+            aggregation::remote_groups(api)
+                .into_iter()
+                .find(|g| g.name == name)
+                .map(|g| {
+                    let vs: Vec<&str> = g.versions.iter().map(String::as_str).collect();
+                    group_json(&g.name, &vs)
+                })
+        });
+    match found {
+        Some(mut v) => {
             v["kind"] = json!("APIGroup");
             v["apiVersion"] = json!("v1");
             codec::json_value(StatusCode::OK, &v)
@@ -190,7 +216,9 @@ pub fn group(api: &ApiServer, name: &str) -> Response {
 pub fn resources(api: &ApiServer, group: &str, version: &str) -> Response {
     let kinds = api.catalogue.in_group_version(group, version);
     if kinds.is_empty() {
-        return ApiError::path_not_found().into_response();
+        return aggregation::unavailable(api, group, version)
+            .unwrap_or_else(ApiError::path_not_found)
+            .into_response();
     }
     let mut list = Vec::new();
     for k in kinds {

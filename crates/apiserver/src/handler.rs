@@ -131,7 +131,10 @@ async fn resource(
     let kind = api
         .catalogue
         .by_resource(&rp.group, &rp.version, &rp.resource)
-        .ok_or_else(ApiError::path_not_found)?;
+        .ok_or_else(|| {
+            crate::aggregation::unavailable(api, &rp.group, &rp.version)
+                .unwrap_or_else(ApiError::path_not_found)
+        })?;
     if !rp.namespace.is_empty() && !kind.namespaced {
         return Err(ApiError::path_not_found());
     }

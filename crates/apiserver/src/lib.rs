@@ -6,6 +6,7 @@
 // out to the client, so its size costs nothing on successful requests.
 #![allow(clippy::result_large_err)]
 
+mod aggregation;
 mod auth;
 mod client;
 mod codec;
@@ -145,6 +146,26 @@ impl ApiServer {
                 .await?;
             if code != 201 && code != 409 {
                 anyhow::bail!("creating priority class {name}: {code} {text}");
+            }
+        }
+        // Upstream's autoregistration: a Local APIService per served group version, proposed
+        // together so they share a raft entry rather than delaying start-up.
+        let services = aggregation::local_api_services(self);
+        let created = futures::future::join_all(services.iter().map(|svc| {
+            client.request(
+                "POST",
+                "/apis/apiregistration.k8s.io/v1/apiservices",
+                Some(svc),
+            )
+        }))
+        .await;
+        for (svc, r) in services.iter().zip(created) {
+            let (code, text) = r?;
+            if code != 201 && code != 409 {
+                anyhow::bail!(
+                    "creating APIService {}: {code} {text}",
+                    svc["metadata"]["name"]
+                );
             }
         }
         tokio::spawn(namespace_controller::run(self.clone(), client));

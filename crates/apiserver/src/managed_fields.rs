@@ -76,6 +76,13 @@ pub fn check_options(ctx: &Ctx, content_type: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Upstream's reset fields (`GetResetFields`): a write to the object itself never owns its
+/// status when status has its own endpoint.
+fn reset_fields(ctx: &Ctx) -> Option<reddwarf_merge::FieldSet> {
+    (ctx.kind.status && ctx.rp.subresource.is_none())
+        .then(|| reddwarf_merge::field_set_of(&[&["status"]]))
+}
+
 fn subresource<'a>(ctx: &'a Ctx<'a>) -> &'a str {
     ctx.rp.subresource.as_deref().unwrap_or("")
 }
@@ -88,12 +95,13 @@ pub fn track_update(ctx: &Ctx, before: &Value, after: &mut Value) -> ApiResult<(
     let root = merge_schema::root(&av, ctx.kind.kind);
     let managed =
         reddwarf_merge::managed_fields_for_update(before, after, ctx.rp.subresource.is_some());
+    let reset = reset_fields(ctx);
     let req = Request {
         manager: &manager,
         api_version: &av,
         subresource: subresource(ctx),
         time: &time,
-        ignored: None,
+        ignored: reset.as_ref(),
     };
     match reddwarf_merge::update(
         before,
@@ -143,12 +151,13 @@ pub fn apply(ctx: &Ctx, live: &Value, applied: &Value) -> ApiResult<(Value, bool
     let root = merge_schema::root(&av, ctx.kind.kind);
     let managed = ManagedFields::from_object(live).map_err(merge_error)?;
     let force = ctx.query.flag("force");
+    let reset = reset_fields(ctx);
     let req = Request {
         manager: &manager,
         api_version: &av,
         subresource: subresource(ctx),
         time: &time,
-        ignored: None,
+        ignored: reset.as_ref(),
     };
     match reddwarf_merge::apply(
         live,

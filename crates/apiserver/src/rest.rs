@@ -873,6 +873,24 @@ fn without_volatile(v: &Value) -> Value {
     v
 }
 
+/// Who owns what, without the times: a write that changes only an entry's time is no change,
+/// one that adds an owner (an apply of values another manager set) is.
+fn ownership(v: &Value) -> Vec<Value> {
+    v.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    e.as_object_mut().map(|m| m.remove("time"));
+                    e
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How the current object becomes the new one.
 enum Change {
     /// A PUT of this body (to the object, `/status` or `/finalize`).
@@ -1012,16 +1030,9 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         // Objects stored before a field was always emitted get it with their next write.
         ctx.kind.fill_always_emitted(&mut new);
         if !matches!(&change, Change::Patch(ct, _) if ct == managed_fields::APPLY) {
-            // Clients cannot write ownership through an update: keep the stored entries and
-            // record this manager's change.
-            match old.pointer("/metadata/managedFields") {
-                Some(mf) => {
-                    meta_mut(&mut new).insert("managedFields".into(), mf.clone());
-                }
-                None => {
-                    meta_mut(&mut new).remove("managedFields");
-                }
-            }
+            // managedFields the client sent replace the stored ones (`[{}]` clears them; none
+            // keeps them), as upstream's decodeLiveOrNew: how kubectl and Helm move an object
+            // from client-side to server-side apply. Then this manager's change is recorded.
             managed_fields::track_update(ctx, &old, &mut new)?;
         }
         let alloc = if is_service(ctx.kind) {
@@ -1046,7 +1057,10 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
             }
             None => validate(ctx, &new, Some(&old))?,
         }
-        if without_volatile(&new) == without_volatile(&old) && user_rv.is_none_or(|r| r == rev) {
+        if without_volatile(&new) == without_volatile(&old)
+            && ownership(&new) == ownership(&old)
+            && user_rv.is_none_or(|r| r == rev)
+        {
             // A no-op write: no revision bump, no event (upstream skips the storage write).
             return ctx.respond_stored(StatusCode::OK, bytes);
         }

@@ -41,6 +41,16 @@ fn reorder(schema: &Schema, msg: &Message, o: &mut Map<String, Value>, top: bool
     if depth > MAX_DEPTH {
         return;
     }
+    // Go's encoder leaves out the zero value of a non-pointer `omitempty` scalar (an RBAC
+    // subject's `apiGroup: ""`, a container's `workingDir: ""`).
+    o.retain(|k, v| match msg.by_json.get(k.as_str()) {
+        Some(key) => {
+            let (owner, fi) = msg.order[key.rank as usize];
+            let f = &schema.msg(owner).fields[fi as usize];
+            !(f.omit_zero && f.label == Label::Single && is_zero(v))
+        }
+        None => true,
+    });
     let type_meta = top || msg.type_meta;
     let unknown_base = FIRST_FIELD + msg.order.len() as u32;
     // objects are small: ranks on the stack unless there are many keys
@@ -81,6 +91,16 @@ fn reorder(schema: &Schema, msg: &Message, o: &mut Map<String, Value>, top: bool
     // ranks are distinct (one per key)
     entries.sort_unstable_by_key(|e| e.0);
     o.extend(entries.into_iter().map(|(_, k, v)| (k, v)));
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    }
 }
 
 /// Go decodes `[]byte` skipping line breaks and writes it back on one line: line-wrapped

@@ -298,3 +298,26 @@ fn line_wrapped_base64_is_stored_on_one_line() {
       "metadata":{"name":"w"},"webhooks":[{"name":"w.example.com","clientConfig":{"caBundle":"LS0t\nLS0="}}]}"#;
     assert!(canon(webhook).contains(r#""caBundle":"LS0tLS0=""#));
 }
+
+#[test]
+fn zero_values_of_omitempty_scalars_are_left_out() {
+    let rb = r#"{"kind":"RoleBinding","apiVersion":"rbac.authorization.k8s.io/v1","metadata":{"name":"r"},
+      "subjects":[{"kind":"ServiceAccount","apiGroup":"","name":"default","namespace":"d"}],
+      "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"x"}}"#;
+    let out = canon(rb);
+    assert!(
+        out.contains(r#""subjects":[{"kind":"ServiceAccount","name":"default","namespace":"d"}]"#),
+        "{out}"
+    );
+    // roleRef.apiGroup has no omitempty: kept even when empty; a pointer's zero is kept.
+    let rb2 = rb.replace(
+        r#""apiGroup":"rbac.authorization.k8s.io""#,
+        r#""apiGroup":"""#,
+    );
+    assert!(canon(&rb2).contains(r#""roleRef":{"apiGroup":"","#));
+    let d = r#"{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"d"},
+      "spec":{"replicas":0,"template":{"spec":{"containers":[{"name":"c","image":"i","workingDir":""}]}}}}"#;
+    let out = canon(d);
+    assert!(out.contains(r#""replicas":0"#), "{out}");
+    assert!(!out.contains("workingDir"), "{out}");
+}

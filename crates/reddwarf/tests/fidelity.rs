@@ -670,6 +670,28 @@ spec:
         table.contains("kube-system/metrics-server   False (MissingEndpoints)"),
         "{table}"
     );
+    // The groups this server serves are Local APIServices, as upstream registers them.
+    eventually(
+        "v1.apps Local and available",
+        Duration::from_secs(20),
+        || {
+            let t = s.kubectl_ok("1.33", &["get", "apiservices"]);
+            t.lines()
+                .any(|l| l.starts_with("v1.apps ") && l.contains(" Local ") && l.contains(" True "))
+                .then_some(())
+        },
+    );
+    // The aggregated group is discovered, and its requests answer 503 until it is served.
+    let apis = s.api_get("/apis");
+    assert!(
+        apis.to_string().contains("\"name\":\"metrics.k8s.io\""),
+        "{apis}"
+    );
+    let (code, body) = s.curl("GET", "/apis/metrics.k8s.io/v1beta1/nodes", None, None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the server is currently unable to handle the request"));
+    let out = s.kubectl("1.33", &["top", "nodes"]);
+    assert!(!out.status.success());
     // The name must be version.group.
     let out = s.kubectl_stdin(
         &["create", "-f", "-"],
@@ -760,4 +782,122 @@ fn put_creates_missing_objects_of_the_kinds_upstream_allows() {
         Some(cm.to_string().as_bytes()),
     );
     assert_eq!(code, 404, "{body}");
+}
+
+fn managed(s: &Server, path: &str) -> Vec<(String, String)> {
+    s.api_get(path)["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap_or("").to_string(),
+                m["operation"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn client_side_applied_objects_move_to_server_side_apply() {
+    let s = Server::start();
+    let path = "/api/v1/namespaces/default/configmaps/mig";
+    s.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mig, labels: {a: '1', b: '2'}}\ndata: {x: '1', yy: '2'}\n");
+    // kubectl hands the client-side owner's fields to its apply manager (a JSON patch of
+    // managedFields), then applies: what the manifest dropped goes.
+    apply_ss(
+        &s,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mig, labels: {a: '1'}}\ndata: {x: '1'}\n",
+    );
+    let cm = s.api_get(path);
+    assert_eq!(cm["metadata"]["labels"], json!({"a": "1"}), "{cm}");
+    assert_eq!(cm["data"], json!({"x": "1"}), "{cm}");
+    // The client-side owner is gone (kubectl keeps the last-applied annotation in step under
+    // a manager of its own).
+    let owners = managed(&s, path);
+    assert!(
+        owners.contains(&("kubectl".into(), "Apply".into())),
+        "{owners:?}"
+    );
+    assert!(
+        !owners.iter().any(|(m, _)| m == "kubectl-client-side-apply"),
+        "{owners:?}"
+    );
+    // `[{}]` clears managedFields.
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "cm",
+            "mig",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/metadata/managedFields","value":[{}]}]"#,
+        ],
+    );
+    assert!(managed(&s, path).is_empty());
+}
+
+#[test]
+fn applying_values_another_manager_set_records_shared_ownership() {
+    let s = Server::start();
+    let path = "/api/v1/namespaces/default/configmaps/shared";
+    s.kubectl_ok(
+        "1.33",
+        &["create", "configmap", "shared", "--from-literal=k=v"],
+    );
+    let rv = s.api_get(path)["metadata"]["resourceVersion"].clone();
+    ok_stdin(
+        &s,
+        &["apply", "--server-side", "--field-manager=helm", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {k: v}\n",
+    );
+    let cm = s.api_get(path);
+    assert_ne!(cm["metadata"]["resourceVersion"], rv);
+    assert!(managed(&s, path).contains(&("helm".into(), "Apply".into())));
+    // The same apply again changes nothing.
+    ok_stdin(
+        &s,
+        &["apply", "--server-side", "--field-manager=helm", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {k: v}\n",
+    );
+    assert_eq!(
+        s.api_get(path)["metadata"]["resourceVersion"],
+        cm["metadata"]["resourceVersion"]
+    );
+    // Ownership of what the object's own endpoint cannot write (status) is not recorded.
+    s.kubectl_ok("1.33", &["create", "deployment", "d", "--image=x"]);
+    let d = s.api_get("/apis/apps/v1/namespaces/default/deployments/d");
+    let create = d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["manager"] == "kubectl-create")
+        .cloned()
+        .unwrap();
+    assert!(create["fieldsV1"].get("f:status").is_none(), "{create}");
+}
+
+#[test]
+fn two_managers_apply_the_same_role_binding_without_conflict() {
+    let s = Server::start();
+    let rb = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb}\n\
+        roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}\n\
+        subjects: [{kind: ServiceAccount, name: default, namespace: default}]\n";
+    ok_stdin(
+        &s,
+        &["apply", "--server-side", "--field-manager=one", "-f", "-"],
+        rb,
+    );
+    let got = s.api_get("/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/rb");
+    assert_eq!(
+        got["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "default", "namespace": "default"}])
+    );
+    ok_stdin(
+        &s,
+        &["apply", "--server-side", "--field-manager=two", "-f", "-"],
+        rb,
+    );
 }
