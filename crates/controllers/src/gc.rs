@@ -146,7 +146,10 @@ pub async fn run(client: Client) {
     }
     let mut watched: HashSet<(String, String)> = HashSet::new();
     loop {
-        match Discovery::new(gc.client.clone()).run().await {
+        // Aggregated discovery: two requests, and an aggregated group whose server does not
+        // answer is listed stale with no resources instead of failing the whole discovery
+        // (upstream's collector goes on with the groups that answered).
+        match Discovery::new(gc.client.clone()).run_aggregated().await {
             Ok(d) => gc.adopt_discovery(&d, &mut watched),
             Err(e) => tracing::warn!("garbage collector: discovery: {e}"),
         }

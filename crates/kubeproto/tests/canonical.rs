@@ -190,9 +190,10 @@ fn status() {
         "reason":"FieldValueRequired"}],"kind":"pods","group":"","name":"x"},
       "reason":"Invalid","message":"Pod \"x\" is invalid","status":"Failure","metadata":{},
       "apiVersion":"v1","kind":"Status"}"#;
+    // details.group is `omitempty`: the empty core group is left out.
     let want = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
       "message":"Pod \"x\" is invalid","reason":"Invalid",
-      "details":{"name":"x","group":"","kind":"pods",
+      "details":{"name":"x","kind":"pods",
         "causes":[{"reason":"FieldValueRequired","message":"Required value","field":"metadata.name"}]},
       "code":422}"#;
     assert_eq!(canon(scrambled), compact(want));

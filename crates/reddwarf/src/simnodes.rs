@@ -382,15 +382,9 @@ impl Sim {
             "containerStatuses": containers,
         }});
         let path = pod_path(pod);
-        let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
-        if code == 404 {
+        if !patch_pod_status(conn, &path, &status).await? {
             return Ok(());
         }
-        anyhow::ensure!(
-            code == 200,
-            "pod {path} status: {code} {}",
-            String::from_utf8_lossy(&resp)
-        );
         if !Self::restarts(pod) {
             let tx = tx.clone();
             let pod = pod.clone();
@@ -410,12 +404,7 @@ impl Sim {
             .unwrap_or(0);
         let status = reddwarf_controllers::pod_status::stopped(pod, code, &now());
         let path = pod_path(pod);
-        let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
-        anyhow::ensure!(
-            code == 200 || code == 404,
-            "pod {path} status: {code} {}",
-            String::from_utf8_lossy(&resp)
-        );
+        patch_pod_status(conn, &path, &status).await?;
         Ok(())
     }
 
@@ -439,15 +428,9 @@ impl Sim {
             // Killed by SIGTERM: 128 + 15, reported as an Error and the pod Failed, as the
             // kubelet reports a process that does not trap the signal.
             let status = reddwarf_controllers::pod_status::stopped(&current, 143, &now());
-            let (code, resp) = merge_patch(conn, &format!("{path}/status"), &status).await?;
-            if code == 404 {
+            if !patch_pod_status(conn, &path, &status).await? {
                 return Ok(());
             }
-            anyhow::ensure!(
-                code == 200,
-                "pod {path} status: {code} {}",
-                String::from_utf8_lossy(&resp)
-            );
         }
         // Containers take `--stop-time` to exit, never longer than the grace period.
         let grace = pod["metadata"]["deletionGracePeriodSeconds"]
@@ -563,6 +546,17 @@ impl Sim {
         started.insert(uid);
         let _ = tx.send(Work::Start(pod.clone())).await;
     }
+}
+
+/// A merge patch of a pod's status: Ok(false) when the pod is gone.
+async fn patch_pod_status(conn: &mut Conn, path: &str, status: &Value) -> anyhow::Result<bool> {
+    let (code, resp) = merge_patch(conn, &format!("{path}/status"), status).await?;
+    anyhow::ensure!(
+        code == 200 || code == 404,
+        "pod {path} status: {code} {}",
+        String::from_utf8_lossy(&resp)
+    );
+    Ok(code == 200)
 }
 
 /// A JSON merge patch of `path`; returns the status code and body.

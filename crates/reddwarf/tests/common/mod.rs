@@ -390,21 +390,7 @@ impl Server {
 
     /// `kubectl apply -f -` with `manifest` on stdin (kubectl 1.33); returns stdout.
     pub fn apply(&self, manifest: &str) -> String {
-        use std::io::Write;
-        let mut child = self
-            .kubectl_cmd("1.33", &["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(manifest.as_bytes())
-            .expect("write manifest");
-        let out = child.wait_with_output().expect("kubectl apply");
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], manifest);
         assert!(
             out.status.success(),
             "kubectl apply failed: {}\n{manifest}",
