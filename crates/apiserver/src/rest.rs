@@ -1026,6 +1026,9 @@ async fn write_existing(ctx: &Ctx<'_>, change: Change) -> ApiResult<Response> {
         // Defaults first: a write that only leaves out what defaulting fills in is no change,
         // so it must not bump generation (upstream decodes with defaults before comparing).
         ctx.kind.apply_defaults(&mut new);
+        // Encoded as upstream would before comparing: a body that spells out a zero value
+        // Go leaves out (`hostNetwork: false`, `minReadySeconds: 0`) is the stored object.
+        canonical_order(&mut new);
         new = merge_server_fields(ctx, &old, new, sub);
         // Objects stored before a field was always emitted get it with their next write.
         ctx.kind.fill_always_emitted(&mut new);

@@ -906,3 +906,45 @@ fn two_managers_apply_the_same_role_binding_without_conflict() {
         rb,
     );
 }
+
+#[test]
+fn spelled_out_zero_values_are_no_change() {
+    let s =
+        Server::start_with(&["--controllers=*,-deployment,-replicaset,-scheduler,-nodelifecycle"]);
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: z}\nspec:\n  \
+        minReadySeconds: 0\n  selector: {matchLabels: {app: z}}\n  template:\n    \
+        metadata: {labels: {app: z}}\n    spec:\n      hostNetwork: false\n      \
+        containers: [{name: c, image: x, readinessProbe: {initialDelaySeconds: 0, \
+        tcpSocket: {port: 80}}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: zp}\n\
+        spec: {hostNetwork: false, containers: [{name: c, image: x}]}\n";
+    apply_ss(&s, manifest);
+    let d = "/apis/apps/v1/namespaces/default/deployments/z";
+    let before = s.api_get(d)["metadata"].clone();
+    apply_ss(&s, manifest);
+    let after = s.api_get(d)["metadata"].clone();
+    assert_eq!(after["generation"], 1);
+    assert_eq!(after["resourceVersion"], before["resourceVersion"]);
+    let out = s.kubectl_stdin(&["diff", "--server-side", "-f", "-"], manifest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A label on a RoleBinding is owned alone: the subjects stay their applier's.
+    apply_ss(
+        &s,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}\n\
+         subjects: [{kind: ServiceAccount, name: default, namespace: default}]\n",
+    );
+    s.kubectl_ok("1.33", &["label", "rolebinding", "rb", "foo=bar"]);
+    let rb = s.api_get("/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/rb");
+    let label = rb["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["manager"] == "kubectl-label")
+        .cloned()
+        .unwrap();
+    assert!(label["fieldsV1"].get("f:subjects").is_none(), "{label}");
+}

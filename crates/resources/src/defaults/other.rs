@@ -60,13 +60,9 @@ pub(crate) fn role_binding(v: &mut Value) {
         json!("rbac.authorization.k8s.io"),
     );
     each(m, "subjects", |s| {
-        let group = match str_of(s, "kind") {
-            "ServiceAccount" => "",
-            "User" | "Group" => "rbac.authorization.k8s.io",
-            _ => return,
-        };
-        if str_of(s, "apiGroup").is_empty() {
-            s.insert("apiGroup".into(), json!(group));
+        // ServiceAccount subjects keep the empty group, which Go leaves out (omitempty).
+        if matches!(str_of(s, "kind"), "User" | "Group") && str_of(s, "apiGroup").is_empty() {
+            s.insert("apiGroup".into(), json!("rbac.authorization.k8s.io"));
         }
     });
 }
