@@ -128,3 +128,14 @@ pub fn local_api_services(api: &ApiServer) -> Vec<Value> {
     }
     out
 }
+
+/// Whether the APIService `svc` names is stored already.
+pub fn api_service_exists(api: &ApiServer, svc: &Value) -> bool {
+    let name = svc["metadata"]["name"].as_str().unwrap_or("");
+    let key = ObjectKey::new("apiregistration.k8s.io", "apiservices", "", name);
+    api.store
+        .read()
+        .ok()
+        .and_then(|view| view.get(key.as_str()).ok().flatten())
+        .is_some()
+}

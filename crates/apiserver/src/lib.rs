@@ -148,25 +148,37 @@ impl ApiServer {
                 anyhow::bail!("creating priority class {name}: {code} {text}");
             }
         }
-        // Upstream's autoregistration: a Local APIService per served group version, proposed
-        // together so they share a raft entry rather than delaying start-up.
-        let services = aggregation::local_api_services(self);
-        let created = futures::future::join_all(services.iter().map(|svc| {
-            client.request(
-                "POST",
-                "/apis/apiregistration.k8s.io/v1/apiservices",
-                Some(svc),
-            )
-        }))
-        .await;
-        for (svc, r) in services.iter().zip(created) {
-            let (code, text) = r?;
-            if code != 201 && code != 409 {
-                anyhow::bail!(
-                    "creating APIService {}: {code} {text}",
-                    svc["metadata"]["name"]
-                );
-            }
+        // Upstream's autoregistration: a Local APIService per served group version. Off the
+        // start-up path (readiness does not wait for them), and only those not there yet, so
+        // a restart proposes nothing.
+        let missing = aggregation::local_api_services(self)
+            .into_iter()
+            .filter(|svc| !aggregation::api_service_exists(self, svc))
+            .collect::<Vec<_>>();
+        if !missing.is_empty() {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let created = futures::future::join_all(missing.iter().map(|svc| {
+                    client.request(
+                        "POST",
+                        "/apis/apiregistration.k8s.io/v1/apiservices",
+                        Some(svc),
+                    )
+                }))
+                .await;
+                for (svc, r) in missing.iter().zip(created) {
+                    match r {
+                        Ok((201 | 409, _)) => {}
+                        Ok((code, text)) => tracing::warn!(
+                            "creating APIService {}: {code} {text}",
+                            svc["metadata"]["name"]
+                        ),
+                        Err(e) => {
+                            tracing::warn!("creating APIService {}: {e}", svc["metadata"]["name"])
+                        }
+                    }
+                }
+            });
         }
         tokio::spawn(namespace_controller::run(self.clone(), client));
         self.ready.store(true, Ordering::Release);
