@@ -789,6 +789,14 @@ fn put_creates_missing_objects_of_the_kinds_upstream_allows() {
     assert_eq!(code, 404, "{body}");
 }
 
+/// The managedFields entry of `manager` in `obj`.
+fn managed_entry(obj: &Value, manager: &str) -> Value {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|a| a.iter().find(|m| m["manager"] == manager).cloned())
+        .unwrap_or_else(|| panic!("no managedFields entry of {manager}: {obj}"))
+}
+
 fn managed(s: &Server, path: &str) -> Vec<(String, String)> {
     s.api_get(path)["metadata"]["managedFields"]
         .as_array()
@@ -874,13 +882,7 @@ fn applying_values_another_manager_set_records_shared_ownership() {
     // Ownership of what the object's own endpoint cannot write (status) is not recorded.
     s.kubectl_ok("1.33", &["create", "deployment", "d", "--image=x"]);
     let d = s.api_get("/apis/apps/v1/namespaces/default/deployments/d");
-    let create = d["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["manager"] == "kubectl-create")
-        .cloned()
-        .unwrap();
+    let create = managed_entry(&d, "kubectl-create");
     assert!(create["fieldsV1"].get("f:status").is_none(), "{create}");
 }
 
@@ -939,12 +941,6 @@ fn spelled_out_zero_values_are_no_change() {
     );
     s.kubectl_ok("1.33", &["label", "rolebinding", "rb", "foo=bar"]);
     let rb = s.api_get("/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/rb");
-    let label = rb["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["manager"] == "kubectl-label")
-        .cloned()
-        .unwrap();
+    let label = managed_entry(&rb, "kubectl-label");
     assert!(label["fieldsV1"].get("f:subjects").is_none(), "{label}");
 }

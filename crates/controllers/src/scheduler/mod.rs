@@ -568,6 +568,34 @@ impl Scheduler {
         }
     }
 
+    /// Puts a pod that fits nowhere back in the unschedulable set and reports why
+    /// (`PodScheduled=False` and a `FailedScheduling` event), after evicting the victims
+    /// preemption chose on a node, if any.
+    fn report_unschedulable(
+        &mut self,
+        id: &str,
+        pod: Arc<Pod>,
+        message: String,
+        preemption: Option<(String, Vec<Arc<Pod>>)>,
+    ) {
+        self.queue.failed(id, Instant::now(), true);
+        let client = self.client.clone();
+        let recorder = self.recorder.clone();
+        tokio::spawn(async move {
+            if let Some((node, victims)) = preemption {
+                evict_victims(&client, &recorder, &pod, &node, victims).await;
+            }
+            mark_unschedulable(&client, &pod, "Unschedulable", &message).await;
+            recorder
+                .warning(
+                    &events::reference(pod.as_ref()),
+                    "FailedScheduling",
+                    message,
+                )
+                .await;
+        });
+    }
+
     /// How many feasible nodes to look for before scoring (upstream's adaptive
     /// percentageOfNodesToScore: 50% minus 1% per 125 nodes, at least 5%, at least 100).
     fn feasible_to_find(n: usize) -> usize {
@@ -603,19 +631,7 @@ impl Scheduler {
                         preemption_note(&pod, n, 0)
                     )
                 };
-                self.queue.failed(&id, Instant::now(), true);
-                let client = self.client.clone();
-                let recorder = self.recorder.clone();
-                tokio::spawn(async move {
-                    mark_unschedulable(&client, &pod, "Unschedulable", &message).await;
-                    recorder
-                        .warning(
-                            &events::reference(pod.as_ref()),
-                            "FailedScheduling",
-                            message,
-                        )
-                        .await;
-                });
+                self.report_unschedulable(&id, pod, message, None);
                 return;
             }
         };
@@ -730,37 +746,12 @@ impl Scheduler {
                             .next()
                             .unwrap_or_default()
                             .to_string();
-                        self.queue.failed(&id, Instant::now(), true);
-                        let client = self.client.clone();
-                        let recorder = self.recorder.clone();
-                        tokio::spawn(async move {
-                            evict_victims(&client, &recorder, &pod, &node, victims).await;
-                            mark_unschedulable(&client, &pod, "Unschedulable", &message).await;
-                            recorder
-                                .warning(
-                                    &events::reference(pod.as_ref()),
-                                    "FailedScheduling",
-                                    message,
-                                )
-                                .await;
-                        });
+                        self.report_unschedulable(&id, pod, message, Some((node, victims)));
                         return;
                     }
                 }
                 let message = fit_error(&pod, n, &reasons, helpful);
-                self.queue.failed(&id, Instant::now(), true);
-                let client = self.client.clone();
-                let recorder = self.recorder.clone();
-                tokio::spawn(async move {
-                    mark_unschedulable(&client, &pod, "Unschedulable", &message).await;
-                    recorder
-                        .warning(
-                            &events::reference(pod.as_ref()),
-                            "FailedScheduling",
-                            message,
-                        )
-                        .await;
-                });
+                self.report_unschedulable(&id, pod, message, None);
             }
         }
     }
