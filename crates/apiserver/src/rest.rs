@@ -773,6 +773,8 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value, owned: Option<Value>) -> ApiResult
         }
     }
     ctx.kind.apply_defaults(obj);
+    // Ownership is computed from the object as upstream encodes it (no spelled-out zeros).
+    canonical_order(obj);
     match owned {
         Some(mf) => {
             meta_mut(obj).insert("managedFields".into(), mf);
