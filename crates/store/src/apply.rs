@@ -40,6 +40,10 @@ impl Store {
                 for m in &batch.0 {
                     let result = apply_one(&mut objects, m, rev + 1);
                     match result {
+                        // The disk failed, not the request: no outcome is decided, the whole
+                        // transaction is dropped, and the state machine stops (a replica that
+                        // cannot apply must not answer differently from the others).
+                        Err(Failure::Storage(e)) => return Err(e),
                         Ok((event_type, object, prev)) => {
                             rev += 1;
                             out.push(Outcome::Applied {
@@ -54,7 +58,7 @@ impl Store {
                                 prev: prev.map(Into::into),
                             }));
                         }
-                        Err(e) => out.push(Outcome::Refused(e)),
+                        Err(Failure::Refused(e)) => out.push(Outcome::Refused(e)),
                     }
                 }
                 outcomes.push(out);
@@ -189,17 +193,34 @@ fn read_chunk(input: &mut impl std::io::Read) -> Result<Option<Vec<u8>>, StoreEr
 
 type Applied = (EventType, Vec<u8>, Option<Vec<u8>>);
 
+/// Why a mutation was not applied: refused (the same on every replica, answered to the
+/// client) or a storage failure of this replica (never a client's answer).
+enum Failure {
+    Refused(MutationError),
+    Storage(StoreError),
+}
+
+impl From<MutationError> for Failure {
+    fn from(e: MutationError) -> Self {
+        Failure::Refused(e)
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> Failure {
+    Failure::Storage(StoreError::Redb(e.to_string()))
+}
+
 fn apply_one(
     objects: &mut redb::Table<&str, (u64, &[u8])>,
     m: &Mutation,
     next: Revision,
-) -> Result<Applied, MutationError> {
+) -> Result<Applied, Failure> {
     let current = |objects: &redb::Table<&str, (u64, &[u8])>,
                    key: &str|
-     -> Result<Option<(u64, Vec<u8>)>, MutationError> {
+     -> Result<Option<(u64, Vec<u8>)>, Failure> {
         objects
             .get(key)
-            .map_err(|e| MutationError::Invalid(e.to_string()))
+            .map_err(storage)
             .map(|o| o.map(|g| (g.value().0, g.value().1.to_vec())))
     };
     match m {
@@ -212,7 +233,7 @@ fn apply_one(
             for c in claims {
                 if let Some((_, holder)) = current(objects, &claim_key(c))? {
                     if holder != owner.as_bytes() {
-                        return Err(MutationError::ClaimTaken(c.clone()));
+                        return Err(MutationError::ClaimTaken(c.clone()).into());
                     }
                 }
             }
@@ -220,9 +241,7 @@ fn apply_one(
             for r in releases {
                 let k = claim_key(r);
                 if current(objects, &k)?.is_some_and(|(_, holder)| holder == owner.as_bytes()) {
-                    objects
-                        .remove(k.as_str())
-                        .map_err(|e| MutationError::Invalid(e.to_string()))?;
+                    objects.remove(k.as_str()).map_err(storage)?;
                 }
             }
             for c in claims {
@@ -238,16 +257,16 @@ fn apply_one(
             if let Some(ns) = namespace {
                 let ns_key = crate::ObjectKey::new("", "namespaces", "", ns);
                 match current(objects, ns_key.as_str())? {
-                    None => return Err(MutationError::NamespaceNotFound(ns.clone())),
+                    None => return Err(MutationError::NamespaceNotFound(ns.clone()).into()),
                     Some((_, bytes)) => {
                         if is_terminating(&bytes) {
-                            return Err(MutationError::NamespaceTerminating(ns.clone()));
+                            return Err(MutationError::NamespaceTerminating(ns.clone()).into());
                         }
                     }
                 }
             }
             if current(objects, key)?.is_some() {
-                return Err(MutationError::AlreadyExists);
+                return Err(MutationError::AlreadyExists.into());
             }
             let stamped = stamp(object, next)?;
             insert(objects, key, next, &stamped)?;
@@ -259,7 +278,8 @@ fn apply_one(
             expect_revision,
             expect_uid,
         } => {
-            let (rev, old) = current(objects, key)?.ok_or(MutationError::NotFound)?;
+            let (rev, old) =
+                current(objects, key)?.ok_or(Failure::Refused(MutationError::NotFound))?;
             check_preconditions(rev, &old, *expect_revision, expect_uid.as_deref())?;
             let stamped = stamp(object, next)?;
             insert(objects, key, next, &stamped)?;
@@ -270,11 +290,10 @@ fn apply_one(
             expect_revision,
             expect_uid,
         } => {
-            let (rev, old) = current(objects, key)?.ok_or(MutationError::NotFound)?;
+            let (rev, old) =
+                current(objects, key)?.ok_or(Failure::Refused(MutationError::NotFound))?;
             check_preconditions(rev, &old, *expect_revision, expect_uid.as_deref())?;
-            objects
-                .remove(key.as_str())
-                .map_err(|e| MutationError::Invalid(e.to_string()))?;
+            objects.remove(key.as_str()).map_err(storage)?;
             // Upstream reports a deleted object with the deletion's resourceVersion.
             let stamped = stamp(&old, next)?;
             Ok((EventType::Deleted, stamped, Some(old)))
@@ -294,10 +313,8 @@ fn insert(
     key: &str,
     rev: Revision,
     bytes: &[u8],
-) -> Result<(), MutationError> {
-    objects
-        .insert(key, (rev, bytes))
-        .map_err(|e| MutationError::Invalid(e.to_string()))?;
+) -> Result<(), Failure> {
+    objects.insert(key, (rev, bytes)).map_err(storage)?;
     Ok(())
 }
 

@@ -67,6 +67,22 @@ impl Store {
         let db = redb::Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(path)?;
+        Store::from_database(db, options)
+    }
+
+    /// Opens (or creates) a store on a redb storage backend of the caller's, with no page
+    /// cache: fault-injection tests use it to make reads and writes fail.
+    pub fn open_on_backend(
+        backend: impl redb::StorageBackend,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let db = redb::Database::builder()
+            .set_cache_size(0)
+            .create_with_backend(backend)?;
+        Store::from_database(db, options)
+    }
+
+    fn from_database(db: redb::Database, options: StoreOptions) -> Result<Store, StoreError> {
         let db = Arc::new(db);
         tables::ensure(&db)?;
         let revision = read::current_revision(&db)?;
