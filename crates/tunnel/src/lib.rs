@@ -1,0 +1,712 @@
+//! The node tunnel: many byte streams multiplexed over one message transport.
+//!
+//! A node agent keeps one outbound connection (a WebSocket) to the control plane; every
+//! server→node stream (logs, exec, port-forward, proxy) rides on it, so nodes never expose a
+//! port. This crate is the transport-independent core: framing, streams, flow control.
+//!
+//! # Protocol
+//! Every transport message carries exactly one frame (see [`frame`]):
+//! `stream id: u32 BE | type: u8 | payload`. Types: OPEN (payload: an opaque header the
+//! opener chooses, e.g. which pod and port), DATA, WINDOW (`u32` credit), FIN (half-close),
+//! RESET (`u32` code + UTF-8 message), PING/PONG (stream 0).
+//!
+//! Ids: the side that dialled ([`Role::Dialer`]) opens odd ids, the other side even ids, so
+//! both can open streams without coordinating; ids only increase and are never reused.
+//!
+//! Flow control: each side of a stream starts with zero credit to send; right after OPEN
+//! (opener) or on accepting it (acceptor) each side grants its receive window with a WINDOW
+//! frame. A writer never has more than the granted credit in flight; the reader grants credit
+//! back as the application consumes data (in chunks of half a window, to keep WINDOW traffic
+//! low). A slow reader therefore stalls only its own stream: frames already sent always fit in
+//! the receiver's buffer, so the session's reader never blocks on one stream.
+//!
+//! Defensive decoding: malformed frames, DATA for unknown streams, data after FIN or beyond
+//! credit are answered with RESET (best effort: dropped if the outgoing queue is full) or
+//! ignored; nothing the peer sends panics or grows memory without bound.
+//!
+//! Tasks: one reader task decodes and dispatches incoming frames; one writer task owns the
+//! transport sink and drains a bounded queue that streams hand their frames to.
+
+pub mod frame;
+
+use bytes::{Buf, Bytes, BytesMut};
+use frame::{code, Frame};
+use futures::channel::mpsc;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::AbortHandle;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Which end of the transport this session is; decides the parity of the ids it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Opened the transport; opens odd stream ids.
+    Dialer,
+    /// Accepted the transport; opens even stream ids.
+    Listener,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Per-stream receive window in bytes: how much the peer may send before we grant more.
+    pub window: u32,
+    /// Largest DATA payload per frame.
+    pub max_data_frame: usize,
+    /// Capacity of the queue from streams to the writer task (frames).
+    pub write_queue: usize,
+    /// Streams the peer opened that wait in [`Incoming`] before new ones are refused.
+    pub accept_backlog: usize,
+    /// Open streams at most (both directions); peer OPENs beyond it are refused.
+    pub max_streams: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            window: 256 * 1024,
+            max_data_frame: 64 * 1024,
+            write_queue: 64,
+            accept_backlog: 64,
+            max_streams: 4096,
+        }
+    }
+}
+
+/// Adapts a byte stream to a message transport: each message is a u32 big-endian length then
+/// the bytes. Messages over [`frame::MAX_MESSAGE`] are rejected with an `InvalidData` error
+/// before anything is allocated for them.
+pub fn framed<T>(
+    io: T,
+) -> impl Stream<Item = io::Result<Bytes>> + Sink<Bytes, Error = io::Error> + Send + Unpin + 'static
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let codec = LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(frame::MAX_MESSAGE)
+        .new_codec();
+    Framed::new(io, codec).map(|r| r.map(BytesMut::freeze))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state
+
+struct StreamState {
+    recv: VecDeque<Bytes>,
+    /// The peer sent FIN.
+    recv_fin: bool,
+    /// Credit granted to the peer and not yet used by its DATA.
+    recv_remaining: u32,
+    /// Bytes the application consumed since the last WINDOW we sent.
+    recv_consumed: u32,
+    read_waker: Option<Waker>,
+    /// Credit the peer granted us and we have not used.
+    send_credit: u64,
+    /// We sent FIN.
+    send_fin: bool,
+    write_waker: Option<Waker>,
+    /// Set once the stream failed (reset either way, or the tunnel closed).
+    error: Option<(io::ErrorKind, String)>,
+}
+
+impl StreamState {
+    fn new() -> Self {
+        StreamState {
+            recv: VecDeque::new(),
+            recv_fin: false,
+            recv_remaining: 0,
+            recv_consumed: 0,
+            read_waker: None,
+            send_credit: 0,
+            send_fin: false,
+            write_waker: None,
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, kind: io::ErrorKind, msg: String) {
+        if self.error.is_none() {
+            self.error = Some((kind, msg));
+        }
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.write_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+type StreamRef = Arc<Mutex<StreamState>>;
+
+struct SessionState {
+    streams: HashMap<u32, StreamRef>,
+    next_id: u32,
+    /// Highest id the peer opened; its ids must increase.
+    peer_last_id: u32,
+    closed: Option<String>,
+    incoming: Option<tokio::sync::mpsc::Sender<(Bytes, TunnelStream)>>,
+    tasks: Vec<AbortHandle>,
+}
+
+struct Shared {
+    role: Role,
+    config: Config,
+    state: Mutex<SessionState>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn closed_error(&self) -> io::Error {
+        let reason = lock(&self.state)
+            .closed
+            .clone()
+            .unwrap_or_else(|| "session writer stopped".into());
+        io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            format!("tunnel closed: {reason}"),
+        )
+    }
+
+    /// Ends the session: fails every open stream, ends `Incoming`, stops both tasks.
+    fn close(&self, reason: String) {
+        let (streams, tasks) = {
+            let mut st = lock(&self.state);
+            if st.closed.is_some() {
+                return;
+            }
+            tracing::debug!(%reason, "tunnel closed");
+            st.closed = Some(reason.clone());
+            st.incoming = None;
+            (
+                std::mem::take(&mut st.streams),
+                std::mem::take(&mut st.tasks),
+            )
+        };
+        for s in streams.values() {
+            lock(s).fail(
+                io::ErrorKind::ConnectionAborted,
+                format!("tunnel closed: {reason}"),
+            );
+        }
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    fn ours(&self, id: u32) -> bool {
+        (id % 2 == 1) == (self.role == Role::Dialer)
+    }
+
+    fn stream(&self, id: u32) -> Option<StreamRef> {
+        lock(&self.state).streams.get(&id).cloned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session
+
+/// One end of a tunnel. Cheap to clone; all clones share the session.
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Frame>,
+}
+
+/// Streams the peer opened, with the header it sent. Ends when the session closes.
+pub struct Incoming {
+    rx: tokio::sync::mpsc::Receiver<(Bytes, TunnelStream)>,
+}
+
+impl Incoming {
+    pub async fn accept(&mut self) -> Option<(Bytes, TunnelStream)> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Incoming {
+    type Item = (Bytes, TunnelStream);
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Session {
+    /// Starts the session's reader and writer tasks on the current tokio runtime.
+    pub fn new<S>(transport: S, role: Role, config: Config) -> (Session, Incoming)
+    where
+        S: Stream<Item = io::Result<Bytes>>
+            + Sink<Bytes, Error = io::Error>
+            + Send
+            + Unpin
+            + 'static,
+    {
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(config.accept_backlog.max(1));
+        let (tx, rx) = mpsc::channel(config.write_queue.max(1));
+        let shared = Arc::new(Shared {
+            role,
+            config,
+            state: Mutex::new(SessionState {
+                streams: HashMap::new(),
+                next_id: if role == Role::Dialer { 1 } else { 2 },
+                peer_last_id: 0,
+                closed: None,
+                incoming: Some(in_tx),
+                tasks: Vec::new(),
+            }),
+        });
+        let (sink, stream) = transport.split();
+        let w = tokio::spawn(write_loop(shared.clone(), sink, rx));
+        let r = tokio::spawn(read_loop(shared.clone(), stream, tx.clone()));
+        {
+            let mut st = lock(&shared.state);
+            st.tasks.push(w.abort_handle());
+            st.tasks.push(r.abort_handle());
+            if st.closed.is_some() {
+                w.abort();
+                r.abort();
+            }
+        }
+        (Session { shared, tx }, Incoming { rx: in_rx })
+    }
+
+    /// Opens a stream; `header` reaches the peer's [`Incoming`] as is.
+    pub async fn open(&self, header: Bytes) -> io::Result<TunnelStream> {
+        let state = Arc::new(Mutex::new(StreamState::new()));
+        let id = {
+            let mut st = lock(&self.shared.state);
+            if st.closed.is_some() {
+                drop(st);
+                return Err(self.shared.closed_error());
+            }
+            if st.streams.len() >= self.shared.config.max_streams {
+                return Err(io::Error::other("tunnel: too many open streams"));
+            }
+            let id = st.next_id;
+            st.next_id = id
+                .checked_add(2)
+                .ok_or_else(|| io::Error::other("tunnel: stream ids exhausted"))?;
+            st.streams.insert(id, state.clone());
+            id
+        };
+        let window = self.shared.config.window;
+        lock(&state).recv_remaining = window;
+        // Built before sending so that a cancelled open cleans up through Drop.
+        let mut stream = TunnelStream::new(id, state, self.shared.clone(), self.tx.clone());
+        stream
+            .tx
+            .send(Frame::Open { id, header })
+            .await
+            .map_err(|_| self.shared.closed_error())?;
+        stream
+            .tx
+            .send(Frame::Window { id, credit: window })
+            .await
+            .map_err(|_| self.shared.closed_error())?;
+        Ok(stream)
+    }
+
+    /// Closes the tunnel: every stream fails, `Incoming` ends, the transport is dropped.
+    pub fn close(&self) {
+        self.shared.close("closed locally".into());
+    }
+
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.state).closed.is_some()
+    }
+}
+
+async fn write_loop<W>(shared: Arc<Shared>, mut sink: W, mut rx: mpsc::Receiver<Frame>)
+where
+    W: Sink<Bytes, Error = io::Error> + Unpin,
+{
+    let res: io::Result<()> = async {
+        while let Some(f) = rx.next().await {
+            sink.feed(f.encode()).await?;
+            // Batch whatever else is queued into one flush.
+            while let Ok(f) = rx.try_recv() {
+                sink.feed(f.encode()).await?;
+            }
+            sink.flush().await?;
+        }
+        sink.close().await
+    }
+    .await;
+    let reason = match res {
+        Ok(()) => "session dropped".to_string(),
+        Err(e) => format!("transport write error: {e}"),
+    };
+    shared.close(reason);
+}
+
+async fn read_loop<R>(shared: Arc<Shared>, mut transport: R, mut tx: mpsc::Sender<Frame>)
+where
+    R: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    let reason = loop {
+        match transport.next().await {
+            None => break "transport ended".to_string(),
+            Some(Err(e)) => break format!("transport read error: {e}"),
+            Some(Ok(msg)) => match Frame::decode(msg) {
+                Ok(f) => handle(&shared, &mut tx, f),
+                Err(e) => {
+                    tracing::debug!(error = %e, "tunnel: bad frame");
+                    if let Some(id) = e.stream_id() {
+                        reply(&mut tx, reset(id, code::PROTOCOL, &e.to_string()));
+                        if let Some(s) = shared.stream(id) {
+                            lock(&s).fail(
+                                io::ErrorKind::InvalidData,
+                                format!("tunnel protocol error: {e}"),
+                            );
+                        }
+                    }
+                }
+            },
+        }
+    };
+    shared.close(reason);
+}
+
+fn reset(id: u32, code: u32, message: &str) -> Frame {
+    Frame::Reset {
+        id,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Best-effort reply from the reader task: dropped when the queue is full, so a peer that
+/// floods us with garbage while not reading cannot grow our memory.
+fn reply(tx: &mut mpsc::Sender<Frame>, f: Frame) {
+    if tx.try_send(f).is_err() {
+        tracing::debug!("tunnel: write queue full, dropping control reply");
+    }
+}
+
+/// A frame that must be queued from a non-async context (Drop, poll_read). A fresh clone of
+/// a bounded futures sender always has one slot, so this never fails while the session lives;
+/// every caller is itself bounded (one per stream end, or one per half window consumed).
+fn send_now(tx: &mpsc::Sender<Frame>, f: Frame) {
+    let _ = tx.clone().try_send(f);
+}
+
+fn handle(shared: &Arc<Shared>, tx: &mut mpsc::Sender<Frame>, f: Frame) {
+    match f {
+        Frame::Open { id, header } => {
+            let mut st = lock(&shared.state);
+            if st.closed.is_some() {
+                return;
+            }
+            if id == 0 || shared.ours(id) || id <= st.peer_last_id {
+                drop(st);
+                reply(tx, reset(id, code::PROTOCOL, "bad stream id in OPEN"));
+                return;
+            }
+            st.peer_last_id = id;
+            if st.streams.len() >= shared.config.max_streams {
+                drop(st);
+                reply(tx, reset(id, code::REFUSED, "too many streams"));
+                return;
+            }
+            let Some(incoming) = st.incoming.clone() else {
+                return;
+            };
+            let state = Arc::new(Mutex::new(StreamState::new()));
+            lock(&state).recv_remaining = shared.config.window;
+            st.streams.insert(id, state.clone());
+            drop(st);
+            let stream = TunnelStream::new(id, state.clone(), shared.clone(), tx.clone());
+            match incoming.try_send((header, stream)) {
+                Ok(()) => send_now(
+                    tx,
+                    Frame::Window {
+                        id,
+                        credit: shared.config.window,
+                    },
+                ),
+                Err(e) => {
+                    // Mark failed first so the stream's Drop sends nothing itself.
+                    lock(&state).fail(io::ErrorKind::ConnectionRefused, "refused".into());
+                    drop(e);
+                    reply(tx, reset(id, code::REFUSED, "not accepting streams"));
+                }
+            }
+        }
+        Frame::Data { id, data } => {
+            let Some(s) = shared.stream(id) else {
+                reply(tx, reset(id, code::PROTOCOL, "DATA for unknown stream"));
+                return;
+            };
+            let mut st = lock(&s);
+            if st.error.is_some() || data.is_empty() {
+                return;
+            }
+            let violation = if st.recv_fin {
+                Some((code::PROTOCOL, "DATA after FIN"))
+            } else if data.len() > st.recv_remaining as usize {
+                Some((code::FLOW_CONTROL, "DATA beyond granted window"))
+            } else {
+                None
+            };
+            if let Some((c, v)) = violation {
+                st.fail(
+                    io::ErrorKind::InvalidData,
+                    format!("tunnel protocol error: {v}"),
+                );
+                drop(st);
+                reply(tx, reset(id, c, v));
+                return;
+            }
+            st.recv_remaining -= data.len() as u32;
+            st.recv.push_back(data);
+            if let Some(w) = st.read_waker.take() {
+                w.wake();
+            }
+        }
+        Frame::Window { id, credit } => {
+            if let Some(s) = shared.stream(id) {
+                let mut st = lock(&s);
+                st.send_credit = st.send_credit.saturating_add(credit as u64);
+                if let Some(w) = st.write_waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        Frame::Fin { id } => {
+            if let Some(s) = shared.stream(id) {
+                let mut st = lock(&s);
+                st.recv_fin = true;
+                if let Some(w) = st.read_waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        Frame::Reset { id, code, message } => {
+            let s = lock(&shared.state).streams.remove(&id);
+            if let Some(s) = s {
+                lock(&s).fail(
+                    io::ErrorKind::ConnectionReset,
+                    format!("stream reset by peer (code {code}): {message}"),
+                );
+            }
+        }
+        Frame::Ping { payload } => reply(tx, Frame::Pong { payload }),
+        Frame::Pong { .. } => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+/// One multiplexed byte stream. `shutdown` sends FIN (the read side keeps working); split it
+/// with [`tokio::io::split`]. Dropping it sends FIN if the peer already finished and we have
+/// not, otherwise RESET (code [`code::CANCEL`]) so the peer stops sending into the void.
+pub struct TunnelStream {
+    id: u32,
+    state: StreamRef,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Frame>,
+}
+
+impl std::fmt::Debug for TunnelStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelStream")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl TunnelStream {
+    fn new(id: u32, state: StreamRef, shared: Arc<Shared>, tx: mpsc::Sender<Frame>) -> Self {
+        TunnelStream {
+            id,
+            state,
+            shared,
+            tx,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Aborts the stream on both ends; the peer's reads and writes fail with `message`.
+    pub fn reset(&self, code: u32, message: &str) {
+        {
+            let mut st = lock(&self.state);
+            if st.error.is_some() {
+                return;
+            }
+            st.recv.clear();
+            st.fail(
+                io::ErrorKind::ConnectionReset,
+                format!("stream reset locally (code {code}): {message}"),
+            );
+        }
+        send_now(&self.tx, reset(self.id, code, message));
+    }
+
+    fn error(&self, st: &StreamState) -> Option<io::Error> {
+        st.error
+            .as_ref()
+            .map(|(k, m)| io::Error::new(*k, m.clone()))
+    }
+}
+
+impl AsyncRead for TunnelStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let mut st = lock(&this.state);
+        if let Some(chunk) = st.recv.front_mut() {
+            // Buffered data is delivered even after a peer RESET, then the error.
+            let n = chunk.len().min(buf.remaining());
+            buf.put_slice(&chunk[..n]);
+            chunk.advance(n);
+            if chunk.is_empty() {
+                st.recv.pop_front();
+            }
+            st.recv_consumed += n as u32;
+            let threshold = (this.shared.config.window / 2).max(1);
+            if st.recv_consumed >= threshold && !st.recv_fin && st.error.is_none() {
+                let credit = std::mem::take(&mut st.recv_consumed);
+                st.recv_remaining += credit;
+                drop(st);
+                send_now(
+                    &this.tx,
+                    Frame::Window {
+                        id: this.id,
+                        credit,
+                    },
+                );
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = this.error(&st) {
+            return Poll::Ready(Err(e));
+        }
+        if st.recv_fin {
+            return Poll::Ready(Ok(())); // EOF
+        }
+        st.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for TunnelStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        {
+            let mut st = lock(&this.state);
+            if let Some(e) = this.error(&st) {
+                return Poll::Ready(Err(e));
+            }
+            if st.send_fin {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "tunnel stream: write after shutdown",
+                )));
+            }
+            if st.send_credit == 0 {
+                st.write_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        if ready!(this.tx.poll_ready(cx)).is_err() {
+            return Poll::Ready(Err(this.shared.closed_error()));
+        }
+        let n = {
+            let mut st = lock(&this.state);
+            if let Some(e) = this.error(&st) {
+                return Poll::Ready(Err(e));
+            }
+            // Credit only grows while we were away, so it is still non-zero.
+            let n = (buf.len() as u64)
+                .min(st.send_credit)
+                .min(this.shared.config.max_data_frame.max(1) as u64) as usize;
+            st.send_credit -= n as u64;
+            n
+        };
+        let f = Frame::Data {
+            id: this.id,
+            data: Bytes::copy_from_slice(&buf[..n]),
+        };
+        if this.tx.start_send(f).is_err() {
+            return Poll::Ready(Err(this.shared.closed_error()));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Frames go out as soon as the writer task gets to them; nothing is held here.
+        let st = lock(&self.state);
+        match self.error(&st) {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        {
+            let st = lock(&this.state);
+            if let Some(e) = this.error(&st) {
+                return Poll::Ready(Err(e));
+            }
+            if st.send_fin {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if ready!(this.tx.poll_ready(cx)).is_err() {
+            return Poll::Ready(Err(this.shared.closed_error()));
+        }
+        if this.tx.start_send(Frame::Fin { id: this.id }).is_err() {
+            return Poll::Ready(Err(this.shared.closed_error()));
+        }
+        lock(&this.state).send_fin = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for TunnelStream {
+    fn drop(&mut self) {
+        let frame = {
+            let st = lock(&self.state);
+            if st.error.is_some() {
+                None
+            } else if st.recv_fin {
+                (!st.send_fin).then_some(Frame::Fin { id: self.id })
+            } else {
+                Some(reset(self.id, code::CANCEL, "stream dropped"))
+            }
+        };
+        lock(&self.shared.state).streams.remove(&self.id);
+        if let Some(f) = frame {
+            send_now(&self.tx, f);
+        }
+    }
+}
