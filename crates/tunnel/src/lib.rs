@@ -36,7 +36,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{ready, Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::AbortHandle;
@@ -156,7 +156,11 @@ struct SessionState {
     peer_last_id: u32,
     closed: Option<String>,
     incoming: Option<tokio::sync::mpsc::Sender<(Bytes, TunnelStream)>>,
-    tasks: Vec<AbortHandle>,
+    reader: Option<AbortHandle>,
+    writer: Option<AbortHandle>,
+    /// Pings awaiting their PONG, by payload.
+    pings: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+    next_ping: u64,
 }
 
 struct Shared {
@@ -182,8 +186,10 @@ impl Shared {
         )
     }
 
-    /// Ends the session: fails every open stream, ends `Incoming`, stops both tasks.
-    fn close(&self, reason: String) {
+    /// Ends the session: fails every open stream, ends `Incoming`, stops the reader task.
+    /// With `abort_writer` the writer stops at once; without, it sends what is queued, then
+    /// closes the transport once the last frame sender is gone.
+    fn close(&self, reason: String, abort_writer: bool) {
         let (streams, tasks) = {
             let mut st = lock(&self.state);
             if st.closed.is_some() {
@@ -192,10 +198,12 @@ impl Shared {
             tracing::debug!(%reason, "tunnel closed");
             st.closed = Some(reason.clone());
             st.incoming = None;
-            (
-                std::mem::take(&mut st.streams),
-                std::mem::take(&mut st.tasks),
-            )
+            st.pings.clear();
+            let mut tasks = vec![st.reader.take()];
+            if abort_writer {
+                tasks.push(st.writer.take());
+            }
+            (std::mem::take(&mut st.streams), tasks)
         };
         for s in streams.values() {
             lock(s).fail(
@@ -203,7 +211,7 @@ impl Shared {
                 format!("tunnel closed: {reason}"),
             );
         }
-        for t in tasks {
+        for t in tasks.into_iter().flatten() {
             t.abort();
         }
     }
@@ -221,15 +229,30 @@ impl Shared {
 // Session
 
 /// One end of a tunnel. Cheap to clone; all clones share the session.
+///
+/// The tunnel lives while any `Session` clone, the [`Incoming`] or any [`TunnelStream`] does;
+/// when the last of them is dropped, queued frames are still sent, then the transport is
+/// closed. [`Session::close`] closes it at once.
 #[derive(Clone)]
 pub struct Session {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Frame>,
+    _alive: Arc<Alive>,
+}
+
+/// Counts the handles the application holds (the tasks hold `Shared`, not this).
+struct Alive(Arc<Shared>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.close("session dropped".into(), false);
+    }
 }
 
 /// Streams the peer opened, with the header it sent. Ends when the session closes.
 pub struct Incoming {
     rx: tokio::sync::mpsc::Receiver<(Bytes, TunnelStream)>,
+    _alive: Arc<Alive>,
 }
 
 impl Incoming {
@@ -247,7 +270,7 @@ impl Stream for Incoming {
 
 impl Session {
     /// Starts the session's reader and writer tasks on the current tokio runtime.
-    pub fn new<S>(transport: S, role: Role, config: Config) -> (Session, Incoming)
+    pub fn new<S>(transport: S, role: Role, mut config: Config) -> (Session, Incoming)
     where
         S: Stream<Item = io::Result<Bytes>>
             + Sink<Bytes, Error = io::Error>
@@ -255,6 +278,11 @@ impl Session {
             + Unpin
             + 'static,
     {
+        // A zero window would stall every stream; a DATA frame must fit in one message.
+        config.window = config.window.max(1);
+        config.max_data_frame = config
+            .max_data_frame
+            .clamp(1, frame::MAX_MESSAGE - frame::HEADER_LEN);
         let (in_tx, in_rx) = tokio::sync::mpsc::channel(config.accept_backlog.max(1));
         let (tx, rx) = mpsc::channel(config.write_queue.max(1));
         let shared = Arc::new(Shared {
@@ -266,26 +294,52 @@ impl Session {
                 peer_last_id: 0,
                 closed: None,
                 incoming: Some(in_tx),
-                tasks: Vec::new(),
+                reader: None,
+                writer: None,
+                pings: HashMap::new(),
+                next_ping: 0,
             }),
         });
+        let alive = Arc::new(Alive(shared.clone()));
         let (sink, stream) = transport.split();
         let w = tokio::spawn(write_loop(shared.clone(), sink, rx));
-        let r = tokio::spawn(read_loop(shared.clone(), stream, tx.clone()));
+        let r = tokio::spawn(read_loop(
+            shared.clone(),
+            Arc::downgrade(&alive),
+            stream,
+            tx.clone(),
+        ));
         {
             let mut st = lock(&shared.state);
-            st.tasks.push(w.abort_handle());
-            st.tasks.push(r.abort_handle());
             if st.closed.is_some() {
                 w.abort();
                 r.abort();
+            } else {
+                st.writer = Some(w.abort_handle());
+                st.reader = Some(r.abort_handle());
             }
         }
-        (Session { shared, tx }, Incoming { rx: in_rx })
+        (
+            Session {
+                shared,
+                tx,
+                _alive: alive.clone(),
+            },
+            Incoming {
+                rx: in_rx,
+                _alive: alive,
+            },
+        )
     }
 
     /// Opens a stream; `header` reaches the peer's [`Incoming`] as is.
     pub async fn open(&self, header: Bytes) -> io::Result<TunnelStream> {
+        if header.len() > frame::MAX_MESSAGE - frame::HEADER_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "tunnel: stream header too large",
+            ));
+        }
         let state = Arc::new(Mutex::new(StreamState::new()));
         let id = {
             let mut st = lock(&self.shared.state);
@@ -306,7 +360,13 @@ impl Session {
         let window = self.shared.config.window;
         lock(&state).recv_remaining = window;
         // Built before sending so that a cancelled open cleans up through Drop.
-        let mut stream = TunnelStream::new(id, state, self.shared.clone(), self.tx.clone());
+        let mut stream = TunnelStream::new(
+            id,
+            state,
+            self.shared.clone(),
+            self.tx.clone(),
+            self._alive.clone(),
+        );
         stream
             .tx
             .send(Frame::Open { id, header })
@@ -322,7 +382,33 @@ impl Session {
 
     /// Closes the tunnel: every stream fails, `Incoming` ends, the transport is dropped.
     pub fn close(&self) {
-        self.shared.close("closed locally".into());
+        self.shared.close("closed locally".into(), true);
+    }
+
+    /// Sends a PING and waits for its PONG; returns the round-trip time. The caller bounds
+    /// the wait (a keepalive closes the session when a ping times out).
+    pub async fn ping(&self) -> io::Result<std::time::Duration> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let n = {
+            let mut st = lock(&self.shared.state);
+            if st.closed.is_some() {
+                drop(st);
+                return Err(self.shared.closed_error());
+            }
+            st.next_ping += 1;
+            let n = st.next_ping;
+            st.pings.insert(n, done);
+            n
+        };
+        let start = std::time::Instant::now();
+        let payload = Bytes::copy_from_slice(&n.to_be_bytes());
+        self.tx
+            .clone()
+            .send(Frame::Ping { payload })
+            .await
+            .map_err(|_| self.shared.closed_error())?;
+        rx.await.map_err(|_| self.shared.closed_error())?;
+        Ok(start.elapsed())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -350,11 +436,15 @@ where
         Ok(()) => "session dropped".to_string(),
         Err(e) => format!("transport write error: {e}"),
     };
-    shared.close(reason);
+    shared.close(reason, true);
 }
 
-async fn read_loop<R>(shared: Arc<Shared>, mut transport: R, mut tx: mpsc::Sender<Frame>)
-where
+async fn read_loop<R>(
+    shared: Arc<Shared>,
+    alive: Weak<Alive>,
+    mut transport: R,
+    mut tx: mpsc::Sender<Frame>,
+) where
     R: Stream<Item = io::Result<Bytes>> + Unpin,
 {
     let reason = loop {
@@ -362,7 +452,7 @@ where
             None => break "transport ended".to_string(),
             Some(Err(e)) => break format!("transport read error: {e}"),
             Some(Ok(msg)) => match Frame::decode(msg) {
-                Ok(f) => handle(&shared, &mut tx, f),
+                Ok(f) => handle(&shared, &alive, &mut tx, f),
                 Err(e) => {
                     tracing::debug!(error = %e, "tunnel: bad frame");
                     if let Some(id) = e.stream_id() {
@@ -378,14 +468,21 @@ where
             },
         }
     };
-    shared.close(reason);
+    shared.close(reason, true);
 }
 
+/// RESET messages are for humans; cap them so one can never exceed a transport message.
+const MAX_RESET_MESSAGE: usize = 1024;
+
 fn reset(id: u32, code: u32, message: &str) -> Frame {
+    let mut end = message.len().min(MAX_RESET_MESSAGE);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
     Frame::Reset {
         id,
         code,
-        message: message.into(),
+        message: message[..end].into(),
     }
 }
 
@@ -404,7 +501,7 @@ fn send_now(tx: &mpsc::Sender<Frame>, f: Frame) {
     let _ = tx.clone().try_send(f);
 }
 
-fn handle(shared: &Arc<Shared>, tx: &mut mpsc::Sender<Frame>, f: Frame) {
+fn handle(shared: &Arc<Shared>, alive: &Weak<Alive>, tx: &mut mpsc::Sender<Frame>, f: Frame) {
     match f {
         Frame::Open { id, header } => {
             let mut st = lock(&shared.state);
@@ -422,14 +519,14 @@ fn handle(shared: &Arc<Shared>, tx: &mut mpsc::Sender<Frame>, f: Frame) {
                 reply(tx, reset(id, code::REFUSED, "too many streams"));
                 return;
             }
-            let Some(incoming) = st.incoming.clone() else {
+            let (Some(incoming), Some(alive)) = (st.incoming.clone(), alive.upgrade()) else {
                 return;
             };
             let state = Arc::new(Mutex::new(StreamState::new()));
             lock(&state).recv_remaining = shared.config.window;
             st.streams.insert(id, state.clone());
             drop(st);
-            let stream = TunnelStream::new(id, state.clone(), shared.clone(), tx.clone());
+            let stream = TunnelStream::new(id, state.clone(), shared.clone(), tx.clone(), alive);
             match incoming.try_send((header, stream)) {
                 Ok(()) => send_now(
                     tx,
@@ -505,7 +602,15 @@ fn handle(shared: &Arc<Shared>, tx: &mut mpsc::Sender<Frame>, f: Frame) {
             }
         }
         Frame::Ping { payload } => reply(tx, Frame::Pong { payload }),
-        Frame::Pong { .. } => {}
+        Frame::Pong { payload } => {
+            let Ok(n) = <[u8; 8]>::try_from(&payload[..]) else {
+                return;
+            };
+            let done = lock(&shared.state).pings.remove(&u64::from_be_bytes(n));
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -520,6 +625,7 @@ pub struct TunnelStream {
     state: StreamRef,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Frame>,
+    _alive: Arc<Alive>,
 }
 
 impl std::fmt::Debug for TunnelStream {
@@ -531,12 +637,19 @@ impl std::fmt::Debug for TunnelStream {
 }
 
 impl TunnelStream {
-    fn new(id: u32, state: StreamRef, shared: Arc<Shared>, tx: mpsc::Sender<Frame>) -> Self {
+    fn new(
+        id: u32,
+        state: StreamRef,
+        shared: Arc<Shared>,
+        tx: mpsc::Sender<Frame>,
+        alive: Arc<Alive>,
+    ) -> Self {
         TunnelStream {
             id,
             state,
             shared,
             tx,
+            _alive: alive,
         }
     }
 
@@ -552,6 +665,8 @@ impl TunnelStream {
                 return;
             }
             st.recv.clear();
+            // A stream we reset reads as failed, never as finished.
+            st.recv_fin = false;
             st.fail(
                 io::ErrorKind::ConnectionReset,
                 format!("stream reset locally (code {code}): {message}"),
@@ -599,11 +714,12 @@ impl AsyncRead for TunnelStream {
             }
             return Poll::Ready(Ok(()));
         }
+        // A peer that finished before the stream failed sent everything: that is EOF.
+        if st.recv_fin {
+            return Poll::Ready(Ok(()));
+        }
         if let Some(e) = this.error(&st) {
             return Poll::Ready(Err(e));
-        }
-        if st.recv_fin {
-            return Poll::Ready(Ok(())); // EOF
         }
         st.read_waker = Some(cx.waker().clone());
         Poll::Pending

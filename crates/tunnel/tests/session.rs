@@ -318,3 +318,101 @@ async fn session_survives_random_frames() {
     t(tx.send(ping.encode())).await.unwrap();
     t(pong_rx).await.unwrap();
 }
+
+#[tokio::test]
+async fn ping_round_trips() {
+    let ((dialer, _d_in), (listener, _l_in)) = pair(Config::default());
+    t(dialer.ping()).await.unwrap();
+    t(listener.ping()).await.unwrap();
+    listener.close();
+    assert!(t(dialer.ping()).await.is_err());
+}
+
+#[tokio::test]
+async fn dropping_every_handle_flushes_then_closes() {
+    let ((dialer, d_in), (_listener, mut l_in)) = pair(Config::default());
+    let mut c = t(dialer.open(Bytes::from_static(b"last"))).await.unwrap();
+    c.write_all(b"bye").await.unwrap();
+    c.shutdown().await.unwrap();
+    drop((c, dialer, d_in));
+    // Frames queued before the drop still arrive, then the tunnel ends.
+    let (_, mut s) = t(l_in.accept()).await.unwrap();
+    let mut out = Vec::new();
+    t(s.read_to_end(&mut out)).await.unwrap();
+    assert_eq!(out, b"bye");
+    assert!(t(l_in.accept()).await.is_none());
+}
+
+#[tokio::test]
+async fn oversized_header_is_refused_locally() {
+    let ((dialer, _d_in), (_listener, _l_in)) = pair(Config::default());
+    let err = dialer
+        .open(Bytes::from(vec![0u8; frame::MAX_MESSAGE]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    // The session is unharmed.
+    t(dialer.ping()).await.unwrap();
+}
+
+/// A raw peer that breaks the rules gets RESETs back, per stream.
+#[tokio::test]
+async fn protocol_violations_are_answered_with_reset() {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        window: 16,
+        ..Config::default()
+    };
+    let (_listener, mut incoming) = Session::new(framed(a), Role::Listener, config);
+    let mut peer = framed(b);
+    let peer_send = vec![
+        // DATA on a stream nobody opened.
+        Frame::Data {
+            id: 5,
+            data: Bytes::from_static(b"x"),
+        },
+        // OPEN with the listener's own (even) parity.
+        Frame::Open {
+            id: 2,
+            header: Bytes::new(),
+        },
+        // A proper OPEN, then more DATA than the 16-byte window allows.
+        Frame::Open {
+            id: 1,
+            header: Bytes::from_static(b"ok"),
+        },
+        Frame::Data {
+            id: 1,
+            data: Bytes::from(vec![1u8; 17]),
+        },
+    ];
+    for f in peer_send {
+        t(peer.send(f.encode())).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(Frame::decode(t(peer.next()).await.unwrap().unwrap()).unwrap());
+    }
+    let resets: Vec<(u32, u32)> = seen
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Reset { id, code, .. } => Some((*id, *code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        resets,
+        vec![
+            (5, frame::code::PROTOCOL),
+            (2, frame::code::PROTOCOL),
+            (1, frame::code::FLOW_CONTROL)
+        ],
+        "{seen:?}"
+    );
+    assert!(seen.contains(&Frame::Window { id: 1, credit: 16 }));
+    let (header, mut s) = t(incoming.accept()).await.unwrap();
+    assert_eq!(&header[..], b"ok");
+    let mut buf = [0u8; 32];
+    let err = t(s.read(&mut buf)).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+}
