@@ -26,6 +26,25 @@
 //!
 //! Tasks: one reader task decodes and dispatches incoming frames; one writer task owns the
 //! transport sink and drains a bounded queue that streams hand their frames to.
+//!
+//! Ends: [`TunnelStream`]'s `shutdown` sends FIN (reads keep working); dropping a stream sends
+//! FIN if the peer already finished, otherwise RESET. Data buffered before a RESET or a tunnel
+//! failure is still readable; a stream whose peer sent FIN reads EOF even if it failed later.
+//! When the transport ends or fails, every stream fails with `tunnel closed: <reason>` and
+//! [`Incoming`] ends. Dropping every handle (sessions, incoming, streams) sends what is queued
+//! and then closes the transport.
+//!
+//! ```no_run
+//! # async fn demo(io: tokio::io::DuplexStream) -> std::io::Result<()> {
+//! use reddwarf_tunnel::{framed, Config, Role, Session};
+//! use tokio::io::AsyncWriteExt;
+//! let (session, mut incoming) = Session::new(framed(io), Role::Dialer, Config::default());
+//! let mut logs = session.open(bytes::Bytes::from_static(b"logs ns/pod/c")).await?;
+//! logs.write_all(b"follow").await?;
+//! logs.shutdown().await?; // FIN; the answer can still be read
+//! while let Some((header, stream)) = incoming.accept().await { /* peer-opened streams */ }
+//! # Ok(()) }
+//! ```
 
 pub mod frame;
 
