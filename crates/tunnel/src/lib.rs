@@ -32,7 +32,8 @@
 //! failure is still readable; a stream whose peer sent FIN reads EOF even if it failed later.
 //! When the transport ends or fails, every stream fails with `tunnel closed: <reason>` and
 //! [`Incoming`] ends. Dropping every handle (sessions, incoming, streams) sends what is queued
-//! and then closes the transport.
+//! and then closes the transport. A keepalive (PING every [`Config::keepalive`], default 30 s)
+//! closes a tunnel whose peer went silent without closing it.
 //!
 //! ```no_run
 //! # async fn demo(io: tokio::io::DuplexStream) -> std::io::Result<()> {
@@ -57,6 +58,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::AbortHandle;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -82,6 +84,9 @@ pub struct Config {
     pub accept_backlog: usize,
     /// Open streams at most (both directions); peer OPENs beyond it are refused.
     pub max_streams: usize,
+    /// Send a PING this often and close the session when its PONG does not come back within
+    /// the same interval (a dead peer behind NAT sends no FIN). `None`: no keepalive.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for Config {
@@ -92,6 +97,7 @@ impl Default for Config {
             write_queue: 64,
             accept_backlog: 64,
             max_streams: 4096,
+            keepalive: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -177,6 +183,7 @@ struct SessionState {
     incoming: Option<tokio::sync::mpsc::Sender<(Bytes, TunnelStream)>>,
     reader: Option<AbortHandle>,
     writer: Option<AbortHandle>,
+    keepalive: Option<AbortHandle>,
     /// Pings awaiting their PONG, by payload.
     pings: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
     next_ping: u64,
@@ -218,7 +225,7 @@ impl Shared {
             st.closed = Some(reason.clone());
             st.incoming = None;
             st.pings.clear();
-            let mut tasks = vec![st.reader.take()];
+            let mut tasks = vec![st.reader.take(), st.keepalive.take()];
             if abort_writer {
                 tasks.push(st.writer.take());
             }
@@ -315,6 +322,7 @@ impl Session {
                 incoming: Some(in_tx),
                 reader: None,
                 writer: None,
+                keepalive: None,
                 pings: HashMap::new(),
                 next_ping: 0,
             }),
@@ -335,6 +343,10 @@ impl Session {
                 r.abort();
             } else {
                 st.writer = Some(w.abort_handle());
+                if let Some(every) = shared.config.keepalive {
+                    let k = tokio::spawn(keepalive_loop(shared.clone(), tx.clone(), every));
+                    st.keepalive = Some(k.abort_handle());
+                }
                 st.reader = Some(r.abort_handle());
             }
         }
@@ -406,32 +418,57 @@ impl Session {
 
     /// Sends a PING and waits for its PONG; returns the round-trip time. The caller bounds
     /// the wait (a keepalive closes the session when a ping times out).
-    pub async fn ping(&self) -> io::Result<std::time::Duration> {
-        let (done, rx) = tokio::sync::oneshot::channel();
-        let n = {
-            let mut st = lock(&self.shared.state);
-            if st.closed.is_some() {
-                drop(st);
-                return Err(self.shared.closed_error());
-            }
-            st.next_ping += 1;
-            let n = st.next_ping;
-            st.pings.insert(n, done);
-            n
-        };
-        let start = std::time::Instant::now();
-        let payload = Bytes::copy_from_slice(&n.to_be_bytes());
-        self.tx
-            .clone()
-            .send(Frame::Ping { payload })
-            .await
-            .map_err(|_| self.shared.closed_error())?;
-        rx.await.map_err(|_| self.shared.closed_error())?;
-        Ok(start.elapsed())
+    pub async fn ping(&self) -> io::Result<Duration> {
+        ping(&self.shared, &self.tx).await
     }
 
     pub fn is_closed(&self) -> bool {
         lock(&self.shared.state).closed.is_some()
+    }
+}
+
+async fn ping(shared: &Shared, tx: &mpsc::Sender<Frame>) -> io::Result<Duration> {
+    let (done, rx) = tokio::sync::oneshot::channel();
+    let n = {
+        let mut st = lock(&shared.state);
+        if st.closed.is_some() {
+            drop(st);
+            return Err(shared.closed_error());
+        }
+        st.next_ping += 1;
+        let n = st.next_ping;
+        st.pings.insert(n, done);
+        n
+    };
+    // Forget the ping if the caller gives up on it.
+    struct Forget<'a>(&'a Shared, u64);
+    impl Drop for Forget<'_> {
+        fn drop(&mut self) {
+            lock(&self.0.state).pings.remove(&self.1);
+        }
+    }
+    let _forget = Forget(shared, n);
+    let start = Instant::now();
+    let payload = Bytes::copy_from_slice(&n.to_be_bytes());
+    tx.clone()
+        .send(Frame::Ping { payload })
+        .await
+        .map_err(|_| shared.closed_error())?;
+    rx.await.map_err(|_| shared.closed_error())?;
+    Ok(start.elapsed())
+}
+
+async fn keepalive_loop(shared: Arc<Shared>, tx: mpsc::Sender<Frame>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match tokio::time::timeout(every, ping(&shared, &tx)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return, // closed already
+            Err(_) => {
+                shared.close(format!("keepalive: no PONG within {every:?}"), true);
+                return;
+            }
+        }
     }
 }
 

@@ -416,3 +416,35 @@ async fn protocol_violations_are_answered_with_reset() {
     let err = t(s.read(&mut buf)).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
 }
+
+/// A peer that stops answering (no FIN, as behind a dead NAT) is detected by the keepalive.
+#[tokio::test(start_paused = true)]
+async fn keepalive_closes_a_silent_tunnel() {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        keepalive: Some(Duration::from_secs(10)),
+        ..Config::default()
+    };
+    let (dialer, _incoming) = Session::new(framed(a), Role::Dialer, config);
+    let mut c = t(dialer.open(Bytes::new())).await.unwrap();
+    // The peer reads (so writes never block) but never answers.
+    let mut peer = framed(b);
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = peer.next().await {} });
+    let mut buf = [0u8; 4];
+    let err = t(c.read(&mut buf)).await.unwrap_err();
+    assert!(err.to_string().contains("keepalive"), "{err}");
+    drain.abort();
+}
+
+/// A peer that answers keeps the tunnel up across many keepalive periods.
+#[tokio::test(start_paused = true)]
+async fn keepalive_keeps_a_live_tunnel() {
+    let config = Config {
+        keepalive: Some(Duration::from_secs(10)),
+        ..Config::default()
+    };
+    let ((dialer, _d_in), (_listener, _l_in)) = pair(config);
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert!(!dialer.is_closed());
+    t(dialer.ping()).await.unwrap();
+}
