@@ -371,38 +371,41 @@ impl Session {
                 "tunnel: stream header too large",
             ));
         }
+        let mut tx = self.tx.clone();
+        futures::future::poll_fn(|cx| tx.poll_ready(cx))
+            .await
+            .map_err(|_| self.shared.closed_error())?;
+        let window = self.shared.config.window;
         let state = Arc::new(Mutex::new(StreamState::new()));
+        lock(&state).recv_remaining = window;
         let id = {
             let mut st = lock(&self.shared.state);
-            if st.closed.is_some() {
+            let refuse = if st.closed.is_some() || tx.is_closed() {
+                Some(None)
+            } else if st.streams.len() >= self.shared.config.max_streams {
+                Some(Some("tunnel: too many open streams"))
+            } else if st.next_id.checked_add(2).is_none() {
+                Some(Some("tunnel: stream ids exhausted"))
+            } else {
+                None
+            };
+            if let Some(msg) = refuse {
                 drop(st);
-                return Err(self.shared.closed_error());
-            }
-            if st.streams.len() >= self.shared.config.max_streams {
-                return Err(io::Error::other("tunnel: too many open streams"));
+                return Err(match msg {
+                    Some(m) => io::Error::other(m),
+                    None => self.shared.closed_error(),
+                });
             }
             let id = st.next_id;
-            st.next_id = id
-                .checked_add(2)
-                .ok_or_else(|| io::Error::other("tunnel: stream ids exhausted"))?;
+            st.next_id += 2;
+            // Queue OPEN under the lock (the slot was reserved above): the peer requires ids
+            // to arrive in increasing order, and concurrent opens must not reorder them.
+            let _ = tx.start_send(Frame::Open { id, header });
             st.streams.insert(id, state.clone());
             id
         };
-        let window = self.shared.config.window;
-        lock(&state).recv_remaining = window;
-        // Built before sending so that a cancelled open cleans up through Drop.
-        let mut stream = TunnelStream::new(
-            id,
-            state,
-            self.shared.clone(),
-            self.tx.clone(),
-            self._alive.clone(),
-        );
-        stream
-            .tx
-            .send(Frame::Open { id, header })
-            .await
-            .map_err(|_| self.shared.closed_error())?;
+        // From here on a cancelled open cleans up through the stream's Drop.
+        let mut stream = TunnelStream::new(id, state, self.shared.clone(), tx, self._alive.clone());
         stream
             .tx
             .send(Frame::Window { id, credit: window })
