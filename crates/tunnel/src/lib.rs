@@ -246,6 +246,17 @@ impl Shared {
         (id % 2 == 1) == (self.role == Role::Dialer)
     }
 
+    /// Whether `id` was ever opened (by either side) in this session.
+    fn was_opened(&self, id: u32) -> bool {
+        let st = lock(&self.state);
+        id != 0
+            && if self.ours(id) {
+                id < st.next_id
+            } else {
+                id <= st.peer_last_id
+            }
+    }
+
     fn stream(&self, id: u32) -> Option<StreamRef> {
         lock(&self.state).streams.get(&id).cloned()
     }
@@ -604,7 +615,11 @@ fn handle(shared: &Arc<Shared>, alive: &Weak<Alive>, tx: &mut mpsc::Sender<Frame
         }
         Frame::Data { id, data } => {
             let Some(s) = shared.stream(id) else {
-                reply(tx, reset(id, code::PROTOCOL, "DATA for unknown stream"));
+                // DATA still in flight for a stream that ended here is expected: drop it.
+                // Only a stream that was never opened earns a RESET.
+                if !shared.was_opened(id) {
+                    reply(tx, reset(id, code::PROTOCOL, "DATA for unknown stream"));
+                }
                 return;
             };
             let mut st = lock(&s);

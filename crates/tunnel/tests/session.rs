@@ -415,6 +415,33 @@ async fn protocol_violations_are_answered_with_reset() {
     let mut buf = [0u8; 32];
     let err = t(s.read(&mut buf)).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    drop(s);
+    // Late DATA for a stream that already ended is dropped quietly; a ping proves nothing
+    // else (no RESET) was sent before its PONG.
+    t(peer.send(
+        Frame::Data {
+            id: 1,
+            data: Bytes::from_static(b"late"),
+        }
+        .encode(),
+    ))
+    .await
+    .unwrap();
+    t(peer.send(
+        Frame::Ping {
+            payload: Bytes::from_static(b"p"),
+        }
+        .encode(),
+    ))
+    .await
+    .unwrap();
+    let next = Frame::decode(t(peer.next()).await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        next,
+        Frame::Pong {
+            payload: Bytes::from_static(b"p")
+        }
+    );
 }
 
 /// A peer that stops answering (no FIN, as behind a dead NAT) is detected by the keepalive.
