@@ -76,7 +76,9 @@ pub enum Role {
 pub struct Config {
     /// Per-stream receive window in bytes: how much the peer may send before we grant more.
     pub window: u32,
-    /// Largest DATA payload per frame.
+    /// Largest DATA payload per frame. With `write_queue` it bounds how much bulk data can sit
+    /// ahead of another stream's frame in the writer queue (16 KiB × 32 = 512 KiB by default),
+    /// which is the latency an interactive stream sees next to a bulk one.
     pub max_data_frame: usize,
     /// Capacity of the queue from streams to the writer task (frames).
     pub write_queue: usize,
@@ -93,8 +95,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             window: 256 * 1024,
-            max_data_frame: 64 * 1024,
-            write_queue: 64,
+            max_data_frame: 16 * 1024,
+            write_queue: 32,
             accept_backlog: 64,
             max_streams: 4096,
             keepalive: Some(Duration::from_secs(30)),
