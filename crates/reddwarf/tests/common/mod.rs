@@ -369,6 +369,16 @@ impl Server {
         serde_json::from_str(&body).expect("JSON")
     }
 
+    /// The resource names (subresources included) a legacy discovery document lists.
+    pub fn resource_names(&self, group_version_path: &str) -> Vec<String> {
+        self.api_get(group_version_path)["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(String::from))
+            .collect()
+    }
+
     /// kubectl 1.33 with `input` on stdin.
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
