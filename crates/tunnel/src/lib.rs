@@ -48,6 +48,9 @@
 //! ```
 
 pub mod frame;
+mod websocket;
+
+pub use websocket::websocket;
 
 use bytes::{Buf, Bytes, BytesMut};
 use frame::{code, Frame};
