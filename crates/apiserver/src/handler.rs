@@ -15,7 +15,8 @@ use crate::query::Query;
 use crate::rest::Ctx;
 use crate::status::ApiError;
 use crate::{
-    discovery, health, metrics, openapi, openapi_v2, pod_subresources, rest, scale, watch,
+    discovery, health, metrics, node_proxy, openapi, openapi_v2, pod_subresources, rest, scale,
+    watch,
     ApiServer, User,
 };
 use reddwarf_resources::SubresourceRole;
@@ -56,6 +57,23 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     };
     if target == Target::OpenApiV2 {
         return openapi_v2::serve(&api, &parts.headers);
+    }
+    if target == Target::NodeTunnel {
+        return node_proxy::accept_tunnel(&api, parts, &user);
+    }
+    // Node-bound requests keep their body and upgrade unread: they are streamed to the node.
+    if let Target::Resource(rp) = &target {
+        if node_proxy::is_node_request(rp) {
+            let started = std::time::Instant::now();
+            let (method, headers) = (parts.method.clone(), parts.headers.clone());
+            let resp = match node_proxy::serve(&api, parts, body, rp, &query).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            };
+            let code = resp.status().as_u16();
+            record(&api, &method, &headers, rp, &query, code, started.elapsed());
+            return resp;
+        }
     }
     let wanted = match codec::negotiate(&parts.headers) {
         Ok(w) => w,
@@ -111,7 +129,11 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
             );
             resp
         }
-        Target::NotFound | Target::Version | Target::Health(_) | Target::OpenApiV2 => {
+        Target::NotFound
+        | Target::Version
+        | Target::Health(_)
+        | Target::OpenApiV2
+        | Target::NodeTunnel => {
             ApiError::path_not_found().into_response()
         }
     }

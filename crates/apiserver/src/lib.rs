@@ -19,6 +19,7 @@ mod merge_schema;
 mod meta;
 mod metrics;
 mod namespace_controller;
+pub mod node_proxy;
 mod openapi;
 mod openapi_schema;
 mod openapi_v2;
@@ -61,6 +62,8 @@ pub struct ApiServer {
     pub(crate) advertise: std::sync::RwLock<String>,
     pub(crate) service_network: ServiceNetwork,
     pub(crate) metrics: metrics::Metrics,
+    /// Connected node agents' tunnels.
+    pub tunnels: node_proxy::NodeTunnels,
 }
 
 impl ApiServer {
@@ -80,6 +83,7 @@ impl ApiServer {
             advertise: std::sync::RwLock::new(String::new()),
             service_network,
             metrics: metrics::Metrics::new(consensus.stats()),
+            tunnels: Default::default(),
             consensus,
         })
     }

@@ -23,6 +23,8 @@ pub enum Target {
         path: String,
     },
     Resource(ResourcePath),
+    /// The node agents' tunnel endpoint (a WebSocket upgrade).
+    NodeTunnel,
     NotFound,
 }
 
@@ -36,9 +38,23 @@ pub struct ResourcePath {
     pub resource: String,
     pub name: Option<String>,
     pub subresource: Option<String>,
+    /// What follows a `proxy` subresource (`pods/p/proxy/a/b` → `a/b`), percent-encoded as sent.
+    pub rest: String,
 }
 
 pub fn parse(path: &str) -> Target {
+    let mut target = parse_trimmed(path);
+    // A trailing slash is part of what a proxied backend is asked for.
+    if let Target::Resource(rp) = &mut target {
+        if rp.subresource.as_deref() == Some("proxy") && !rp.rest.is_empty() && path.ends_with('/')
+        {
+            rp.rest.push('/');
+        }
+    }
+    target
+}
+
+fn parse_trimmed(path: &str) -> Target {
     let trimmed = path.trim_end_matches('/');
     let parts: Vec<&str> = trimmed.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
@@ -66,6 +82,7 @@ pub fn parse(path: &str) -> Target {
             group: g.to_string(),
             version: v.to_string(),
         },
+        ["reddwarf", "v1", "tunnel"] => Target::NodeTunnel,
         ["api", v, rest @ ..] => resource("", v, rest),
         ["apis", g, v, rest @ ..] => resource(g, v, rest),
         _ => Target::NotFound,
@@ -98,6 +115,12 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Target {
             rp.name = Some(n.to_string());
             rp.subresource = Some(s.to_string());
         }
+        [r, n, "proxy", rest @ ..] => {
+            rp.resource = r.to_string();
+            rp.name = Some(n.to_string());
+            rp.subresource = Some("proxy".into());
+            rp.rest = rest.join("/");
+        }
         _ => return Target::NotFound,
     }
     Target::Resource(rp)
@@ -112,6 +135,24 @@ mod tests {
             Target::Resource(r) => r,
             other => panic!("not a resource: {other:?}"),
         }
+    }
+
+    #[test]
+    fn proxy_keeps_the_rest_of_the_path() {
+        let r = rp(parse("/api/v1/nodes/n1/proxy/stats/summary"));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()),
+            ("nodes", Some("n1"), Some("proxy"))
+        );
+        assert_eq!(r.rest, "stats/summary");
+        let r = rp(parse("/api/v1/namespaces/d/pods/web:8080/proxy/a/b/"));
+        assert_eq!((r.namespace.as_str(), r.name.as_deref()), ("d", Some("web:8080")));
+        assert_eq!(r.rest, "a/b/");
+        let r = rp(parse("/api/v1/namespaces/d/pods/web/proxy"));
+        assert_eq!((r.subresource.as_deref(), r.rest.as_str()), (Some("proxy"), ""));
+        assert_eq!(parse("/reddwarf/v1/tunnel"), Target::NodeTunnel);
+        // Only proxy takes a tail.
+        assert_eq!(parse("/api/v1/namespaces/d/pods/web/log/x"), Target::NotFound);
     }
 
     #[test]

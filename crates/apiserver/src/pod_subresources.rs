@@ -1,7 +1,6 @@
-//! Pod subresources: `binding` (assign a pod to a node, as the scheduler does), `eviction`
-//! (a policy/v1 Eviction deletes the pod), and the node-bound streams `log`, `exec`, `attach`
-//! and `portforward`, which reach a node through the agent's tunnel. Until agents exist those
-//! answer a clear error instead of pretending.
+//! Pod subresources: `binding` (assign a pod to a node, as the scheduler does) and `eviction`
+//! (a policy/v1 Eviction deletes the pod). The node-bound ones (`log`, `exec`, `attach`,
+//! `portforward`, `proxy`) go to the node's agent: see `node_proxy`.
 
 use axum::response::Response;
 use http::StatusCode;
@@ -41,21 +40,6 @@ pub async fn serve(
             bind(ctx, &name, &b).await
         }
         ("eviction", "POST") => evict(ctx, &name, body).await,
-        ("log", "GET") | ("exec" | "attach" | "portforward", "GET" | "POST") => {
-            let (_, p) = pod(ctx, &name)?;
-            let node = p
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if node.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "pod {name} does not have a host assigned"
-                )));
-            }
-            Err(ApiError::bad_request(format!(
-                "pods/{sub} of pod {name} is served by the agent on node {node}, and no agent is connected for it (node agents are not part of this server yet)"
-            )))
-        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
