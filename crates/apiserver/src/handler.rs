@@ -64,6 +64,19 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     // Node-bound requests keep their body and upgrade unread: they are streamed to the node.
     if let Target::Resource(rp) = &target {
         if node_proxy::is_node_request(rp) {
+            let verb = if parts.method == Method::GET { "get" } else { "create" };
+            let resource = format!("{}/{}", rp.resource, rp.subresource.as_deref().unwrap_or(""));
+            if !api.authorizer.allowed(&user, verb, "", &resource, &rp.namespace) {
+                return ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{resource} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"\"",
+                        user.name
+                    ),
+                )
+                .into_response();
+            }
             let started = std::time::Instant::now();
             let (method, headers) = (parts.method.clone(), parts.headers.clone());
             let resp = match node_proxy::serve(&api, parts, body, rp, &query).await {

@@ -38,7 +38,7 @@ mod table;
 mod watch;
 pub use slim::OMIT_MANAGED_FIELDS;
 
-pub use auth::{AllowAll, Authorizer, User};
+pub use auth::{AllowAll, Authorizer, User, BOOTSTRAPPERS_GROUP};
 pub use client::InProcessClient;
 pub use service_alloc::ServiceNetwork;
 pub use status::{ApiError, Cause};

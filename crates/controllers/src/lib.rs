@@ -8,6 +8,7 @@
 
 mod apiservice;
 mod cronjob;
+pub mod csr;
 mod daemonset;
 mod deployment;
 mod endpoints;
@@ -37,6 +38,8 @@ use kube::Client;
 pub struct Settings {
     /// The cluster CA certificate (PEM) published as `kube-root-ca.crt` in every namespace.
     pub root_ca_pem: String,
+    /// The cluster CA's key (PEM), for signing node client certificates.
+    pub ca_key_pem: String,
     /// How long a node's Lease may go unrenewed before the node is Ready=Unknown
     /// (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
@@ -90,7 +93,15 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         ),
         (
             "root-ca-cert-publisher",
-            Box::pin(root_ca::run(client.clone(), settings.root_ca_pem)),
+            Box::pin(root_ca::run(client.clone(), settings.root_ca_pem.clone())),
+        ),
+        (
+            "csrsigning",
+            Box::pin(csr::run(
+                client.clone(),
+                settings.root_ca_pem,
+                settings.ca_key_pem,
+            )),
         ),
         (
             "nodelifecycle",

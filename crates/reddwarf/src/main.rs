@@ -1,6 +1,7 @@
 //! `reddwarf`: a Kubernetes control plane in one binary. Subcommands are thin; each role
 //! lives in its own crate.
 
+mod agent;
 mod bench;
 mod client;
 mod in_process;
@@ -34,6 +35,8 @@ enum Command {
     /// Simulated nodes: register Nodes, renew their Leases, and run pods bound to them
     /// (kwok-style, for tests and benchmarks).
     SimNodes(simnodes::SimNodesArgs),
+    /// A worker node: registers with the server, keeps the tunnel to it, runs its pods.
+    Agent(agent::AgentArgs),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -125,6 +128,11 @@ impl std::str::FromStr for GoDuration {
     }
 }
 
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    server::shutdown_signal().await
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -141,5 +149,6 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => rt.block_on(server::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
         Command::SimNodes(args) => rt.block_on(simnodes::run(args)),
+        Command::Agent(args) => rt.block_on(agent::run(args)),
     }
 }

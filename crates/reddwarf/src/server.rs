@@ -30,10 +30,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let pki =
         pki::load_or_create(&args.data_dir.join("pki"), &args.tls_san).context("certificates")?;
     let server_tls = tls::server_config(&pki)?;
-    let tokens = match &args.token_auth_file {
-        Some(p) => Arc::new(TokenAuth::load(p)?),
-        None => Arc::new(TokenAuth::default()),
+    let mut tokens = match &args.token_auth_file {
+        Some(p) => TokenAuth::load(p)?,
+        None => TokenAuth::default(),
     };
+    // Agents join with the node token: it pins the CA and lets them ask for a certificate.
+    let node_token = node_token(&args.data_dir, &pki.ca_cert_pem)?;
+    tokens.insert(
+        &node_token,
+        User {
+            name: "system:bootstrap:node-token".into(),
+            groups: vec![
+                reddwarf_apiserver::BOOTSTRAPPERS_GROUP.into(),
+                "system:authenticated".into(),
+            ],
+        },
+    );
+    let tokens = Arc::new(tokens);
+    let ca_pem = Arc::new(pki.ca_cert_pem.clone());
 
     reddwarf_resources::set_default_toleration_seconds(
         args.default_not_ready_toleration_seconds,
@@ -84,10 +98,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 let acceptor = acceptor.clone();
                 let router = router.clone();
                 let tokens = tokens.clone();
+                let ca_pem = ca_pem.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     if let Err(e) =
-                        serve_connection(acceptor, router, tokens, tcp, peer, watcher).await
+                        serve_connection(acceptor, router, tokens, ca_pem, tcp, peer, watcher)
+                            .await
                     {
                         tracing::debug!("connection from {peer}: {e}");
                     }
@@ -106,6 +122,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let client = crate::in_process::kube_client(router.clone());
         let settings = reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
+            ca_key_pem: pki.ca_key_pem.clone(),
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             scheduler_metrics,
@@ -159,6 +176,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The node token in `DIR/node-token`, created on first start and kept while the CA stays.
+fn node_token(dir: &std::path::Path, ca_pem: &str) -> anyhow::Result<String> {
+    use reddwarf_agent::token::NodeToken;
+    let path = dir.join("node-token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        match NodeToken::parse(&existing) {
+            Ok(t) if t.ca_hash == reddwarf_agent::token::ca_hash(ca_pem) => return Ok(t.encode()),
+            _ => tracing::warn!("{} does not match the cluster CA: writing a new one", path.display()),
+        }
+    }
+    let token = NodeToken::generate(ca_pem).encode();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{token}\n"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(token)
+}
+
 fn advertise_ip(local: SocketAddr) -> String {
     if local.ip().is_unspecified() {
         "127.0.0.1".into()
@@ -171,6 +210,7 @@ async fn serve_connection(
     acceptor: TlsAcceptor,
     router: axum::Router,
     tokens: Arc<TokenAuth>,
+    ca_pem: Arc<String>,
     tcp: tokio::net::TcpStream,
     _peer: SocketAddr,
     watcher: hyper_util::server::graceful::Watcher,
@@ -185,11 +225,19 @@ async fn serve_connection(
         }
     });
     let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        // The CA is public: a joining agent downloads it and checks it against its token's hash.
+        if req.uri().path() == "/cacerts" && req.method() == http::Method::GET {
+            let resp = http::Response::builder()
+                .header(http::header::CONTENT_TYPE, "application/x-pem-file")
+                .body(axum::body::Body::from(ca_pem.to_string()))
+                .expect("static response");
+            return futures::future::Either::Left(std::future::ready(Ok(resp)));
+        }
         // A client certificate wins; otherwise a known bearer token authenticates.
         if let Some(u) = user.clone().or_else(|| tokens.authenticate(req.headers())) {
             req.extensions_mut().insert(u);
         }
-        router.clone().oneshot(req.map(axum::body::Body::new))
+        futures::future::Either::Right(router.clone().oneshot(req.map(axum::body::Body::new)))
     });
     let svc = hyper_util::service::TowerToHyperService::new(svc);
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -201,7 +249,7 @@ async fn serve_connection(
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -76,6 +76,11 @@ impl TokenAuth {
         Ok(TokenAuth { tokens })
     }
 
+    /// Adds (or replaces) one token.
+    pub fn insert(&mut self, token: &str, user: User) {
+        self.tokens.insert(token.to_string(), user);
+    }
+
     /// The user a request's `Authorization: Bearer <token>` header names, if the token is known.
     pub fn authenticate(&self, headers: &http::HeaderMap) -> Option<User> {
         let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;

@@ -1,0 +1,171 @@
+//! HTTPS to the control plane with rustls (ring): a multiplexed HTTP/2 `kube::Client` for the
+//! API, and single HTTP/1.1 connections for the tunnel's WebSocket upgrade.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// Where the server is and how to trust it (and, once bootstrapped, who we are).
+#[derive(Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+pub fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// `https://host:port` → (host, port).
+pub fn parse_server_url(url: &str) -> Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| anyhow!("--server must be an https:// URL, got {url:?}"))?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            h.to_string(),
+            p.parse::<u16>()
+                .map_err(|_| anyhow!("bad port in --server {url:?}"))?,
+        ),
+        _ => (rest.to_string(), 6443),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    if host.is_empty() {
+        bail!("no host in --server {url:?}");
+    }
+    Ok((host, port))
+}
+
+/// A client configuration trusting exactly `ca_pem`, presenting `client` if given.
+pub fn client_config(
+    ca_pem: &str,
+    client: Option<(&str, &str)>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(c.context("parsing the CA certificate")?)
+            .context("the CA certificate is not a usable trust anchor")?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .context("parsing the node certificate")?;
+            let key =
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).context("parsing the node key")?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+impl Endpoint {
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// A TLS connection with `config` (whose ALPN decides HTTP/1.1 or HTTP/2).
+    pub async fn connect(
+        &self,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<(TlsStream<TcpStream>, std::net::SocketAddr)> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .with_context(|| format!("connecting to {}", self.authority()))?;
+        tcp.set_nodelay(true)?;
+        let local = tcp.local_addr()?;
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|e| anyhow!("server name {:?}: {e}", self.host))?;
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS with {}", self.authority()))?;
+        Ok((tls, local))
+    }
+
+    /// A kube client over one HTTP/2 connection, re-dialled when it drops.
+    pub fn kube_client(&self) -> kube::Client {
+        let mut tls = (*self.tls).clone();
+        tls.alpn_protocols = vec![b"h2".to_vec()];
+        let shared = Arc::new(H2 {
+            ep: self.clone(),
+            tls: Arc::new(tls),
+            conn: tokio::sync::Mutex::new(None),
+        });
+        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let shared = shared.clone();
+            async move { shared.send(req).await }
+        });
+        kube::Client::new(service, "default")
+    }
+}
+
+struct H2 {
+    ep: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    conn: tokio::sync::Mutex<Option<SendRequest<kube::client::Body>>>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl H2 {
+    async fn sender(&self) -> Result<SendRequest<kube::client::Body>, BoxError> {
+        let mut conn = self.conn.lock().await;
+        if let Some(s) = conn.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(s.clone());
+        }
+        let (tls, _) = self
+            .ep
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
+        let (send, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await?;
+        tokio::spawn(async move {
+            if let Err(e) = c.await {
+                tracing::debug!("API connection ended: {e}");
+            }
+        });
+        *conn = Some(send.clone());
+        Ok(send)
+    }
+
+    async fn send(
+        &self,
+        req: http::Request<kube::client::Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, BoxError> {
+        let mut send = self.sender().await?;
+        send.ready().await?;
+        let (mut parts, body) = req.into_parts();
+        // HTTP/2 needs the scheme and authority in the URI.
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        parts.uri = format!("https://{}{pq}", self.ep.authority()).parse()?;
+        Ok(send
+            .send_request(http::Request::from_parts(parts, body))
+            .await?)
+    }
+}

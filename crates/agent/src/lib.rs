@@ -1,0 +1,112 @@
+//! `reddwarf agent`: a worker node. It bootstraps its client certificate with the node token,
+//! registers its Node, heartbeats (Lease every 10 s, status on change), keeps the tunnel to the
+//! server up, and runs the pods bound to it (DESIGN.md §8).
+
+pub mod bootstrap;
+pub mod https;
+pub mod node;
+pub mod nodeapi;
+pub mod token;
+pub mod tunnel;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+
+/// Everything `reddwarf agent` takes.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// `https://host:port` of the server.
+    pub server: String,
+    pub token: Option<String>,
+    pub node_name: String,
+    pub data_dir: PathBuf,
+    pub labels: Vec<(String, String)>,
+    /// key, value (may be empty), effect.
+    pub taints: Vec<(String, String, String)>,
+    pub images_dir: Option<PathBuf>,
+    pub insecure_registries: Vec<String>,
+    pub max_pods: u32,
+}
+
+/// `k=v,k2=v2`.
+pub fn parse_labels(s: &str) -> Result<Vec<(String, String)>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| match p.trim().split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--node-labels: {p:?} is not key=value"),
+        })
+        .collect()
+}
+
+/// `k=v:Effect,k:Effect`.
+pub fn parse_taints(s: &str) -> Result<Vec<(String, String, String)>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let p = p.trim();
+            let Some((kv, effect)) = p.rsplit_once(':') else {
+                bail!("--node-taints: {p:?} is not key=value:Effect");
+            };
+            if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+                bail!("--node-taints: effect {effect:?} of {p:?} is not NoSchedule, PreferNoSchedule or NoExecute");
+            }
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            if k.is_empty() {
+                bail!("--node-taints: {p:?} has no key");
+            }
+            Ok((k.to_string(), v.to_string(), effect.to_string()))
+        })
+        .collect()
+}
+
+/// Runs the agent until `shutdown` resolves. Stopping leaves pods running (they are adopted
+/// again on the next start).
+pub async fn run(
+    cfg: AgentConfig,
+    pods: Arc<dyn nodeapi::PodApi>,
+    runtime_version: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let server = https::parse_server_url(&cfg.server)?;
+    let creds =
+        bootstrap::credentials(&server, cfg.token.as_deref(), &cfg.data_dir, &cfg.node_name)
+            .await?;
+    let ep = https::Endpoint {
+        host: server.0.clone(),
+        port: server.1,
+        tls: https::client_config(&creds.ca_pem, Some((&creds.cert_pem, &creds.key_pem)), &[])?,
+    };
+    // The node's address is the one it reaches the server from.
+    let (_, local) = ep.connect(ep.tls.clone()).await?;
+    let client = ep.kube_client();
+    let cfg = Arc::new(cfg);
+    let reporter = Arc::new(node::NodeReporter {
+        api: Api::<Node>::all(client.clone()),
+        leases: Api::<Lease>::namespaced(client.clone(), node::LEASE_NAMESPACE),
+        cfg: cfg.clone(),
+        host: node::HostInfo::probe(&cfg.data_dir),
+        address: local.ip().to_string(),
+        runtime_version,
+    });
+    reporter.register().await?;
+    let heartbeat = tokio::spawn(reporter.clone().heartbeat());
+    let api = Arc::new(nodeapi::NodeApi {
+        node_name: cfg.node_name.clone(),
+        pods,
+    });
+    let tunnel = tokio::spawn(tunnel::run(ep.clone(), api));
+    tracing::info!("agent for node {} running", cfg.node_name);
+    shutdown.await;
+    tracing::info!("agent stopping (pods keep running)");
+    heartbeat.abort();
+    tunnel.abort();
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `reddwarf agent`: the command line of a worker node; the agent itself is `reddwarf-agent`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reddwarf_agent::AgentConfig;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct AgentArgs {
+    /// The server, `https://HOST:PORT`.
+    #[arg(long, env = "REDDWARF_SERVER")]
+    pub server: String,
+    /// The server's node token (its DIR/node-token). Needed until the agent holds a certificate.
+    #[arg(long, env = "REDDWARF_TOKEN")]
+    pub token: Option<String>,
+    /// Node name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Where the agent keeps its certificate, images and pod state.
+    #[arg(long, default_value = "./reddwarf-agent")]
+    pub data_dir: PathBuf,
+    /// Labels to register the node with, `k=v,k2=v2`.
+    #[arg(long, default_value = "")]
+    pub node_labels: String,
+    /// Taints to register the node with, `k=v:Effect,k:Effect`.
+    #[arg(long, default_value = "")]
+    pub node_taints: String,
+    /// Image tarballs (OCI or docker archives) imported at start and when added.
+    #[arg(long)]
+    pub images_dir: Option<PathBuf>,
+    /// Registries spoken to over plain HTTP (repeatable; loopback registries always are).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Pods this node accepts.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+pub fn config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
+    Ok(AgentConfig {
+        server: args.server.clone(),
+        token: args.token.clone(),
+        node_name: args.node_name.clone().unwrap_or_else(host_name),
+        data_dir: args.data_dir.clone(),
+        labels: reddwarf_agent::parse_labels(&args.node_labels)?,
+        taints: reddwarf_agent::parse_taints(&args.node_taints)?,
+        images_dir: args.images_dir.clone(),
+        insecure_registries: args.insecure_registries.clone(),
+        max_pods: args.max_pods,
+    })
+}
+
+/// Answers the pod paths while this agent runs no pods.
+struct NoPods;
+
+impl reddwarf_agent::nodeapi::PodApi for NoPods {
+    fn serve(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> futures::future::BoxFuture<'static, reddwarf_agent::nodeapi::Resp> {
+        let path = req.uri().path().to_string();
+        Box::pin(async move {
+            reddwarf_agent::nodeapi::text(404, format!("{path}: no such pod on this node"))
+        })
+    }
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let cfg = config(&args)?;
+    reddwarf_agent::run(cfg, Arc::new(NoPods), "none://0".into(), crate::shutdown_signal()).await
+}
