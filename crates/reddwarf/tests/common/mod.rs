@@ -409,3 +409,110 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// A real `reddwarf agent` process joined to a [`Server`] with its node token.
+pub struct Agent {
+    child: Option<Child>,
+    pub name: String,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    server_url: String,
+    extra: Vec<String>,
+}
+
+impl Agent {
+    /// Starts an agent for node `name` (data dir and log inside the server's temp dir) and
+    /// waits until its Node is Ready.
+    pub fn start(server: &Server, name: &str, extra: &[&str]) -> Agent {
+        let mut a = Agent {
+            child: None,
+            name: name.to_string(),
+            data_dir: server.data_dir().join(format!("agent-{name}")),
+            log: server.data_dir().join(format!("agent-{name}.log")),
+            server_url: server.url.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        let token = std::fs::read_to_string(server.data_dir().join("node-token"))
+            .expect("the server writes DIR/node-token");
+        a.spawn(Some(token.trim()));
+        a.wait_ready(server);
+        a
+    }
+
+    /// (Re)starts the process; `token` may be left out once the agent holds its certificate.
+    pub fn spawn(&mut self, token: Option<&str>) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reddwarf"));
+        cmd.args(["agent", "--server", &self.server_url, "--node-name", &self.name])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra);
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        self.child = Some(
+            cmd.stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start reddwarf agent"),
+        );
+    }
+
+    pub fn wait_ready(&mut self, server: &Server) {
+        let n = self.name.clone();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = server.curl("GET", &format!("/api/v1/nodes/{n}"), None, None);
+            if code == 200 {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let ready = v["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                if ready {
+                    return;
+                }
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("agent {n} exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {n} not Ready in 60s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crashed or unplugged node.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        wait_with_deadline(c, Duration::from_secs(30))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
