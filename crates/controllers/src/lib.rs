@@ -16,6 +16,7 @@ pub mod events;
 mod gc;
 pub mod history;
 mod job;
+pub mod nodeipam;
 mod nodelifecycle;
 pub mod pod_status;
 mod podgc;
@@ -48,6 +49,8 @@ pub struct Settings {
     pub terminated_pod_gc_threshold: usize,
     /// Where the scheduler's metrics go (registered by the binary into `/metrics`).
     pub scheduler_metrics: scheduler::Metrics,
+    /// Where node pod CIDRs come from (`--cluster-cidr`, `--node-cidr-mask-size`).
+    pub cluster_cidr: nodeipam::ClusterCidr,
     /// Which controllers run (`--controllers`: `*`, `name`, `-name`).
     pub controllers: Vec<String>,
 }
@@ -127,6 +130,10 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             >(client.clone())),
         ),
         ("deployment", Box::pin(deployment::run(client.clone()))),
+        (
+            "nodeipam",
+            Box::pin(nodeipam::run(client.clone(), settings.cluster_cidr)),
+        ),
         ("daemonset", Box::pin(daemonset::run(client.clone()))),
         ("statefulset", Box::pin(statefulset::run(client.clone()))),
         (

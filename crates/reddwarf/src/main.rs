@@ -50,6 +50,12 @@ pub struct ServerArgs {
     /// Extra subject alternative names for the serving certificate (repeatable).
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
+    /// Where pod IPs come from: each node gets a slice of it as its podCIDR.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Prefix length of each node's podCIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
     /// Where Service cluster IPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -76,7 +82,7 @@ pub struct ServerArgs {
     pub default_unreachable_toleration_seconds: i64,
     /// Controllers to run, as kube-controller-manager's flag: `*` all, `name` one, `-name`
     /// not that one (serviceaccount, root-ca-cert-publisher, garbagecollector, job, cronjob,
-    /// podgc, nodelifecycle, scheduler, replicaset, replicationcontroller, deployment,
+    /// podgc, nodelifecycle, nodeipam, csrsigning, scheduler, replicaset, replicationcontroller, deployment,
     /// daemonset, statefulset, endpoint+endpointslice, persistentvolume-binder,
     /// persistentvolumeclaim-protection, persistentvolume-protection,
     /// apiservice-availability).

@@ -27,6 +27,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         &args.service_node_port_range,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    let cluster_cidr = reddwarf_controllers::nodeipam::ClusterCidr::parse(
+        &args.cluster_cidr,
+        args.node_cidr_mask_size,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let pki =
         pki::load_or_create(&args.data_dir.join("pki"), &args.tls_san).context("certificates")?;
     let server_tls = tls::server_config(&pki)?;
@@ -123,6 +128,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let settings = reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
             ca_key_pem: pki.ca_key_pem.clone(),
+            cluster_cidr,
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             scheduler_metrics,

@@ -58,6 +58,18 @@ fn agents_join_with_the_token_register_and_heartbeat() {
     assert_eq!(b["spec"]["taints"][0]["key"], "dedicated", "{b}");
     assert_eq!(b["spec"]["taints"][0]["effect"], "NoSchedule");
 
+    // Node IPAM gives each node its own /24 of the cluster CIDR.
+    let cidrs = eventually("pod CIDRs", Duration::from_secs(10), || {
+        let a = node(&s, "edge-a")["spec"]["podCIDR"].as_str()?.to_string();
+        let b = node(&s, "edge-b")["spec"]["podCIDR"].as_str()?.to_string();
+        Some((a, b))
+    });
+    assert_ne!(cidrs.0, cidrs.1);
+    for c in [&cidrs.0, &cidrs.1] {
+        assert!(c.starts_with("10.42.") && c.ends_with(".0/24"), "{c}");
+    }
+    assert_eq!(node(&s, "edge-a")["spec"]["podCIDRs"][0], cidrs.0.as_str());
+
     // kubectl sees two Ready nodes.
     let out = s.kubectl_ok("1.33", &["get", "nodes", "--no-headers"]);
     assert_eq!(out.matches(" Ready ").count(), 2, "{out}");
