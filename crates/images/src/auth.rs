@@ -157,15 +157,11 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
-fn is_default_registry(image: &str) -> bool {
-    let first = image.split('/').next().unwrap_or("");
-    if first.is_empty() {
-        return false;
-    }
-    if !image.contains('/') {
-        return true;
-    }
-    first == "docker.io" || first == "index.docker.io" || !first.contains(['.', ':'])
+/// Our argument always names the registry explicitly (unlike the kubelet's image strings),
+/// so only Docker Hub's own names mean the default registry.
+fn is_default_registry(target: &str) -> bool {
+    let first = target.split('/').next().unwrap_or("");
+    first == "docker.io" || first == "index.docker.io" || first == "registry-1.docker.io"
 }
 
 #[cfg(test)]

@@ -430,6 +430,8 @@ impl ImageStore {
         };
         let config_digest = manifest.config.digest.clone();
         registry::check_digest(&config_digest)?;
+        let config_lock = self.lock_for(&config_digest);
+        let config_held = config_lock.lock().await;
         let config_bytes = match self.read_blob(&config_digest) {
             Some(b) => b,
             None => {
@@ -440,6 +442,7 @@ impl ImageStore {
                 b.to_vec()
             }
         };
+        drop(config_held);
         blobs.push(config_digest.clone());
         let config = oci::parse_config(&config_bytes)?;
         if !opts.platform.matches(&config.os, &config.architecture, config.variant.as_deref())
