@@ -52,14 +52,18 @@ impl Archive {
         let bad = |e: io::Error| Error::io(format!("reading archive {}", path.display()), e);
         for entry in ar.entries().map_err(bad)? {
             let entry = entry.map_err(bad)?;
-            let Some(name) = entry.path().ok().and_then(|p| norm(&p)) else { continue };
+            let Some(name) = entry.path().ok().and_then(|p| norm(&p)) else {
+                continue;
+            };
             let m = match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => Member::File {
                     pos: entry.raw_file_position(),
                     size: entry.size(),
                 },
                 tar::EntryType::Link | tar::EntryType::Symlink => {
-                    let Some(t) = entry.link_name().ok().flatten() else { continue };
+                    let Some(t) = entry.link_name().ok().flatten() else {
+                        continue;
+                    };
                     let t = t.to_string_lossy().to_string();
                     if entry.header().entry_type() == tar::EntryType::Link {
                         Member::Link(t)
@@ -101,16 +105,23 @@ impl Archive {
                 None => break,
             }
         }
-        Err(Error::Invalid(format!("archive {} has no member {name:?}", self.path.display())))
+        Err(Error::Invalid(format!(
+            "archive {} has no member {name:?}",
+            self.path.display()
+        )))
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
         let (r, size) = self.open(name)?;
         if size > MAX_JSON {
-            return Err(Error::Invalid(format!("archive member {name} is too large ({size} bytes)")));
+            return Err(Error::Invalid(format!(
+                "archive member {name} is too large ({size} bytes)"
+            )));
         }
         let mut buf = Vec::with_capacity(size as usize);
-        r.take(MAX_JSON).read_to_end(&mut buf).map_err(|e| Error::io("reading archive", e))?;
+        r.take(MAX_JSON)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io("reading archive", e))?;
         Ok(buf)
     }
 
@@ -123,7 +134,9 @@ impl Archive {
         let data = self.read(&Self::blob_name(digest)?)?;
         let got = sha256_digest(&data);
         if got != digest {
-            return Err(Error::Invalid(format!("archive blob {digest} failed verification (content digest {got})")));
+            return Err(Error::Invalid(format!(
+                "archive blob {digest} failed verification (content digest {got})"
+            )));
         }
         Ok(data)
     }
@@ -137,8 +150,12 @@ pub(crate) fn import(store: &ImageStore, path: &Path) -> Result<Vec<Image>> {
         .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let _expanded;
     let path = if n == 2 && head == [0x1f, 0x8b] {
-        let tmp = store.root().join("tmp").join(format!("import-{}.tar", std::process::id()));
-        let mut out = File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+        let tmp = store
+            .root()
+            .join("tmp")
+            .join(format!("import-{}.tar", std::process::id()));
+        let mut out =
+            File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
         let f = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
         io::copy(&mut flate2::read::MultiGzDecoder::new(f), &mut out)
             .map_err(|e| Error::io(format!("decompress {}", path.display()), e))?;
@@ -204,7 +221,11 @@ fn import_oci(store: &ImageStore, ar: &Archive) -> Result<Vec<Image>> {
                 blobs.push(store.put_blob(&b)?);
                 match oci::parse_manifest(&d.media_type, &b)? {
                     ManifestKind::Image(m) => m,
-                    ManifestKind::Index(_) => return Err(Error::Invalid("nested image indexes are not supported".into())),
+                    ManifestKind::Index(_) => {
+                        return Err(Error::Invalid(
+                            "nested image indexes are not supported".into(),
+                        ))
+                    }
                 }
             }
         };
@@ -294,7 +315,11 @@ fn import_docker(store: &ImageStore, ar: &Archive) -> Result<Vec<Image>> {
         let mut repo_tags = Vec::new();
         for t in e.repo_tags.unwrap_or_default() {
             match Reference::parse(&t) {
-                Ok(r) => repo_tags.push(format!("{}:{}", r.name(), r.tag.as_deref().unwrap_or("latest"))),
+                Ok(r) => repo_tags.push(format!(
+                    "{}:{}",
+                    r.name(),
+                    r.tag.as_deref().unwrap_or("latest")
+                )),
                 Err(err) => tracing::warn!(tag = %t, error = %err, "ignoring unparsable RepoTag"),
             }
         }

@@ -68,7 +68,11 @@ pub fn credentials_from_dockerconfigjson(json: &[u8], registry: &str) -> Option<
 }
 
 fn entry_credentials(v: &Value) -> Option<Credentials> {
-    if let Some(auth) = v.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    if let Some(auth) = v
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(auth.trim()))
@@ -187,9 +191,11 @@ mod tests {
             quay = b64("quay:q"),
             corp = b64("corp:c"),
         );
-        let get = |r: &str| credentials_from_dockerconfigjson(json.as_bytes(), r).map(|c| c.username);
+        let get =
+            |r: &str| credentials_from_dockerconfigjson(json.as_bytes(), r).map(|c| c.username);
         assert_eq!(get("docker.io").as_deref(), Some("hubuser"));
-        let hub = credentials_from_dockerconfigjson(json.as_bytes(), "docker.io/library/busybox").unwrap();
+        let hub = credentials_from_dockerconfigjson(json.as_bytes(), "docker.io/library/busybox")
+            .unwrap();
         assert_eq!(hub.password, "hub:pass");
         assert_eq!(get("reg.example.com:5000").as_deref(), Some("u"));
         assert_eq!(get("reg.example.com"), None);
@@ -203,7 +209,10 @@ mod tests {
 
     #[test]
     fn legacy_dockercfg() {
-        let json = format!(r#"{{"docker.io": {{"auth": "{}", "email": "x@y"}}}}"#, b64("a:b"));
+        let json = format!(
+            r#"{{"docker.io": {{"auth": "{}", "email": "x@y"}}}}"#,
+            b64("a:b")
+        );
         let c = credentials_from_dockerconfigjson(json.as_bytes(), "docker.io").unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("a", "b"));
         assert!(credentials_from_dockerconfigjson(b"not json", "docker.io").is_none());

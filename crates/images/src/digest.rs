@@ -20,7 +20,9 @@ pub(crate) fn sha256_digest(data: &[u8]) -> String {
 }
 
 pub(crate) fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The hex part of a `sha256:<hex>` digest; other algorithms are refused because every blob

@@ -34,7 +34,8 @@ impl Rootfs {
 const MAX_MOUNT_DATA: usize = 4000;
 
 fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Invalid(format!("path with NUL: {p:?}")))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("path with NUL: {p:?}")))
 }
 
 fn check_overlay_path(p: &Path) -> Result<()> {
@@ -67,7 +68,10 @@ fn unescape_mountinfo(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -101,7 +105,8 @@ pub(crate) fn mount_overlay(lowers: &[PathBuf], dir: &Path) -> Result<Rootfs> {
     if lowers.is_empty() {
         // overlay needs a lower layer; an image without layers gets an empty one.
         let empty = dir.join("empty");
-        fs::create_dir_all(&empty).map_err(|e| Error::io(format!("mkdir {}", empty.display()), e))?;
+        fs::create_dir_all(&empty)
+            .map_err(|e| Error::io(format!("mkdir {}", empty.display()), e))?;
         lowers.push(empty);
     }
     for p in lowers.iter().chain([&upper, &work]) {
@@ -129,7 +134,10 @@ pub(crate) fn mount_overlay(lowers: &[PathBuf], dir: &Path) -> Result<Rootfs> {
         }
         data = join(&short);
         if data.len() > MAX_MOUNT_DATA {
-            return Err(Error::Invalid(format!("image has too many layers ({}) for one overlay mount", lowers.len())));
+            return Err(Error::Invalid(format!(
+                "image has too many layers ({}) for one overlay mount",
+                lowers.len()
+            )));
         }
     }
     let target = cstr(&rootfs)?;
@@ -170,9 +178,13 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
             Some(libc::EBUSY) => {
                 // A process still holds it; detach so it goes once they exit.
                 // SAFETY: valid C string.
-                let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+                let rc =
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
                 if rc != 0 {
-                    return Err(Error::io(format!("unmount {}", rootfs.display()), io::Error::last_os_error()));
+                    return Err(Error::io(
+                        format!("unmount {}", rootfs.display()),
+                        io::Error::last_os_error(),
+                    ));
                 }
             }
             _ => return Err(Error::io(format!("unmount {}", rootfs.display()), err)),

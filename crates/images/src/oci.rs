@@ -73,7 +73,8 @@ pub(crate) fn parse_manifest(content_type: &str, body: &[u8]) -> Result<Manifest
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Error::Invalid(format!("manifest is not JSON: {e}")))?;
     let mt = v.get("mediaType").and_then(|m| m.as_str()).unwrap_or(ct);
-    if mt.starts_with(DOCKER_SCHEMA1) || v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(1) {
+    if mt.starts_with(DOCKER_SCHEMA1) || v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(1)
+    {
         return Err(Error::Invalid(
             "Docker schema 1 manifests are not supported (re-push the image with a current client)"
                 .into(),

@@ -68,11 +68,19 @@ mod tests {
 
     #[test]
     fn matching() {
-        let arm = Platform { os: "linux".into(), architecture: "arm64".into(), variant: Some("v8".into()) };
+        let arm = Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: Some("v8".into()),
+        };
         assert!(arm.matches("linux", "arm64", None));
         assert!(arm.matches("linux", "arm64", Some("v8")));
         assert!(!arm.matches("linux", "amd64", None));
-        let amd = Platform { os: "linux".into(), architecture: "amd64".into(), variant: None };
+        let amd = Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        };
         assert!(amd.matches("linux", "amd64", None));
         assert!(!amd.matches("windows", "amd64", None));
         assert!(!amd.matches("unknown", "unknown", None));

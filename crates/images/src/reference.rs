@@ -193,7 +193,15 @@ mod tests {
         assert_eq!(p("team/app").0, "docker.io");
         assert_eq!(p("index.docker.io/busybox").1, "library/busybox");
         assert_eq!(p("localhost/app").0, "localhost");
-        assert_eq!(p("localhost:5000/a/b:v1"), ("localhost:5000".into(), "a/b".into(), Some("v1".into()), None));
+        assert_eq!(
+            p("localhost:5000/a/b:v1"),
+            (
+                "localhost:5000".into(),
+                "a/b".into(),
+                Some("v1".into()),
+                None
+            )
+        );
         assert_eq!(p("127.0.0.1:5000/app").0, "127.0.0.1:5000");
         assert_eq!(p("registry.k8s.io/pause:3.9").0, "registry.k8s.io");
         assert_eq!(p("[::1]:5000/app").0, "[::1]:5000");
@@ -206,7 +214,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["", "Busybox", "a//b", "busybox:", "busybox@sha256:abc", "a/b:-x", "-a/b", "a__-b/c"] {
+        for bad in [
+            "",
+            "Busybox",
+            "a//b",
+            "busybox:",
+            "busybox@sha256:abc",
+            "a/b:-x",
+            "-a/b",
+            "a__-b/c",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
     }

@@ -57,7 +57,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -117,11 +121,19 @@ async fn connect(uri: Uri) -> io::Result<TokioIo<Stream>> {
     let host = uri
         .host()
         .ok_or_else(|| io::Error::other(format!("no host in {uri}")))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("dial tcp {host}:{port}: i/o timeout")))?
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("dial tcp {host}:{port}: i/o timeout"),
+            )
+        })?
         .map_err(|e| io::Error::new(e.kind(), format!("dial tcp {host}:{port}: {e}")))?;
     let _ = tcp.set_nodelay(true);
     if !https {
@@ -303,7 +315,12 @@ impl Session {
         format!("failed to resolve reference {:?}: {why}", self.display)
     }
 
-    async fn send(&self, url: &str, accept: Option<&str>, auth: Option<&HeaderValue>) -> Result<Response<Incoming>, PullError> {
+    async fn send(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Response<Incoming>, PullError> {
         let mut req = Request::builder().method(Method::GET).uri(url);
         if let Some(a) = accept {
             req = req.header(header::ACCEPT, a);
@@ -325,7 +342,9 @@ impl Session {
                     msg = format!("{msg}: {s}");
                     src = s.source();
                 }
-                Err(PullError::Network(format!("failed to do request: GET {url:?}: {msg}")))
+                Err(PullError::Network(format!(
+                    "failed to do request: GET {url:?}: {msg}"
+                )))
             }
             Err(_) => Err(PullError::Network(format!(
                 "failed to do request: GET {url:?}: timed out waiting for response headers"
@@ -335,13 +354,18 @@ impl Session {
 
     /// GET following redirects; credentials go only to the registry itself, never to the
     /// storage a blob redirect points at (S3/GCS reject or would leak them).
-    async fn get(&self, url: &str, accept: Option<&str>) -> Result<(String, Response<Incoming>), PullError> {
+    async fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<(String, Response<Incoming>), PullError> {
         let mut url = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             let uri: Uri = url
                 .parse()
                 .map_err(|e| PullError::Invalid(format!("bad URL {url:?}: {e}")))?;
-            let same_host = uri.authority().map(|a| a.as_str()) == Some(self.base_authority.as_str());
+            let same_host =
+                uri.authority().map(|a| a.as_str()) == Some(self.base_authority.as_str());
             let auth = if same_host { self.auth.as_ref() } else { None };
             let resp = self.send(&url, accept, auth).await?;
             if resp.status().is_redirection() {
@@ -349,11 +373,18 @@ impl Session {
                     .headers()
                     .get(header::LOCATION)
                     .and_then(|l| l.to_str().ok())
-                    .ok_or_else(|| PullError::Invalid(format!("redirect without Location from {url}")))?;
+                    .ok_or_else(|| {
+                        PullError::Invalid(format!("redirect without Location from {url}"))
+                    })?;
                 url = if loc.starts_with("http://") || loc.starts_with("https://") {
                     loc.to_string()
                 } else if loc.starts_with('/') {
-                    format!("{}://{}{}", uri.scheme_str().unwrap_or("https"), uri.authority().map(|a| a.as_str()).unwrap_or(""), loc)
+                    format!(
+                        "{}://{}{}",
+                        uri.scheme_str().unwrap_or("https"),
+                        uri.authority().map(|a| a.as_str()).unwrap_or(""),
+                        loc
+                    )
                 } else {
                     let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
                     format!("{base}/{loc}")
@@ -362,19 +393,18 @@ impl Session {
             }
             return Ok((url, resp));
         }
-        Err(PullError::Network(format!("too many redirects fetching {url}")))
+        Err(PullError::Network(format!(
+            "too many redirects fetching {url}"
+        )))
     }
 
     /// Probe `/v2/` and obtain whatever authorization the registry asks for.
     pub(crate) async fn authenticate(&mut self) -> Result<(), PullError> {
         let url = format!("{}/v2/", self.base);
-        let resp = self
-            .send(&url, None, None)
-            .await
-            .map_err(|e| match e {
-                PullError::Network(m) => PullError::Network(self.resolve_failed(m)),
-                e => e,
-            })?;
+        let resp = self.send(&url, None, None).await.map_err(|e| match e {
+            PullError::Network(m) => PullError::Network(self.resolve_failed(m)),
+            e => e,
+        })?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(());
         }
@@ -394,24 +424,34 @@ impl Session {
             return Ok(());
         }
         if ch.scheme.eq_ignore_ascii_case("bearer") {
-            let realm = ch
-                .param("realm")
-                .ok_or_else(|| PullError::Invalid(self.resolve_failed("Bearer challenge without realm")))?;
+            let realm = ch.param("realm").ok_or_else(|| {
+                PullError::Invalid(self.resolve_failed("Bearer challenge without realm"))
+            })?;
             let mut token_url = format!("{realm}{}", if realm.contains('?') { '&' } else { '?' });
             if let Some(service) = ch.param("service") {
                 token_url.push_str(&format!("service={}&", percent_encode(service)));
             }
-            token_url.push_str(&format!("scope={}", percent_encode(&format!("repository:{}:pull", self.repo))));
+            token_url.push_str(&format!(
+                "scope={}",
+                percent_encode(&format!("repository:{}:pull", self.repo))
+            ));
             let basic = match &self.creds {
                 Some(c) => Some(header_value(&c.basic_header())?),
                 None => None,
             };
-            let resp = self.send(&token_url, None, basic.as_ref()).await.map_err(|e| match e {
-                PullError::Network(m) => PullError::Network(self.resolve_failed(format!("failed to fetch token: {m}"))),
-                e => e,
-            })?;
+            let resp = self
+                .send(&token_url, None, basic.as_ref())
+                .await
+                .map_err(|e| match e {
+                    PullError::Network(m) => PullError::Network(
+                        self.resolve_failed(format!("failed to fetch token: {m}")),
+                    ),
+                    e => e,
+                })?;
             let status = resp.status();
-            let body = read_body(resp, MAX_MANIFEST).await.map_err(PullError::Network)?;
+            let body = read_body(resp, MAX_MANIFEST)
+                .await
+                .map_err(PullError::Network)?;
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 return Err(PullError::Unauthorized(self.resolve_failed(format!(
                     "failed to authorize: failed to fetch {} token: unexpected status: {status}: {}",
@@ -424,14 +464,17 @@ impl Session {
                     "failed to fetch token from {realm}: unexpected status: {status}"
                 ))));
             }
-            let v: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| PullError::Invalid(self.resolve_failed(format!("bad token response: {e}"))))?;
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                PullError::Invalid(self.resolve_failed(format!("bad token response: {e}")))
+            })?;
             let token = v
                 .get("token")
                 .or_else(|| v.get("access_token"))
                 .and_then(|t| t.as_str())
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| PullError::Invalid(self.resolve_failed("token response without a token")))?;
+                .ok_or_else(|| {
+                    PullError::Invalid(self.resolve_failed("token response without a token"))
+                })?;
             self.auth = Some(header_value(&format!("Bearer {token}"))?);
         }
         Ok(())
@@ -440,7 +483,9 @@ impl Session {
     fn status_error(&self, what: &str, status: StatusCode, body: &[u8]) -> PullError {
         let msg = server_message(body);
         match status {
-            StatusCode::NOT_FOUND => PullError::NotFound(self.resolve_failed(format!("{what}: not found"))),
+            StatusCode::NOT_FOUND => {
+                PullError::NotFound(self.resolve_failed(format!("{what}: not found")))
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 let why = match (&self.creds, self.auth.is_some()) {
                     (None, _) => format!(
@@ -451,20 +496,30 @@ impl Session {
                 PullError::Unauthorized(self.resolve_failed(why))
             }
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-                PullError::Network(self.resolve_failed(format!("unexpected status from GET request for {what}: {s}: {msg}")))
+                PullError::Network(self.resolve_failed(format!(
+                    "unexpected status from GET request for {what}: {s}: {msg}"
+                )))
             }
-            s => PullError::Invalid(self.resolve_failed(format!("unexpected status from GET request for {what}: {s}: {msg}"))),
+            s => PullError::Invalid(self.resolve_failed(format!(
+                "unexpected status from GET request for {what}: {s}: {msg}"
+            ))),
         }
     }
 
     /// A manifest or index by tag or digest: (content type, bytes, digest). A digest asked
     /// for is verified against the bytes.
-    pub(crate) async fn manifest(&self, object: &str) -> Result<(String, Bytes, String), PullError> {
+    pub(crate) async fn manifest(
+        &self,
+        object: &str,
+    ) -> Result<(String, Bytes, String), PullError> {
         let url = format!("{}/v2/{}/manifests/{}", self.base, self.repo, object);
-        let (_, resp) = self.get(&url, Some(MANIFEST_ACCEPT)).await.map_err(|e| match e {
-            PullError::Network(m) => PullError::Network(self.resolve_failed(m)),
-            e => e,
-        })?;
+        let (_, resp) = self
+            .get(&url, Some(MANIFEST_ACCEPT))
+            .await
+            .map_err(|e| match e {
+                PullError::Network(m) => PullError::Network(self.resolve_failed(m)),
+                e => e,
+            })?;
         let status = resp.status();
         let ct = resp
             .headers()
@@ -516,7 +571,9 @@ impl Session {
     async fn blob_response(&self, digest: &str) -> Result<Response<Incoming>, PullError> {
         let url = format!("{}/v2/{}/blobs/{}", self.base, self.repo, digest);
         let (final_url, resp) = self.get(&url, None).await.map_err(|e| match e {
-            PullError::Network(m) => PullError::Network(format!("failed to pull {:?}: {m}", self.display)),
+            PullError::Network(m) => {
+                PullError::Network(format!("failed to pull {:?}: {m}", self.display))
+            }
             e => e,
         })?;
         if !resp.status().is_success() {
@@ -535,11 +592,19 @@ impl Session {
 
     /// Stream a blob to `tmp`, checking its digest and size; returns the bytes written.
     /// The caller renames `tmp` into place only on success.
-    pub(crate) async fn blob_to_file(&self, digest: &str, size: u64, tmp: &Path) -> Result<u64, PullError> {
+    pub(crate) async fn blob_to_file(
+        &self,
+        digest: &str,
+        size: u64,
+        tmp: &Path,
+    ) -> Result<u64, PullError> {
         let resp = self.blob_response(digest).await?;
         let mut file = tokio::fs::File::create(tmp)
             .await
-            .map_err(|e| PullError::Io { context: format!("create {}", tmp.display()), source: e })?;
+            .map_err(|e| PullError::Io {
+                context: format!("create {}", tmp.display()),
+                source: e,
+            })?;
         let mut hasher = Hasher::default();
         let mut body = resp.into_body();
         loop {
@@ -568,14 +633,16 @@ impl Session {
                         self.display
                     )));
                 }
-                file.write_all(&data)
-                    .await
-                    .map_err(|e| PullError::Io { context: format!("write {}", tmp.display()), source: e })?;
+                file.write_all(&data).await.map_err(|e| PullError::Io {
+                    context: format!("write {}", tmp.display()),
+                    source: e,
+                })?;
             }
         }
-        file.sync_all()
-            .await
-            .map_err(|e| PullError::Io { context: format!("sync {}", tmp.display()), source: e })?;
+        file.sync_all().await.map_err(|e| PullError::Io {
+            context: format!("sync {}", tmp.display()),
+            source: e,
+        })?;
         let len = hasher.len;
         let got = hasher.digest();
         if got != digest {
@@ -586,7 +653,9 @@ impl Session {
 }
 
 fn header_value(s: &str) -> Result<HeaderValue, PullError> {
-    HeaderValue::from_str(s).map_err(|_| PullError::Invalid("credentials contain characters not allowed in a header".into()))
+    HeaderValue::from_str(s).map_err(|_| {
+        PullError::Invalid("credentials contain characters not allowed in a header".into())
+    })
 }
 
 async fn read_body(resp: Response<Incoming>, limit: usize) -> Result<Bytes, String> {

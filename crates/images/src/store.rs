@@ -66,7 +66,10 @@ impl ImageConfig {
             env: cc.env.unwrap_or_default(),
             working_dir: cc.working_dir.unwrap_or_default(),
             user: cc.user.unwrap_or_default(),
-            exposed_ports: cc.exposed_ports.map(|m| m.into_keys().collect()).unwrap_or_default(),
+            exposed_ports: cc
+                .exposed_ports
+                .map(|m| m.into_keys().collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -120,7 +123,12 @@ fn io_err(ctx: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
 
 fn unique_suffix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}-{}", std::process::id(), now_ms(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        now_ms(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Write `data` to `path` via a temp file and rename, so readers never see half a file.
@@ -171,30 +179,51 @@ impl ImageStore {
             fs::create_dir_all(&p).map_err(io_err(format!("create {}", p.display())))?;
         }
         // Leftovers of an interrupted download, unpack or delete.
-        for dir in [root.join("tmp"), root.join("layers"), root.join("blobs/sha256"), root.join("images")] {
+        for dir in [
+            root.join("tmp"),
+            root.join("layers"),
+            root.join("blobs/sha256"),
+            root.join("images"),
+        ] {
             if let Ok(rd) = fs::read_dir(&dir) {
                 for e in rd.flatten() {
-                    if e.file_name().to_string_lossy().starts_with(".tmp-") || dir.ends_with("tmp") {
+                    if e.file_name().to_string_lossy().starts_with(".tmp-") || dir.ends_with("tmp")
+                    {
                         let p = e.path();
-                        let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                        let _ = if p.is_dir() {
+                            fs::remove_dir_all(&p)
+                        } else {
+                            fs::remove_file(&p)
+                        };
                     }
                 }
             }
         }
         let mut st = State::default();
-        for e in fs::read_dir(root.join("images")).map_err(io_err("read images"))?.flatten() {
+        for e in fs::read_dir(root.join("images"))
+            .map_err(io_err("read images"))?
+            .flatten()
+        {
             let p = e.path();
             if p.extension().and_then(|x| x.to_str()) != Some("json") {
                 continue;
             }
-            match fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string())) {
+            match fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(r) => {
                     st.images.insert(r.image.id.clone(), r);
                 }
-                Err(e) => tracing::warn!(path = %p.display(), error = %e, "ignoring unreadable image record"),
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "ignoring unreadable image record")
+                }
             }
         }
-        for e in fs::read_dir(root.join("layers")).map_err(io_err("read layers"))?.flatten() {
+        for e in fs::read_dir(root.join("layers"))
+            .map_err(io_err("read layers"))?
+            .flatten()
+        {
             let hex = e.file_name().to_string_lossy().to_string();
             if !crate::digest::is_hex64(&hex) {
                 continue;
@@ -241,7 +270,10 @@ impl ImageStore {
     }
 
     fn tmp_path(&self, what: &str) -> PathBuf {
-        self.inner.root.join("tmp").join(format!("{what}-{}", unique_suffix()))
+        self.inner
+            .root
+            .join("tmp")
+            .join(format!("{what}-{}", unique_suffix()))
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -292,7 +324,11 @@ impl ImageStore {
         if dest.is_dir() {
             return Ok(());
         }
-        let tmp = self.inner.root.join("layers").join(format!(".tmp-{}", unique_suffix()));
+        let tmp = self
+            .inner
+            .root
+            .join("layers")
+            .join(format!(".tmp-{}", unique_suffix()));
         fs::create_dir(&tmp).map_err(io_err(format!("mkdir {}", tmp.display())))?;
         let cleanup = |e: Error| {
             let _ = fs::remove_dir_all(&tmp);
@@ -316,8 +352,14 @@ impl ImageStore {
         let hex = sha256_hex(&spec.diff_id)?.to_string();
         let size = unpack::disk_size(&tmp);
         write_atomic(
-            &self.inner.root.join("layermeta").join(format!("{hex}.json")),
-            serde_json::json!({ "size": size, "blob": spec.blob_digest }).to_string().as_bytes(),
+            &self
+                .inner
+                .root
+                .join("layermeta")
+                .join(format!("{hex}.json")),
+            serde_json::json!({ "size": size, "blob": spec.blob_digest })
+                .to_string()
+                .as_bytes(),
         )
         .map_err(cleanup)?;
         if let Err(e) = fs::rename(&tmp, &dest) {
@@ -326,7 +368,12 @@ impl ImageStore {
                 return Err(Error::io(format!("rename to {}", dest.display()), e));
             }
         }
-        self.inner.state.lock().unwrap().layer_sizes.insert(hex, size);
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .layer_sizes
+            .insert(hex, size);
         Ok(())
     }
 
@@ -356,7 +403,11 @@ impl ImageStore {
                 }
             }
         }
-        let mut all_blobs = st.images.get(&image.id).map(|r| r.blobs.clone()).unwrap_or_default();
+        let mut all_blobs = st
+            .images
+            .get(&image.id)
+            .map(|r| r.blobs.clone())
+            .unwrap_or_default();
         for b in blobs {
             if !all_blobs.contains(&b) {
                 all_blobs.push(b);
@@ -376,8 +427,14 @@ impl ImageStore {
     }
 
     fn persist(&self, st: &State, id: &str) -> Result<()> {
-        let Some(r) = st.images.get(id) else { return Ok(()) };
-        let p = self.inner.root.join("images").join(format!("{}.json", sha256_hex(id)?));
+        let Some(r) = st.images.get(id) else {
+            return Ok(());
+        };
+        let p = self
+            .inner
+            .root
+            .join("images")
+            .join(format!("{}.json", sha256_hex(id)?));
         let data = serde_json::to_vec_pretty(r).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&p, &data)
     }
@@ -399,7 +456,12 @@ impl ImageStore {
         creds: Option<&Credentials>,
         opts: &PullOptions,
     ) -> Result<Image, PullError> {
-        let mut session = Session::new(self.inner.client.clone(), reference, creds, &opts.insecure_registries);
+        let mut session = Session::new(
+            self.inner.client.clone(),
+            reference,
+            creds,
+            &opts.insecure_registries,
+        );
         session.authenticate().await?;
         let (ct, top, top_digest) = session.manifest(reference.object()).await?;
         let mut blobs = vec![self.put_blob(&top)?];
@@ -437,7 +499,9 @@ impl ImageStore {
             None => {
                 let b = session.blob_bytes(&config_digest).await?;
                 self.inner.blobs_fetched.fetch_add(1, Ordering::Relaxed);
-                self.inner.bytes_fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
+                self.inner
+                    .bytes_fetched
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
                 self.put_blob(&b)?;
                 b.to_vec()
             }
@@ -445,8 +509,11 @@ impl ImageStore {
         drop(config_held);
         blobs.push(config_digest.clone());
         let config = oci::parse_config(&config_bytes)?;
-        if !opts.platform.matches(&config.os, &config.architecture, config.variant.as_deref())
-            && !(config.os.is_empty() && config.architecture.is_empty())
+        let platform_known = !config.os.is_empty() || !config.architecture.is_empty();
+        if platform_known
+            && !opts
+                .platform
+                .matches(&config.os, &config.architecture, config.variant.as_deref())
         {
             // containerd pulls these too; the container will fail with "exec format error".
             tracing::warn!(image = %reference, os = %config.os, arch = %config.architecture,
@@ -460,7 +527,12 @@ impl ImageStore {
                 config.rootfs.diff_ids.len()
             )));
         }
-        for d in manifest.layers.iter().map(|l| &l.digest).chain(&config.rootfs.diff_ids) {
+        for d in manifest
+            .layers
+            .iter()
+            .map(|l| &l.digest)
+            .chain(&config.rootfs.diff_ids)
+        {
             registry::check_digest(d)?;
         }
         let _pins = self.pin(&config.rootfs.diff_ids);
@@ -487,7 +559,11 @@ impl ImageStore {
         let image = Image {
             id: config_digest,
             repo_digests: vec![format!("{name}@{top_digest}")],
-            repo_tags: reference.tag.iter().map(|t| format!("{name}:{t}")).collect(),
+            repo_tags: reference
+                .tag
+                .iter()
+                .map(|t| format!("{name}:{t}"))
+                .collect(),
             config: ImageConfig::from_oci(&config),
             size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
             layers: config.rootfs.diff_ids.clone(),
@@ -495,7 +571,13 @@ impl ImageStore {
         Ok(self.record(image, blobs)?)
     }
 
-    async fn fetch_layer(&self, session: &Session, digest: &str, size: u64, diff_id: &str) -> Result<(), PullError> {
+    async fn fetch_layer(
+        &self,
+        session: &Session,
+        digest: &str,
+        size: u64,
+        diff_id: &str,
+    ) -> Result<(), PullError> {
         let lock = self.lock_for(diff_id);
         let _held = lock.lock().await;
         if self.has_layer(diff_id) {
@@ -512,7 +594,10 @@ impl ImageStore {
                     self.inner.bytes_fetched.fetch_add(n, Ordering::Relaxed);
                     fs::rename(&tmp, &blob).map_err(|e| {
                         let _ = fs::remove_file(&tmp);
-                        PullError::Io { context: format!("rename to {}", blob.display()), source: e }
+                        PullError::Io {
+                            context: format!("rename to {}", blob.display()),
+                            source: e,
+                        }
                     })?;
                 }
                 Err(e) => {
@@ -552,7 +637,9 @@ impl ImageStore {
             }
             None => {
                 let tag = format!("{name}:{}", reference.tag.as_deref().unwrap_or("latest"));
-                st.images.values().find(|r| r.image.repo_tags.contains(&tag))
+                st.images
+                    .values()
+                    .find(|r| r.image.repo_tags.contains(&tag))
             }
         };
         found.map(|r| r.image.clone())
@@ -565,7 +652,10 @@ impl ImageStore {
             return None;
         }
         let st = self.inner.state.lock().unwrap();
-        let mut hits = st.images.values().filter(|r| r.image.id["sha256:".len()..].starts_with(hex));
+        let mut hits = st
+            .images
+            .values()
+            .filter(|r| r.image.id["sha256:".len()..].starts_with(hex));
         match (hits.next(), hits.next()) {
             (Some(r), None) => Some(r.image.clone()),
             _ => None,
@@ -624,14 +714,19 @@ impl ImageStore {
             .images
             .remove(&id)
             .ok_or_else(|| Error::NotFound(format!("image {id} not found")))?;
-        let rec_path = self.inner.root.join("images").join(format!("{}.json", sha256_hex(&id)?));
+        let rec_path = self
+            .inner
+            .root
+            .join("images")
+            .join(format!("{}.json", sha256_hex(&id)?));
         if let Err(e) = fs::remove_file(&rec_path) {
             if e.kind() != io::ErrorKind::NotFound {
                 st.images.insert(id.clone(), rec);
                 return Err(Error::io(format!("remove {}", rec_path.display()), e));
             }
         }
-        let used_layers: HashSet<&String> = st.images.values().flat_map(|r| &r.image.layers).collect();
+        let used_layers: HashSet<&String> =
+            st.images.values().flat_map(|r| &r.image.layers).collect();
         let used_blobs: HashSet<&String> = st.images.values().flat_map(|r| &r.blobs).collect();
         let mut freed_layers = Vec::new();
         for l in &rec.image.layers {
@@ -652,11 +747,20 @@ impl ImageStore {
             st.layer_sizes.remove(&hex);
             let p = self.inner.root.join("layers").join(&hex);
             // Renamed away first: a half-deleted layer must never look like a whole one.
-            let doomed = self.inner.root.join("layers").join(format!(".tmp-del-{}", unique_suffix()));
+            let doomed = self
+                .inner
+                .root
+                .join("layers")
+                .join(format!(".tmp-del-{}", unique_suffix()));
             if fs::rename(&p, &doomed).is_ok() {
                 let _ = fs::remove_dir_all(&doomed);
             }
-            let _ = fs::remove_file(self.inner.root.join("layermeta").join(format!("{hex}.json")));
+            let _ = fs::remove_file(
+                self.inner
+                    .root
+                    .join("layermeta")
+                    .join(format!("{hex}.json")),
+            );
         }
         Ok(())
     }

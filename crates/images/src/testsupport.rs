@@ -17,13 +17,82 @@ use crate::platform::Platform;
 
 /// Applets linked to busybox in the test image.
 pub const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "ash", "echo", "cat", "sleep", "ls", "wget", "httpd", "nc", "id", "hostname", "head",
-    "tail", "dd", "true", "false", "env", "mkdir", "rm", "cp", "mv", "touch", "ps", "kill",
-    "grep", "sed", "awk", "wc", "test", "[", "printf", "pwd", "date", "uname", "whoami", "chmod",
-    "chown", "ln", "mount", "umount", "stat", "sync", "tee", "which", "seq", "nslookup", "ping",
-    "ip", "ifconfig", "netstat", "top", "vi", "find", "xargs", "tr", "cut", "sort", "uniq",
-    "basename", "dirname", "readlink", "realpath", "yes", "timeout", "nohup", "du", "df",
-    "free", "sha256sum", "md5sum", "base64", "tar", "gzip", "gunzip", "nproc", "expr",
+    "sh",
+    "ash",
+    "echo",
+    "cat",
+    "sleep",
+    "ls",
+    "wget",
+    "httpd",
+    "nc",
+    "id",
+    "hostname",
+    "head",
+    "tail",
+    "dd",
+    "true",
+    "false",
+    "env",
+    "mkdir",
+    "rm",
+    "cp",
+    "mv",
+    "touch",
+    "ps",
+    "kill",
+    "grep",
+    "sed",
+    "awk",
+    "wc",
+    "test",
+    "[",
+    "printf",
+    "pwd",
+    "date",
+    "uname",
+    "whoami",
+    "chmod",
+    "chown",
+    "ln",
+    "mount",
+    "umount",
+    "stat",
+    "sync",
+    "tee",
+    "which",
+    "seq",
+    "nslookup",
+    "ping",
+    "ip",
+    "ifconfig",
+    "netstat",
+    "top",
+    "vi",
+    "find",
+    "xargs",
+    "tr",
+    "cut",
+    "sort",
+    "uniq",
+    "basename",
+    "dirname",
+    "readlink",
+    "realpath",
+    "yes",
+    "timeout",
+    "nohup",
+    "du",
+    "df",
+    "free",
+    "sha256sum",
+    "md5sum",
+    "base64",
+    "tar",
+    "gzip",
+    "gunzip",
+    "nproc",
+    "expr",
 ];
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -63,7 +132,9 @@ impl LayerBuilder {
 
     pub fn dir(mut self, path: &str, mode: u32) -> Self {
         let mut h = Self::header(tar::EntryType::Directory, mode, 0);
-        self.b.append_data(&mut h, path, std::io::empty()).expect("tar dir");
+        self.b
+            .append_data(&mut h, path, std::io::empty())
+            .expect("tar dir");
         self
     }
 
@@ -75,13 +146,17 @@ impl LayerBuilder {
 
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
         let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0);
-        self.b.append_link(&mut h, path, target).expect("tar symlink");
+        self.b
+            .append_link(&mut h, path, target)
+            .expect("tar symlink");
         self
     }
 
     pub fn hardlink(mut self, path: &str, target: &str) -> Self {
         let mut h = Self::header(tar::EntryType::Link, 0o644, 0);
-        self.b.append_link(&mut h, path, target).expect("tar hardlink");
+        self.b
+            .append_link(&mut h, path, target)
+            .expect("tar hardlink");
         self
     }
 
@@ -105,7 +180,9 @@ impl LayerBuilder {
         gnu.linkname = [0; 100];
         gnu.linkname[..target.len()].copy_from_slice(target);
         h.set_cksum();
-        self.b.append(&h, std::io::empty()).expect("tar raw symlink");
+        self.b
+            .append(&h, std::io::empty())
+            .expect("tar raw symlink");
         self
     }
 
@@ -124,9 +201,12 @@ pub fn busybox_layer() -> Result<Vec<u8>> {
     for a in BUSYBOX_APPLETS {
         l = l.symlink(&format!("bin/{a}"), "busybox");
     }
-    Ok(l
-        .dir("etc/", 0o755)
-        .file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    Ok(l.dir("etc/", 0o755)
+        .file(
+            "etc/passwd",
+            0o644,
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
         .file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")
         .dir("root/", 0o700)
         .dir("tmp/", 0o1777)
@@ -162,7 +242,12 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// Write an image (gzip-compressed `layers`, bottom first, given uncompressed) into the OCI
 /// layout at `dir` without naming it. `config` is the image config's `config` section.
-pub fn write_oci_image(dir: &Path, layers: &[Vec<u8>], config: serde_json::Value, platform: &Platform) -> Result<LayoutImage> {
+pub fn write_oci_image(
+    dir: &Path,
+    layers: &[Vec<u8>],
+    config: serde_json::Value,
+    platform: &Platform,
+) -> Result<LayoutImage> {
     let mut diff_ids = Vec::new();
     let mut layer_descs = Vec::new();
     for l in layers {
@@ -191,7 +276,8 @@ pub fn write_oci_image(dir: &Path, layers: &[Vec<u8>], config: serde_json::Value
     });
     let m_bytes = serde_json::to_vec(&manifest).expect("json");
     let m_digest = write_blob(dir, &m_bytes)?;
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io("write oci-layout"))?;
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .map_err(io("write oci-layout"))?;
     Ok(LayoutImage {
         manifest_digest: m_digest,
         image_id: cfg_digest,
@@ -214,14 +300,29 @@ pub fn add_to_index(dir: &Path, tag: &str, mut desc: serde_json::Value) -> Resul
 }
 
 fn manifest_desc(dir: &Path, digest: &str, media_type: &str) -> serde_json::Value {
-    let size = fs::metadata(dir.join("blobs/sha256").join(&digest["sha256:".len()..])).map(|m| m.len()).unwrap_or(0);
+    let size = fs::metadata(dir.join("blobs/sha256").join(&digest["sha256:".len()..]))
+        .map(|m| m.len())
+        .unwrap_or(0);
     json!({"mediaType": media_type, "digest": digest, "size": size})
 }
 
 /// An image with `layers` written into the layout at `dir` and named `tag` there.
-pub fn build_oci_layout(dir: &Path, tag: &str, layers: &[Vec<u8>], config: serde_json::Value) -> Result<LayoutImage> {
+pub fn build_oci_layout(
+    dir: &Path,
+    tag: &str,
+    layers: &[Vec<u8>],
+    config: serde_json::Value,
+) -> Result<LayoutImage> {
     let img = write_oci_image(dir, layers, config, &Platform::host())?;
-    add_to_index(dir, tag, manifest_desc(dir, &img.manifest_digest, "application/vnd.oci.image.manifest.v1+json"))?;
+    add_to_index(
+        dir,
+        tag,
+        manifest_desc(
+            dir,
+            &img.manifest_digest,
+            "application/vnd.oci.image.manifest.v1+json",
+        ),
+    )?;
     Ok(img)
 }
 
@@ -232,7 +333,12 @@ pub fn build_busybox_oci_layout(dir: &Path, tag: &str) -> Result<()> {
 
 /// As [`build_busybox_oci_layout`], returning the digests.
 pub fn build_busybox_oci_layout_image(dir: &Path, tag: &str) -> Result<LayoutImage> {
-    build_oci_layout(dir, tag, &[busybox_layer()?], json!({"Cmd": ["sh"], "Env": [PATH_ENV]}))
+    build_oci_layout(
+        dir,
+        tag,
+        &[busybox_layer()?],
+        json!({"Cmd": ["sh"], "Env": [PATH_ENV]}),
+    )
 }
 
 /// A two-platform image as `tag`: an index with the busybox image for this host and a
@@ -248,13 +354,33 @@ pub struct MultiPlatformLayout {
 pub fn build_multiplatform_oci_layout(dir: &Path, tag: &str) -> Result<MultiPlatformLayout> {
     let host_p = Platform::host();
     let other_p = if host_p.architecture == "arm64" {
-        Platform { os: "linux".into(), architecture: "amd64".into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }
     } else {
-        Platform { os: "linux".into(), architecture: "arm64".into(), variant: Some("v8".into()) }
+        Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: Some("v8".into()),
+        }
     };
-    let host = write_oci_image(dir, &[busybox_layer()?], json!({"Cmd": ["sh"], "Env": [PATH_ENV]}), &host_p)?;
-    let other_layer = LayerBuilder::new().file("platform.txt", 0o644, other_p.to_string().as_bytes()).finish();
-    let other = write_oci_image(dir, &[other_layer], json!({"Cmd": ["cat", "/platform.txt"]}), &other_p)?;
+    let host = write_oci_image(
+        dir,
+        &[busybox_layer()?],
+        json!({"Cmd": ["sh"], "Env": [PATH_ENV]}),
+        &host_p,
+    )?;
+    let other_layer = LayerBuilder::new()
+        .file("platform.txt", 0o644, other_p.to_string().as_bytes())
+        .finish();
+    let other = write_oci_image(
+        dir,
+        &[other_layer],
+        json!({"Cmd": ["cat", "/platform.txt"]}),
+        &other_p,
+    )?;
     let plat = |p: &Platform| {
         let mut v = json!({"os": p.os, "architecture": p.architecture});
         if let Some(var) = &p.variant {
@@ -274,8 +400,21 @@ pub fn build_multiplatform_oci_layout(dir: &Path, tag: &str) -> Result<MultiPlat
         "manifests": [d_other, d_host],
     });
     let index_digest = write_blob(dir, &serde_json::to_vec(&index).expect("json"))?;
-    add_to_index(dir, tag, manifest_desc(dir, &index_digest, "application/vnd.oci.image.index.v1+json"))?;
-    Ok(MultiPlatformLayout { index_digest, host, other, other_platform: other_p })
+    add_to_index(
+        dir,
+        tag,
+        manifest_desc(
+            dir,
+            &index_digest,
+            "application/vnd.oci.image.index.v1+json",
+        ),
+    )?;
+    Ok(MultiPlatformLayout {
+        index_digest,
+        host,
+        other,
+        other_platform: other_p,
+    })
 }
 
 /// Tar an OCI layout directory into an `oci-archive` at `out` (in Rust, no skopeo).
@@ -283,7 +422,10 @@ pub fn oci_layout_to_archive(dir: &Path, out: &Path) -> Result<()> {
     let f = fs::File::create(out).map_err(io("create archive"))?;
     let mut b = tar::Builder::new(f);
     b.append_dir_all(".", dir).map_err(io("tar layout"))?;
-    b.into_inner().map_err(io("finish archive"))?.sync_all().map_err(io("sync archive"))
+    b.into_inner()
+        .map_err(io("finish archive"))?
+        .sync_all()
+        .map_err(io("sync archive"))
 }
 
 /// Run `skopeo` with `args`; errors carry its stderr.
@@ -358,7 +500,11 @@ impl LocalRegistry {
         let mut last_err = None;
         // A free port found by binding may be taken before the registry binds it: retry.
         for attempt in 0..3 {
-            let dir = tmpdir.join(format!("registry-{}-{attempt}-{}", std::process::id(), crate::digest::hex(&rand_bytes())));
+            let dir = tmpdir.join(format!(
+                "registry-{}-{attempt}-{}",
+                std::process::id(),
+                crate::digest::hex(&rand_bytes())
+            ));
             fs::create_dir_all(dir.join("data")).map_err(io("mkdir registry dir"))?;
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -377,7 +523,8 @@ impl LocalRegistry {
                 ));
             }
             fs::write(dir.join("config.yml"), cfg).map_err(io("write registry config"))?;
-            let log = fs::File::create(dir.join("registry.log")).map_err(io("create registry log"))?;
+            let log =
+                fs::File::create(dir.join("registry.log")).map_err(io("create registry log"))?;
             let child = Command::new("/usr/bin/docker-registry")
                 .arg("serve")
                 .arg(dir.join("config.yml"))
@@ -385,7 +532,9 @@ impl LocalRegistry {
                 .stdout(log.try_clone().map_err(io("dup log"))?)
                 .stderr(log)
                 .spawn()
-                .map_err(io("start /usr/bin/docker-registry (install docker-registry)"))?;
+                .map_err(io(
+                    "start /usr/bin/docker-registry (install docker-registry)",
+                ))?;
             let mut reg = LocalRegistry { addr, child, dir };
             match reg.wait_ready(Duration::from_secs(20)) {
                 Ok(()) => return Ok(reg),
@@ -400,20 +549,28 @@ impl LocalRegistry {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log = fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default();
-                return Err(Error::Invalid(format!("docker-registry exited ({status}): {log}")));
+                return Err(Error::Invalid(format!(
+                    "docker-registry exited ({status}): {log}"
+                )));
             }
             if let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let req = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
                 let mut resp = String::new();
-                if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut resp).is_ok()
-                    && (resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200") || resp.contains(" 401 "))
+                if s.write_all(req.as_bytes()).is_ok()
+                    && s.read_to_string(&mut resp).is_ok()
+                    && (resp.starts_with("HTTP/1.0 200")
+                        || resp.starts_with("HTTP/1.1 200")
+                        || resp.contains(" 401 "))
                 {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                return Err(Error::Invalid(format!("docker-registry on {} did not answer /v2/ in time", self.addr)));
+                return Err(Error::Invalid(format!(
+                    "docker-registry on {} did not answer /v2/ in time",
+                    self.addr
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -55,9 +55,7 @@ pub(crate) fn unpack_layer<R: Read>(blob: R, dest: &Path) -> Result<Unpacked> {
                 hasher: &mut blob_hasher,
             },
         );
-        let head = raw
-            .fill_buf()
-            .map_err(|e| Error::io("reading layer", e))?;
+        let head = raw.fill_buf().map_err(|e| Error::io("reading layer", e))?;
         let decompressed: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
             Box::new(flate2::read::MultiGzDecoder::new(raw))
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -150,7 +148,10 @@ fn cpath(p: &Path) -> Result<CString> {
 }
 
 fn errno(what: &str, p: &Path) -> Error {
-    Error::io(format!("{what} {}", p.display()), io::Error::last_os_error())
+    Error::io(
+        format!("{what} {}", p.display()),
+        io::Error::last_os_error(),
+    )
 }
 
 fn lchown(p: &Path, uid: u64, gid: u64) -> Result<()> {
@@ -276,7 +277,10 @@ impl Unpacker<'_> {
         let kind = e.header().entry_type();
         if matches!(
             kind,
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
         ) {
             return Ok(());
         }
@@ -314,8 +318,17 @@ impl Unpacker<'_> {
         let mut xattrs: Vec<(String, Vec<u8>)> = Vec::new();
         if let Ok(Some(pax)) = e.pax_extensions() {
             for ext in pax.flatten() {
-                let (Ok(k), v) = (ext.key(), ext.value_bytes()) else { continue };
-                let num = || std::str::from_utf8(v).ok()?.split('.').next()?.parse::<u64>().ok();
+                let (Ok(k), v) = (ext.key(), ext.value_bytes()) else {
+                    continue;
+                };
+                let num = || {
+                    std::str::from_utf8(v)
+                        .ok()?
+                        .split('.')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                };
                 match k {
                     "uid" => uid = num().unwrap_or(uid),
                     "gid" => gid = num().unwrap_or(gid),
@@ -374,7 +387,10 @@ impl Unpacker<'_> {
                 };
                 let source = self.resolve_dir(&link, lparents, false)?.join(lname);
                 let m = fs::symlink_metadata(&source).map_err(|err| {
-                    Error::io(format!("hard link {} to {}", raw_path.display(), link.display()), err)
+                    Error::io(
+                        format!("hard link {} to {}", raw_path.display(), link.display()),
+                        err,
+                    )
                 })?;
                 if m.is_dir() {
                     return Err(invalid(&raw_path, "hard link to a directory"));

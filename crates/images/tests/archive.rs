@@ -25,7 +25,13 @@ fn oci_archive_from_skopeo() {
     assert_eq!(image.repo_tags, vec!["localhost/busybox:1.0"]);
     assert_eq!(image.repo_digests.len(), 1);
     assert!(image.repo_digests[0].starts_with("localhost/busybox@sha256:"));
-    assert_eq!(store.get(&Reference::parse("localhost/busybox:1.0").unwrap()).unwrap().id, img.image_id);
+    assert_eq!(
+        store
+            .get(&Reference::parse("localhost/busybox:1.0").unwrap())
+            .unwrap()
+            .id,
+        img.image_id
+    );
 
     // Usable as a root filesystem.
     let dir = tmp.path().join("c");
@@ -57,13 +63,20 @@ fn docker_archive_from_skopeo() {
     assert_eq!(image.repo_tags, vec!["docker.io/library/busybox:v1"]);
     assert_eq!(image.config.cmd, vec!["sh"]);
     assert!(image.repo_digests.is_empty());
-    assert_eq!(store.get(&Reference::parse("busybox:v1").unwrap()).unwrap().id, image.id);
+    assert_eq!(
+        store
+            .get(&Reference::parse("busybox:v1").unwrap())
+            .unwrap()
+            .id,
+        image.id
+    );
     let layer = store.root().join("layers").join(&image.layers[0][7..]);
     assert!(layer.join("bin/busybox").is_file());
 
     // `docker save | gzip` archives import too.
     let gz = tmp.path().join("bb-docker.tar.gz");
-    let mut enc = flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut enc =
+        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
     std::io::copy(&mut fs::File::open(&archive).unwrap(), &mut enc).unwrap();
     enc.finish().unwrap();
     let store2 = ImageStore::open(&tmp.path().join("store2")).unwrap();

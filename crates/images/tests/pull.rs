@@ -25,7 +25,10 @@ async fn pull_by_tag_then_digest_and_warm_pull_downloads_nothing() {
     let store = ImageStore::open(&tmp.path().join("store")).unwrap();
     let opts = PullOptions::default();
     let t = Instant::now();
-    let image = store.pull(&r(&format!("{name}:v1")), None, &opts).await.unwrap();
+    let image = store
+        .pull(&r(&format!("{name}:v1")), None, &opts)
+        .await
+        .unwrap();
     let cold = t.elapsed();
     assert_eq!(image.id, img.image_id);
     assert_eq!(image.layers, img.diff_ids);
@@ -38,16 +41,29 @@ async fn pull_by_tag_then_digest_and_warm_pull_downloads_nothing() {
     assert_eq!(blobs_cold, 2, "config and one layer");
 
     let t = Instant::now();
-    let again = store.pull(&r(&format!("{name}:v1")), None, &opts).await.unwrap();
+    let again = store
+        .pull(&r(&format!("{name}:v1")), None, &opts)
+        .await
+        .unwrap();
     let warm = t.elapsed();
     assert_eq!(again, image);
-    assert_eq!(store.fetch_stats(), (blobs_cold, bytes_cold), "a warm pull downloads no blob");
-    eprintln!("busybox pull ({} bytes compressed): cold {cold:?}, warm {warm:?}", bytes_cold);
+    assert_eq!(
+        store.fetch_stats(),
+        (blobs_cold, bytes_cold),
+        "a warm pull downloads no blob"
+    );
+    eprintln!(
+        "busybox pull ({} bytes compressed): cold {cold:?}, warm {warm:?}",
+        bytes_cold
+    );
 
     // By digest, into a fresh store too.
     let by_digest = r(&image.repo_digests[0]);
     assert!(by_digest.digest.is_some() && by_digest.tag.is_none());
-    assert_eq!(store.pull(&by_digest, None, &opts).await.unwrap().id, image.id);
+    assert_eq!(
+        store.pull(&by_digest, None, &opts).await.unwrap().id,
+        image.id
+    );
     let fresh = ImageStore::open(&tmp.path().join("store2")).unwrap();
     let d = fresh.pull(&by_digest, None, &opts).await.unwrap();
     assert_eq!(d.id, image.id);
@@ -80,7 +96,11 @@ async fn concurrent_pulls_of_one_image_download_once() {
     let (x, y) = tokio::join!(store.pull(&a, None, &opts), store.pull(&b, None, &opts));
     assert_eq!(x.unwrap().id, img.image_id);
     assert_eq!(y.unwrap().id, img.image_id);
-    assert_eq!(store.fetch_stats().0, 2, "config and layer fetched once each");
+    assert_eq!(
+        store.fetch_stats().0,
+        2,
+        "config and layer fetched once each"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,7 +113,10 @@ async fn manifest_list_picks_the_platform() {
     push_oci_layout_all(&layout, "multi", &name).unwrap();
 
     let store = ImageStore::open(&tmp.path().join("store")).unwrap();
-    let host = store.pull(&r(&name), None, &PullOptions::default()).await.unwrap();
+    let host = store
+        .pull(&r(&name), None, &PullOptions::default())
+        .await
+        .unwrap();
     assert_eq!(host.id, mp.host.image_id, "host platform chosen");
     // The repo digest names the index, as containerd records it.
     assert_eq!(
@@ -112,11 +135,17 @@ async fn manifest_list_picks_the_platform() {
     assert!(store.get_by_id(&host.id).unwrap().repo_tags.is_empty());
 
     let none = PullOptions {
-        platform: Platform { os: "linux".into(), architecture: "s390x".into(), variant: None },
+        platform: Platform {
+            os: "linux".into(),
+            architecture: "s390x".into(),
+            variant: None,
+        },
         ..Default::default()
     };
     match store.pull(&r(&name), None, &none).await {
-        Err(PullError::NotFound(m)) => assert!(m.contains("no match for platform linux/s390x"), "{m}"),
+        Err(PullError::NotFound(m)) => {
+            assert!(m.contains("no match for platform linux/s390x"), "{m}")
+        }
         other => panic!("want NotFound, got {other:?}"),
     }
 }
@@ -133,26 +162,44 @@ async fn missing_tags_digests_and_repositories_are_not_found() {
     let tag = format!("{}/test/busybox:nope", reg.host());
     match store.pull(&r(&tag), None, &opts).await {
         Err(PullError::NotFound(m)) => {
-            assert_eq!(m, format!("failed to resolve reference \"{tag}\": {tag}: not found"))
+            assert_eq!(
+                m,
+                format!("failed to resolve reference \"{tag}\": {tag}: not found")
+            )
         }
         other => panic!("want NotFound, got {other:?}"),
     }
     let dig = format!("{}/test/busybox@sha256:{}", reg.host(), "0".repeat(64));
     match store.pull(&r(&dig), None, &opts).await {
-        Err(PullError::NotFound(m)) => assert!(m.contains("not found") && m.contains(&"0".repeat(64)), "{m}"),
+        Err(PullError::NotFound(m)) => assert!(
+            m.contains("not found") && m.contains(&"0".repeat(64)),
+            "{m}"
+        ),
         other => panic!("want NotFound, got {other:?}"),
     }
     let repo = format!("{}/no/such:v1", reg.host());
     match store.pull(&r(&repo), None, &opts).await {
-        Err(PullError::NotFound(m)) => assert!(m.contains("no/such:v1") && m.ends_with("not found"), "{m}"),
+        Err(PullError::NotFound(m)) => {
+            assert!(m.contains("no/such:v1") && m.ends_with("not found"), "{m}")
+        }
         other => panic!("want NotFound, got {other:?}"),
     }
     assert!(store.list().is_empty());
 
     // Nothing listening: a network error naming the address.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    match store.pull(&r(&format!("127.0.0.1:{port}/a:b")), None, &opts).await {
-        Err(PullError::Network(m)) => assert!(m.contains(&format!("127.0.0.1:{port}")) && m.contains("refused"), "{m}"),
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    match store
+        .pull(&r(&format!("127.0.0.1:{port}/a:b")), None, &opts)
+        .await
+    {
+        Err(PullError::Network(m)) => assert!(
+            m.contains(&format!("127.0.0.1:{port}")) && m.contains("refused"),
+            "{m}"
+        ),
         other => panic!("want Network, got {other:?}"),
     }
 }
@@ -170,7 +217,10 @@ async fn tampered_blob_fails_verification() {
     )
     .unwrap();
     let layer = manifest["layers"][0]["digest"].as_str().unwrap()[7..].to_string();
-    let data = reg.data_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{layer}/data", &layer[..2]));
+    let data = reg.data_dir().join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{layer}/data",
+        &layer[..2]
+    ));
     let mut bytes = std::fs::read(&data).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 1;
@@ -178,12 +228,24 @@ async fn tampered_blob_fails_verification() {
 
     let store = ImageStore::open(&tmp.path().join("store")).unwrap();
     match store.pull(&r(&name), None, &PullOptions::default()).await {
-        Err(PullError::Invalid(m)) => assert!(m.contains("failed verification") && m.contains(&layer), "{m}"),
+        Err(PullError::Invalid(m)) => assert!(
+            m.contains("failed verification") && m.contains(&layer),
+            "{m}"
+        ),
         other => panic!("want Invalid, got {other:?}"),
     }
     assert!(store.list().is_empty());
-    assert_eq!(std::fs::read_dir(store.root().join("tmp")).unwrap().count(), 0, "temp file removed");
-    assert_eq!(std::fs::read_dir(store.root().join("layers")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0,
+        "temp file removed"
+    );
+    assert_eq!(
+        std::fs::read_dir(store.root().join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 /// `s3cret` hashed with bcrypt (cost 5), made once with `crypt(3)`; avoids a bcrypt dependency.
@@ -200,12 +262,20 @@ async fn basic_auth_registry() {
     let opts = PullOptions::default();
 
     match store.pull(&r(&name), None, &opts).await {
-        Err(PullError::Unauthorized(m)) => assert!(m.contains("pull access denied") && m.contains(&name), "{m}"),
+        Err(PullError::Unauthorized(m)) => {
+            assert!(m.contains("pull access denied") && m.contains(&name), "{m}")
+        }
         other => panic!("want Unauthorized, got {other:?}"),
     }
-    let wrong = Credentials { username: "tester".into(), password: "wrong".into() };
+    let wrong = Credentials {
+        username: "tester".into(),
+        password: "wrong".into(),
+    };
     match store.pull(&r(&name), Some(&wrong), &opts).await {
-        Err(PullError::Unauthorized(m)) => assert!(m.contains("authorization failed for user \"tester\""), "{m}"),
+        Err(PullError::Unauthorized(m)) => assert!(
+            m.contains("authorization failed for user \"tester\""),
+            "{m}"
+        ),
         other => panic!("want Unauthorized, got {other:?}"),
     }
     // Credentials as an image pull secret would carry them.
@@ -213,7 +283,8 @@ async fn basic_auth_registry() {
         r#"{{"auths":{{"http://{}":{{"username":"tester","password":"s3cret"}}}}}}"#,
         reg.host()
     );
-    let creds = reddwarf_images::credentials_from_dockerconfigjson(secret.as_bytes(), &reg.host()).unwrap();
+    let creds =
+        reddwarf_images::credentials_from_dockerconfigjson(secret.as_bytes(), &reg.host()).unwrap();
     let image = store.pull(&r(&name), Some(&creds), &opts).await.unwrap();
     assert_eq!(image.id, img.image_id);
 }

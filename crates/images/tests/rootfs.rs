@@ -8,14 +8,21 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::{mounted, MountGuard};
-use reddwarf_images::testsupport::{build_oci_layout, busybox_layer, oci_layout_to_archive, LayerBuilder};
+use reddwarf_images::testsupport::{
+    build_oci_layout, busybox_layer, oci_layout_to_archive, LayerBuilder,
+};
 use reddwarf_images::{unmount_rootfs, Error, Image, ImageStore};
 use serde_json::json;
 
 /// Import an image with `layers` (uncompressed tars, bottom first) through an OCI archive.
 fn import(store: &ImageStore, tmp: &Path, name: &str, layers: &[Vec<u8>]) -> Result<Image, Error> {
     let layout = tmp.join(format!("layout-{name}"));
-    build_oci_layout(&layout, &format!("localhost/{name}:v1"), layers, json!({"Cmd": ["sh"]}))?;
+    build_oci_layout(
+        &layout,
+        &format!("localhost/{name}:v1"),
+        layers,
+        json!({"Cmd": ["sh"]}),
+    )?;
     let archive = tmp.join(format!("{name}.tar"));
     oci_layout_to_archive(&layout, &archive)?;
     let mut images = store.import_archive(&archive)?;
@@ -37,8 +44,18 @@ fn busybox_rootfs_writes_go_to_upper_and_unmount_is_clean() {
     assert!(mounted(&rootfs.path));
     let bb = fs::metadata(rootfs.path.join("bin/busybox")).unwrap();
     assert!(bb.is_file() && bb.permissions().mode() & 0o111 != 0);
-    assert_eq!(fs::read_link(rootfs.path.join("bin/sh")).unwrap(), Path::new("busybox"));
-    assert_eq!(fs::metadata(rootfs.path.join("tmp")).unwrap().permissions().mode() & 0o7777, 0o1777);
+    assert_eq!(
+        fs::read_link(rootfs.path.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    assert_eq!(
+        fs::metadata(rootfs.path.join("tmp"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o1777
+    );
 
     // Writes land in the upper dir, the layer stays untouched.
     fs::write(rootfs.path.join("tmp/hello"), b"hi").unwrap();
@@ -47,7 +64,10 @@ fn busybox_rootfs_writes_go_to_upper_and_unmount_is_clean() {
     let layer = store.root().join("layers").join(&image.layers[0][7..]);
     assert!(!layer.join("tmp/hello").exists());
     assert!(fs::symlink_metadata(layer.join("bin/cat")).is_ok());
-    assert!(fs::symlink_metadata(dir.join("upper/bin/cat")).unwrap().file_type().is_char_device());
+    assert!(fs::symlink_metadata(dir.join("upper/bin/cat"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 
     // Preparing again (agent restart) keeps the one mount.
     let again = store.prepare_rootfs(&image, &dir).unwrap();
@@ -61,7 +81,11 @@ fn busybox_rootfs_writes_go_to_upper_and_unmount_is_clean() {
     rootfs.unmount().unwrap();
     assert!(!mounted(&dir.join("rootfs")));
     unmount_rootfs(&dir).unwrap(); // idempotent
-    assert_eq!(fs::read(dir.join("upper/tmp/hello")).unwrap(), b"hi", "upper kept");
+    assert_eq!(
+        fs::read(dir.join("upper/tmp/hello")).unwrap(),
+        b"hi",
+        "upper kept"
+    );
     reddwarf_images::remove_rootfs(&dir).unwrap();
     assert!(!dir.exists());
     drop(guard);
@@ -88,7 +112,10 @@ fn whiteouts_in_an_upper_layer_hide_lower_files() {
     let image = import(&store, tmp.path(), "wh", &[lower, upper]).unwrap();
     let top = store.root().join("layers").join(&image.layers[1][7..]);
     let wh = fs::symlink_metadata(top.join("etc/a")).unwrap();
-    assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "0:0 whiteout device");
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "0:0 whiteout device"
+    );
     assert!(!top.join("etc/.wh.a").exists());
 
     let dir = tmp.path().join("c");
@@ -96,7 +123,10 @@ fn whiteouts_in_an_upper_layer_hide_lower_files() {
     let rootfs = store.prepare_rootfs(&image, &dir).unwrap();
     assert!(!rootfs.path.join("etc/a").exists(), "whited out");
     assert_eq!(fs::read(rootfs.path.join("etc/b")).unwrap(), b"b");
-    assert!(!rootfs.path.join("opq/x").exists(), "opaque dir hides lower contents");
+    assert!(
+        !rootfs.path.join("opq/x").exists(),
+        "opaque dir hides lower contents"
+    );
     assert_eq!(fs::read(rootfs.path.join("opq/y")).unwrap(), b"y");
     rootfs.unmount().unwrap();
     assert!(!mounted(&dir.join("rootfs")));
@@ -122,18 +152,30 @@ fn metadata_links_and_modes_are_kept() {
     d.set_size(0);
     b.append_data(&mut d, "data/", std::io::empty()).unwrap();
     let layer = b.into_inner().unwrap();
-    let layer = [layer[..layer.len() - 1024].to_vec(),
-        LayerBuilder::new().hardlink("data/hard", "usr/bin/suid").symlink("data/abs", "/usr/bin/suid").finish()].concat();
+    let layer = [
+        layer[..layer.len() - 1024].to_vec(),
+        LayerBuilder::new()
+            .hardlink("data/hard", "usr/bin/suid")
+            .symlink("data/abs", "/usr/bin/suid")
+            .finish(),
+    ]
+    .concat();
     let image = import(&store, tmp.path(), "meta", &[layer]).unwrap();
     let l = store.root().join("layers").join(&image.layers[0][7..]);
     let m = fs::metadata(l.join("usr/bin/suid")).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
     assert_eq!((m.uid(), m.gid(), m.mtime()), (1000, 2000, 1_234_567_890));
     let dm = fs::metadata(l.join("data")).unwrap();
-    assert_eq!((dm.permissions().mode() & 0o7777, dm.mtime()), (0o750, 1_111_111_111));
+    assert_eq!(
+        (dm.permissions().mode() & 0o7777, dm.mtime()),
+        (0o750, 1_111_111_111)
+    );
     assert_eq!(fs::metadata(l.join("data/hard")).unwrap().ino(), m.ino());
     // An absolute symlink target is stored as is (it points inside the container).
-    assert_eq!(fs::read_link(l.join("data/abs")).unwrap(), Path::new("/usr/bin/suid"));
+    assert_eq!(
+        fs::read_link(l.join("data/abs")).unwrap(),
+        Path::new("/usr/bin/suid")
+    );
 }
 
 #[test]
@@ -145,8 +187,20 @@ fn path_traversal_is_rejected_without_writing_outside() {
     let layers_dir = store.root().join("layers");
     // Depth from a temp layer dir (store/layers/.tmp-x) up to tmp: 3 levels.
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("dotdot", LayerBuilder::new().raw_file(b"../../../victim/a", b"x").finish(), "'..'"),
-        ("absolute", LayerBuilder::new().raw_file(b"/tmp/reddwarf-abs-victim", b"x").finish(), "absolute"),
+        (
+            "dotdot",
+            LayerBuilder::new()
+                .raw_file(b"../../../victim/a", b"x")
+                .finish(),
+            "'..'",
+        ),
+        (
+            "absolute",
+            LayerBuilder::new()
+                .raw_file(b"/tmp/reddwarf-abs-victim", b"x")
+                .finish(),
+            "absolute",
+        ),
         (
             "symlink",
             LayerBuilder::new()
@@ -167,7 +221,9 @@ fn path_traversal_is_rejected_without_writing_outside() {
         ),
         (
             "hardlink",
-            LayerBuilder::new().hardlink("h", "../../../victim/secret").finish(),
+            LayerBuilder::new()
+                .hardlink("h", "../../../victim/secret")
+                .finish(),
             "'..'",
         ),
     ];
@@ -177,10 +233,17 @@ fn path_traversal_is_rejected_without_writing_outside() {
             Err(Error::Invalid(m)) => assert!(m.contains(want), "{name}: {m}"),
             other => panic!("{name}: want Invalid, got {other:?}"),
         }
-        let mut left: Vec<_> = fs::read_dir(&victim).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut left: Vec<_> = fs::read_dir(&victim)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         left.sort();
         assert_eq!(left, vec!["secret"], "{name}: nothing written outside");
-        assert_eq!(fs::read_dir(&layers_dir).unwrap().count(), 0, "{name}: no layer kept");
+        assert_eq!(
+            fs::read_dir(&layers_dir).unwrap().count(),
+            0,
+            "{name}: no layer kept"
+        );
     }
     assert!(!Path::new("/tmp/reddwarf-abs-victim").exists());
     assert!(store.list().is_empty());
@@ -201,9 +264,33 @@ fn gc_removes_unused_images_and_keeps_used_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let store = ImageStore::open(&root).unwrap();
-    let shared = LayerBuilder::new().file("shared", 0o644, &[7u8; 100_000]).finish();
-    let a = import(&store, tmp.path(), "a", &[shared.clone(), LayerBuilder::new().file("a", 0o644, &[1u8; 50_000]).finish()]).unwrap();
-    let b = import(&store, tmp.path(), "b", &[shared, LayerBuilder::new().file("b", 0o644, &[2u8; 300_000]).finish()]).unwrap();
+    let shared = LayerBuilder::new()
+        .file("shared", 0o644, &[7u8; 100_000])
+        .finish();
+    let a = import(
+        &store,
+        tmp.path(),
+        "a",
+        &[
+            shared.clone(),
+            LayerBuilder::new()
+                .file("a", 0o644, &[1u8; 50_000])
+                .finish(),
+        ],
+    )
+    .unwrap();
+    let b = import(
+        &store,
+        tmp.path(),
+        "b",
+        &[
+            shared,
+            LayerBuilder::new()
+                .file("b", 0o644, &[2u8; 300_000])
+                .finish(),
+        ],
+    )
+    .unwrap();
     let c = import(&store, tmp.path(), "c", &[busybox_layer().unwrap()]).unwrap();
     let before = store.disk_usage();
     assert!(before > 450_000, "{before}");
@@ -221,7 +308,10 @@ fn gc_removes_unused_images_and_keeps_used_ones() {
     assert_eq!(ids, [a.id.clone(), c.id.clone()].into());
     let layers = root.join("layers");
     assert!(layers.join(&b.layers[0][7..]).is_dir(), "shared layer kept");
-    assert!(!layers.join(&b.layers[1][7..]).exists(), "b's own layer removed");
+    assert!(
+        !layers.join(&b.layers[1][7..]).exists(),
+        "b's own layer removed"
+    );
 
     // Remove; unknown ids are NotFound; state survives a reopen.
     store.remove(&a.id).unwrap();
