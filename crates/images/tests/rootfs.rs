@@ -321,3 +321,31 @@ fn gc_removes_unused_images_and_keeps_used_ones() {
     assert_eq!(reopened.list().len(), 1);
     assert_eq!(reopened.disk_usage(), store.disk_usage());
 }
+
+#[test]
+fn many_layers_overflowing_mount_options_still_mount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    // 60 layer paths of ~100 bytes each exceed the one page of mount data.
+    let layers: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            LayerBuilder::new()
+                .file(&format!("f{i}"), 0o644, format!("{i}").as_bytes())
+                .file("top", 0o644, format!("{i}").as_bytes())
+                .finish()
+        })
+        .collect();
+    let image = import(&store, tmp.path(), "many", &layers).unwrap();
+    let dir = tmp.path().join("c");
+    let _g = MountGuard(dir.clone());
+    let rootfs = store.prepare_rootfs(&image, &dir).unwrap();
+    assert_eq!(fs::read(rootfs.path.join("f0")).unwrap(), b"0");
+    assert_eq!(fs::read(rootfs.path.join("f59")).unwrap(), b"59");
+    assert_eq!(
+        fs::read(rootfs.path.join("top")).unwrap(),
+        b"59",
+        "topmost layer wins"
+    );
+    rootfs.unmount().unwrap();
+    assert!(!mounted(&dir.join("rootfs")));
+}
