@@ -477,26 +477,55 @@ fn push(layout: &Path, tag: &str, dest: &str, all: bool, creds: Option<&str>) ->
     skopeo(&args)
 }
 
+/// How [`LocalRegistry::start_with`] sets the registry up.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Address to listen on; 127.0.0.1 when unset.
+    pub ip: Option<std::net::IpAddr>,
+    /// `user:<bcrypt hash>` lines: require Basic auth.
+    pub htpasswd: Option<String>,
+    /// PEM certificate and key: serve HTTPS.
+    pub tls_pem: Option<(String, String)>,
+}
+
+/// The first non-loopback IPv4 address of this machine, if it has one (for tests that need
+/// a registry the store does not treat as loopback).
+pub fn non_loopback_ipv4() -> Option<std::net::IpAddr> {
+    // Connecting a UDP socket sends nothing; it only picks the outgoing interface.
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 /// Debian's `docker-registry` serving plain HTTP on 127.0.0.1 with filesystem storage;
 /// killed (by its PID) and its files removed on drop.
 pub struct LocalRegistry {
     pub addr: SocketAddr,
     child: Child,
     dir: PathBuf,
+    tls: bool,
 }
 
 impl LocalRegistry {
     /// Start a registry keeping its state in a new directory under `tmpdir`.
     pub fn start(tmpdir: &Path) -> Result<LocalRegistry> {
-        Self::start_inner(tmpdir, None)
+        Self::start_with(tmpdir, &RegistryOptions::default())
     }
 
     /// Start a registry requiring Basic auth; `htpasswd` holds `user:<bcrypt hash>` lines.
     pub fn start_with_htpasswd(tmpdir: &Path, htpasswd: &str) -> Result<LocalRegistry> {
-        Self::start_inner(tmpdir, Some(htpasswd))
+        Self::start_with(
+            tmpdir,
+            &RegistryOptions {
+                htpasswd: Some(htpasswd.to_string()),
+                ..Default::default()
+            },
+        )
     }
 
-    fn start_inner(tmpdir: &Path, htpasswd: Option<&str>) -> Result<LocalRegistry> {
+    pub fn start_with(tmpdir: &Path, opts: &RegistryOptions) -> Result<LocalRegistry> {
+        let ip = opts.ip.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         let mut last_err = None;
         // A free port found by binding may be taken before the registry binds it: retry.
         for attempt in 0..3 {
@@ -506,16 +535,25 @@ impl LocalRegistry {
                 crate::digest::hex(&rand_bytes())
             ));
             fs::create_dir_all(dir.join("data")).map_err(io("mkdir registry dir"))?;
-            let port = TcpListener::bind("127.0.0.1:0")
+            let port = TcpListener::bind((ip, 0))
                 .and_then(|l| l.local_addr())
                 .map_err(io("find a free port"))?
                 .port();
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let addr = SocketAddr::new(ip, port);
             let mut cfg = format!(
                 "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
                 dir.join("data").display()
             );
-            if let Some(h) = htpasswd {
+            if let Some((cert, key)) = &opts.tls_pem {
+                fs::write(dir.join("tls.crt"), cert).map_err(io("write tls cert"))?;
+                fs::write(dir.join("tls.key"), key).map_err(io("write tls key"))?;
+                cfg.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    dir.join("tls.crt").display(),
+                    dir.join("tls.key").display()
+                ));
+            }
+            if let Some(h) = &opts.htpasswd {
                 fs::write(dir.join("htpasswd"), h).map_err(io("write htpasswd"))?;
                 cfg.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
@@ -535,7 +573,12 @@ impl LocalRegistry {
                 .map_err(io(
                     "start /usr/bin/docker-registry (install docker-registry)",
                 ))?;
-            let mut reg = LocalRegistry { addr, child, dir };
+            let mut reg = LocalRegistry {
+                addr,
+                child,
+                dir,
+                tls: opts.tls_pem.is_some(),
+            };
             match reg.wait_ready(Duration::from_secs(20)) {
                 Ok(()) => return Ok(reg),
                 Err(e) => last_err = Some(e), // reg dropped: killed and cleaned
@@ -553,7 +596,13 @@ impl LocalRegistry {
                     "docker-registry exited ({status}): {log}"
                 )));
             }
-            if let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)) {
+            if self.tls {
+                if TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).is_ok() {
+                    return Ok(());
+                }
+            } else if let Ok(mut s) =
+                TcpStream::connect_timeout(&self.addr, Duration::from_millis(500))
+            {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let req = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
                 let mut resp = String::new();
