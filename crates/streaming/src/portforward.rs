@@ -285,13 +285,15 @@ where
         })
         .collect();
     let all_done = forwards.collect::<Vec<()>>();
-    tokio::select! {
-        _ = all_done => {}
-        _ = &mut ws.reader => {}
-    }
+    let client_gone = tokio::select! {
+        _ = all_done => false,
+        _ = &mut ws.reader => true,
+    };
     let _ = ws.cmd.send(Cmd::Shutdown).await;
     let _ = timeout(CLOSE_TIMEOUT, &mut ws.writer).await;
-    let _ = timeout(CLOSE_TIMEOUT, &mut ws.reader).await;
+    if !client_gone {
+        let _ = timeout(CLOSE_TIMEOUT, &mut ws.reader).await;
+    }
     ws.reader.abort();
     ws.writer.abort();
     Ok(())

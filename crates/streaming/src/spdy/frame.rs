@@ -454,7 +454,7 @@ mod tests {
         raw.put_u32(1);
         raw.put_u32(4);
         raw.extend_from_slice(b"Port");
-        raw.put_u32(5);
+        raw.put_u32(6);
         raw.extend_from_slice(b"80\x00443");
         let h = parse_block(&raw).unwrap();
         assert_eq!(
