@@ -94,7 +94,10 @@ impl Negotiated {
 
     /// v3 and later carry terminal resizes.
     pub(crate) fn supports_resize(&self) -> bool {
-        !matches!(self.protocol.as_str(), STREAM_PROTOCOL_V2 | STREAM_PROTOCOL_V1 | "")
+        !matches!(
+            self.protocol.as_str(),
+            STREAM_PROTOCOL_V2 | STREAM_PROTOCOL_V1 | ""
+        )
     }
 }
 
@@ -105,8 +108,10 @@ fn error(status: StatusCode, msg: String) -> Response<String> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    r.headers_mut()
-        .insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        "X-Content-Type-Options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -196,8 +201,10 @@ fn negotiate_spdy(
             ),
         );
         for s in server {
-            r.headers_mut()
-                .append(HEADER_ACCEPTED_PROTOCOL_VERSIONS, HeaderValue::from_static(s));
+            r.headers_mut().append(
+                HEADER_ACCEPTED_PROTOCOL_VERSIONS,
+                HeaderValue::from_static(s),
+            );
         }
         return Err(r);
     };
@@ -423,8 +430,14 @@ mod tests {
     fn websocket_v5_answers_the_accept_key_and_subprotocol() {
         let req = parts("/exec?command=ls&stdout=true", &ws("v5.channel.k8s.io"));
         let (resp, n) = negotiate(&req, Kind::RemoteCommand).unwrap();
-        assert_eq!(resp.headers()["Sec-WebSocket-Accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-        assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "v5.channel.k8s.io");
+        assert_eq!(
+            resp.headers()["Sec-WebSocket-Accept"],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(
+            resp.headers()["Sec-WebSocket-Protocol"],
+            "v5.channel.k8s.io"
+        );
         assert_eq!(
             n.transport,
             Transport::WebSocket {
@@ -459,10 +472,16 @@ mod tests {
         assert_eq!(n.transport, Transport::SpdyOverWebSocket);
         assert_eq!(n.protocol, "portforward.k8s.io");
 
-        let req = parts("/portforward?port=80&port=443,8080", &ws("v4.channel.k8s.io"));
+        let req = parts(
+            "/portforward?port=80&port=443,8080",
+            &ws("v4.channel.k8s.io"),
+        );
         let (_, n) = negotiate(&req, Kind::PortForward).unwrap();
         assert_eq!(n.ports, vec![80, 443, 8080]);
         let req = parts("/portforward", &ws("v4.channel.k8s.io"));
-        assert_eq!(negotiate(&req, Kind::PortForward).unwrap_err().status(), 400);
+        assert_eq!(
+            negotiate(&req, Kind::PortForward).unwrap_err().status(),
+            400
+        );
     }
 }

@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn exec_query_as_kubectl_sends_it() {
-        let q = "command=sh&command=-c&command=echo+out%3B+exit+3&container=c&stderr=true&stdout=true";
+        let q =
+            "command=sh&command=-c&command=echo+out%3B+exit+3&container=c&stderr=true&stdout=true";
         let o = StreamOptions::from_query(q);
         assert_eq!(o.command, vec!["sh", "-c", "echo out; exit 3"]);
         assert_eq!(o.container.as_deref(), Some("c"));

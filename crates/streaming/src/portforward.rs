@@ -267,9 +267,8 @@ where
                 .await;
         }
     }
-    let writer = |ch: usize| {
-        StreamWriter::new(ch as u32, ws.cmd.clone(), Arc::new(AtomicBool::new(false)))
-    };
+    let writer =
+        |ch: usize| StreamWriter::new(ch as u32, ws.cmd.clone(), Arc::new(AtomicBool::new(false)));
     let forwards: FuturesUnordered<_> = ports
         .iter()
         .enumerate()

@@ -105,8 +105,7 @@ impl RemoteCommand {
             Ok(code) => Outcome::Exited(*code),
             Err(msg) => Outcome::Failed(msg),
         };
-        if let (Some(id), Some(status)) = (end.error_id, report(outcome, &end.command, end.json))
-        {
+        if let (Some(id), Some(status)) = (end.error_id, report(outcome, &end.command, end.json)) {
             let _ = end.cmd.send(Cmd::Data(id, Bytes::from(status))).await;
         }
         for id in std::mem::take(&mut end.fin) {
@@ -264,7 +263,8 @@ where
         CH_ERROR
     };
     let _ = ws.cmd.send(Cmd::Data(first.into(), Bytes::new())).await;
-    let writer = |ch: u8| StreamWriter::new(ch.into(), ws.cmd.clone(), Arc::new(AtomicBool::new(false)));
+    let writer =
+        |ch: u8| StreamWriter::new(ch.into(), ws.cmd.clone(), Arc::new(AtomicBool::new(false)));
     let stdout = opts.stdout.then(|| writer(CH_STDOUT));
     let stderr = opts.stderr.then(|| writer(CH_STDERR));
     let stdin = ws.readers.remove(&CH_STDIN);

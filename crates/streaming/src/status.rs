@@ -44,10 +44,10 @@ pub(crate) fn report(outcome: Outcome<'_>, command: &[String], as_json: bool) ->
         return Some(serde_json::to_vec(&status).expect("a json! value serializes"));
     }
     // Pre-v4: success says nothing; a failure is its message (Go's StatusError.Error()).
-    match status.get("message").and_then(|m| m.as_str()) {
-        Some(m) => Some(m.as_bytes().to_vec()),
-        None => None,
-    }
+    status
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(|m| m.as_bytes().to_vec())
 }
 
 #[cfg(test)]
@@ -67,7 +67,8 @@ mod tests {
             three,
             r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#
         );
-        let failed = String::from_utf8(report(Outcome::Failed("boom"), &cmd(), true).unwrap()).unwrap();
+        let failed =
+            String::from_utf8(report(Outcome::Failed("boom"), &cmd(), true).unwrap()).unwrap();
         assert!(failed.contains(r#""reason":"InternalError""#) && failed.contains(r#""code":500"#));
     }
 

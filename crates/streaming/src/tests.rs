@@ -71,7 +71,11 @@ async fn fake_exec(mut rc: RemoteCommand, code: i32) -> std::io::Result<()> {
     if let Some(resize) = rc.resize.as_mut() {
         let size = resize.recv().await.expect("a resize");
         let msg = format!("size {}x{}\n", size.width, size.height);
-        rc.stdout.as_mut().unwrap().write_all(msg.as_bytes()).await?;
+        rc.stdout
+            .as_mut()
+            .unwrap()
+            .write_all(msg.as_bytes())
+            .await?;
     }
     if let Some(mut stdin) = rc.stdin.take() {
         tokio::io::copy(&mut stdin, rc.stdout.as_mut().unwrap()).await?;
@@ -224,7 +228,12 @@ async fn spdy_exec(
     versions: &[&str],
     query: &str,
     code: i32,
-) -> (SpdyClient, Tasks, JoinHandle<std::io::Result<()>>, Negotiated) {
+) -> (
+    SpdyClient,
+    Tasks,
+    JoinHandle<std::io::Result<()>>,
+    Negotiated,
+) {
     let req = spdy_request(&format!("/exec?{query}"), versions);
     let (resp, n) = negotiate(&req, Kind::RemoteCommand).unwrap();
     assert_eq!(resp.status(), 101);
@@ -252,8 +261,12 @@ async fn spdy_v4_exec_round_trip_with_stdin_eof_and_exit_code() {
         let stdin = c.open(&[("streamType", "stdin")]).await;
         let stdout = c.open(&[("streamType", "stdout")]).await;
         let stderr = c.open(&[("streamType", "stderr")]).await;
-        c.until(|c| [error, stdin, stdout, stderr].iter().all(|id| c.s(*id).replied))
-            .await;
+        c.until(|c| {
+            [error, stdin, stdout, stderr]
+                .iter()
+                .all(|id| c.s(*id).replied)
+        })
+        .await;
         c.send(stdin, b"hi\n", true).await;
         c.until(|c| c.s(stdout).fin && c.s(stderr).fin && c.s(error).fin)
             .await;
@@ -261,7 +274,10 @@ async fn spdy_v4_exec_round_trip_with_stdin_eof_and_exit_code() {
         assert_eq!(c.s(stderr).data, b"err\n");
         let status: serde_json::Value = serde_json::from_slice(&c.s(error).data).unwrap();
         if code == 0 {
-            assert_eq!(status, serde_json::json!({"metadata": {}, "status": "Success"}));
+            assert_eq!(
+                status,
+                serde_json::json!({"metadata": {}, "status": "Success"})
+            );
         } else {
             assert_eq!(status["reason"], "NonZeroExitCode");
             assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
@@ -292,8 +308,7 @@ async fn spdy_v2_reports_failures_as_text_and_success_as_nothing() {
                 .to_string(),
         ),
     ] {
-        let (mut c, _tasks, server, n) =
-            spdy_exec(&["v2.channel.k8s.io"], "stdout=1", code).await;
+        let (mut c, _tasks, server, n) = spdy_exec(&["v2.channel.k8s.io"], "stdout=1", code).await;
         assert_eq!(n.protocol, "v2.channel.k8s.io");
         let error = c.open(&[("streamtype", "error")]).await;
         let stdout = c.open(&[("streamtype", "stdout")]).await;
@@ -413,7 +428,10 @@ async fn ws_collect(
             other => panic!("unexpected {other:?}"),
         };
         order.push(data[0]);
-        chans.entry(data[0]).or_default().extend_from_slice(&data[1..]);
+        chans
+            .entry(data[0])
+            .or_default()
+            .extend_from_slice(&data[1..]);
     }
 }
 
@@ -423,15 +441,22 @@ async fn websocket_v5_exec_closes_stdin_with_the_close_signal() {
         let q = "command=cat&stdin=true&stdout=true&stderr=true";
         let (mut ws, server, n) = ws_exec("v5.channel.k8s.io", q, code).await;
         assert_eq!(n.protocol, "v5.channel.k8s.io");
-        ws.send(Message::binary(b"\x00hello ".to_vec())).await.unwrap();
-        ws.send(Message::binary(b"\x00world".to_vec())).await.unwrap();
+        ws.send(Message::binary(b"\x00hello ".to_vec()))
+            .await
+            .unwrap();
+        ws.send(Message::binary(b"\x00world".to_vec()))
+            .await
+            .unwrap();
         ws.send(Message::binary(vec![255u8, 0])).await.unwrap();
         let (chans, order) = ws_collect(&mut ws, false).await;
         assert_eq!(order[0], 1, "the empty hello comes on stdout first");
         assert_eq!(chans[&1], b"out\nhello world");
         assert_eq!(chans[&2], b"err\n");
         let status: serde_json::Value = serde_json::from_slice(&chans[&3]).unwrap();
-        assert_eq!(status["status"], if code == 0 { "Success" } else { "Failure" });
+        assert_eq!(
+            status["status"],
+            if code == 0 { "Success" } else { "Failure" }
+        );
         // Reading on sends tungstenite's close reply, which lets the server finish.
         while ws.next().await.is_some() {}
         tokio::time::timeout(DEADLINE, server)
@@ -463,7 +488,10 @@ async fn websocket_v4_base64_and_protocolless_exec() {
     let (mut ws, server, n) = ws_exec("", "stderr=true", 3).await;
     assert_eq!(n.protocol, "");
     let (chans, order) = ws_collect(&mut ws, false).await;
-    assert_eq!(order[0], 2, "the empty hello comes on stderr without stdout");
+    assert_eq!(
+        order[0], 2,
+        "the empty hello comes on stderr without stdout"
+    );
     assert_eq!(chans[&2], b"err\n");
     assert!(String::from_utf8_lossy(&chans[&3]).starts_with("command terminated"));
     drop(ws);
@@ -476,12 +504,8 @@ async fn websocket_v4_base64_and_protocolless_exec() {
 
 #[tokio::test]
 async fn websocket_tty_resize_channel() {
-    let (mut ws, server, _) = ws_exec(
-        "v5.channel.k8s.io",
-        "stdin=true&stdout=true&tty=true",
-        0,
-    )
-    .await;
+    let (mut ws, server, _) =
+        ws_exec("v5.channel.k8s.io", "stdin=true&stdout=true&tty=true", 0).await;
     ws.send(Message::binary(b"\x04{\"Width\":10,\"Height\":5}".to_vec()))
         .await
         .unwrap();
@@ -570,7 +594,10 @@ async fn spdy_port_forward_checks(mut c: SpdyClient, p1: u16, p2: u16, refused: 
         .await;
     c.until(|c| c.s(e).fin && c.s(d).fin).await;
     let msg = String::from_utf8_lossy(&c.s(e).data).to_string();
-    assert!(msg.starts_with(&format!("error forwarding port {refused}: ")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("error forwarding port {refused}: ")),
+        "{msg}"
+    );
     assert!(c.s(d).data.is_empty());
     // client-go resets the data stream when done; the session carries on.
     c.write(Frame::RstStream {
@@ -675,7 +702,7 @@ async fn websocket_channel_port_forward() {
     }
     let mut chans: HashMap<u8, Vec<u8>> = HashMap::new();
     while chans.get(&0).map_or(0, Vec::len) < 2 + data.len()
-        || !chans.get(&3).is_some_and(|e| e.len() > 2)
+        || chans.get(&3).is_none_or(|e| e.len() <= 2)
     {
         match tokio::time::timeout(DEADLINE, ws.next()).await.unwrap() {
             Some(Ok(Message::Binary(b))) => {
@@ -691,7 +718,10 @@ async fn websocket_channel_port_forward() {
     assert_eq!(&chans[&2][..2], &refused.to_le_bytes());
     assert_eq!(&chans[&3][..2], &refused.to_le_bytes());
     let msg = String::from_utf8_lossy(&chans[&3][2..]).to_string();
-    assert!(msg.contains(&format!("error forwarding port {refused}")), "{msg}");
+    assert!(
+        msg.contains(&format!("error forwarding port {refused}")),
+        "{msg}"
+    );
     // Closing the WebSocket ends the session.
     ws.close(None).await.unwrap();
     while ws.next().await.is_some() {}

@@ -17,12 +17,14 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use reddwarf_streaming::{
-    accept_remotecommand, negotiate, serve_portforward, Kind, Negotiated, StreamOptions,
-    Transport,
+    accept_remotecommand, negotiate, serve_portforward, Kind, Negotiated, StreamOptions, Transport,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+/// Extra environment for one kubectl run.
+type Env = &'static [(&'static str, &'static str)];
 
 const STEP: Duration = Duration::from_secs(60);
 
@@ -112,9 +114,7 @@ async fn handle(mut req: Request<Incoming>, log: Log) -> Result<Response<Full<By
         let res = match sub.as_str() {
             "exec" => run_exec(io, n, StreamOptions::from_query(&query)).await,
             "attach" => run_attach(io, n, StreamOptions::from_query(&query)).await,
-            _ => {
-                serve_portforward(io, n, |port| TcpStream::connect(("127.0.0.1", port))).await
-            }
+            _ => serve_portforward(io, n, |port| TcpStream::connect(("127.0.0.1", port))).await,
         };
         if let Err(e) = res {
             eprintln!("{sub} session: {e}");
@@ -161,13 +161,17 @@ where
     let copy_out = async {
         match stdout {
             Some(w) => tokio::io::copy(&mut out, w).await.map(drop),
-            None => tokio::io::copy(&mut out, &mut tokio::io::sink()).await.map(drop),
+            None => tokio::io::copy(&mut out, &mut tokio::io::sink())
+                .await
+                .map(drop),
         }
     };
     let copy_err = async {
         match stderr {
             Some(w) => tokio::io::copy(&mut err, w).await.map(drop),
-            None => tokio::io::copy(&mut err, &mut tokio::io::sink()).await.map(drop),
+            None => tokio::io::copy(&mut err, &mut tokio::io::sink())
+                .await
+                .map(drop),
         }
     };
     let _ = tokio::join!(copy_out, copy_err);
@@ -310,9 +314,9 @@ async fn real_kubectl_exec_attach_and_port_forward() {
         eprintln!("no kubectl on PATH: nothing to test against");
         return;
     };
-    let mut versions: Vec<(String, PathBuf, &[(&str, &str)])> = (27..=33)
+    let mut versions: Vec<(String, PathBuf, Env)> = (27..=33)
         .map(|m| {
-            let none: &[(&str, &str)] = &[];
+            let none: Env = &[];
             (format!("1.{m}"), dir.join(format!("kubectl.1.{m}")), none)
         })
         .filter(|(_, p, _)| p.is_file())
@@ -320,7 +324,7 @@ async fn real_kubectl_exec_attach_and_port_forward() {
     assert!(!versions.is_empty(), "no kubectl.1.NN next to kubectl");
     // The newest kubectl with its WebSocket paths turned off: SPDY offering v5 first (as the
     // fallback after a refused WebSocket does), and plain SPDY port-forward.
-    const NO_WS: &[(&str, &str)] = &[
+    const NO_WS: Env = &[
         ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false"),
         ("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false"),
     ];
@@ -352,18 +356,45 @@ async fn real_kubectl_exec_attach_and_port_forward() {
 
         // exec: both outputs, and the exit code.
         let mut c = kubectl(bin, home.path(), env);
-        c.args(["exec", "p", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+        c.args([
+            "exec",
+            "p",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ]);
         let r = run(c, None).await;
-        assert_eq!(r.code, Some(3), "{version} exec exit code; stderr: {}", r.stderr);
+        assert_eq!(
+            r.code,
+            Some(3),
+            "{version} exec exit code; stderr: {}",
+            r.stderr
+        );
         assert_eq!(r.stdout, "out\n", "{version} exec stdout");
-        assert!(r.stderr.contains("err\n"), "{version} exec stderr: {}", r.stderr);
+        assert!(
+            r.stderr.contains("err\n"),
+            "{version} exec stderr: {}",
+            r.stderr
+        );
 
         // A large output arrives whole before the status (nothing cut off at the end).
         let mut c = kubectl(bin, home.path(), env);
-        c.args(["exec", "p", "--", "sh", "-c", "head -c 8000000 /dev/zero | tr '\\0' x"]);
+        c.args([
+            "exec",
+            "p",
+            "--",
+            "sh",
+            "-c",
+            "head -c 8000000 /dev/zero | tr '\\0' x",
+        ]);
         let r = run(c, None).await;
         assert_eq!(r.code, Some(0), "{version} exec big; stderr: {}", r.stderr);
-        assert_eq!(r.stdout.len(), 8_000_000, "{version} exec big output length");
+        assert_eq!(
+            r.stdout.len(),
+            8_000_000,
+            "{version} exec big output length"
+        );
         assert!(r.stdout.bytes().all(|b| b == b'x'));
 
         // exec -i: stdin reaches the process and its end ends `cat`.
@@ -394,7 +425,11 @@ async fn real_kubectl_exec_attach_and_port_forward() {
         let mut lines = BufReader::new(pf.stdout.take().unwrap()).lines();
         let local: u16 = tokio::time::timeout(STEP, async {
             loop {
-                let line = lines.next_line().await.unwrap().expect("kubectl says where it listens");
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("kubectl says where it listens");
                 // "Forwarding from 127.0.0.1:LOCAL -> REMOTE"
                 if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
                     return rest.split(' ').next().unwrap().parse().unwrap();
@@ -406,7 +441,8 @@ async fn real_kubectl_exec_attach_and_port_forward() {
         for _ in 0..2 {
             let resp = http_get(local).await;
             assert!(
-                resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("hello through port-forward\n"),
+                resp.starts_with("HTTP/1.1 200 OK")
+                    && resp.ends_with("hello through port-forward\n"),
                 "{version} port-forward response: {resp:?}"
             );
         }
@@ -424,7 +460,11 @@ async fn real_kubectl_exec_attach_and_port_forward() {
         let mut lines = BufReader::new(pf.stdout.take().unwrap()).lines();
         let local: u16 = tokio::time::timeout(STEP, async {
             loop {
-                let line = lines.next_line().await.unwrap().expect("kubectl says where it listens");
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("kubectl says where it listens");
                 if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
                     return rest.split(' ').next().unwrap().parse().unwrap();
                 }
@@ -432,7 +472,11 @@ async fn real_kubectl_exec_attach_and_port_forward() {
         })
         .await
         .expect("port-forward ready in time");
-        assert_eq!(http_get(local).await, "", "{version}: nothing comes back from a refused port");
+        assert_eq!(
+            http_get(local).await,
+            "",
+            "{version}: nothing comes back from a refused port"
+        );
         let mut stderr = pf.stderr.take().unwrap();
         let want = format!("error forwarding port {refused}");
         let mut text = String::new();
@@ -464,10 +508,19 @@ async fn real_kubectl_exec_attach_and_port_forward() {
     // for exec/attach, 1.31 the SPDY tunnel for port-forward).
     let log = log.lock().unwrap();
     let used = |check: &dyn Fn(&Negotiated) -> bool| log.iter().any(|(_, n)| check(n));
-    assert!(used(&|n| n.transport == Transport::Spdy && n.kind == Kind::RemoteCommand
+    assert!(used(&|n| n.transport == Transport::Spdy
+        && n.kind == Kind::RemoteCommand
         && n.protocol == "v4.channel.k8s.io"));
-    assert!(used(&|n| matches!(n.transport, Transport::WebSocket { close_signal: true, .. })));
-    assert!(used(&|n| n.transport == Transport::Spdy && n.kind == Kind::PortForward));
+    assert!(used(&|n| matches!(
+        n.transport,
+        Transport::WebSocket {
+            close_signal: true,
+            ..
+        }
+    )));
+    assert!(used(
+        &|n| n.transport == Transport::Spdy && n.kind == Kind::PortForward
+    ));
     if versions.iter().any(|(v, _, _)| v == "1.33") {
         assert!(used(&|n| n.transport == Transport::SpdyOverWebSocket));
     }

@@ -147,11 +147,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             Frame::Headers {
                 stream_id, flags, ..
-            } => {
-                if flags & FLAG_FIN != 0 {
-                    if let Some(s) = streams.get_mut(&stream_id) {
-                        s.tx = None;
-                    }
+            } if flags & FLAG_FIN != 0 => {
+                if let Some(s) = streams.get_mut(&stream_id) {
+                    s.tx = None;
                 }
             }
             // Client pings carry odd ids; echo them as spdystream does.
@@ -165,7 +163,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // Dropping `streams` ends every reader with EOF.
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Cmd>) -> io::Result<()> {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::Receiver<Cmd>,
+) -> io::Result<()> {
     let mut enc = HeaderEncoder::new();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut done: HashSet<u32> = HashSet::new();
