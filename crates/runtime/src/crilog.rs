@@ -310,17 +310,38 @@ mod tests {
 
     #[test]
     fn renders_tail_since_timestamps() {
-        let t = |s: &str| {
-            DateTime::parse_from_rfc3339(s)
-                .unwrap()
-                .with_timezone(&Utc)
-        };
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         let mut file = Vec::new();
-        file.extend(encode(t("2024-01-01T00:00:01Z"), Stream::Stdout, false, b"one"));
-        file.extend(encode(t("2024-01-01T00:00:02Z"), Stream::Stderr, true, b"tw"));
-        file.extend(encode(t("2024-01-01T00:00:02Z"), Stream::Stderr, false, b"o"));
-        file.extend(encode(t("2024-01-01T00:00:03Z"), Stream::Stdout, false, b"three"));
-        file.extend(encode(t("2024-01-01T00:00:04Z"), Stream::Stdout, true, b"four"));
+        file.extend(encode(
+            t("2024-01-01T00:00:01Z"),
+            Stream::Stdout,
+            false,
+            b"one",
+        ));
+        file.extend(encode(
+            t("2024-01-01T00:00:02Z"),
+            Stream::Stderr,
+            true,
+            b"tw",
+        ));
+        file.extend(encode(
+            t("2024-01-01T00:00:02Z"),
+            Stream::Stderr,
+            false,
+            b"o",
+        ));
+        file.extend(encode(
+            t("2024-01-01T00:00:03Z"),
+            Stream::Stdout,
+            false,
+            b"three",
+        ));
+        file.extend(encode(
+            t("2024-01-01T00:00:04Z"),
+            Stream::Stdout,
+            true,
+            b"four",
+        ));
         let all = render(&file, &LogOptions::default());
         assert_eq!(all, b"one\ntwo\nthree\nfour");
         let tail = render(

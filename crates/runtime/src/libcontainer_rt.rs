@@ -150,8 +150,8 @@ impl LibcontainerRuntime {
         let result = async {
             shim::write_json_atomic(&paths.spec(), &spec)
                 .map_err(|e| Error::other("write spec.json", e))?;
-            let shim_log = File::create(paths.shim_log())
-                .map_err(|e| Error::other("create shim.log", e))?;
+            let shim_log =
+                File::create(paths.shim_log()).map_err(|e| Error::other("create shim.log", e))?;
             let (mut child, ctl) = self
                 .spawn_shim(
                     "create",
@@ -365,7 +365,8 @@ impl LibcontainerRuntime {
                 reply.error.unwrap_or_else(|| "shim gave no pid".into())
             )));
         }
-        let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let wait = async move {
             let st = child
                 .wait()
@@ -441,7 +442,8 @@ fn load(paths: &Paths, id: &str) -> Result<Container> {
     if !dir.exists() {
         return Err(Error::NotFound(id.into()));
     }
-    let mut c = Container::load(dir).map_err(|e| Error::other(format!("load container {id}"), e))?;
+    let mut c =
+        Container::load(dir).map_err(|e| Error::other(format!("load container {id}"), e))?;
     c.refresh_status()
         .map_err(|e| Error::other(format!("container {id} status"), e))?;
     Ok(c)

@@ -129,7 +129,9 @@ fn check_abs(what: &str, p: &str) -> Result<()> {
     if p.starts_with('/') && !p.split('/').any(|c| c == "..") {
         Ok(())
     } else {
-        Err(Error::InvalidSpec(format!("{what} {p:?} must be an absolute path without ..")))
+        Err(Error::InvalidSpec(format!(
+            "{what} {p:?} must be an absolute path without .."
+        )))
     }
 }
 
@@ -164,14 +166,20 @@ pub(crate) fn config(spec: &ContainerSpec) -> Result<Value> {
     if host_net {
         // sysfs can only be mounted from a network namespace the mounter owns; in the host's
         // one, bind the host's /sys (as runc falls back to).
-        mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys",
-                           "options": ["rbind", "nosuid", "noexec", "nodev", ro]}));
+        mounts.push(
+            json!({"destination": "/sys", "type": "bind", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", ro]}),
+        );
     } else {
-        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                           "options": ["nosuid", "noexec", "nodev", ro]}));
+        mounts.push(
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                           "options": ["nosuid", "noexec", "nodev", ro]}),
+        );
     }
-    mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                       "options": ["nosuid", "noexec", "nodev", "relatime", ro]}));
+    mounts.push(
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": ["nosuid", "noexec", "nodev", "relatime", ro]}),
+    );
 
     for m in &spec.mounts {
         check_abs("mount destination", &m.destination)?;

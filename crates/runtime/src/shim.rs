@@ -63,9 +63,7 @@ pub(crate) const CONTROL_FD: RawFd = 3;
 pub fn run_if_invoked() {
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() == Some(OsStr::new(SHIM_ARG)) {
-        let rest: Vec<String> = args
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
         std::process::exit(main(&rest));
     }
 }
@@ -80,6 +78,7 @@ pub fn main(args: &[String]) -> i32 {
         std::mem::forget(ctl);
         return 125;
     }
+    reset_signals();
     let capture = Capture::install();
     match args {
         [mode, state, id] if mode == "create" => {
@@ -91,10 +90,35 @@ pub fn main(args: &[String]) -> i32 {
             exec(&paths, id, spec, ctl, &capture)
         }
         _ => {
-            let _ = send_reply(&ctl, &Reply::error(format!("bad shim arguments {args:?}")), None);
+            let _ = send_reply(
+                &ctl,
+                &Reply::error(format!("bad shim arguments {args:?}")),
+                None,
+            );
             125
         }
     }
+}
+
+/// Containers inherit ignored signals through fork and exec, and libcontainer does not
+/// reset them: undo Rust's SIG_IGN for SIGPIPE (and whatever the agent's own parent ignored).
+/// glibc reserves 32 and 33 and refuses them. Our own writes to sockets use MSG_NOSIGNAL.
+fn reset_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installs the default disposition; no handler code is involved.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    );
 }
 
 /// Where a container's files live under the state directory.
@@ -189,7 +213,7 @@ fn send_reply(ctl: &OwnedFd, reply: &Reply, fd: Option<RawFd>) -> io::Result<()>
         }
         None => Vec::new(),
     };
-    socket::sendmsg::<()>(ctl.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None)
+    socket::sendmsg::<()>(ctl.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None)
         .map_err(io::Error::from)?;
     Ok(())
 }
@@ -298,8 +322,14 @@ fn ctx<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> 
 
 /// The output side of a started container, for the supervisor.
 enum Output {
-    Pipes { stdout: OwnedFd, stderr: OwnedFd },
-    Pty { master: OwnedFd, stdin: Option<File> },
+    Pipes {
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    Pty {
+        master: OwnedFd,
+        stdin: Option<File>,
+    },
 }
 
 fn create(paths: &Paths, id: &str, ctl: OwnedFd, capture: &Capture) -> i32 {
@@ -336,10 +366,9 @@ fn create(paths: &Paths, id: &str, ctl: OwnedFd, capture: &Capture) -> i32 {
 type StartedContainer = (ContainerSpec, i32, chrono::DateTime<Utc>, Output);
 
 fn start_container(paths: &Paths, id: &str) -> Result<StartedContainer, String> {
-    let spec: ContainerSpec = serde_json::from_slice(
-        &fs::read(paths.spec()).map_err(ctx(paths.spec().display()))?,
-    )
-    .map_err(ctx("parse spec.json"))?;
+    let spec: ContainerSpec =
+        serde_json::from_slice(&fs::read(paths.spec()).map_err(ctx(paths.spec().display()))?)
+            .map_err(ctx("parse spec.json"))?;
     let config = crate::oci::config(&spec).map_err(|e| e.to_string())?;
     let bundle = paths.bundle();
     fs::create_dir_all(&bundle).map_err(ctx(bundle.display()))?;
@@ -351,8 +380,11 @@ fn start_container(paths: &Paths, id: &str) -> Result<StartedContainer, String> 
     fs::create_dir_all(&paths.lc_root).map_err(ctx(paths.lc_root.display()))?;
 
     let stdin_fifo = if spec.stdin {
-        nix::unistd::mkfifo(&paths.stdin(), nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(ctx("mkfifo stdin"))?;
+        nix::unistd::mkfifo(
+            &paths.stdin(),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .map_err(ctx("mkfifo stdin"))?;
         // Read-write: opening does not block, and the container never sees EOF while we live.
         Some(
             OpenOptions::new()
@@ -376,13 +408,15 @@ fn start_container(paths: &Paths, id: &str) -> Result<StartedContainer, String> 
         console = Some(UnixListener::bind(&console_path).map_err(ctx("bind console socket"))?);
         builder = builder.with_console_socket(Some(&console_path));
     } else {
-        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(ctx("stdout pipe"))?;
-        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(ctx("stderr pipe"))?;
+        let (out_r, out_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ctx("stdout pipe"))?;
+        let (err_r, err_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ctx("stderr pipe"))?;
         let stdin: OwnedFd = match &stdin_fifo {
             Some(f) => f.try_clone().map_err(ctx("dup stdin"))?.into(),
-            None => File::open("/dev/null").map_err(ctx("open /dev/null"))?.into(),
+            None => File::open("/dev/null")
+                .map_err(ctx("open /dev/null"))?
+                .into(),
         };
         builder = builder
             .with_stdin(stdin)
@@ -430,9 +464,7 @@ fn receive_master(listener: &UnixListener) -> Result<OwnedFd, String> {
     listener
         .set_nonblocking(true)
         .map_err(ctx("console socket"))?;
-    let (conn, _) = listener
-        .accept()
-        .map_err(ctx("accept console socket"))?;
+    let (conn, _) = listener.accept().map_err(ctx("accept console socket"))?;
     conn.set_nonblocking(false).map_err(ctx("console socket"))?;
     let conn: OwnedFd = conn.into();
     let mut buf = [0u8; 64];
@@ -565,7 +597,10 @@ fn pump(fd: OwnedFd, stream: Stream, log: Option<&Mutex<File>>) {
     };
     loop {
         if split.has_pending() {
-            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut fds = [nix::poll::PollFd::new(
+                fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             let ms = crilog::PARTIAL_FLUSH.as_millis() as u16;
             match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
                 Ok(0) => {
@@ -594,13 +629,7 @@ fn pump(fd: OwnedFd, stream: Stream, log: Option<&Mutex<File>>) {
     write(split.flush_partial(Utc::now()));
 }
 
-fn exec(
-    paths: &Paths,
-    id: &str,
-    spec_json: &str,
-    ctl: OwnedFd,
-    capture: &Capture,
-) -> i32 {
+fn exec(paths: &Paths, id: &str, spec_json: &str, ctl: OwnedFd, capture: &Capture) -> i32 {
     match start_exec(paths, id, spec_json) {
         Ok((pid, master)) => {
             let reply = Reply {
@@ -641,7 +670,11 @@ fn start_exec(paths: &Paths, id: &str, spec_json: &str) -> Result<(i32, Option<O
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|v| v.as_str()?.split_once('=').map(|(k, v)| (k.into(), v.into())))
+        .filter_map(|v| {
+            v.as_str()?
+                .split_once('=')
+                .map(|(k, v)| (k.into(), v.into()))
+        })
         .collect();
     // Keep the container's order but let exec's entries win.
     for (k, v) in &spec.env {
@@ -650,11 +683,12 @@ fn start_exec(paths: &Paths, id: &str, spec_json: &str) -> Result<(i32, Option<O
     process["env"] = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     process["args"] = serde_json::json!(spec.args);
     process["terminal"] = serde_json::json!(spec.tty);
-    let process_path = paths
-        .dir
-        .join(format!("exec-{}.json", std::process::id()));
-    fs::write(&process_path, serde_json::to_vec(&process).map_err(ctx("encode process"))?)
-        .map_err(ctx("write process.json"))?;
+    let process_path = paths.dir.join(format!("exec-{}.json", std::process::id()));
+    fs::write(
+        &process_path,
+        serde_json::to_vec(&process).map_err(ctx("encode process"))?,
+    )
+    .map_err(ctx("write process.json"))?;
     let _cleanup = RemoveOnDrop(process_path.clone());
 
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)

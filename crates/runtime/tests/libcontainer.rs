@@ -33,7 +33,7 @@ impl Harness {
         let env = Env {
             rootfs,
             scratch,
-            cgroup_parent: format!("/reddwarf-test/{prefix}"),
+            cgroup_parent: format!("/reddwarf-test-{prefix}"),
             prefix,
         };
         Some(Harness {
@@ -109,7 +109,11 @@ async fn recovers_after_restart() {
     };
     let mut spec = h.env.spec(
         "survivor",
-        &["sh", "-c", "echo before; read x </dev/null; sleep 0.3; echo after; sleep 1000"],
+        &[
+            "sh",
+            "-c",
+            "echo before; read x </dev/null; sleep 0.3; echo after; sleep 1000",
+        ],
     );
     spec.labels.insert("pod".into(), "p1".into());
     let log = spec.log_path.clone();
@@ -171,12 +175,16 @@ async fn remove_cleans_cgroups_and_state() {
         assert_eq!(limit.trim(), "67108864");
         let pids = cgroup::controller_dir("pids", &cg).unwrap();
         assert_eq!(
-            std::fs::read_to_string(pids.join("pids.max")).unwrap().trim(),
+            std::fs::read_to_string(pids.join("pids.max"))
+                .unwrap()
+                .trim(),
             "50"
         );
         let cpu = cgroup::controller_dir("cpu", &cg).unwrap();
         assert_eq!(
-            std::fs::read_to_string(cpu.join("cpu.shares")).unwrap().trim(),
+            std::fs::read_to_string(cpu.join("cpu.shares"))
+                .unwrap()
+                .trim(),
             "512"
         );
     }
@@ -184,7 +192,11 @@ async fn remove_cleans_cgroups_and_state() {
     assert!(st.memory_usage_bytes > 0);
 
     h.rt.remove(&id).await.unwrap();
-    assert!(cgroup::existing_dirs(&cg).is_empty(), "{:?}", cgroup::existing_dirs(&cg));
+    assert!(
+        cgroup::existing_dirs(&cg).is_empty(),
+        "{:?}",
+        cgroup::existing_dirs(&cg)
+    );
     assert!(!h.state.join("containers").join(&id).exists());
     assert!(!h.state.join("libcontainer").join(&id).exists());
     // The pod-level parent is the agent's to remove.
@@ -199,7 +211,9 @@ async fn stdin_fifo() {
     let Some(h) = Harness::new("stdin") else {
         return;
     };
-    let mut spec = h.env.spec("cat", &["sh", "-c", "read line; echo got $line"]);
+    let mut spec = h
+        .env
+        .spec("cat", &["sh", "-c", "read line; echo got $line"]);
     spec.stdin = true;
     let log = spec.log_path.clone();
     let id = spec.id.clone();
@@ -229,9 +243,14 @@ async fn tty_container() {
     h.rt.create_and_start(spec).await.unwrap();
     assert_eq!(h.rt.wait(&id).await.unwrap().exit_code, 0);
     let recs = conformance::read_log(&log).unwrap();
-    assert!(recs.iter().all(|r| r.0 == reddwarf_runtime::crilog::Stream::Stdout));
+    assert!(recs
+        .iter()
+        .all(|r| r.0 == reddwarf_runtime::crilog::Stream::Stdout));
     let text: String = recs.iter().map(|r| r.2.clone()).collect();
-    assert!(text.contains("/dev/console") || text.contains("/dev/pts"), "{text:?}");
+    assert!(
+        text.contains("/dev/console") || text.contains("/dev/pts"),
+        "{text:?}"
+    );
     assert!(text.contains("err"), "{text:?}");
     h.rt.remove(&id).await.unwrap();
 }
