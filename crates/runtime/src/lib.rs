@@ -1,0 +1,245 @@
+//! Runs OCI containers for the reddwarf node agent.
+//!
+//! [`Runtime`] is the object-safe interface the agent holds (`Arc<dyn Runtime>`);
+//! [`LibcontainerRuntime`] implements it with youki's `libcontainer`. Every container gets a
+//! small shim process (the agent's own binary re-executed with a hidden argument, see
+//! [`shim`]) that creates the container with libcontainer while single-threaded, stays its
+//! parent, copies its output to the CRI log file ([`crilog`]) and records its exit status, so
+//! containers, their logs and their exit codes survive an agent restart.
+//!
+//! [`conformance`] holds the behaviour every runtime implementation must show.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub mod cgroup;
+pub mod conformance;
+pub mod crilog;
+mod libcontainer_rt;
+mod oci;
+mod pty;
+pub mod shim;
+
+pub use cgroup::remove_cgroup_parent;
+pub use libcontainer_rt::LibcontainerRuntime;
+
+/// Everything needed to create one container; the caller has resolved the image already.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Unique, `[a-z0-9-]{1,64}`; the runtime's container id.
+    pub id: String,
+    /// Prepared by the caller (an overlay mount or a plain directory).
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    /// Full argv, already resolved from the image's entrypoint and cmd.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Absolute path inside the container.
+    pub cwd: String,
+    pub user: UserSpec,
+    pub hostname: String,
+    /// Added after the standard `/proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup`
+    /// mounts; a mount with the same destination as a standard one replaces it.
+    pub mounts: Vec<MountSpec>,
+    /// Join this network namespace (a bind-mounted nsfs file); `None` = host network.
+    pub network_ns: Option<PathBuf>,
+    pub resources: Resources,
+    /// Absolute cgroup path of the parent, e.g. `/reddwarf/pod<uid>`; the container's cgroup is
+    /// `<parent>/<id>` in every hierarchy.
+    pub cgroup_parent: String,
+    pub security: Security,
+    pub tty: bool,
+    /// Keep stdin open (for attach): the container's stdin is the FIFO
+    /// [`LibcontainerRuntime::stdin_path`], held open by the shim so it never sees EOF.
+    pub stdin: bool,
+    /// CRI-format log file the runtime writes stdout/stderr to (parent directory is created).
+    pub log_path: PathBuf,
+    /// Persisted with the container and returned by [`Runtime::list`].
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub kind: MountKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    Bind { source: PathBuf, readonly: bool },
+    Tmpfs { size_bytes: Option<u64> },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub memory_limit_bytes: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota_us: Option<i64>,
+    pub cpu_period_us: Option<u64>,
+    pub pids_limit: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// All capabilities, all devices allowed, no masked or read-only kernel paths.
+    pub privileged: bool,
+    /// Relative to Docker's default set; with or without the `CAP_` prefix.
+    pub capabilities_add: Vec<String>,
+    /// Relative to Docker's default set; `ALL` drops everything not added.
+    pub capabilities_drop: Vec<String>,
+    pub no_new_privileges: bool,
+    /// Ask for the runtime's default seccomp profile. [`LibcontainerRuntime`] is built without
+    /// seccomp (the library is LGPL C) and, like containerd without seccomp support, runs the
+    /// container unconfined with a warning; see [`Runtime::supports_seccomp`].
+    pub seccomp_default: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub id: String,
+    /// Host pid of the container's init process.
+    pub pid: i32,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    /// The exit status, or 128+signal when killed by a signal (as Docker and the kubelet show it).
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    /// The container's cgroup recorded an OOM kill.
+    pub oom_killed: bool,
+    pub finished_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerStatus {
+    /// Being created: no init process has been reported yet.
+    Created,
+    Running,
+    Exited(Exit),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    /// Host pid of init, once started.
+    pub pid: Option<i32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub status: ContainerStatus,
+    pub log_path: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    /// Added to (and overriding) the container's environment.
+    pub env: Vec<(String, String)>,
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// A process started inside a running container.
+pub struct ExecProcess {
+    /// `Some` when [`ExecSpec::stdin`]; with a tty it writes to the pty master. Dropping it
+    /// closes the process's stdin (without a tty).
+    pub stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    /// With a tty: the pty master's output (stdout and stderr merged).
+    pub stdout: Box<dyn AsyncRead + Send + Unpin>,
+    /// `None` with a tty.
+    pub stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    /// Resize the terminal: (cols, rows). `Some` only with a tty.
+    #[allow(clippy::type_complexity)]
+    pub resize: Option<Box<dyn Fn(u16, u16) -> io::Result<()> + Send + Sync>>,
+    /// Exit code (128+signal when killed).
+    pub wait: BoxFuture<'static, Result<i32>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Cumulative CPU time of the container's cgroup.
+    pub cpu_usage_ns: u64,
+    /// Usage minus inactive file pages, as the kubelet computes it.
+    pub memory_working_set_bytes: u64,
+    pub memory_usage_bytes: u64,
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container {0} not found")]
+    NotFound(String),
+    #[error("container {0} already exists")]
+    AlreadyExists(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    /// Everything else, with the context chain (libcontainer's own messages included).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub(crate) fn other(context: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
+        Error::Other(format!("{context}: {err}"))
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Other(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A container runtime as the agent drives it. Object safe: hold it as `Arc<dyn Runtime>`.
+pub trait Runtime: Send + Sync {
+    /// (name, version) for `Node.status.nodeInfo.containerRuntimeVersion`.
+    fn name_version(&self) -> (String, String);
+    /// Whether [`Security::seccomp_default`] is enforced.
+    fn supports_seccomp(&self) -> bool;
+    fn create_and_start(&self, spec: ContainerSpec) -> BoxFuture<'_, Result<Started>>;
+    /// Resolves when the container's init exits; also for containers recovered after a restart.
+    fn wait(&self, id: &str) -> BoxFuture<'_, Result<Exit>>;
+    /// Signal the container's init. [`Error::NotRunning`] once it has exited.
+    fn kill(&self, id: &str, signal: i32) -> BoxFuture<'_, Result<()>>;
+    /// Stops the container if running (SIGKILL), deletes its state and cgroup. Idempotent.
+    fn remove(&self, id: &str) -> BoxFuture<'_, Result<()>>;
+    /// Every container in the state directory.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ContainerRecord>>>;
+    fn exec(&self, id: &str, spec: ExecSpec) -> BoxFuture<'_, Result<ExecProcess>>;
+    fn stats(&self, id: &str) -> BoxFuture<'_, Result<Stats>>;
+}
+
+/// `[a-z0-9-]{1,64}`: safe as a path component, a cgroup name and a libcontainer id.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!(
+            "container id {id:?} must match [a-z0-9-]{{1,64}}"
+        )))
+    }
+}
