@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod https;
 pub mod node;
 pub mod nodeapi;
+pub mod pods;
 pub mod token;
 pub mod tunnel;
 
@@ -69,10 +70,13 @@ pub fn parse_taints(s: &str) -> Result<Vec<(String, String, String)>> {
 /// again on the next start).
 pub async fn run(
     cfg: AgentConfig,
-    pods: Arc<dyn nodeapi::PodApi>,
-    runtime_version: String,
+    runtime: Arc<dyn reddwarf_runtime::Runtime>,
+    net: Arc<dyn pods::PodNetworking>,
+    stdin_path: Option<Box<dyn Fn(&str) -> PathBuf + Send + Sync>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
+    let (rt_name, rt_version) = runtime.name_version();
+    let runtime_version = format!("{rt_name}://{rt_version}");
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let server = https::parse_server_url(&cfg.server)?;
@@ -98,9 +102,48 @@ pub async fn run(
     });
     reporter.register().await?;
     let heartbeat = tokio::spawn(reporter.clone().heartbeat());
+    let images = reddwarf_images::ImageStore::open(&cfg.data_dir.join("images"))
+        .context("opening the image store")?;
+    if let Some(dir) = &cfg.images_dir {
+        import_images(&images, dir, &mut Default::default());
+    }
+    let shared = Arc::new(pods::Shared {
+        node: cfg.node_name.clone(),
+        client: client.clone(),
+        runtime,
+        images: images.clone(),
+        net,
+        pull: reddwarf_images::PullOptions {
+            insecure_registries: cfg.insecure_registries.clone(),
+            platform: reddwarf_images::Platform::host(),
+        },
+        root: cfg.data_dir.clone(),
+        host_ip: local.ip().to_string(),
+        index: Default::default(),
+        stdin_path,
+    });
+    let pod_workers = tokio::spawn(pods::run(shared.clone()));
+    let importer = cfg.images_dir.clone().map(|dir| {
+        let images = images.clone();
+        tokio::spawn(async move {
+            // New tarballs dropped into --images-dir are imported as they appear.
+            let mut seen = std::collections::HashMap::new();
+            loop {
+                let images = images.clone();
+                let dir = dir.clone();
+                seen = tokio::task::spawn_blocking(move || {
+                    import_images(&images, &dir, &mut seen);
+                    seen
+                })
+                .await
+                .unwrap_or_default();
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        })
+    });
     let api = Arc::new(nodeapi::NodeApi {
         node_name: cfg.node_name.clone(),
-        pods,
+        pods: Arc::new(pods::api::PodsApi { shared }),
     });
     let tunnel = tokio::spawn(tunnel::run(ep.clone(), api));
     tracing::info!("agent for node {} running", cfg.node_name);
@@ -108,5 +151,40 @@ pub async fn run(
     tracing::info!("agent stopping (pods keep running)");
     heartbeat.abort();
     tunnel.abort();
+    pod_workers.abort();
+    if let Some(i) = importer {
+        i.abort();
+    }
     Ok(())
+}
+
+/// Imports image tarballs from `dir` not imported yet (by name, size and mtime).
+fn import_images(
+    images: &reddwarf_images::ImageStore,
+    dir: &std::path::Path,
+    seen: &mut std::collections::HashMap<PathBuf, (u64, std::time::SystemTime)>,
+) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let key = (meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+        if seen.get(&path) == Some(&key) {
+            continue;
+        }
+        seen.insert(path.clone(), key);
+        match images.import_archive(&path) {
+            Ok(imgs) => {
+                for i in imgs {
+                    tracing::info!("imported {} ({})", i.repo_tags.join(", "), i.id);
+                }
+            }
+            Err(e) => tracing::warn!("importing {}: {e}", path.display()),
+        }
+    }
 }

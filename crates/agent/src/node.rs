@@ -49,15 +49,21 @@ pub fn arch() -> &'static str {
 }
 
 impl HostInfo {
-    pub fn probe(data_dir: &Path) -> HostInfo {
-        let memory_kib = std::fs::read_to_string("/proc/meminfo")
+    /// MemTotal of /proc/meminfo, in bytes.
+    pub fn memory_bytes() -> u64 {
+        std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|m| {
                 m.lines()
                     .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
             })
-            .unwrap_or(0);
+            .unwrap_or(0)
+            * 1024
+    }
+
+    pub fn probe(data_dir: &Path) -> HostInfo {
+        let memory_kib = Self::memory_bytes() / 1024;
         let os_image = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|s| {
