@@ -563,24 +563,34 @@ fn supervise(paths: &Paths, spec: &ContainerSpec, pid: i32, output: Output) {
     if let Err(e) = write_json_atomic(&paths.exit(), &exit) {
         tracing::error!("write exit.json: {e}");
     }
+    reap(Pid::from_raw(pid));
 }
 
-/// Reaps children (we are a subreaper, so orphans from the container land here too) until
-/// `pid` exits.
+/// Waits until `pid` exits, reaping every other child meanwhile (we are a subreaper, so
+/// orphans from the container land here). `pid` itself is left a zombie: its pid cannot be
+/// recycled (and libcontainer sees it as stopped) until [`reap`] after `exit.json` exists,
+/// so a `kill` can never hit an unrelated process.
 fn wait_for(pid: Pid) -> Option<WaitStatus> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
     loop {
-        match waitpid(None, None) {
+        match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
             Ok(st @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _))) if p == pid => {
                 return Some(st)
             }
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _)) => {
+                let _ = waitpid(p, None);
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
-                tracing::error!("waitpid: {e}");
+                tracing::error!("waitid: {e}");
                 return None;
             }
         }
     }
+}
+
+fn reap(pid: Pid) {
+    let _ = waitpid(pid, None);
 }
 
 /// One stream into the log until EOF; unterminated output is flushed after a pause.
@@ -640,7 +650,9 @@ fn exec(paths: &Paths, id: &str, spec_json: &str, ctl: OwnedFd, capture: &Captur
             let _ = send_reply(&ctl, &reply, master.as_ref().map(|m| m.as_raw_fd()));
             drop(master);
             drop(ctl);
-            match wait_for(Pid::from_raw(pid)) {
+            let status = wait_for(Pid::from_raw(pid));
+            reap(Pid::from_raw(pid));
+            match status {
                 Some(WaitStatus::Exited(_, code)) => code,
                 Some(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
                 _ => 255,
