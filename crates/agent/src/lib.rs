@@ -71,7 +71,7 @@ pub fn parse_taints(s: &str) -> Result<Vec<(String, String, String)>> {
 pub async fn run(
     cfg: AgentConfig,
     runtime: Arc<dyn reddwarf_runtime::Runtime>,
-    net: Arc<dyn pods::PodNetworking>,
+    bridge: String,
     stdin_path: Option<Box<dyn Fn(&str) -> PathBuf + Send + Sync>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
@@ -107,6 +107,12 @@ pub async fn run(
     if let Some(dir) = &cfg.images_dir {
         import_images(&images, dir, &mut Default::default());
     }
+    let net = Arc::new(pods::net::NodeNetwork::new(
+        client.clone(),
+        cfg.node_name.clone(),
+        bridge,
+        cfg.data_dir.clone(),
+    ));
     let shared = Arc::new(pods::Shared {
         node: cfg.node_name.clone(),
         client: client.clone(),
@@ -155,6 +161,40 @@ pub async fn run(
     if let Some(i) = importer {
         i.abort();
     }
+    Ok(())
+}
+
+/// Removes everything an agent with this data dir made on the host: its containers (and
+/// their shims), root filesystem mounts, pod network (bridge, veths, netns, rules) and
+/// cgroups. For uninstalling a node and for tests.
+pub async fn cleanup(
+    runtime: &dyn reddwarf_runtime::Runtime,
+    data_dir: &std::path::Path,
+    node: &str,
+    bridge: &str,
+) -> Result<()> {
+    for r in runtime.list().await.unwrap_or_default() {
+        if let Err(e) = runtime.remove(&r.id).await {
+            tracing::warn!("removing container {}: {e}", r.id);
+        }
+    }
+    if let Ok(pods) = std::fs::read_dir(data_dir.join("pods")) {
+        for p in pods.flatten() {
+            if let Ok(cs) = std::fs::read_dir(p.path().join("containers")) {
+                for c in cs.flatten() {
+                    let _ = reddwarf_images::remove_rootfs(&c.path());
+                }
+            }
+            let _ = std::fs::remove_dir_all(p.path());
+        }
+    }
+    // The pod CIDR does not matter for purging: rules and links are found by the bridge.
+    let cfg = pods::net::NodeNetwork::config(bridge, data_dir, "10.255.255.0/24");
+    if let Err(e) = reddwarf_netcfg::purge(&cfg).await {
+        tracing::warn!("purging the pod network: {e}");
+    }
+    let parent = pods::cgroup_root(node);
+    let _ = reddwarf_runtime::remove_cgroup_parent(&parent);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use reddwarf_agent::AgentConfig;
 #[derive(clap::Args, Clone, Debug)]
 pub struct AgentArgs {
     /// The server, `https://HOST:PORT`.
-    #[arg(long, env = "REDDWARF_SERVER")]
+    #[arg(long, env = "REDDWARF_SERVER", default_value = "")]
     pub server: String,
     /// The server's node token (its DIR/node-token). Needed until the agent holds a certificate.
     #[arg(long, env = "REDDWARF_TOKEN")]
@@ -34,6 +34,13 @@ pub struct AgentArgs {
     /// Pods this node accepts.
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
+    /// The Linux bridge pods attach to.
+    #[arg(long, default_value = "rdw0")]
+    pub bridge: String,
+    /// Remove every container, mount, pod network and cgroup this agent made, then exit
+    /// (uninstalling a node).
+    #[arg(long)]
+    pub cleanup: bool,
 }
 
 fn host_name() -> String {
@@ -58,22 +65,28 @@ pub fn config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
     })
 }
 
-/// Answers the pod paths while this agent runs no pods.
-struct NoPods;
-
-impl reddwarf_agent::nodeapi::PodApi for NoPods {
-    fn serve(
-        &self,
-        req: http::Request<hyper::body::Incoming>,
-    ) -> futures::future::BoxFuture<'static, reddwarf_agent::nodeapi::Resp> {
-        let path = req.uri().path().to_string();
-        Box::pin(async move {
-            reddwarf_agent::nodeapi::text(404, format!("{path}: no such pod on this node"))
-        })
-    }
+fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<reddwarf_runtime::LibcontainerRuntime>> {
+    Ok(Arc::new(reddwarf_runtime::LibcontainerRuntime::new(
+        &data_dir.join("runtime"),
+    )?))
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let cfg = config(&args)?;
-    reddwarf_agent::run(cfg, Arc::new(NoPods), "none://0".into(), crate::shutdown_signal()).await
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let rt = runtime(&cfg.data_dir)?;
+    if args.cleanup {
+        return reddwarf_agent::cleanup(rt.as_ref(), &cfg.data_dir, &cfg.node_name, &args.bridge).await;
+    }
+    let stdin_rt = rt.clone();
+    let stdin_path: Box<dyn Fn(&str) -> std::path::PathBuf + Send + Sync> =
+        Box::new(move |id: &str| stdin_rt.stdin_path(id));
+    reddwarf_agent::run(
+        cfg,
+        rt,
+        args.bridge.clone(),
+        Some(stdin_path),
+        crate::shutdown_signal(),
+    )
+    .await
 }

@@ -140,6 +140,8 @@ pub async fn shutdown_signal() {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A container shim is this binary re-executed; it must run before any thread starts.
+    reddwarf_runtime::shim::run_if_invoked();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REDDWARF_LOG")

@@ -86,14 +86,18 @@ impl spec::Sources for Fetched {
     }
 }
 
+/// The cgroup every pod of this node lives under.
+pub fn cgroup_root(node: &str) -> String {
+    let node: String = node
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    format!("/reddwarf/{node}")
+}
+
 impl Shared {
     pub fn cgroup_parent(&self, uid: &str) -> String {
-        let node: String = self
-            .node
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
-            .collect();
-        format!("/reddwarf/{node}/pod{uid}")
+        format!("{}/pod{uid}", cgroup_root(&self.node))
     }
 
     pub async fn sources(&self, pod: &Pod) -> Fetched {
