@@ -11,9 +11,11 @@
 //! (see [`iptables`]). Everything created is named or tagged after the bridge, so
 //! [`PodNetwork::destroy`] and [`resources`] see exactly this crate's objects.
 //!
-//! Seams for what comes next: cross-node pod routes belong in a `routes` module next to
-//! [`link`](crate) helpers (rtnetlink routes on the node, one per peer podCIDR); Service rules
-//! in a `services` module that owns its own chains through [`iptables::Iptables`].
+//! Seams for what comes next (not built yet): cross-node pod routes go in a `routes` module
+//! beside `link` (one rtnetlink route per peer node's podCIDR, over the same connection);
+//! Service rules go in a `services` module owning its own chains through
+//! [`iptables::Iptables`], tagged like the rest. Neither changes the pod path here: pods already
+//! route everything via the gateway, and `cluster_cidr` traffic is already exempt from SNAT.
 
 pub mod cidr;
 pub mod iptables;

@@ -3,7 +3,7 @@
 //! dirs, and a guard that purges everything even when the test fails.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -146,6 +146,28 @@ fn serve_in_netns_with(
                 }
                 Err(e) => panic!("accept: {e}"),
             }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    h
+}
+
+/// A UDP socket inside a netns that echoes one datagram (or gives up after 10 s).
+fn udp_echo_in_netns(netns: &Path, port: u16) -> std::thread::JoinHandle<()> {
+    let ns = std::fs::File::open(netns).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        // SAFETY: this thread only serves the test and exits afterwards.
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let s = UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, peer)) = s.recv_from(&mut buf) {
+            s.send_to(&buf[..n], peer).unwrap();
         }
     });
     rx.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -306,6 +328,20 @@ async fn host_port_reaches_a_pod_from_localhost_and_the_gateway() {
         .await
         .unwrap();
     assert_eq!(fx.resources().hostport_rules, 2);
+    // UDP: one datagram echoed from the pod, sent to 127.0.0.1:hostPort.
+    let echo = udp_echo_in_netns(&pod.netns, 8080);
+    let reply = tokio::task::spawn_blocking(move || {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        c.send_to(b"ping", (Ipv4Addr::LOCALHOST, host_port))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        c.recv(&mut buf).map(|n| buf[..n].to_vec())
+    })
+    .await
+    .unwrap();
+    assert_eq!(reply.unwrap(), b"ping", "UDP via 127.0.0.1");
+    echo.join().unwrap();
     // Replacing, not accumulating.
     net.add_host_ports("web", std::slice::from_ref(&tcp))
         .await
@@ -333,6 +369,29 @@ async fn host_port_reaches_a_pod_from_localhost_and_the_gateway() {
 
     net.remove_host_ports("web").await.unwrap();
     assert_eq!(fx.resources().hostport_rules, 0);
+    net.remove_host_ports("web").await.unwrap();
+
+    // Bound to one host address: the gateway answers, 127.0.0.1 is not forwarded.
+    let gw_only = HostPort {
+        host_ip: Some(pod.gateway),
+        ..tcp.clone()
+    };
+    net.add_host_ports("web", &[gw_only]).await.unwrap();
+    let server = serve_in_netns(&pod.netns, 8080, 1, "hello from web");
+    let got = tokio::task::spawn_blocking(move || {
+        (
+            fetch(SocketAddr::from((ip(10, 244, 14, 1), host_port))),
+            fetch(SocketAddr::from((Ipv4Addr::LOCALHOST, host_port))),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.0.unwrap(), "hello from web", "via the bound address");
+    assert!(
+        got.1.is_err() || got.1.as_deref().unwrap() != "hello from web",
+        "127.0.0.1 must not reach the pod"
+    );
+    server.join().unwrap();
     net.remove_host_ports("web").await.unwrap();
 
     // Teardown takes a pod's hostPorts with it.
@@ -388,7 +447,9 @@ async fn egress_is_masqueraded_except_to_the_cluster() {
 #[tokio::test]
 async fn fifty_pods_set_up_and_torn_down_leave_nothing() {
     let fx = Fixture::new(15);
+    let t = Instant::now();
     let net = fx.open().await;
+    let new_time = t.elapsed();
     let ids: Vec<String> = (0..50).map(|i| format!("default/pod-{i}")).collect();
     let mut setup = Vec::new();
     let mut pods: Vec<PodNet> = Vec::new();
@@ -416,8 +477,11 @@ async fn fifty_pods_set_up_and_torn_down_leave_nothing() {
     }
     let r = fx.resources();
     assert!(r.no_pods(), "{r:?}");
+    let t = Instant::now();
     net.destroy().await.unwrap();
+    let destroy_time = t.elapsed();
     assert!(fx.resources().is_empty(), "{:?}", fx.resources());
+    eprintln!("PodNetwork::new {new_time:?}, destroy (no pods left) {destroy_time:?}");
     eprintln!(
         "50 pods: setup median {:?} max {:?} total {:?}; teardown median {:?} max {:?} total {:?}",
         median(&mut setup),
