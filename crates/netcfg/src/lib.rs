@@ -11,9 +11,11 @@
 //! (see [`iptables`]). Everything created is named or tagged after the bridge, so
 //! [`PodNetwork::destroy`] and [`resources`] see exactly this crate's objects.
 //!
-//! Seams for what comes next: cross-node pod routes belong in a `routes` module next to
-//! [`link`](crate) helpers (rtnetlink routes on the node, one per peer podCIDR); Service rules
-//! in a `services` module that owns its own chains through [`iptables::Iptables`].
+//! Seams for what comes next (not built yet): cross-node pod routes go in a `routes` module
+//! beside `link` (one rtnetlink route per peer node's podCIDR, over the same connection);
+//! Service rules go in a `services` module owning its own chains through
+//! [`iptables::Iptables`], tagged like the rest. Neither changes the pod path here: pods already
+//! route everything via the gateway, and `cluster_cidr` traffic is already exempt from SNAT.
 
 pub mod cidr;
 pub mod iptables;
@@ -520,17 +522,18 @@ impl PodNetwork {
         if !fresh && self.is_plumbed(&pn).await? {
             return Ok(pn);
         }
-        match self.plumb(&key, &pn).await {
+        match self.plumb(&pn).await {
             Ok(()) => Ok(pn),
-            Err(e) => {
+            Err(e) if fresh => {
                 if let Err(c) = self.ctx.unplumb(&key).await {
                     tracing::warn!(pod = pod_id, error = %c, "cleanup after failed setup");
                 }
-                if fresh {
-                    let _ = self.ctx.store.remove(&key);
-                }
+                let _ = self.ctx.store.remove(&key);
                 Err(e)
             }
+            // A failed repair keeps the allocation (and the netns, which a running container
+            // may be in): the next setup retries, teardown removes it all.
+            Err(e) => Err(e),
         }
     }
 
@@ -573,10 +576,16 @@ impl PodNetwork {
         Ok(veth.is_some_and(|l| l.controller == Some(self.bridge_index)))
     }
 
-    async fn plumb(&self, key: &str, pn: &PodNet) -> Result<()> {
-        // Leftovers of an interrupted attempt would make the creates below fail.
-        self.ctx.unplumb(key).await?;
-        netns::create(&pn.netns).await?;
+    async fn plumb(&self, pn: &PodNet) -> Result<()> {
+        // A veth left from an interrupted attempt (or on the wrong bridge) would make the
+        // create below fail; deleting it also removes its peer, the pod's eth0.
+        link::delete(&self.ctx.handle, &pn.host_veth).await?;
+        // A live netns is kept: after a restart or a lost veth, the pod's containers may be
+        // in it, and they get their eth0 back in place.
+        if !netns::is_mounted(&pn.netns) {
+            netns::remove(&pn.netns)?;
+            netns::create(&pn.netns).await?;
+        }
         let ns = netns::open(&pn.netns)?;
         link::create_veth(
             &self.ctx.handle,

@@ -94,7 +94,7 @@ impl Store {
                 }
             }
         }
-        out.sort_by(|a, b| a.ip.cmp(&b.ip));
+        out.sort_by_key(|p| p.ip);
         out
     }
 
