@@ -104,8 +104,9 @@ pub async fn run(
     let heartbeat = tokio::spawn(reporter.clone().heartbeat());
     let images = reddwarf_images::ImageStore::open(&cfg.data_dir.join("images"))
         .context("opening the image store")?;
+    let mut imported = std::collections::HashMap::new();
     if let Some(dir) = &cfg.images_dir {
-        import_images(&images, dir, &mut Default::default());
+        import_images(&images, dir, &mut imported);
     }
     let net = Arc::new(pods::net::NodeNetwork::new(
         client.clone(),
@@ -133,8 +134,9 @@ pub async fn run(
         let images = images.clone();
         tokio::spawn(async move {
             // New tarballs dropped into --images-dir are imported as they appear.
-            let mut seen = std::collections::HashMap::new();
+            let mut seen = imported;
             loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 let images = images.clone();
                 let dir = dir.clone();
                 seen = tokio::task::spawn_blocking(move || {
@@ -143,7 +145,6 @@ pub async fn run(
                 })
                 .await
                 .unwrap_or_default();
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }
         })
     });

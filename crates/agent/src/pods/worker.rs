@@ -564,6 +564,7 @@ impl Worker {
         st.ready = c.readiness_probe.is_none();
         st.probes = ProbeState::default();
         self.spawn_waiter(c.name.clone(), id);
+        self.remove_older(&c.name, restart).await;
         self.shared
             .event(pod, Some(&c.name), "Normal", "Created", &format!("Created container {}", c.name))
             .await;
@@ -580,6 +581,29 @@ impl Worker {
         }
         let _ = image_ref;
         Ok(())
+    }
+
+    /// Keeps the current and the previous attempt of a container (for `logs --previous`), as
+    /// the kubelet keeps one dead container; older ones go with their root filesystems.
+    async fn remove_older(&mut self, name: &str, restart: u32) {
+        let Ok(records) = self.shared.runtime.list().await else {
+            return;
+        };
+        for r in records {
+            let mine = r.labels.get(LABEL_POD_UID) == Some(&self.uid)
+                && r.labels.get(LABEL_CONTAINER).map(String::as_str) == Some(name);
+            let n: u32 = r.labels.get(LABEL_RESTART).and_then(|v| v.parse().ok()).unwrap_or(0);
+            if mine && n + 1 < restart {
+                let _ = self.shared.runtime.remove(&r.id).await;
+                if let Some(dir) = self.rootfs.remove(&r.id) {
+                    let _ = reddwarf_images::remove_rootfs(&dir);
+                } else {
+                    let dir = pod_dir(&self.shared, &self.uid).join("containers").join(&r.id);
+                    let _ = reddwarf_images::remove_rootfs(&dir);
+                }
+                let _ = std::fs::remove_file(&r.log_path);
+            }
+        }
     }
 
     /// Runs due probes of running containers.
