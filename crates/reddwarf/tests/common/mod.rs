@@ -410,10 +410,21 @@ impl Server {
     }
 }
 
-/// A real `reddwarf agent` process joined to a [`Server`] with its node token.
+/// A bridge name no other test uses at the same time.
+pub fn unique_bridge() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("rdwt{:06x}", h.finish() & 0xff_ffff)
+}
+
+/// A real `reddwarf agent` process joined to a [`Server`] with its node token. Dropping it
+/// kills the process and removes every container, mount, network and cgroup it made
+/// (`reddwarf agent --cleanup`).
 pub struct Agent {
     child: Option<Child>,
     pub name: String,
+    pub bridge: String,
     pub data_dir: PathBuf,
     log: PathBuf,
     server_url: String,
@@ -427,6 +438,7 @@ impl Agent {
         let mut a = Agent {
             child: None,
             name: name.to_string(),
+            bridge: unique_bridge(),
             data_dir: server.data_dir().join(format!("agent-{name}")),
             log: server.data_dir().join(format!("agent-{name}.log")),
             server_url: server.url.clone(),
@@ -448,6 +460,7 @@ impl Agent {
             .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reddwarf"));
         cmd.args(["agent", "--server", &self.server_url, "--node-name", &self.name])
+            .args(["--bridge", &self.bridge])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra);
@@ -514,5 +527,71 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
+        let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+            .args(["agent", "--cleanup", "--node-name", &self.name, "--bridge", &self.bridge])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output();
+        if let Ok(o) = out {
+            if !o.status.success() {
+                eprintln!("agent cleanup failed: {}", String::from_utf8_lossy(&o.stderr));
+            }
+        }
     }
+}
+
+/// A cluster CIDR (a /16 under 10.0.0.0/8) no other test on this machine holds at the same
+/// time, so concurrent tests' pod bridges never share a subnet. Released on drop.
+pub struct TestNet {
+    pub octet: u8,
+    lock: PathBuf,
+}
+
+impl TestNet {
+    pub fn reserve() -> TestNet {
+        let root = std::env::temp_dir().join("reddwarf-test-nets");
+        std::fs::create_dir_all(&root).expect("lock dir");
+        for octet in 100u8..250 {
+            let lock = root.join(octet.to_string());
+            if std::fs::create_dir(&lock).is_ok() {
+                std::fs::write(lock.join("pid"), std::process::id().to_string()).ok();
+                return TestNet { octet, lock };
+            }
+            // A holder that died without releasing: take it over.
+            let pid = std::fs::read_to_string(lock.join("pid")).unwrap_or_default();
+            if !pid.is_empty() && !Path::new(&format!("/proc/{}", pid.trim())).exists() {
+                std::fs::write(lock.join("pid"), std::process::id().to_string()).ok();
+                return TestNet { octet, lock };
+            }
+        }
+        panic!("no free test network");
+    }
+
+    pub fn cluster_cidr(&self) -> String {
+        format!("10.{}.0.0/16", self.octet)
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.lock);
+    }
+}
+
+/// The busybox test image as an OCI archive named `docker.io/library/busybox:1.36` in `dir`
+/// (for `--images-dir`), and its OCI layout (to push to a registry).
+pub fn busybox_image(dir: &Path) -> (PathBuf, PathBuf) {
+    let layout = dir.join("busybox-layout");
+    reddwarf_images::testsupport::build_busybox_oci_layout(&layout, "1.36").expect("busybox layout");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let archive = images.join("busybox.tar");
+    reddwarf_images::testsupport::skopeo(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:1.36", layout.display()),
+        &format!("oci-archive:{}:docker.io/library/busybox:1.36", archive.display()),
+    ])
+    .expect("skopeo oci-archive");
+    (images, layout)
 }

@@ -1,0 +1,476 @@
+//! Real pods: the real server, a real agent with the libcontainer runtime, images from a
+//! registry on 127.0.0.1 or from `--images-dir`, and real kubectl 1.27 (SPDY) and 1.33
+//! (WebSocket) for logs, exec, attach, port-forward and cp. Needs root (containers, netns).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{busybox_image, eventually, kubectl_path, Agent, Server, TestNet};
+use serde_json::Value;
+
+struct Cluster {
+    // Drop order: agent (and its cleanup) before the server and the network reservation.
+    agent: Agent,
+    server: Server,
+    _net: TestNet,
+    images: std::path::PathBuf,
+    layout: std::path::PathBuf,
+}
+
+fn cluster(node: &str) -> Cluster {
+    let net = TestNet::reserve();
+    let server = Server::start_with(&["--cluster-cidr", &net.cluster_cidr()]);
+    let (images, layout) = busybox_image(server.data_dir());
+    let agent = Agent::start(
+        &server,
+        node,
+        &["--images-dir", images.to_str().unwrap()],
+    );
+    Cluster {
+        agent,
+        server,
+        _net: net,
+        images,
+        layout,
+    }
+}
+
+fn pod(s: &Server, name: &str) -> Value {
+    s.api_get(&format!("/api/v1/namespaces/default/pods/{name}"))
+}
+
+fn wait_running(s: &Server, name: &str) -> Value {
+    eventually(&format!("pod {name} Running and Ready"), Duration::from_secs(60), || {
+        let (code, body) = s.curl("GET", &format!("/api/v1/namespaces/default/pods/{name}"), None, None);
+        let p: Value = serde_json::from_str(&body).ok()?;
+        let ready = p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        (code == 200 && p["status"]["phase"] == "Running" && ready).then_some(p)
+    })
+}
+
+fn in_cidr(ip: &str, cidr: &str) -> bool {
+    let (net, len) = cidr.split_once('/').unwrap();
+    let len: u32 = len.parse().unwrap();
+    let a: std::net::Ipv4Addr = ip.parse().unwrap();
+    let n: std::net::Ipv4Addr = net.parse().unwrap();
+    let mask = u32::MAX << (32 - len);
+    u32::from(a) & mask == u32::from(n) & mask
+}
+
+#[test]
+fn a_deployment_from_a_local_registry_runs_with_pod_networking() {
+    let c = cluster("w1");
+    let s = &c.server;
+    let registry = reddwarf_images::testsupport::LocalRegistry::start(s.data_dir()).unwrap();
+    let image = format!("{}/test/busybox:1.0", registry.addr);
+    reddwarf_images::testsupport::push_oci_layout(&c.layout, "1.36", &image).unwrap();
+    s.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: httpd
+        image: {image}
+        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www']
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 1
+"#
+    ));
+    let out = s.kubectl_ok("1.33", &["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let cidr = s.api_get("/api/v1/nodes/w1")["spec"]["podCIDR"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pods = s.api_get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb");
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let mut ips = Vec::new();
+    for p in items {
+        let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+        assert!(in_cidr(&ip, &cidr), "{ip} not in {cidr}");
+        assert_eq!(p["status"]["hostIP"], "127.0.0.1");
+        let cs = &p["status"]["containerStatuses"][0];
+        assert_eq!(cs["ready"], true, "{cs}");
+        assert!(cs["imageID"].as_str().unwrap().contains("@sha256:"), "{cs}");
+        assert!(cs["containerID"].as_str().unwrap().starts_with("reddwarf://"));
+        ips.push((p["metadata"]["name"].as_str().unwrap().to_string(), ip));
+    }
+    // One pod reaches another by IP on the node bridge.
+    let (from, _) = &ips[0];
+    let (to_name, to_ip) = &ips[1];
+    let got = s.kubectl_ok("1.33", &["exec", from, "--", "wget", "-qO-", &format!("http://{to_ip}:8080/")]);
+    assert_eq!(got.trim(), to_name.as_str());
+    // pods/proxy reaches the pod through the node's tunnel.
+    let got = s.kubectl_ok(
+        "1.33",
+        &["get", "--raw", &format!("/api/v1/namespaces/default/pods/{to_name}:8080/proxy/")],
+    );
+    assert_eq!(got.trim(), to_name.as_str());
+
+    // An image from --images-dir runs without any registry.
+    drop(registry);
+    s.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: local}\nspec:\n  containers:\n  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'echo from-archive; sleep 3600']}\n",
+    );
+    wait_running(s, "local");
+    let logs = s.kubectl_ok("1.33", &["logs", "local"]);
+    assert_eq!(logs.trim(), "from-archive");
+    // A missing image is an upstream-shaped pull error.
+    s.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: missing}\nspec:\n  containers:\n  - {name: c, image: '127.0.0.1:1/nope/nothing:1'}\n",
+    );
+    eventually("ErrImagePull/ImagePullBackOff", Duration::from_secs(30), || {
+        let p = pod(s, "missing");
+        let r = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        (r == "ErrImagePull" || r == "ImagePullBackOff").then_some(())
+    });
+    let _ = &c.images;
+}
+
+fn kubectl_in(s: &Server, version: &str, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = s
+        .kubectl_cmd(version, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn kubectl_logs_exec_attach_port_forward_and_cp_with_1_27_and_1_33() {
+    let c = cluster("w2");
+    let s = &c.server;
+    s.apply(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, 'mkdir -p /www && echo pf-ok > /www/index.html && httpd -p 8080 -h /www; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done']
+  - name: side
+    image: busybox:1.36
+    command: [sh, -c, 'echo side-up; exec sleep 3600']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crasher}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sh, -c, 'echo "run at $(date +%s%N)"; sleep 1; exit 1']
+"#,
+    );
+    wait_running(s, "p");
+    for v in ["1.27", "1.33"] {
+        // logs with a container choice and --tail.
+        let out = s.kubectl_ok(v, &["logs", "p", "-c", "main", "--tail=2"]);
+        assert_eq!(out.lines().count(), 2, "{v}: {out}");
+        assert!(out.lines().all(|l| l.starts_with("tick ")), "{v}: {out}");
+        let out = s.kubectl_ok(v, &["logs", "p", "-c", "side"]);
+        assert_eq!(out.trim(), "side-up");
+        // kubectl picks the first container itself; the API asks for a choice.
+        let out = s.kubectl(v, &["get", "--raw", "/api/v1/namespaces/default/pods/p/log"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("a container name must be specified for pod p, choose one of: [main side]"),
+            "{v}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // logs -f streams new lines.
+        let mut f = s
+            .kubectl_cmd(v, &["logs", "-f", "p", "-c", "main", "--tail=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = f.stdout.take().unwrap();
+        let lines = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while got.iter().filter(|b| **b == b'\n').count() < 4 {
+                match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8_lossy(&got).to_string()
+        });
+        let got = eventually("logs -f to stream 4 lines", Duration::from_secs(20), || {
+            lines.is_finished().then_some(())
+        });
+        let _ = got;
+        let _ = f.kill();
+        let _ = f.wait();
+        let text = lines.join().unwrap();
+        assert!(text.lines().count() >= 4 && text.contains("tick "), "{v}: {text}");
+
+        // exec: stdout and stderr, exit codes, stdin.
+        let out = s.kubectl(v, &["exec", "p", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+        assert_eq!(out.status.code(), Some(3), "{v}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "out");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+        let out = kubectl_in(s, v, &["exec", "-i", "p", "-c", "main", "--", "cat"], "through stdin\n");
+        assert!(out.status.success(), "{v}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+
+        // cp into and out of the pod (tar over exec).
+        let local = s.data_dir().join(format!("cp-{v}.txt"));
+        std::fs::write(&local, format!("copied with {v}\n")).unwrap();
+        s.kubectl_ok(v, &["cp", local.to_str().unwrap(), "p:/tmp/in.txt", "-c", "main"]);
+        let out = s.kubectl_ok(v, &["exec", "p", "-c", "main", "--", "cat", "/tmp/in.txt"]);
+        assert_eq!(out, format!("copied with {v}\n"));
+        let back = s.data_dir().join(format!("back-{v}.txt"));
+        s.kubectl_ok(v, &["cp", "p:/tmp/in.txt", back.to_str().unwrap(), "-c", "main"]);
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), format!("copied with {v}\n"));
+
+        // port-forward to the pod's HTTP server.
+        let port = free_port();
+        let mut pf = s
+            .kubectl_cmd(v, &["port-forward", "pod/p", &format!("{port}:8080")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let body = eventually("port-forward to answer", Duration::from_secs(20), || {
+            let out = Command::new("curl")
+                .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/")])
+                .output()
+                .ok()?;
+            let b = String::from_utf8_lossy(&out.stdout).to_string();
+            (!b.is_empty()).then_some(b)
+        });
+        assert_eq!(body.trim(), "pf-ok", "{v}");
+        let _ = pf.kill();
+        let _ = pf.wait();
+
+        // attach shows what the container prints from now on.
+        let mut at = s
+            .kubectl_cmd(v, &["attach", "p", "-c", "main"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = at.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 256];
+            let n = out.read(&mut buf).unwrap_or(0);
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        });
+        eventually("attach output", Duration::from_secs(20), || reader.is_finished().then_some(()));
+        let _ = at.kill();
+        let _ = at.wait();
+        assert!(reader.join().unwrap().contains("tick "), "{v}");
+    }
+    // TTY exec (a pty inside; kubectl gives no terminal here, so the command sees one).
+    let out = s.kubectl_ok("1.33", &["exec", "p", "-c", "main", "--", "sh", "-c", "test -t 0 || echo no-tty"]);
+    assert_eq!(out.trim(), "no-tty");
+
+    // A crashing container: restarts counted, and --previous shows the last run.
+    eventually("crasher restarted", Duration::from_secs(60), || {
+        (pod(s, "crasher")["status"]["containerStatuses"][0]["restartCount"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1)
+            .then_some(())
+    });
+    for v in ["1.27", "1.33"] {
+        let prev = s.kubectl_ok(v, &["logs", "crasher", "--previous"]);
+        assert!(prev.starts_with("run at "), "{v}: {prev}");
+    }
+    let st = &pod(s, "crasher")["status"]["containerStatuses"][0];
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 1, "{st}");
+    assert_eq!(st["lastState"]["terminated"]["reason"], "Error", "{st}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn probes_jobs_memory_limits_and_config_map_updates() {
+    let c = cluster("w3");
+    let s = &c.server;
+    s.apply(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {name: conf}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sh, -c, 'sleep 3600']
+    livenessProbe:
+      exec: {command: [cat, /tmp/healthy]}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: mem}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sh, -c, 'sleep 3600']
+    resources: {limits: {memory: 32Mi}}
+    volumeMounts: [{name: conf, mountPath: /etc/conf}]
+  volumes: [{name: conf, configMap: {name: conf}}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: job}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: c, image: busybox:1.36, command: [sh, -c, 'echo job-done']}
+"#,
+    );
+    // The Job completes.
+    s.kubectl_ok("1.33", &["wait", "--for=condition=complete", "job/job", "--timeout=60s"]);
+    let logs = s.kubectl_ok("1.33", &["logs", "job/job"]);
+    assert_eq!(logs.trim(), "job-done");
+
+    // The memory limit is the container's cgroup limit; going past it is OOMKilled.
+    wait_running(s, "mem");
+    let limit = s.kubectl_ok("1.33", &["exec", "mem", "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    assert_eq!(limit.trim(), (32 * 1024 * 1024).to_string());
+    // The configMap volume, then an update that reaches the running pod.
+    let g = s.kubectl_ok("1.33", &["exec", "mem", "--", "cat", "/etc/conf/greeting"]);
+    assert_eq!(g, "hello");
+    s.kubectl_ok("1.33", &["patch", "configmap", "conf", "-p", r#"{"data":{"greeting":"updated"}}"#]);
+    eventually("the configMap update in the pod", Duration::from_secs(60), || {
+        let g = s.kubectl_ok("1.33", &["exec", "mem", "--", "cat", "/etc/conf/greeting"]);
+        (g == "updated").then_some(())
+    });
+    let oom_pod = r#"apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sh, -c, 'head -c 200000000 /dev/zero | tail']
+    resources: {limits: {memory: 32Mi}}
+"#;
+    s.apply(oom_pod);
+    let st = eventually("OOMKilled", Duration::from_secs(60), || {
+        let p = pod(s, "oom");
+        let t = p["status"]["containerStatuses"][0]["state"]["terminated"].clone();
+        t.is_object().then_some(p)
+    });
+    let t = &st["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["reason"], "OOMKilled", "{st}");
+    assert_eq!(st["status"]["phase"], "Failed", "{st}");
+
+    // A failing liveness probe restarts the container, with back-off.
+    eventually("liveness restarts", Duration::from_secs(90), || {
+        let p = pod(s, "live");
+        let cs = &p["status"]["containerStatuses"][0];
+        (cs["restartCount"].as_i64().unwrap_or(0) >= 1).then_some(())
+    });
+    eventually("CrashLoopBackOff", Duration::from_secs(60), || {
+        let p = pod(s, "live");
+        (p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff")
+            .then_some(())
+    });
+    let events = s.kubectl_ok("1.33", &["get", "events", "--field-selector", "involvedObject.name=live"]);
+    assert!(events.contains("failed liveness probe"), "{events}");
+}
+
+/// Mount points, netns files, bridge ports and cgroup directories the agent has.
+fn host_resources(a: &Agent) -> (usize, usize, usize, usize) {
+    let dir = a.data_dir.display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&dir))
+        .count();
+    let netns = std::fs::read_dir(a.data_dir.join("netns"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let veths = std::fs::read_dir(format!("/sys/class/net/{}/brif", a.bridge))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let cgroups = std::fs::read_dir(format!("/sys/fs/cgroup/memory/reddwarf/{}", a.name))
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+        .unwrap_or(0);
+    (mounts, netns, veths, cgroups)
+}
+
+#[test]
+fn deleting_fifty_pods_leaves_no_mounts_netns_veths_or_cgroups() {
+    let c = cluster("w4");
+    let s = &c.server;
+    s.apply(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: many}
+spec:
+  replicas: 50
+  selector: {matchLabels: {app: many}}
+  template:
+    metadata: {labels: {app: many}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 1; done']}
+"#,
+    );
+    s.kubectl_ok("1.33", &["rollout", "status", "deployment/many", "--timeout=300s"]);
+    let (mounts, netns, veths, cgroups) = host_resources(&c.agent);
+    assert!(mounts >= 50, "{mounts} mounts");
+    assert_eq!(netns, 50);
+    assert_eq!(veths, 50);
+    assert_eq!(cgroups, 50);
+    s.kubectl_ok("1.33", &["delete", "deployment", "many", "--wait=true"]);
+    eventually("all pods gone", Duration::from_secs(180), || {
+        let p = s.api_get("/api/v1/namespaces/default/pods");
+        p["items"].as_array().unwrap().is_empty().then_some(())
+    });
+    eventually("nothing left on the host", Duration::from_secs(30), || {
+        (host_resources(&c.agent) == (0, 0, 0, 0)).then_some(())
+    });
+    let _ = kubectl_path("1.33");
+}
