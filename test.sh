@@ -3,12 +3,21 @@
 # binary and drive it with the real kubectl 1.27-1.33 binaries.
 set -euo pipefail
 cd "$(dirname "$0")"
-# The end-to-end tests talk HTTPS with curl as well as kubectl.
-if ! command -v curl >/dev/null; then
+# The end-to-end tests talk HTTPS with curl as well as kubectl; the node tests build images
+# from busybox-static, push them with skopeo to Debian's docker-registry, and need iptables
+# and nsenter/ping (util-linux, iputils) for pod networking.
+need=()
+command -v curl >/dev/null || need+=(curl)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v skopeo >/dev/null || need+=(skopeo)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v iptables >/dev/null || need+=(iptables)
+command -v nsenter >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "test.sh: curl is required (apt-get install curl)" >&2
+    echo "test.sh: these packages are required: ${need[*]} (run as root to install them)" >&2
     exit 1
   fi
 fi

@@ -43,7 +43,7 @@ pub struct AgentArgs {
     pub cleanup: bool,
 }
 
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_lowercase())
         .ok()
@@ -65,7 +65,7 @@ pub fn config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
     })
 }
 
-fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<reddwarf_runtime::LibcontainerRuntime>> {
+pub fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<reddwarf_runtime::LibcontainerRuntime>> {
     Ok(Arc::new(reddwarf_runtime::LibcontainerRuntime::new(
         &data_dir.join("runtime"),
     )?))

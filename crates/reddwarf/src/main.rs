@@ -50,6 +50,31 @@ pub struct ServerArgs {
     /// Extra subject alternative names for the serving certificate (repeatable).
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
+    /// Run no node agent in this process (a pure control plane). By default the server also
+    /// runs pods on its own host, as `reddwarf agent` does (that needs root).
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// The embedded agent's node name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Labels for the embedded agent's node, `k=v,k2=v2`.
+    #[arg(long, default_value = "")]
+    pub node_labels: String,
+    /// Taints for the embedded agent's node, `k=v:Effect,...`.
+    #[arg(long, default_value = "")]
+    pub node_taints: String,
+    /// Image tarballs the embedded agent imports (OCI or docker archives).
+    #[arg(long)]
+    pub images_dir: Option<PathBuf>,
+    /// Registries the embedded agent speaks plain HTTP to (repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Pods the embedded agent's node accepts.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// The bridge the embedded agent's pods attach to.
+    #[arg(long, default_value = "rdw0")]
+    pub bridge: String,
     /// Where pod IPs come from: each node gets a slice of it as its podCIDR.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,

@@ -168,9 +168,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         started.elapsed(),
         kubeconfig.display()
     );
+    let (agent_stop, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = embedded_agent(&args, local, &node_token, agent_stopped);
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(a) = agent {
+        let _ = agent_stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
+    }
     leadership.abort();
     serve.abort();
     // In-flight requests (and their proposals) get a moment to finish; watches are cut.
@@ -180,6 +186,70 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     drop(router);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The server's own node: the same agent `reddwarf agent` runs, dialling this server, with
+/// its state in `DIR/agent`. Needs root (containers, network namespaces); without it the
+/// server stays a pure control plane and says so.
+fn embedded_agent(
+    args: &ServerArgs,
+    local: SocketAddr,
+    token: &str,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if args.disable_agent {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        tracing::warn!("not running as root: no embedded agent (this server runs no pods; use --disable-agent to silence this)");
+        return None;
+    }
+    let mut labels = match reddwarf_agent::parse_labels(&args.node_labels) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("embedded agent: {e:#}");
+            return None;
+        }
+    };
+    labels.push(("node-role.kubernetes.io/control-plane".into(), "true".into()));
+    let taints = match reddwarf_agent::parse_taints(&args.node_taints) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("embedded agent: {e:#}");
+            return None;
+        }
+    };
+    let cfg = reddwarf_agent::AgentConfig {
+        server: format!("https://127.0.0.1:{}", local.port()),
+        token: Some(token.to_string()),
+        node_name: args.node_name.clone().unwrap_or_else(crate::agent::host_name),
+        data_dir: args.data_dir.join("agent"),
+        labels,
+        taints,
+        images_dir: args.images_dir.clone(),
+        insecure_registries: args.insecure_registries.clone(),
+        max_pods: args.max_pods,
+    };
+    let bridge = args.bridge.clone();
+    Some(tokio::spawn(async move {
+        let rt = match crate::agent::runtime(&cfg.data_dir) {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("embedded agent: the container runtime: {e:#}");
+                return;
+            }
+        };
+        let stdin_rt = rt.clone();
+        let stdin_path: Box<dyn Fn(&str) -> std::path::PathBuf + Send + Sync> =
+            Box::new(move |id: &str| stdin_rt.stdin_path(id));
+        let stop = async {
+            let _ = stop.await;
+        };
+        if let Err(e) = reddwarf_agent::run(cfg, rt, bridge, Some(stdin_path), stop).await {
+            tracing::error!("embedded agent: {e:#}");
+        }
+    }))
 }
 
 /// The node token in `DIR/node-token`, created on first start and kept while the CA stays.

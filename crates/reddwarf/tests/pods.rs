@@ -474,3 +474,57 @@ spec:
     });
     let _ = kubectl_path("1.33");
 }
+
+/// Removes what the embedded agent made once its server is gone.
+struct EmbeddedCleanup {
+    dir: std::path::PathBuf,
+    node: String,
+    bridge: String,
+}
+
+impl Drop for EmbeddedCleanup {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+            .args(["agent", "--cleanup", "--node-name", &self.node, "--bridge", &self.bridge])
+            .arg("--data-dir")
+            .arg(self.dir.join("agent"))
+            .output();
+    }
+}
+
+#[test]
+fn the_server_runs_pods_on_its_own_host_with_its_embedded_agent() {
+    let net = TestNet::reserve();
+    let bridge = common::unique_bridge();
+    let images = tempfile::tempdir().unwrap();
+    let (images_dir, _) = busybox_image(images.path());
+    let s = Server::start_with_agent(&[
+        "--cluster-cidr",
+        &net.cluster_cidr(),
+        "--node-name",
+        "cp-1",
+        "--bridge",
+        &bridge,
+        "--images-dir",
+        images_dir.to_str().unwrap(),
+    ]);
+    let _cleanup = EmbeddedCleanup {
+        dir: s.data_dir().to_path_buf(),
+        node: "cp-1".into(),
+        bridge: bridge.clone(),
+    };
+    eventually("node cp-1 Ready", Duration::from_secs(60), || {
+        let out = s.kubectl("1.33", &["get", "node", "cp-1", "--no-headers"]);
+        String::from_utf8_lossy(&out.stdout).contains(" Ready ").then_some(())
+    });
+    let nodes = s.kubectl_ok("1.33", &["get", "nodes", "--no-headers"]);
+    assert!(nodes.contains("control-plane"), "{nodes}");
+    s.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: here}\nspec:\n  containers:\n  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'echo on-the-server; sleep 3600']}\n",
+    );
+    wait_running(&s, "here");
+    assert_eq!(s.kubectl_ok("1.33", &["logs", "here"]).trim(), "on-the-server");
+    let out = s.kubectl_ok("1.33", &["exec", "here", "--", "hostname"]);
+    assert_eq!(out.trim(), "here");
+    drop(s);
+}

@@ -13,6 +13,8 @@ pub struct Server {
     pub url: String,
     /// Extra `reddwarf server` flags, kept across restarts.
     pub extra_args: Vec<String>,
+    /// Run the embedded node agent (off unless asked: most tests want no real node).
+    pub embedded_agent: bool,
 }
 
 impl Server {
@@ -30,6 +32,23 @@ impl Server {
             child: None,
             url: String::new(),
             extra_args: args.iter().map(|a| a.replace("{dir}", &d)).collect(),
+            embedded_agent: false,
+        };
+        s.spawn();
+        s
+    }
+
+    /// A server running its embedded agent (a real node on this host); its flags should
+    /// name the node and bridge (`--node-name`, `--bridge`) and a `--cluster-cidr`.
+    pub fn start_with_agent(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let mut s = Server {
+            dir,
+            child: None,
+            url: String::new(),
+            extra_args: args.iter().map(|a| a.replace("{dir}", &d)).collect(),
+            embedded_agent: true,
         };
         s.spawn();
         s
@@ -52,6 +71,7 @@ impl Server {
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path())
             .args(&self.extra_args)
+            .args((!self.embedded_agent).then_some("--disable-agent"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
