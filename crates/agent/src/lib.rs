@@ -195,8 +195,33 @@ pub async fn cleanup(
         tracing::warn!("purging the pod network: {e}");
     }
     let parent = pods::cgroup_root(node);
-    let _ = reddwarf_runtime::remove_cgroup_parent(&parent);
+    // Processes whose shim state is gone (a crash mid-create) still sit in the node's cgroups.
+    for dir in reddwarf_runtime::cgroup::existing_dirs(&parent) {
+        kill_tree(&dir);
+    }
+    if let Err(e) = reddwarf_runtime::remove_cgroup_parent(&parent) {
+        tracing::warn!("removing cgroup {parent}: {e}");
+    }
     Ok(())
+}
+
+/// SIGKILL to every process in a cgroup directory tree.
+fn kill_tree(dir: &std::path::Path) {
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) with a pid read from the cgroup; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                kill_tree(&e.path());
+            }
+        }
+    }
 }
 
 /// Imports image tarballs from `dir` not imported yet (by name, size and mtime).

@@ -475,23 +475,6 @@ spec:
     let _ = kubectl_path("1.33");
 }
 
-/// Removes what the embedded agent made once its server is gone.
-struct EmbeddedCleanup {
-    dir: std::path::PathBuf,
-    node: String,
-    bridge: String,
-}
-
-impl Drop for EmbeddedCleanup {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-            .args(["agent", "--cleanup", "--node-name", &self.node, "--bridge", &self.bridge])
-            .arg("--data-dir")
-            .arg(self.dir.join("agent"))
-            .output();
-    }
-}
-
 #[test]
 fn the_server_runs_pods_on_its_own_host_with_its_embedded_agent() {
     let net = TestNet::reserve();
@@ -508,11 +491,6 @@ fn the_server_runs_pods_on_its_own_host_with_its_embedded_agent() {
         "--images-dir",
         images_dir.to_str().unwrap(),
     ]);
-    let _cleanup = EmbeddedCleanup {
-        dir: s.data_dir().to_path_buf(),
-        node: "cp-1".into(),
-        bridge: bridge.clone(),
-    };
     eventually("node cp-1 Ready", Duration::from_secs(60), || {
         let out = s.kubectl("1.33", &["get", "node", "cp-1", "--no-headers"]);
         String::from_utf8_lossy(&out.stdout).contains(" Ready ").then_some(())

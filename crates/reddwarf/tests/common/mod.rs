@@ -257,6 +257,23 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        if self.embedded_agent {
+            // The embedded agent's containers, mounts, network and cgroups outlive the
+            // process; remove them while its state (in the data dir) is still there.
+            let flag = |name: &str| {
+                self.extra_args
+                    .iter()
+                    .position(|a| a == name)
+                    .and_then(|i| self.extra_args.get(i + 1).cloned())
+            };
+            let node = flag("--node-name").unwrap_or_default();
+            let bridge = flag("--bridge").unwrap_or_else(|| "rdw0".into());
+            let _ = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+                .args(["agent", "--cleanup", "--node-name", &node, "--bridge", &bridge])
+                .arg("--data-dir")
+                .arg(self.dir.path().join("agent"))
+                .output();
+        }
     }
 }
 
