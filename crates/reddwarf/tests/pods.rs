@@ -121,6 +121,22 @@ spec:
     );
     assert_eq!(got.trim(), to_name.as_str());
 
+    // A hostPort reaches the pod from the host.
+    let hp = free_port();
+    s.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: hp}}\nspec:\n  containers:\n  - name: c\n    image: {image}\n    command: [sh, -c, 'mkdir -p /w && echo via-hostport > /w/index.html && exec httpd -f -p 80 -h /w']\n    ports: [{{containerPort: 80, hostPort: {hp}}}]\n"
+    ));
+    wait_running(s, "hp");
+    let body = eventually("the hostPort to answer", Duration::from_secs(20), || {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{hp}/")])
+            .output()
+            .ok()?;
+        let b = String::from_utf8_lossy(&out.stdout).to_string();
+        (!b.is_empty()).then_some(b)
+    });
+    assert_eq!(body.trim(), "via-hostport");
+
     // An image from --images-dir runs without any registry.
     drop(registry);
     s.apply(
@@ -505,4 +521,40 @@ fn the_server_runs_pods_on_its_own_host_with_its_embedded_agent() {
     let out = s.kubectl_ok("1.33", &["exec", "here", "--", "hostname"]);
     assert_eq!(out.trim(), "here");
     drop(s);
+}
+
+#[test]
+fn an_agent_restart_leaves_pods_running_and_adopts_them() {
+    let mut c = cluster("w5");
+    let s = &c.server;
+    s.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: steady}\nspec:\n  containers:\n  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo n$i; sleep 0.2; done']}\n",
+    );
+    let before = wait_running(s, "steady");
+    let id = before["status"]["containerStatuses"][0]["containerID"].clone();
+    assert!(c.agent.terminate().success(), "{}", c.agent.log());
+    // The container kept running without its agent: its log grew meanwhile.
+    let log_lines = |c: &Cluster| {
+        let dir = c.agent.data_dir.join("logs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let f = e.path().join("c/0.log");
+            n += std::fs::read_to_string(f).unwrap_or_default().lines().count();
+        }
+        n
+    };
+    let n1 = log_lines(&c);
+    eventually("the container to keep logging", Duration::from_secs(10), || {
+        (log_lines(&c) > n1 + 3).then_some(())
+    });
+    c.agent.spawn(None);
+    c.agent.wait_ready(s);
+    let after = wait_running(s, "steady");
+    let cs = &after["status"]["containerStatuses"][0];
+    assert_eq!(cs["containerID"], id, "the same container was adopted: {cs}");
+    assert_eq!(cs["restartCount"], 0, "{cs}");
+    let out = s.kubectl_ok("1.33", &["exec", "steady", "--", "echo", "still-here"]);
+    assert_eq!(out.trim(), "still-here");
+    let logs = s.kubectl_ok("1.33", &["logs", "steady", "--tail=1"]);
+    assert!(logs.starts_with('n'), "{logs}");
 }

@@ -33,6 +33,12 @@ pub trait PodNetworking: Send + Sync {
     fn setup<'a>(&'a self, pod_uid: &'a str) -> BoxFuture<'a, anyhow::Result<(PathBuf, Ipv4Addr)>>;
     /// Idempotent.
     fn teardown<'a>(&'a self, pod_uid: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Sets the pod's hostPorts: (host port, container port, protocol "TCP"/"UDP", host IP).
+    fn host_ports<'a>(
+        &'a self,
+        pod_uid: &'a str,
+        ports: Vec<(u16, u16, String, Option<Ipv4Addr>)>,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
 /// What every worker shares.

@@ -71,6 +71,33 @@ impl NodeNetwork {
 }
 
 impl PodNetworking for NodeNetwork {
+    fn host_ports<'a>(
+        &'a self,
+        pod_uid: &'a str,
+        ports: Vec<(u16, u16, String, Option<Ipv4Addr>)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let n = self.network().await?;
+            let ports: Vec<reddwarf_netcfg::HostPort> = ports
+                .into_iter()
+                .map(|(host_port, container_port, proto, host_ip)| reddwarf_netcfg::HostPort {
+                    host_port,
+                    container_port,
+                    protocol: if proto.eq_ignore_ascii_case("UDP") {
+                        reddwarf_netcfg::Protocol::Udp
+                    } else {
+                        reddwarf_netcfg::Protocol::Tcp
+                    },
+                    host_ip,
+                })
+                .collect();
+            n.add_host_ports(pod_uid, &ports)
+                .await
+                .context("setting the pod's hostPorts")?;
+            Ok(())
+        })
+    }
+
     fn setup<'a>(&'a self, pod_uid: &'a str) -> BoxFuture<'a, Result<(PathBuf, Ipv4Addr)>> {
         Box::pin(async move {
             let n = self.network().await?;

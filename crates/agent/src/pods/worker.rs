@@ -306,6 +306,26 @@ impl Worker {
                 Ok(n) => {
                     self.net = Some(n);
                     self.sandbox_error = None;
+                    let ports: Vec<(u16, u16, String, Option<Ipv4Addr>)> = spec
+                        .containers
+                        .iter()
+                        .chain(spec.init_containers.iter().flatten())
+                        .flat_map(|c| c.ports.iter().flatten())
+                        .filter_map(|p| {
+                            let hp = p.host_port.filter(|h| *h > 0)?;
+                            Some((
+                                hp as u16,
+                                p.container_port as u16,
+                                p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                                p.host_ip.as_deref().and_then(|i| i.parse().ok()),
+                            ))
+                        })
+                        .collect();
+                    if !ports.is_empty() {
+                        if let Err(e) = self.shared.net.host_ports(&self.uid, ports).await {
+                            self.sandbox_error = Some(format!("{e:#}"));
+                        }
+                    }
                 }
                 Err(e) => {
                     self.sandbox_error = Some(format!("{e:#}"));
