@@ -81,7 +81,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let kubeconfig = args.data_dir.join("admin.kubeconfig");
     pki::write_admin_kubeconfig(
         &kubeconfig,
-        &format!("https://127.0.0.1:{}", local.port()),
+        &format!("https://{}", host_port(local)),
         &pki,
     )?;
 
@@ -221,7 +221,7 @@ fn embedded_agent(
         }
     };
     let cfg = reddwarf_agent::AgentConfig {
-        server: format!("https://127.0.0.1:{}", local.port()),
+        server: format!("https://{}", host_port(local)),
         token: Some(token.to_string()),
         node_name: args.node_name.clone().unwrap_or_else(crate::agent::host_name),
         data_dir: args.data_dir.join("agent"),
@@ -272,6 +272,16 @@ fn node_token(dir: &std::path::Path, ca_pem: &str) -> anyhow::Result<String> {
     }
     std::fs::rename(&tmp, &path)?;
     Ok(token)
+}
+
+/// `ip:port` clients on this host use: loopback when listening on every address.
+fn host_port(local: SocketAddr) -> String {
+    let ip = advertise_ip(local);
+    if ip.contains(':') {
+        format!("[{ip}]:{}", local.port())
+    } else {
+        format!("{ip}:{}", local.port())
+    }
 }
 
 fn advertise_ip(local: SocketAddr) -> String {

@@ -558,3 +558,129 @@ fn an_agent_restart_leaves_pods_running_and_adopts_them() {
     let logs = s.kubectl_ok("1.33", &["logs", "steady", "--tail=1"]);
     assert!(logs.starts_with('n'), "{logs}");
 }
+
+/// A network namespace joined to the host by a veth pair; removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// `host_ip`/30 on the host side, `ns_ip`/30 inside.
+    fn create(host_ip: &str, ns_ip: &str) -> Netns {
+        let tag = &common::unique_bridge()[4..];
+        let n = Netns {
+            name: format!("rdwt-ns-{tag}"),
+            host_if: format!("rdwh{tag}"),
+        };
+        let peer = format!("rdwp{tag}");
+        ip(&["netns", "add", &n.name]);
+        ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &n.name]);
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &n.host_if]);
+        ip(&["link", "set", &n.host_if, "up"]);
+        ip(&["-n", &n.name, "addr", "add", &format!("{ns_ip}/30"), "dev", &peer]);
+        ip(&["-n", &n.name, "link", "set", &peer, "up"]);
+        ip(&["-n", &n.name, "link", "set", "lo", "up"]);
+        n
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+#[test]
+fn an_agent_behind_a_firewall_serves_logs_exec_and_port_forward_through_its_tunnel() {
+    let net = TestNet::reserve();
+    let (host_ip, ns_ip) = (
+        format!("10.{}.250.1", net.octet),
+        format!("10.{}.250.2", net.octet),
+    );
+    let ns = Netns::create(&host_ip, &ns_ip);
+    let enter = format!("--net={}", ns.path());
+    // Nothing may connect into the node's namespace: new inbound connections are dropped.
+    let out = Command::new("nsenter")
+        .args([&enter, "iptables", "-w", "-A", "INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut listener = Command::new("nsenter")
+        .args([&enter, "busybox", "nc", "-l", "-p", "19999"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let probe = Command::new("curl")
+        .args(["-s", "--max-time", "2", &format!("http://{ns_ip}:19999/")])
+        .output()
+        .unwrap();
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_eq!(probe.status.code(), Some(28), "the server side could connect into the node's namespace");
+
+    let server = Server::start_with(&[
+        "--listen",
+        &format!("{host_ip}:0"),
+        "--tls-san",
+        &host_ip,
+        "--cluster-cidr",
+        &net.cluster_cidr(),
+    ]);
+    let s = &server;
+    let (images, _) = busybox_image(s.data_dir());
+    let _agent = Agent::start_with(
+        s,
+        "fw-1",
+        &["--images-dir", images.to_str().unwrap()],
+        &["nsenter", &enter],
+        &s.url,
+    );
+    let node = s.api_get("/api/v1/nodes/fw-1");
+    assert_eq!(node["status"]["addresses"][0]["address"], ns_ip.as_str(), "{node}");
+    s.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: shy}\nspec:\n  containers:\n  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'mkdir -p /w && echo behind-nat > /w/index.html && httpd -p 8080 -h /w; echo started; sleep 3600']}\n",
+    );
+    wait_running(s, "shy");
+    for v in ["1.27", "1.33"] {
+        assert_eq!(s.kubectl_ok(v, &["logs", "shy"]).trim(), "started");
+        let out = s.kubectl(v, &["exec", "shy", "--", "sh", "-c", "cat /w/index.html; exit 4"]);
+        assert_eq!(out.status.code(), Some(4), "{v}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "behind-nat");
+        let port = free_port();
+        let mut pf = s
+            .kubectl_cmd(v, &["port-forward", "pod/shy", &format!("{port}:8080")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let body = eventually("port-forward through the tunnel", Duration::from_secs(20), || {
+            let out = Command::new("curl")
+                .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/")])
+                .output()
+                .ok()?;
+            let b = String::from_utf8_lossy(&out.stdout).to_string();
+            (!b.is_empty()).then_some(b)
+        });
+        let _ = pf.kill();
+        let _ = pf.wait();
+        assert_eq!(body.trim(), "behind-nat", "{v}");
+    }
+}

@@ -68,7 +68,14 @@ impl Server {
         let _ = std::fs::remove_file(&kubeconfig);
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("server")
+            .args(
+                (!self.extra_args.iter().any(|a| a == "--listen"))
+                    .then_some(["--listen", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
+            .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.extra_args)
             .args((!self.embedded_agent).then_some("--disable-agent"))
@@ -466,20 +473,34 @@ pub struct Agent {
     log: PathBuf,
     server_url: String,
     extra: Vec<String>,
+    /// Runs the agent under this command (e.g. `nsenter --net=...`).
+    wrapper: Vec<String>,
 }
 
 impl Agent {
     /// Starts an agent for node `name` (data dir and log inside the server's temp dir) and
     /// waits until its Node is Ready.
     pub fn start(server: &Server, name: &str, extra: &[&str]) -> Agent {
+        Agent::start_with(server, name, extra, &[], &server.url)
+    }
+
+    /// An agent run under `wrapper` (e.g. `nsenter --net=<netns>`) dialling `server_url`.
+    pub fn start_with(
+        server: &Server,
+        name: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+        server_url: &str,
+    ) -> Agent {
         let mut a = Agent {
             child: None,
             name: name.to_string(),
             bridge: unique_bridge(),
             data_dir: server.data_dir().join(format!("agent-{name}")),
             log: server.data_dir().join(format!("agent-{name}.log")),
-            server_url: server.url.clone(),
+            server_url: server_url.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         let token = std::fs::read_to_string(server.data_dir().join("node-token"))
             .expect("the server writes DIR/node-token");
@@ -495,7 +516,7 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reddwarf"));
+        let mut cmd = self.command();
         cmd.args(["agent", "--server", &self.server_url, "--node-name", &self.name])
             .args(["--bridge", &self.bridge])
             .arg("--data-dir")
@@ -544,6 +565,18 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The binary, under the wrapper if there is one.
+    fn command(&self) -> Command {
+        match self.wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = Command::new(prog);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_reddwarf"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_reddwarf")),
+        }
+    }
+
     /// SIGKILL, as a crashed or unplugged node.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -564,7 +597,8 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
-        let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        let out = self
+            .command()
             .args(["agent", "--cleanup", "--node-name", &self.name, "--bridge", &self.bridge])
             .arg("--data-dir")
             .arg(&self.data_dir)
