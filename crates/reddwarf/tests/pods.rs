@@ -114,6 +114,25 @@ spec:
     let (to_name, to_ip) = &ips[1];
     let got = s.kubectl_ok("1.33", &["exec", from, "--", "wget", "-qO-", &format!("http://{to_ip}:8080/")]);
     assert_eq!(got.trim(), to_name.as_str());
+    // The node's resource usage, as the kubelet's Summary API and /metrics/resource.
+    let summary: Value = serde_json::from_str(&s.kubectl_ok(
+        "1.33",
+        &["get", "--raw", "/api/v1/nodes/w1/proxy/stats/summary"],
+    ))
+    .unwrap();
+    assert_eq!(summary["node"]["nodeName"], "w1");
+    assert!(summary["node"]["memory"]["workingSetBytes"].as_u64().unwrap() > 0);
+    let web_pods: Vec<&Value> = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["podRef"]["name"].as_str().unwrap().starts_with("web-"))
+        .collect();
+    assert_eq!(web_pods.len(), 3, "{summary}");
+    assert!(web_pods[0]["memory"]["workingSetBytes"].as_u64().unwrap() > 0);
+    let metrics = s.kubectl_ok("1.33", &["get", "--raw", "/api/v1/nodes/w1/proxy/metrics/resource"]);
+    assert!(metrics.contains("container_memory_working_set_bytes{container=\"httpd\""), "{metrics}");
+
     // pods/proxy reaches the pod through the node's tunnel.
     let got = s.kubectl_ok(
         "1.33",

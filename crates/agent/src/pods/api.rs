@@ -87,6 +87,16 @@ async fn route(shared: Arc<Shared>, req: http::Request<Incoming>) -> Resp {
             let (ns, pod, port) = (ns.to_string(), pod.to_string(), port.to_string());
             pod_proxy(shared, req, &ns, &pod, &port, &rest).await
         }
+        ["stats", "summary"] => full(
+            200,
+            "application/json",
+            super::stats::summary(&shared).await.to_string(),
+        ),
+        ["metrics", "resource"] | ["metrics", "cadvisor"] | ["metrics"] => full(
+            200,
+            "text/plain; version=0.0.4",
+            super::stats::resource_metrics(&shared).await,
+        ),
         _ => text(404, format!("{path}: not found")),
     }
 }

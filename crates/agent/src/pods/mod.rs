@@ -5,6 +5,7 @@
 pub mod api;
 pub mod net;
 pub mod spec;
+pub mod stats;
 pub mod status;
 pub mod volumes;
 pub mod worker;
