@@ -28,7 +28,11 @@ pub struct Credentials {
 
 fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let pki = dir.join("pki");
-    (pki.join("ca.crt"), pki.join("node.crt"), pki.join("node.key"))
+    (
+        pki.join("ca.crt"),
+        pki.join("node.crt"),
+        pki.join("node.key"),
+    )
 }
 
 /// Seconds of validity left, and the whole lifetime, of a PEM certificate.
@@ -196,7 +200,11 @@ async fn fetch_ca(server: &(String, u16)) -> Result<String> {
     };
     let (code, body) = request(&ep, "GET", "/cacerts", None, None).await?;
     if code != 200 {
-        bail!("GET /cacerts answered {code}: is {}:{} a reddwarf server?", server.0, server.1);
+        bail!(
+            "GET /cacerts answered {code}: is {}:{} a reddwarf server?",
+            server.0,
+            server.1
+        );
     }
     String::from_utf8(body.to_vec()).context("/cacerts is not text")
 }
@@ -225,7 +233,9 @@ pub async fn request(
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let resp = send.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
+    let resp = send
+        .send_request(req.body(Full::new(Bytes::from(body)))?)
+        .await?;
     let code = resp.status().as_u16();
     let bytes = resp.into_body().collect().await?.to_bytes();
     Ok((code, bytes))
@@ -284,7 +294,10 @@ async fn request_certificate(
                     );
                 }
             }
-            if let Some(cert) = csr["status"]["certificate"].as_str().filter(|c| !c.is_empty()) {
+            if let Some(cert) = csr["status"]["certificate"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+            {
                 let pem = String::from_utf8(b64.decode(cert)?)?;
                 return Ok((pem, key.serialize_pem()));
             }

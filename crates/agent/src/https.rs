@@ -38,7 +38,10 @@ pub fn parse_server_url(url: &str) -> Result<(String, u16)> {
         ),
         _ => (rest.to_string(), 6443),
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     if host.is_empty() {
         bail!("no host in --server {url:?}");
     }
@@ -139,8 +142,8 @@ impl H2 {
             .connect(self.tls.clone())
             .await
             .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
-        let (send, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await?;
+        let (send, c) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             if let Err(e) = c.await {
                 tracing::debug!("API connection ended: {e}");

@@ -72,7 +72,7 @@ pub async fn run(
     cfg: AgentConfig,
     runtime: Arc<dyn reddwarf_runtime::Runtime>,
     bridge: String,
-    stdin_path: Option<Box<dyn Fn(&str) -> PathBuf + Send + Sync>>,
+    stdin_path: Option<pods::StdinPath>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let (rt_name, rt_version) = runtime.name_version();

@@ -56,7 +56,11 @@ impl HostInfo {
             .and_then(|m| {
                 m.lines()
                     .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+                    .and_then(|l| {
+                        l.split_whitespace()
+                            .nth(1)
+                            .and_then(|v| v.parse::<u64>().ok())
+                    })
             })
             .unwrap_or(0)
             * 1024
@@ -73,7 +77,9 @@ impl HostInfo {
             })
             .unwrap_or_else(|| "Linux".into());
         HostInfo {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             memory_kib,
             ephemeral_bytes: disk_bytes(data_dir),
             kernel: read_trim("/proc/sys/kernel/osrelease"),
@@ -114,13 +120,19 @@ pub struct NodeReporter {
 }
 
 fn now() -> String {
-    Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap_or(Timestamp::now()).to_string()
+    Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or(Timestamp::now())
+        .to_string()
 }
 
 impl NodeReporter {
     fn labels(&self) -> BTreeMap<String, String> {
         let mut l = BTreeMap::from([
-            ("kubernetes.io/hostname".to_string(), self.cfg.node_name.clone()),
+            (
+                "kubernetes.io/hostname".to_string(),
+                self.cfg.node_name.clone(),
+            ),
             ("kubernetes.io/os".to_string(), "linux".to_string()),
             ("kubernetes.io/arch".to_string(), arch().to_string()),
             ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
@@ -226,7 +238,11 @@ impl NodeReporter {
     /// Patches the status if it differs from the server's copy (`force`: always).
     async fn report_status(&self, force: bool) -> Result<bool> {
         let name = &self.cfg.node_name;
-        let current = self.api.get_status(name).await.context("reading the node")?;
+        let current = self
+            .api
+            .get_status(name)
+            .await
+            .context("reading the node")?;
         let current = serde_json::to_value(&current)?;
         let status = self.status(current.get("status"));
         let differs = {
@@ -240,15 +256,25 @@ impl NodeReporter {
                 v
             };
             let have = current.get("status").cloned().unwrap_or(json!({}));
-            ["capacity", "allocatable", "conditions", "addresses", "nodeInfo"]
-                .iter()
-                .any(|k| strip(&have)[*k] != strip(&status)[*k])
+            [
+                "capacity",
+                "allocatable",
+                "conditions",
+                "addresses",
+                "nodeInfo",
+            ]
+            .iter()
+            .any(|k| strip(&have)[*k] != strip(&status)[*k])
         };
         if !(force || differs) {
             return Ok(false);
         }
         self.api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
             .await
             .context("updating the node status")?;
         Ok(true)
@@ -266,7 +292,9 @@ impl NodeReporter {
                 let mut v = serde_json::to_value(&l)?;
                 v["spec"] = spec;
                 l = serde_json::from_value(v)?;
-                self.leases.replace(name, &PostParams::default(), &l).await?;
+                self.leases
+                    .replace(name, &PostParams::default(), &l)
+                    .await?;
             }
             None => {
                 let mut v = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",

@@ -19,7 +19,9 @@ pub fn full(code: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
         .status(code)
         .header(http::header::CONTENT_TYPE, content_type)
         .body(Full::new(body.into()).map_err(|e| match e {}).boxed())
-        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed()))
+        .unwrap_or_else(|_| {
+            http::Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
+        })
 }
 
 pub fn text(code: u16, msg: impl Into<String>) -> Resp {

@@ -68,7 +68,12 @@ mod tests {
         let t = NodeToken::generate("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n");
         assert_eq!(NodeToken::parse(&t.encode()).unwrap(), t);
         assert_eq!(NodeToken::parse(&format!(" {}\n", t.encode())).unwrap(), t);
-        for bad in ["", "abc", "K10abc::server:0123456789abcdef", &t.encode().replace("::", ":")] {
+        for bad in [
+            "",
+            "abc",
+            "K10abc::server:0123456789abcdef",
+            &t.encode().replace("::", ":"),
+        ] {
             assert!(NodeToken::parse(bad).is_err(), "{bad}");
         }
     }

@@ -45,7 +45,10 @@ async fn connect_once(ep: &Endpoint, api: &Arc<NodeApi>) -> Result<()> {
         use http_body_util::BodyExt;
         let code = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();
-        bail!("the server refused the tunnel ({code}): {}", String::from_utf8_lossy(&body));
+        bail!(
+            "the server refused the tunnel ({code}): {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     let accept = resp
         .headers()

@@ -16,8 +16,7 @@ use crate::rest::Ctx;
 use crate::status::ApiError;
 use crate::{
     discovery, health, metrics, node_proxy, openapi, openapi_v2, pod_subresources, rest, scale,
-    watch,
-    ApiServer, User,
+    watch, ApiServer, User,
 };
 use reddwarf_resources::SubresourceRole;
 
@@ -64,9 +63,20 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     // Node-bound requests keep their body and upgrade unread: they are streamed to the node.
     if let Target::Resource(rp) = &target {
         if node_proxy::is_node_request(rp) {
-            let verb = if parts.method == Method::GET { "get" } else { "create" };
-            let resource = format!("{}/{}", rp.resource, rp.subresource.as_deref().unwrap_or(""));
-            if !api.authorizer.allowed(&user, verb, "", &resource, &rp.namespace) {
+            let verb = if parts.method == Method::GET {
+                "get"
+            } else {
+                "create"
+            };
+            let resource = format!(
+                "{}/{}",
+                rp.resource,
+                rp.subresource.as_deref().unwrap_or("")
+            );
+            if !api
+                .authorizer
+                .allowed(&user, verb, "", &resource, &rp.namespace)
+            {
                 return ApiError::new(
                     403,
                     "Forbidden",
@@ -146,9 +156,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         | Target::Version
         | Target::Health(_)
         | Target::OpenApiV2
-        | Target::NodeTunnel => {
-            ApiError::path_not_found().into_response()
-        }
+        | Target::NodeTunnel => ApiError::path_not_found().into_response(),
     }
 }
 

@@ -114,10 +114,8 @@ pub fn accept_tunnel(api: &Arc<ApiServer>, parts: http::request::Parts, user: &U
     let h = &parts.headers;
     let has = |name: header::HeaderName, want: &str| {
         h.get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(want))
-            })
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(want)))
         })
     };
     let key = h.get(header::SEC_WEBSOCKET_KEY).cloned();
@@ -132,7 +130,10 @@ pub fn accept_tunnel(api: &Arc<ApiServer>, parts: http::request::Parts, user: &U
         )
         .into_response();
     };
-    if h.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+    if h.get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
         return ApiError::bad_request("the node tunnel needs Sec-WebSocket-Version: 13")
             .into_response();
     }
@@ -147,8 +148,8 @@ pub fn accept_tunnel(api: &Arc<ApiServer>, parts: http::request::Parts, user: &U
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, None)
-            .await;
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, None).await;
         let (session, mut incoming) = Session::new(
             reddwarf_tunnel::websocket(ws),
             Role::Listener,
@@ -181,7 +182,10 @@ pub fn is_node_request(rp: &ResourcePath) -> bool {
     }
     matches!(
         (rp.resource.as_str(), rp.subresource.as_deref()),
-        ("pods", Some("log" | "exec" | "attach" | "portforward" | "proxy")) | ("nodes", Some("proxy"))
+        (
+            "pods",
+            Some("log" | "exec" | "attach" | "portforward" | "proxy")
+        ) | ("nodes", Some("proxy"))
     )
 }
 
@@ -216,7 +220,12 @@ fn container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, Api
     let ephemeral = names(pod, "ephemeralContainers");
     match asked.filter(|c| !c.is_empty()) {
         Some(c) => {
-            if containers.iter().chain(&inits).chain(&ephemeral).any(|x| x == c) {
+            if containers
+                .iter()
+                .chain(&inits)
+                .chain(&ephemeral)
+                .any(|x| x == c)
+            {
                 Ok(c.to_string())
             } else {
                 Err(ApiError::bad_request(format!(
@@ -231,7 +240,10 @@ fn container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, Api
                 containers.join(" ")
             );
             if !inits.is_empty() {
-                msg.push_str(&format!(" or one of the init containers: [{}]", inits.join(" ")));
+                msg.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    inits.join(" ")
+                ));
             }
             if !ephemeral.is_empty() {
                 msg.push_str(&format!(
@@ -326,7 +338,10 @@ pub async fn serve(
             )));
         }
         let ns = &rp.namespace;
-        let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let phase = p
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let path = match sub {
             "log" => {
                 validate_log_query(query, &pod_name)?;
@@ -354,7 +369,11 @@ pub async fn serve(
             ),
             _ => {
                 // pods/proxy: the agent connects to the pod's IP on its node.
-                let port = if port.is_empty() { "80".to_string() } else { port };
+                let port = if port.is_empty() {
+                    "80".to_string()
+                } else {
+                    port
+                };
                 format!(
                     "/podProxy/{ns}/{pod_name}/{port}/{}{}",
                     rp.rest,
@@ -395,8 +414,14 @@ async fn proxy(
         // Credentials stay here; hop-by-hop headers are rebuilt below for HTTP/1.1.
         if matches!(
             k.as_str(),
-            "authorization" | "host" | "connection" | "upgrade" | "te" | "keep-alive"
-                | "proxy-connection" | "transfer-encoding"
+            "authorization"
+                | "host"
+                | "connection"
+                | "upgrade"
+                | "te"
+                | "keep-alive"
+                | "proxy-connection"
+                | "transfer-encoding"
         ) {
             continue;
         }

@@ -141,18 +141,31 @@ mod tests {
     fn proxy_keeps_the_rest_of_the_path() {
         let r = rp(parse("/api/v1/nodes/n1/proxy/stats/summary"));
         assert_eq!(
-            (r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()),
+            (
+                r.resource.as_str(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
             ("nodes", Some("n1"), Some("proxy"))
         );
         assert_eq!(r.rest, "stats/summary");
         let r = rp(parse("/api/v1/namespaces/d/pods/web:8080/proxy/a/b/"));
-        assert_eq!((r.namespace.as_str(), r.name.as_deref()), ("d", Some("web:8080")));
+        assert_eq!(
+            (r.namespace.as_str(), r.name.as_deref()),
+            ("d", Some("web:8080"))
+        );
         assert_eq!(r.rest, "a/b/");
         let r = rp(parse("/api/v1/namespaces/d/pods/web/proxy"));
-        assert_eq!((r.subresource.as_deref(), r.rest.as_str()), (Some("proxy"), ""));
+        assert_eq!(
+            (r.subresource.as_deref(), r.rest.as_str()),
+            (Some("proxy"), "")
+        );
         assert_eq!(parse("/reddwarf/v1/tunnel"), Target::NodeTunnel);
         // Only proxy takes a tail.
-        assert_eq!(parse("/api/v1/namespaces/d/pods/web/log/x"), Target::NotFound);
+        assert_eq!(
+            parse("/api/v1/namespaces/d/pods/web/log/x"),
+            Target::NotFound
+        );
     }
 
     #[test]

@@ -76,12 +76,7 @@ fn approval_refusal(csr: &CertificateSigningRequest) -> Option<String> {
     if orgs != [NODES] {
         return Some(format!("subject O {orgs:?} is not [system:nodes]"));
     }
-    let usages: Vec<&str> = spec
-        .usages
-        .iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
+    let usages: Vec<&str> = spec.usages.iter().flatten().map(String::as_str).collect();
     if !usages.contains(&"client auth")
         || usages
             .iter()
@@ -153,7 +148,9 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
                 type_: "Approved".into(),
                 status: "True".into(),
                 reason: Some("AutoApproved".into()),
-                message: Some("Auto approving kubelet client certificate after SubjectAccessReview.".into()),
+                message: Some(
+                    "Auto approving kubelet client certificate after SubjectAccessReview.".into(),
+                ),
                 last_update_time: Some(now()),
                 last_transition_time: Some(now()),
             });
@@ -166,7 +163,12 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
         .as_ref()
         .and_then(|s| s.certificate.as_ref())
         .is_some_and(|c| !c.0.is_empty());
-    if signed || !matches!(csr.spec.signer_name.as_str(), KUBELET_CLIENT_SIGNER | CLIENT_SIGNER) {
+    if signed
+        || !matches!(
+            csr.spec.signer_name.as_str(),
+            KUBELET_CLIENT_SIGNER | CLIENT_SIGNER
+        )
+    {
         return Ok(Action::await_change());
     }
     let patch = match sign(&csr, &ctx) {

@@ -42,7 +42,11 @@ impl ClusterCidr {
                 "--node-cidr-mask-size {node_prefix} must be between the cluster prefix /{prefix} and /30"
             ));
         }
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
         Ok(ClusterCidr {
             base: Ipv4Addr::from(u32::from(ip) & mask),
             prefix,
@@ -113,7 +117,11 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         let mut pending = ctx.pending.lock().unwrap_or_else(|e| e.into_inner());
         let cached = ctx.nodes.state();
         let cidr_of = |n: &Node| n.spec.as_ref()?.pod_cidr.clone().filter(|c| !c.is_empty());
-        pending.retain(|name, _| !cached.iter().any(|n| n.name_any() == *name && cidr_of(n).is_some()));
+        pending.retain(|name, _| {
+            !cached
+                .iter()
+                .any(|n| n.name_any() == *name && cidr_of(n).is_some())
+        });
         let used: BTreeSet<u64> = cached
             .iter()
             .filter_map(|n| cidr_of(n).and_then(|c| ctx.cidr.index_of(&c)))
@@ -134,7 +142,11 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let api: Api<Node> = Api::all(ctx.client.clone());
     let patch = serde_json::json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
     let result = api
-        .patch(&node.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &node.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await;
     if result.is_err() {
         ctx.pending
@@ -162,6 +174,9 @@ mod tests {
         assert_eq!(c.index_of("10.42.5.0/25"), None);
         assert!(ClusterCidr::parse("10.42.0.0/16", 8).is_err());
         assert!(ClusterCidr::parse("fd00::/64", 80).is_err());
-        assert_eq!(ClusterCidr::parse("10.42.1.7/16", 24).unwrap().base, Ipv4Addr::new(10, 42, 0, 0));
+        assert_eq!(
+            ClusterCidr::parse("10.42.1.7/16", 24).unwrap().base,
+            Ipv4Addr::new(10, 42, 0, 0)
+        );
     }
 }

@@ -65,7 +65,9 @@ pub fn config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
     })
 }
 
-pub fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<reddwarf_runtime::LibcontainerRuntime>> {
+pub fn runtime(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<reddwarf_runtime::LibcontainerRuntime>> {
     Ok(Arc::new(reddwarf_runtime::LibcontainerRuntime::new(
         &data_dir.join("runtime"),
     )?))
@@ -76,7 +78,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let rt = runtime(&cfg.data_dir)?;
     if args.cleanup {
-        return reddwarf_agent::cleanup(rt.as_ref(), &cfg.data_dir, &cfg.node_name, &args.bridge).await;
+        return reddwarf_agent::cleanup(rt.as_ref(), &cfg.data_dir, &cfg.node_name, &args.bridge)
+            .await;
     }
     let stdin_rt = rt.clone();
     let stdin_path: Box<dyn Fn(&str) -> std::path::PathBuf + Send + Sync> =

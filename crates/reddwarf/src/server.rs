@@ -79,11 +79,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     api.set_advertise(format!("{}:{}", advertise_ip(local), local.port()));
     let router = api.router();
     let kubeconfig = args.data_dir.join("admin.kubeconfig");
-    pki::write_admin_kubeconfig(
-        &kubeconfig,
-        &format!("https://{}", host_port(local)),
-        &pki,
-    )?;
+    pki::write_admin_kubeconfig(&kubeconfig, &format!("https://{}", host_port(local)), &pki)?;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let acceptor = TlsAcceptor::from(server_tls);
@@ -107,8 +103,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     if let Err(e) =
-                        serve_connection(acceptor, router, tokens, ca_pem, tcp, peer, watcher)
-                            .await
+                        serve_connection(acceptor, router, tokens, ca_pem, tcp, peer, watcher).await
                     {
                         tracing::debug!("connection from {peer}: {e}");
                     }
@@ -212,7 +207,10 @@ fn embedded_agent(
             return None;
         }
     };
-    labels.push(("node-role.kubernetes.io/control-plane".into(), "true".into()));
+    labels.push((
+        "node-role.kubernetes.io/control-plane".into(),
+        "true".into(),
+    ));
     let taints = match reddwarf_agent::parse_taints(&args.node_taints) {
         Ok(t) => t,
         Err(e) => {
@@ -223,7 +221,10 @@ fn embedded_agent(
     let cfg = reddwarf_agent::AgentConfig {
         server: format!("https://{}", host_port(local)),
         token: Some(token.to_string()),
-        node_name: args.node_name.clone().unwrap_or_else(crate::agent::host_name),
+        node_name: args
+            .node_name
+            .clone()
+            .unwrap_or_else(crate::agent::host_name),
         data_dir: args.data_dir.join("agent"),
         labels,
         taints,
@@ -259,7 +260,10 @@ fn node_token(dir: &std::path::Path, ca_pem: &str) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         match NodeToken::parse(&existing) {
             Ok(t) if t.ca_hash == reddwarf_agent::token::ca_hash(ca_pem) => return Ok(t.encode()),
-            _ => tracing::warn!("{} does not match the cluster CA: writing a new one", path.display()),
+            _ => tracing::warn!(
+                "{} does not match the cluster CA: writing a new one",
+                path.display()
+            ),
         }
     }
     let token = NodeToken::generate(ca_pem).encode();

@@ -38,7 +38,10 @@ fn agents_join_with_the_token_register_and_heartbeat() {
     assert_eq!(n["metadata"]["labels"]["kubernetes.io/os"], "linux");
     assert_eq!(n["status"]["capacity"]["pods"], "42");
     assert_eq!(n["status"]["allocatable"]["pods"], "42");
-    let cpus = std::thread::available_parallelism().unwrap().get().to_string();
+    let cpus = std::thread::available_parallelism()
+        .unwrap()
+        .get()
+        .to_string();
     assert_eq!(n["status"]["capacity"]["cpu"], cpus.as_str());
     assert!(n["status"]["capacity"]["memory"]
         .as_str()
@@ -81,8 +84,8 @@ fn agents_join_with_the_token_register_and_heartbeat() {
 
     // The Lease is renewed every 10 s.
     let renew = |s: &Server| {
-        s.api_get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/edge-a")
-            ["spec"]["renewTime"]
+        s.api_get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/edge-a")["spec"]
+            ["renewTime"]
             .as_str()
             .unwrap_or("")
             .to_string()
@@ -97,9 +100,15 @@ fn agents_join_with_the_token_register_and_heartbeat() {
     assert_eq!(lease["metadata"]["ownerReferences"][0]["kind"], "Node");
 
     // The node API answers through the tunnel only.
-    let healthz = s.kubectl_ok("1.33", &["get", "--raw", "/api/v1/nodes/edge-a/proxy/healthz"]);
+    let healthz = s.kubectl_ok(
+        "1.33",
+        &["get", "--raw", "/api/v1/nodes/edge-a/proxy/healthz"],
+    );
     assert_eq!(healthz.trim(), "ok");
-    let configz = s.kubectl_ok("1.33", &["get", "--raw", "/api/v1/nodes/edge-b/proxy/configz"]);
+    let configz = s.kubectl_ok(
+        "1.33",
+        &["get", "--raw", "/api/v1/nodes/edge-b/proxy/configz"],
+    );
     assert!(configz.contains("KubeletConfiguration"), "{configz}");
     drop(a);
 }
@@ -121,7 +130,15 @@ fn the_token_only_asks_for_certificates_and_a_wrong_one_is_refused() {
     // A token whose CA hash is not this server's CA is refused before anything is sent.
     let bad = format!("K10{}::server:0123456789abcdef0123", "0".repeat(64));
     let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-        .args(["agent", "--server", &s.url, "--node-name", "x", "--token", &bad])
+        .args([
+            "agent",
+            "--server",
+            &s.url,
+            "--node-name",
+            "x",
+            "--token",
+            &bad,
+        ])
         .arg("--data-dir")
         .arg(s.data_dir().join("agent-x"))
         .output()

@@ -24,11 +24,7 @@ fn cluster(node: &str) -> Cluster {
     let net = TestNet::reserve();
     let server = Server::start_with(&["--cluster-cidr", &net.cluster_cidr()]);
     let (images, layout) = busybox_image(server.data_dir());
-    let agent = Agent::start(
-        &server,
-        node,
-        &["--images-dir", images.to_str().unwrap()],
-    );
+    let agent = Agent::start(&server, node, &["--images-dir", images.to_str().unwrap()]);
     Cluster {
         agent,
         server,
@@ -43,15 +39,24 @@ fn pod(s: &Server, name: &str) -> Value {
 }
 
 fn wait_running(s: &Server, name: &str) -> Value {
-    eventually(&format!("pod {name} Running and Ready"), Duration::from_secs(60), || {
-        let (code, body) = s.curl("GET", &format!("/api/v1/namespaces/default/pods/{name}"), None, None);
-        let p: Value = serde_json::from_str(&body).ok()?;
-        let ready = p["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        (code == 200 && p["status"]["phase"] == "Running" && ready).then_some(p)
-    })
+    eventually(
+        &format!("pod {name} Running and Ready"),
+        Duration::from_secs(60),
+        || {
+            let (code, body) = s.curl(
+                "GET",
+                &format!("/api/v1/namespaces/default/pods/{name}"),
+                None,
+                None,
+            );
+            let p: Value = serde_json::from_str(&body).ok()?;
+            let ready = p["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (code == 200 && p["status"]["phase"] == "Running" && ready).then_some(p)
+        },
+    )
 }
 
 fn in_cidr(ip: &str, cidr: &str) -> bool {
@@ -89,7 +94,10 @@ spec:
           periodSeconds: 1
 "#
     ));
-    let out = s.kubectl_ok("1.33", &["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let out = s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/web", "--timeout=120s"],
+    );
     assert!(out.contains("successfully rolled out"), "{out}");
     let cidr = s.api_get("/api/v1/nodes/w1")["spec"]["podCIDR"]
         .as_str()
@@ -106,13 +114,26 @@ spec:
         let cs = &p["status"]["containerStatuses"][0];
         assert_eq!(cs["ready"], true, "{cs}");
         assert!(cs["imageID"].as_str().unwrap().contains("@sha256:"), "{cs}");
-        assert!(cs["containerID"].as_str().unwrap().starts_with("reddwarf://"));
+        assert!(cs["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("reddwarf://"));
         ips.push((p["metadata"]["name"].as_str().unwrap().to_string(), ip));
     }
     // One pod reaches another by IP on the node bridge.
     let (from, _) = &ips[0];
     let (to_name, to_ip) = &ips[1];
-    let got = s.kubectl_ok("1.33", &["exec", from, "--", "wget", "-qO-", &format!("http://{to_ip}:8080/")]);
+    let got = s.kubectl_ok(
+        "1.33",
+        &[
+            "exec",
+            from,
+            "--",
+            "wget",
+            "-qO-",
+            &format!("http://{to_ip}:8080/"),
+        ],
+    );
     assert_eq!(got.trim(), to_name.as_str());
     // The node's resource usage, as the kubelet's Summary API and /metrics/resource.
     let summary: Value = serde_json::from_str(&s.kubectl_ok(
@@ -121,7 +142,12 @@ spec:
     ))
     .unwrap();
     assert_eq!(summary["node"]["nodeName"], "w1");
-    assert!(summary["node"]["memory"]["workingSetBytes"].as_u64().unwrap() > 0);
+    assert!(
+        summary["node"]["memory"]["workingSetBytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let web_pods: Vec<&Value> = summary["pods"]
         .as_array()
         .unwrap()
@@ -130,13 +156,23 @@ spec:
         .collect();
     assert_eq!(web_pods.len(), 3, "{summary}");
     assert!(web_pods[0]["memory"]["workingSetBytes"].as_u64().unwrap() > 0);
-    let metrics = s.kubectl_ok("1.33", &["get", "--raw", "/api/v1/nodes/w1/proxy/metrics/resource"]);
-    assert!(metrics.contains("container_memory_working_set_bytes{container=\"httpd\""), "{metrics}");
+    let metrics = s.kubectl_ok(
+        "1.33",
+        &["get", "--raw", "/api/v1/nodes/w1/proxy/metrics/resource"],
+    );
+    assert!(
+        metrics.contains("container_memory_working_set_bytes{container=\"httpd\""),
+        "{metrics}"
+    );
 
     // pods/proxy reaches the pod through the node's tunnel.
     let got = s.kubectl_ok(
         "1.33",
-        &["get", "--raw", &format!("/api/v1/namespaces/default/pods/{to_name}:8080/proxy/")],
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/{to_name}:8080/proxy/"),
+        ],
     );
     assert_eq!(got.trim(), to_name.as_str());
 
@@ -168,14 +204,18 @@ spec:
     s.apply(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: missing}\nspec:\n  containers:\n  - {name: c, image: '127.0.0.1:1/nope/nothing:1'}\n",
     );
-    eventually("ErrImagePull/ImagePullBackOff", Duration::from_secs(30), || {
-        let p = pod(s, "missing");
-        let r = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        (r == "ErrImagePull" || r == "ImagePullBackOff").then_some(())
-    });
+    eventually(
+        "ErrImagePull/ImagePullBackOff",
+        Duration::from_secs(30),
+        || {
+            let p = pod(s, "missing");
+            let r = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            (r == "ErrImagePull" || r == "ImagePullBackOff").then_some(())
+        },
+    );
     let _ = &c.images;
 }
 
@@ -232,10 +272,14 @@ spec:
         let out = s.kubectl_ok(v, &["logs", "p", "-c", "side"]);
         assert_eq!(out.trim(), "side-up");
         // kubectl picks the first container itself; the API asks for a choice.
-        let out = s.kubectl(v, &["get", "--raw", "/api/v1/namespaces/default/pods/p/log"]);
+        let out = s.kubectl(
+            v,
+            &["get", "--raw", "/api/v1/namespaces/default/pods/p/log"],
+        );
         assert!(
-            String::from_utf8_lossy(&out.stderr)
-                .contains("a container name must be specified for pod p, choose one of: [main side]"),
+            String::from_utf8_lossy(&out.stderr).contains(
+                "a container name must be specified for pod p, choose one of: [main side]"
+            ),
             "{v}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -259,33 +303,65 @@ spec:
             }
             String::from_utf8_lossy(&got).to_string()
         });
-        let got = eventually("logs -f to stream 4 lines", Duration::from_secs(20), || {
+        eventually("logs -f to stream 4 lines", Duration::from_secs(20), || {
             lines.is_finished().then_some(())
         });
-        let _ = got;
         let _ = f.kill();
         let _ = f.wait();
         let text = lines.join().unwrap();
-        assert!(text.lines().count() >= 4 && text.contains("tick "), "{v}: {text}");
+        assert!(
+            text.lines().count() >= 4 && text.contains("tick "),
+            "{v}: {text}"
+        );
 
         // exec: stdout and stderr, exit codes, stdin.
-        let out = s.kubectl(v, &["exec", "p", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+        let out = s.kubectl(
+            v,
+            &[
+                "exec",
+                "p",
+                "-c",
+                "main",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+        );
         assert_eq!(out.status.code(), Some(3), "{v}");
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "out");
         assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
-        let out = kubectl_in(s, v, &["exec", "-i", "p", "-c", "main", "--", "cat"], "through stdin\n");
-        assert!(out.status.success(), "{v}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = kubectl_in(
+            s,
+            v,
+            &["exec", "-i", "p", "-c", "main", "--", "cat"],
+            "through stdin\n",
+        );
+        assert!(
+            out.status.success(),
+            "{v}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
 
         // cp into and out of the pod (tar over exec).
         let local = s.data_dir().join(format!("cp-{v}.txt"));
         std::fs::write(&local, format!("copied with {v}\n")).unwrap();
-        s.kubectl_ok(v, &["cp", local.to_str().unwrap(), "p:/tmp/in.txt", "-c", "main"]);
+        s.kubectl_ok(
+            v,
+            &["cp", local.to_str().unwrap(), "p:/tmp/in.txt", "-c", "main"],
+        );
         let out = s.kubectl_ok(v, &["exec", "p", "-c", "main", "--", "cat", "/tmp/in.txt"]);
         assert_eq!(out, format!("copied with {v}\n"));
         let back = s.data_dir().join(format!("back-{v}.txt"));
-        s.kubectl_ok(v, &["cp", "p:/tmp/in.txt", back.to_str().unwrap(), "-c", "main"]);
-        assert_eq!(std::fs::read_to_string(&back).unwrap(), format!("copied with {v}\n"));
+        s.kubectl_ok(
+            v,
+            &["cp", "p:/tmp/in.txt", back.to_str().unwrap(), "-c", "main"],
+        );
+        assert_eq!(
+            std::fs::read_to_string(&back).unwrap(),
+            format!("copied with {v}\n")
+        );
 
         // port-forward to the pod's HTTP server.
         let port = free_port();
@@ -297,7 +373,12 @@ spec:
             .unwrap();
         let body = eventually("port-forward to answer", Duration::from_secs(20), || {
             let out = Command::new("curl")
-                .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/")])
+                .args([
+                    "-s",
+                    "--max-time",
+                    "2",
+                    &format!("http://127.0.0.1:{port}/"),
+                ])
                 .output()
                 .ok()?;
             let b = String::from_utf8_lossy(&out.stdout).to_string();
@@ -321,13 +402,27 @@ spec:
             let n = out.read(&mut buf).unwrap_or(0);
             String::from_utf8_lossy(&buf[..n]).to_string()
         });
-        eventually("attach output", Duration::from_secs(20), || reader.is_finished().then_some(()));
+        eventually("attach output", Duration::from_secs(20), || {
+            reader.is_finished().then_some(())
+        });
         let _ = at.kill();
         let _ = at.wait();
         assert!(reader.join().unwrap().contains("tick "), "{v}");
     }
     // TTY exec (a pty inside; kubectl gives no terminal here, so the command sees one).
-    let out = s.kubectl_ok("1.33", &["exec", "p", "-c", "main", "--", "sh", "-c", "test -t 0 || echo no-tty"]);
+    let out = s.kubectl_ok(
+        "1.33",
+        &[
+            "exec",
+            "p",
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 || echo no-tty",
+        ],
+    );
     assert_eq!(out.trim(), "no-tty");
 
     // A crashing container: restarts counted, and --previous shows the last run.
@@ -402,22 +497,52 @@ spec:
 "#,
     );
     // The Job completes.
-    s.kubectl_ok("1.33", &["wait", "--for=condition=complete", "job/job", "--timeout=60s"]);
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/job",
+            "--timeout=60s",
+        ],
+    );
     let logs = s.kubectl_ok("1.33", &["logs", "job/job"]);
     assert_eq!(logs.trim(), "job-done");
 
     // The memory limit is the container's cgroup limit; going past it is OOMKilled.
     wait_running(s, "mem");
-    let limit = s.kubectl_ok("1.33", &["exec", "mem", "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    let limit = s.kubectl_ok(
+        "1.33",
+        &[
+            "exec",
+            "mem",
+            "--",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ],
+    );
     assert_eq!(limit.trim(), (32 * 1024 * 1024).to_string());
     // The configMap volume, then an update that reaches the running pod.
     let g = s.kubectl_ok("1.33", &["exec", "mem", "--", "cat", "/etc/conf/greeting"]);
     assert_eq!(g, "hello");
-    s.kubectl_ok("1.33", &["patch", "configmap", "conf", "-p", r#"{"data":{"greeting":"updated"}}"#]);
-    eventually("the configMap update in the pod", Duration::from_secs(60), || {
-        let g = s.kubectl_ok("1.33", &["exec", "mem", "--", "cat", "/etc/conf/greeting"]);
-        (g == "updated").then_some(())
-    });
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "configmap",
+            "conf",
+            "-p",
+            r#"{"data":{"greeting":"updated"}}"#,
+        ],
+    );
+    eventually(
+        "the configMap update in the pod",
+        Duration::from_secs(60),
+        || {
+            let g = s.kubectl_ok("1.33", &["exec", "mem", "--", "cat", "/etc/conf/greeting"]);
+            (g == "updated").then_some(())
+        },
+    );
     let oom_pod = r#"apiVersion: v1
 kind: Pod
 metadata: {name: oom}
@@ -450,7 +575,15 @@ spec:
         (p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff")
             .then_some(())
     });
-    let events = s.kubectl_ok("1.33", &["get", "events", "--field-selector", "involvedObject.name=live"]);
+    let events = s.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=live",
+        ],
+    );
     assert!(events.contains("failed liveness probe"), "{events}");
 }
 
@@ -493,7 +626,10 @@ spec:
       - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 1; done']}
 "#,
     );
-    s.kubectl_ok("1.33", &["rollout", "status", "deployment/many", "--timeout=300s"]);
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/many", "--timeout=300s"],
+    );
     let (mounts, netns, veths, cgroups) = host_resources(&c.agent);
     assert!(mounts >= 50, "{mounts} mounts");
     assert_eq!(netns, 50);
@@ -528,7 +664,9 @@ fn the_server_runs_pods_on_its_own_host_with_its_embedded_agent() {
     ]);
     eventually("node cp-1 Ready", Duration::from_secs(60), || {
         let out = s.kubectl("1.33", &["get", "node", "cp-1", "--no-headers"]);
-        String::from_utf8_lossy(&out.stdout).contains(" Ready ").then_some(())
+        String::from_utf8_lossy(&out.stdout)
+            .contains(" Ready ")
+            .then_some(())
     });
     let nodes = s.kubectl_ok("1.33", &["get", "nodes", "--no-headers"]);
     assert!(nodes.contains("control-plane"), "{nodes}");
@@ -536,7 +674,10 @@ fn the_server_runs_pods_on_its_own_host_with_its_embedded_agent() {
         "apiVersion: v1\nkind: Pod\nmetadata: {name: here}\nspec:\n  containers:\n  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'echo on-the-server; sleep 3600']}\n",
     );
     wait_running(&s, "here");
-    assert_eq!(s.kubectl_ok("1.33", &["logs", "here"]).trim(), "on-the-server");
+    assert_eq!(
+        s.kubectl_ok("1.33", &["logs", "here"]).trim(),
+        "on-the-server"
+    );
     let out = s.kubectl_ok("1.33", &["exec", "here", "--", "hostname"]);
     assert_eq!(out.trim(), "here");
     drop(s);
@@ -558,19 +699,27 @@ fn an_agent_restart_leaves_pods_running_and_adopts_them() {
         let mut n = 0;
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
             let f = e.path().join("c/0.log");
-            n += std::fs::read_to_string(f).unwrap_or_default().lines().count();
+            n += std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .count();
         }
         n
     };
     let n1 = log_lines(&c);
-    eventually("the container to keep logging", Duration::from_secs(10), || {
-        (log_lines(&c) > n1 + 3).then_some(())
-    });
+    eventually(
+        "the container to keep logging",
+        Duration::from_secs(10),
+        || (log_lines(&c) > n1 + 3).then_some(()),
+    );
     c.agent.spawn(None);
     c.agent.wait_ready(s);
     let after = wait_running(s, "steady");
     let cs = &after["status"]["containerStatuses"][0];
-    assert_eq!(cs["containerID"], id, "the same container was adopted: {cs}");
+    assert_eq!(
+        cs["containerID"], id,
+        "the same container was adopted: {cs}"
+    );
     assert_eq!(cs["restartCount"], 0, "{cs}");
     let out = s.kubectl_ok("1.33", &["exec", "steady", "--", "echo", "still-here"]);
     assert_eq!(out.trim(), "still-here");
@@ -603,11 +752,21 @@ impl Netns {
         };
         let peer = format!("rdwp{tag}");
         ip(&["netns", "add", &n.name]);
-        ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &peer]);
+        ip(&[
+            "link", "add", &n.host_if, "type", "veth", "peer", "name", &peer,
+        ]);
         ip(&["link", "set", &peer, "netns", &n.name]);
         ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &n.host_if]);
         ip(&["link", "set", &n.host_if, "up"]);
-        ip(&["-n", &n.name, "addr", "add", &format!("{ns_ip}/30"), "dev", &peer]);
+        ip(&[
+            "-n",
+            &n.name,
+            "addr",
+            "add",
+            &format!("{ns_ip}/30"),
+            "dev",
+            &peer,
+        ]);
         ip(&["-n", &n.name, "link", "set", &peer, "up"]);
         ip(&["-n", &n.name, "link", "set", "lo", "up"]);
         n
@@ -620,8 +779,12 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -636,10 +799,26 @@ fn an_agent_behind_a_firewall_serves_logs_exec_and_port_forward_through_its_tunn
     let enter = format!("--net={}", ns.path());
     // Nothing may connect into the node's namespace: new inbound connections are dropped.
     let out = Command::new("nsenter")
-        .args([&enter, "iptables", "-w", "-A", "INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"])
+        .args([
+            &enter,
+            "iptables",
+            "-w",
+            "-A",
+            "INPUT",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "NEW",
+            "-j",
+            "DROP",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut listener = Command::new("nsenter")
         .args([&enter, "busybox", "nc", "-l", "-p", "19999"])
         .stdout(Stdio::null())
@@ -653,7 +832,11 @@ fn an_agent_behind_a_firewall_serves_logs_exec_and_port_forward_through_its_tunn
         .unwrap();
     let _ = listener.kill();
     let _ = listener.wait();
-    assert_eq!(probe.status.code(), Some(28), "the server side could connect into the node's namespace");
+    assert_eq!(
+        probe.status.code(),
+        Some(28),
+        "the server side could connect into the node's namespace"
+    );
 
     let server = Server::start_with(&[
         "--listen",
@@ -673,14 +856,21 @@ fn an_agent_behind_a_firewall_serves_logs_exec_and_port_forward_through_its_tunn
         &s.url,
     );
     let node = s.api_get("/api/v1/nodes/fw-1");
-    assert_eq!(node["status"]["addresses"][0]["address"], ns_ip.as_str(), "{node}");
+    assert_eq!(
+        node["status"]["addresses"][0]["address"],
+        ns_ip.as_str(),
+        "{node}"
+    );
     s.apply(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: shy}\nspec:\n  containers:\n  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'mkdir -p /w && echo behind-nat > /w/index.html && httpd -p 8080 -h /w; echo started; sleep 3600']}\n",
     );
     wait_running(s, "shy");
     for v in ["1.27", "1.33"] {
         assert_eq!(s.kubectl_ok(v, &["logs", "shy"]).trim(), "started");
-        let out = s.kubectl(v, &["exec", "shy", "--", "sh", "-c", "cat /w/index.html; exit 4"]);
+        let out = s.kubectl(
+            v,
+            &["exec", "shy", "--", "sh", "-c", "cat /w/index.html; exit 4"],
+        );
         assert_eq!(out.status.code(), Some(4), "{v}");
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "behind-nat");
         let port = free_port();
@@ -690,14 +880,23 @@ fn an_agent_behind_a_firewall_serves_logs_exec_and_port_forward_through_its_tunn
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let body = eventually("port-forward through the tunnel", Duration::from_secs(20), || {
-            let out = Command::new("curl")
-                .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/")])
-                .output()
-                .ok()?;
-            let b = String::from_utf8_lossy(&out.stdout).to_string();
-            (!b.is_empty()).then_some(b)
-        });
+        let body = eventually(
+            "port-forward through the tunnel",
+            Duration::from_secs(20),
+            || {
+                let out = Command::new("curl")
+                    .args([
+                        "-s",
+                        "--max-time",
+                        "2",
+                        &format!("http://127.0.0.1:{port}/"),
+                    ])
+                    .output()
+                    .ok()?;
+                let b = String::from_utf8_lossy(&out.stdout).to_string();
+                (!b.is_empty()).then_some(b)
+            },
+        );
         let _ = pf.kill();
         let _ = pf.wait();
         assert_eq!(body.trim(), "behind-nat", "{v}");

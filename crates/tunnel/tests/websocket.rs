@@ -58,7 +58,9 @@ async fn streams_both_ways_over_a_websocket() {
     t(echo).await.unwrap();
 
     // Agent → server works on the same tunnel.
-    let mut up = t(agent.open(bytes::Bytes::from_static(b"up"))).await.unwrap();
+    let mut up = t(agent.open(bytes::Bytes::from_static(b"up")))
+        .await
+        .unwrap();
     let (header, mut down) = t(server_in.accept()).await.unwrap();
     assert_eq!(&header[..], b"up");
     up.write_all(b"hello").await.unwrap();
@@ -73,7 +75,9 @@ async fn closing_one_side_fails_the_other_sides_streams() {
     let (c, s) = ws_pair().await;
     let (agent, mut agent_in) = Session::new(websocket(c), Role::Dialer, Config::default());
     let (server, _server_in) = Session::new(websocket(s), Role::Listener, Config::default());
-    let mut stream = t(server.open(bytes::Bytes::from_static(b"x"))).await.unwrap();
+    let mut stream = t(server.open(bytes::Bytes::from_static(b"x")))
+        .await
+        .unwrap();
     let (_h, _agent_side) = t(agent_in.accept()).await.unwrap();
     agent.close();
     drop(agent_in);
@@ -83,11 +87,13 @@ async fn closing_one_side_fails_the_other_sides_streams() {
         err.to_string().contains("tunnel closed"),
         "unexpected error: {err}"
     );
-    assert!(t(async {
-        while !server.is_closed() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        true
-    })
-    .await);
+    assert!(
+        t(async {
+            while !server.is_closed() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            true
+        })
+        .await
+    );
 }

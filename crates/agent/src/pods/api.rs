@@ -72,7 +72,9 @@ async fn route(shared: Arc<Shared>, req: http::Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["containerLogs", ns, pod, container] => logs(&shared, ns, pod, container, req.uri().query().unwrap_or("")).await,
+        ["containerLogs", ns, pod, container] => {
+            logs(&shared, ns, pod, container, req.uri().query().unwrap_or("")).await
+        }
         ["exec" | "attach", ns, pod, container] => {
             let attach = parts[0] == "attach";
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
@@ -184,13 +186,12 @@ async fn logs(shared: &Arc<Shared>, ns: &str, pod: &str, container: &str, query:
         if !first.is_empty() && tx.send(Ok(Frame::data(Bytes::from(first)))).await.is_err() {
             return;
         }
-        let mut offset = data.len() as u64;
-        // A partial last line waits for its end.
-        if let Some(cut) = data.iter().rposition(|&b| b == b'\n') {
-            offset = cut as u64 + 1;
-        } else {
-            offset = 0.min(offset);
-        }
+        // The runtime writes whole records; anything after the last newline is read again.
+        let mut offset = data
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|cut| cut as u64 + 1)
+            .unwrap_or(0);
         let follow_opts = crilog::LogOptions {
             since: None,
             tail: None,
@@ -227,8 +228,9 @@ async fn logs(shared: &Arc<Shared>, ns: &str, pod: &str, container: &str, query:
                 .list()
                 .await
                 .map(|l| {
-                    l.iter()
-                        .any(|r| r.id == id && matches!(r.status, reddwarf_runtime::ContainerStatus::Running))
+                    l.iter().any(|r| {
+                        r.id == id && matches!(r.status, reddwarf_runtime::ContainerStatus::Running)
+                    })
                 })
                 .unwrap_or(false);
             if !running {
@@ -268,7 +270,11 @@ async fn stream(
     attach: bool,
 ) -> Resp {
     let records = find_container(&shared, ns, pod, container).await;
-    let Some(record) = records.last().filter(|r| matches!(r.status, reddwarf_runtime::ContainerStatus::Running)).cloned() else {
+    let Some(record) = records
+        .last()
+        .filter(|r| matches!(r.status, reddwarf_runtime::ContainerStatus::Running))
+        .cloned()
+    else {
         return text(
             400,
             format!("unable to upgrade connection: container not found (\"{container}\")"),
@@ -289,7 +295,7 @@ async fn stream(
             return r;
         }
     };
-    let upgrade = hyper::upgrade::on(&mut parts_to_request(&mut parts));
+    let upgrade = hyper::upgrade::on(parts_to_request(&mut parts));
     let command = reddwarf_streaming::commands_from_query(&query);
     let id = record.id.clone();
     let stdin_fifo: Option<PathBuf> = attach.then(|| shared.stdin_fifo(&id)).flatten();
@@ -302,13 +308,14 @@ async fn stream(
                 return;
             }
         };
-        let mut rc = match reddwarf_streaming::accept_remotecommand(io, negotiated, opts.clone()).await {
-            Ok(rc) => rc,
-            Err(e) => {
-                tracing::debug!("exec streams: {e}");
-                return;
-            }
-        };
+        let mut rc =
+            match reddwarf_streaming::accept_remotecommand(io, negotiated, opts.clone()).await {
+                Ok(rc) => rc,
+                Err(e) => {
+                    tracing::debug!("exec streams: {e}");
+                    return;
+                }
+            };
         let result = if attach {
             attach_session(&mut rc, stdin_fifo, log_path).await
         } else {
@@ -414,7 +421,10 @@ async fn attach_session(
             }
         }));
     }
-    let mut offset = tokio::fs::metadata(&log_path).await.map(|m| m.len()).unwrap_or(0);
+    let mut offset = tokio::fs::metadata(&log_path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
     loop {
         let Ok(mut f) = tokio::fs::File::open(&log_path).await else {
             break;
@@ -454,7 +464,12 @@ async fn attach_session(
     Ok(0)
 }
 
-async fn port_forward(shared: Arc<Shared>, req: http::Request<Incoming>, ns: &str, pod: &str) -> Resp {
+async fn port_forward(
+    shared: Arc<Shared>,
+    req: http::Request<Incoming>,
+    ns: &str,
+    pod: &str,
+) -> Resp {
     let Some(ip) = shared.pod_address(ns, pod) else {
         return text(404, format!("pod {ns}/{pod} is not running on this node"));
     };
@@ -468,7 +483,7 @@ async fn port_forward(shared: Arc<Shared>, req: http::Request<Incoming>, ns: &st
             return r;
         }
     };
-    let upgrade = hyper::upgrade::on(&mut parts_to_request(&mut parts));
+    let upgrade = hyper::upgrade::on(parts_to_request(&mut parts));
     tokio::spawn(async move {
         let Ok(u) = upgrade.await else {
             return;
@@ -477,7 +492,9 @@ async fn port_forward(shared: Arc<Shared>, req: http::Request<Incoming>, ns: &st
             let ip = ip.clone();
             async move { tokio::net::TcpStream::connect((ip.as_str(), port)).await }
         };
-        if let Err(e) = reddwarf_streaming::serve_portforward(TokioIo::new(u), negotiated, dial).await {
+        if let Err(e) =
+            reddwarf_streaming::serve_portforward(TokioIo::new(u), negotiated, dial).await
+        {
             tracing::debug!("port-forward: {e}");
         }
     });
@@ -501,11 +518,19 @@ async fn pod_proxy(
         return text(404, format!("pod {ns}/{pod} is not running on this node"));
     };
     let Ok(port) = port.parse::<u16>() else {
-        return text(400, format!("pods/proxy: port {port:?} must be a number on this node"));
+        return text(
+            400,
+            format!("pods/proxy: port {port:?} must be a number on this node"),
+        );
     };
     let tcp = match tokio::net::TcpStream::connect((ip.as_str(), port)).await {
         Ok(t) => t,
-        Err(e) => return text(503, format!("error trying to reach service: dial tcp {ip}:{port}: {e}")),
+        Err(e) => {
+            return text(
+                503,
+                format!("error trying to reach service: dial tcp {ip}:{port}: {e}"),
+            )
+        }
     };
     let (mut send, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await {
         Ok(x) => x,
@@ -515,7 +540,11 @@ async fn pod_proxy(
         let _ = conn.await;
     });
     let (parts, body) = req.into_parts();
-    let q = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let q = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let mut out = http::Request::builder()
         .method(parts.method)
         .uri(format!("/{rest}{q}"));

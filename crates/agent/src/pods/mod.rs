@@ -42,6 +42,9 @@ pub trait PodNetworking: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
+/// Where a container's stdin FIFO is, by container id (for attach).
+pub type StdinPath = Box<dyn Fn(&str) -> PathBuf + Send + Sync>;
+
 /// What every worker shares.
 pub struct Shared {
     pub node: String,
@@ -57,8 +60,7 @@ pub struct Shared {
     /// node API.
     pub index: Mutex<HashMap<(String, String), PodEntry>>,
     /// The stdin FIFO of a container that keeps stdin open (runtime-specific).
-    #[allow(clippy::type_complexity)]
-    pub stdin_path: Option<Box<dyn Fn(&str) -> PathBuf + Send + Sync>>,
+    pub stdin_path: Option<StdinPath>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -97,7 +99,13 @@ impl spec::Sources for Fetched {
 pub fn cgroup_root(node: &str) -> String {
     let node: String = node
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("/reddwarf/{node}")
 }
@@ -143,7 +151,13 @@ impl Shared {
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
         let pvs: Api<PersistentVolume> = Api::all(self.client.clone());
         let mut out = HashMap::new();
-        for v in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+        for v in pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .into_iter()
+            .flatten()
+        {
             let Some(c) = &v.persistent_volume_claim else {
                 continue;
             };
@@ -189,10 +203,14 @@ impl Shared {
     ) -> Result<reddwarf_images::Image, (String, String)> {
         let image = c.image.clone().unwrap_or_default();
         let reference = Reference::parse(&image).map_err(|e| {
-            ("InvalidImageName".to_string(), format!("Failed to apply default image tag {image:?}: {e}"))
+            (
+                "InvalidImageName".to_string(),
+                format!("Failed to apply default image tag {image:?}: {e}"),
+            )
         })?;
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
-            if reference.digest.is_none() && reference.tag.as_deref().is_none_or(|t| t == "latest") {
+            if reference.digest.is_none() && reference.tag.as_deref().is_none_or(|t| t == "latest")
+            {
                 "Always".into()
             } else {
                 "IfNotPresent".into()
@@ -201,17 +219,33 @@ impl Shared {
         let present = self.images.get(&reference);
         match (policy.as_str(), present) {
             ("Never", Some(img)) | ("IfNotPresent", Some(img)) => {
-                self.event(pod, Some(&c.name), "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine")).await;
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    "Normal",
+                    "Pulled",
+                    &format!("Container image \"{image}\" already present on machine"),
+                )
+                .await;
                 return Ok(img);
             }
             ("Never", None) => {
-                let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
-                self.event(pod, Some(&c.name), "Warning", "ErrImageNeverPull", &msg).await;
+                let msg =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.event(pod, Some(&c.name), "Warning", "ErrImageNeverPull", &msg)
+                    .await;
                 return Err(("ErrImageNeverPull".into(), msg));
             }
             _ => {}
         }
-        self.event(pod, Some(&c.name), "Normal", "Pulling", &format!("Pulling image \"{image}\"")).await;
+        self.event(
+            pod,
+            Some(&c.name),
+            "Normal",
+            "Pulling",
+            &format!("Pulling image \"{image}\""),
+        )
+        .await;
         let started = std::time::Instant::now();
         let secrets = self.sources(pod).await;
         let creds = pod
@@ -228,7 +262,11 @@ impl Shared {
                     &format!("{}/{}", reference.registry, reference.repository),
                 )
             });
-        match self.images.pull(&reference, creds.as_ref(), &self.pull).await {
+        match self
+            .images
+            .pull(&reference, creds.as_ref(), &self.pull)
+            .await
+        {
             Ok(img) => {
                 self.event(
                     pod,
@@ -246,26 +284,42 @@ impl Shared {
             }
             Err(e) => {
                 let msg = format!("Failed to pull image \"{image}\": {e}");
-                self.event(pod, Some(&c.name), "Warning", "Failed", &msg).await;
+                self.event(pod, Some(&c.name), "Warning", "Failed", &msg)
+                    .await;
                 Err(("ErrImagePull".into(), msg))
             }
         }
     }
 
     /// `/etc/hosts` and `/etc/resolv.conf` for the pod's containers (destination, host file).
-    pub fn etc_files(&self, pod: &Pod, pod_dir: &Path, ip: &str) -> std::io::Result<Vec<(String, PathBuf)>> {
+    pub fn etc_files(
+        &self,
+        pod: &Pod,
+        pod_dir: &Path,
+        ip: &str,
+    ) -> std::io::Result<Vec<(String, PathBuf)>> {
         std::fs::create_dir_all(pod_dir)?;
         let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
         let hosts = pod_dir.join("etc-hosts");
         if host_network {
-            std::fs::copy("/etc/hosts", &hosts).or_else(|_| std::fs::write(&hosts, "127.0.0.1\tlocalhost\n").map(|_| 0))?;
+            std::fs::copy("/etc/hosts", &hosts)
+                .or_else(|_| std::fs::write(&hosts, "127.0.0.1\tlocalhost\n").map(|_| 0))?;
         } else {
             let name = spec::hostname(pod);
             let mut text = format!(
                 "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n{ip}\t{name}\n"
             );
-            for h in pod.spec.as_ref().and_then(|s| s.host_aliases.clone()).unwrap_or_default() {
-                text.push_str(&format!("{}\t{}\n", h.ip, h.hostnames.unwrap_or_default().join("\t")));
+            for h in pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.host_aliases.clone())
+                .unwrap_or_default()
+            {
+                text.push_str(&format!(
+                    "{}\t{}\n",
+                    h.ip,
+                    h.hostnames.unwrap_or_default().join("\t")
+                ));
             }
             std::fs::write(&hosts, text)?;
         }
@@ -280,7 +334,14 @@ impl Shared {
     }
 
     /// A core/v1 Event about the pod (what `kubectl describe` shows).
-    pub async fn event(&self, pod: &Pod, container: Option<&str>, type_: &str, reason: &str, message: &str) {
+    pub async fn event(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
         let ns = pod.namespace().unwrap_or_default();
         let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &ns);
         let now = status::rfc3339(chrono::Utc::now());
@@ -317,19 +378,26 @@ pub async fn run(shared: Arc<Shared>) {
     let mut seen_in_init: std::collections::HashSet<String> = Default::default();
     let mut stream = watcher(api, cfg).boxed();
     let update = |shared: &Arc<Shared>,
-                  workers: &mut HashMap<String, (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>)>,
+                  workers: &mut HashMap<
+        String,
+        (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>),
+    >,
                   pod: Pod| {
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
-        shared.index.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            (pod.namespace().unwrap_or_default(), pod.name_any()),
-            PodEntry {
-                uid: uid.clone(),
-                ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
-                host_network: pod.spec.as_ref().and_then(|s| s.host_network) == Some(true),
-            },
-        );
+        shared
+            .index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (pod.namespace().unwrap_or_default(), pod.name_any()),
+                PodEntry {
+                    uid: uid.clone(),
+                    ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
+                    host_network: pod.spec.as_ref().and_then(|s| s.host_network) == Some(true),
+                },
+            );
         // A finished worker stays finished (the pod is being removed).
         if let Some((tx, handle)) = workers.get(&uid) {
             if !handle.is_finished() {

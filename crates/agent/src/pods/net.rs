@@ -80,16 +80,18 @@ impl PodNetworking for NodeNetwork {
             let n = self.network().await?;
             let ports: Vec<reddwarf_netcfg::HostPort> = ports
                 .into_iter()
-                .map(|(host_port, container_port, proto, host_ip)| reddwarf_netcfg::HostPort {
-                    host_port,
-                    container_port,
-                    protocol: if proto.eq_ignore_ascii_case("UDP") {
-                        reddwarf_netcfg::Protocol::Udp
-                    } else {
-                        reddwarf_netcfg::Protocol::Tcp
+                .map(
+                    |(host_port, container_port, proto, host_ip)| reddwarf_netcfg::HostPort {
+                        host_port,
+                        container_port,
+                        protocol: if proto.eq_ignore_ascii_case("UDP") {
+                            reddwarf_netcfg::Protocol::Udp
+                        } else {
+                            reddwarf_netcfg::Protocol::Tcp
+                        },
+                        host_ip,
                     },
-                    host_ip,
-                })
+                )
                 .collect();
             n.add_host_ports(pod_uid, &ports)
                 .await
@@ -101,7 +103,10 @@ impl PodNetworking for NodeNetwork {
     fn setup<'a>(&'a self, pod_uid: &'a str) -> BoxFuture<'a, Result<(PathBuf, Ipv4Addr)>> {
         Box::pin(async move {
             let n = self.network().await?;
-            let p = n.setup(pod_uid).await.context("setting up the pod's network")?;
+            let p = n
+                .setup(pod_uid)
+                .await
+                .context("setting up the pod's network")?;
             Ok((p.netns, p.ip))
         })
     }

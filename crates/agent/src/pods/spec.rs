@@ -86,11 +86,12 @@ pub fn environment(
     src: &dyn Sources,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
-        match env.iter_mut().find(|(n, _)| *n == k) {
-            Some(e) => e.1 = v,
-            None => env.push((k, v)),
-        }
+    let set = |env: &mut Vec<(String, String)>, k: String, v: String| match env
+        .iter_mut()
+        .find(|(n, _)| *n == k)
+    {
+        Some(e) => e.1 = v,
+        None => env.push((k, v)),
     };
     if !image.env.iter().any(|e| e.starts_with("PATH=")) {
         set(
@@ -121,7 +122,11 @@ pub fn environment(
             match src.secret(&r.name) {
                 Some(data) => {
                     for (k, v) in data {
-                        set(&mut env, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into());
+                        set(
+                            &mut env,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v).into(),
+                        );
                     }
                 }
                 None if r.optional == Some(true) => {}
@@ -139,7 +144,13 @@ pub fn environment(
                 field_ref(pod, &f.field_path, pod_ip, host_ip)
                     .ok_or_else(|| ConfigError(format!("unsupported fieldPath {}", f.field_path)))?
             } else if let Some(r) = &from.resource_field_ref {
-                resource_field(pod, c, r.container_name.as_deref(), &r.resource, r.divisor.as_ref())
+                resource_field(
+                    pod,
+                    c,
+                    r.container_name.as_deref(),
+                    &r.resource,
+                    r.divisor.as_ref(),
+                )
             } else if let Some(r) = &from.config_map_key_ref {
                 match src.config_map(&r.name).and_then(|d| d.get(&r.key).cloned()) {
                     Some(v) => v,
@@ -263,8 +274,10 @@ pub fn quantity(q: &Quantity, milli: bool) -> Option<i128> {
 fn limit_or_request(c: &Container, name: &str) -> (Option<Quantity>, Option<Quantity>) {
     let r = c.resources.as_ref();
     (
-        r.and_then(|r| r.limits.as_ref()).and_then(|l| l.get(name).cloned()),
-        r.and_then(|r| r.requests.as_ref()).and_then(|l| l.get(name).cloned()),
+        r.and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(name).cloned()),
+        r.and_then(|r| r.requests.as_ref())
+            .and_then(|l| l.get(name).cloned()),
     )
 }
 
@@ -279,22 +292,22 @@ fn resource_field(
 ) -> String {
     let target = container
         .filter(|n| !n.is_empty())
-        .and_then(|n| {
-            pod.spec
-                .as_ref()?
-                .containers
-                .iter()
-                .find(|x| x.name == n)
-        })
+        .and_then(|n| pod.spec.as_ref()?.containers.iter().find(|x| x.name == n))
         .unwrap_or(c);
     let (kind, name) = resource.split_once('.').unwrap_or(("limits", resource));
     let cpu = name == "cpu";
     let (limit, request) = limit_or_request(target, name);
-    let q = if kind == "limits" { limit.or(request) } else { request };
+    let q = if kind == "limits" {
+        limit.or(request)
+    } else {
+        request
+    };
     let value = q.and_then(|q| quantity(&q, cpu)).unwrap_or_else(|| {
         if kind == "limits" {
             if cpu {
-                std::thread::available_parallelism().map(|n| n.get() as i128 * 1000).unwrap_or(1000)
+                std::thread::available_parallelism()
+                    .map(|n| n.get() as i128 * 1000)
+                    .unwrap_or(1000)
             } else {
                 crate::node::HostInfo::memory_bytes() as i128
             }
@@ -302,7 +315,10 @@ fn resource_field(
             0
         }
     });
-    let div = divisor.and_then(|d| quantity(d, cpu)).filter(|d| *d > 0).unwrap_or(if cpu { 1000 } else { 1 });
+    let div = divisor
+        .and_then(|d| quantity(d, cpu))
+        .filter(|d| *d > 0)
+        .unwrap_or(if cpu { 1000 } else { 1 });
     ((value + div - 1) / div).to_string()
 }
 
@@ -313,7 +329,9 @@ pub fn resources(c: &Container) -> Resources {
     let period: u64 = 100_000;
     let cpu_request = cpu_request.or(cpu_limit.clone());
     Resources {
-        memory_limit_bytes: mem_limit.and_then(|q| quantity(&q, false)).map(|v| v as i64),
+        memory_limit_bytes: mem_limit
+            .and_then(|q| quantity(&q, false))
+            .map(|v| v as i64),
         // 1024 shares per CPU, at least 2 (the kernel's minimum).
         cpu_shares: Some(
             cpu_request

@@ -16,9 +16,18 @@ fn host_cpu_ns() -> u64 {
     let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
         return 0;
     };
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-    let busy: u64 = v.iter().enumerate().filter(|(i, _)| *i != 3 && *i != 4 && *i < 8).map(|(_, x)| x).sum();
+    let busy: u64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+        .map(|(_, x)| x)
+        .sum();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     busy * (1_000_000_000 / hz)
@@ -77,7 +86,9 @@ pub async fn summary(shared: &Shared) -> Value {
     let available = meminfo("MemAvailable:");
     let mut pods: BTreeMap<(String, String, String), Vec<ContainerUsage>> = BTreeMap::new();
     for c in usage(shared).await {
-        pods.entry((c.ns.clone(), c.pod.clone(), c.uid.clone())).or_default().push(c);
+        pods.entry((c.ns.clone(), c.pod.clone(), c.uid.clone()))
+            .or_default()
+            .push(c);
     }
     let pods: Vec<Value> = pods
         .into_iter()
@@ -119,9 +130,15 @@ pub async fn resource_metrics(shared: &Shared) -> String {
     let available = meminfo("MemAvailable:");
     let mut out = String::new();
     out.push_str("# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter\n");
-    out.push_str(&format!("node_cpu_usage_seconds_total {} {ms}\n", host_cpu_ns() as f64 / 1e9));
+    out.push_str(&format!(
+        "node_cpu_usage_seconds_total {} {ms}\n",
+        host_cpu_ns() as f64 / 1e9
+    ));
     out.push_str("# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes\n# TYPE node_memory_working_set_bytes gauge\n");
-    out.push_str(&format!("node_memory_working_set_bytes {} {ms}\n", total.saturating_sub(available)));
+    out.push_str(&format!(
+        "node_memory_working_set_bytes {} {ms}\n",
+        total.saturating_sub(available)
+    ));
     let cs = usage(shared).await;
     out.push_str("# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n");
     for c in &cs {

@@ -86,7 +86,13 @@ fn waiting(w: &Waiting) -> Value {
     json!({ "waiting": v })
 }
 
-pub fn condition(type_: &str, ok: bool, reason: Option<&str>, previous: &Value, now: &str) -> Value {
+pub fn condition(
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    previous: &Value,
+    now: &str,
+) -> Value {
     let status = if ok { "True" } else { "False" };
     let prev = previous["conditions"]
         .as_array()

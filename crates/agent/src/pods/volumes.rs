@@ -35,7 +35,10 @@ fn key_files(
             for it in items {
                 match data.get(&it.key) {
                     Some(v) => {
-                        out.insert(it.path.clone(), (v.clone(), it.mode.map(|m| m as u32).unwrap_or(mode)));
+                        out.insert(
+                            it.path.clone(),
+                            (v.clone(), it.mode.map(|m| m as u32).unwrap_or(mode)),
+                        );
                     }
                     None if optional => {}
                     None => {
@@ -67,7 +70,9 @@ pub fn atomic_write(dir: &Path, files: &Files) -> std::io::Result<bool> {
     let current = dir.join("..data");
     if let Ok(target) = std::fs::read_link(&current) {
         let old = dir.join(&target);
-        let same = files.iter().all(|(p, (data, _))| std::fs::read(old.join(p)).ok().as_ref() == Some(data))
+        let same = files
+            .iter()
+            .all(|(p, (data, _))| std::fs::read(old.join(p)).ok().as_ref() == Some(data))
             && count_files(&old) == files.len();
         if same {
             return Ok(false);
@@ -84,7 +89,11 @@ pub fn atomic_write(dir: &Path, files: &Files) -> std::io::Result<bool> {
     std::fs::create_dir_all(&new)?;
     for (p, (data, mode)) in files {
         let rel = Path::new(p);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             continue;
         }
         let f = new.join(rel);
@@ -150,11 +159,20 @@ pub fn prepare(
 ) -> Result<HashMap<String, Prepared>, ConfigError> {
     let mut out = HashMap::new();
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    for v in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+    for v in pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+    {
         let vdir = dir.join(&v.name);
         let io = |e: std::io::Error| ConfigError(format!("volume {}: {e}", v.name));
         let p = prepare_one(pod, v, &vdir, src, claims, pod_ip, host_ip, &ns).map_err(|e| {
-            ConfigError(format!("MountVolume.SetUp failed for volume \"{}\" : {}", v.name, e.0))
+            ConfigError(format!(
+                "MountVolume.SetUp failed for volume \"{}\" : {}",
+                v.name, e.0
+            ))
         })?;
         if let Prepared::Dir(d) = &p {
             if !d.exists() {
@@ -198,19 +216,23 @@ fn prepare_one(
                 std::fs::create_dir_all(&p).map_err(io)?;
                 let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
             }
-            "FileOrCreate" => {
-                if !p.exists() {
-                    if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent).map_err(io)?;
-                    }
-                    std::fs::write(&p, b"").map_err(io)?;
+            "FileOrCreate" if !p.exists() => {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
                 }
+                std::fs::write(&p, b"").map_err(io)?;
             }
             "Directory" if !p.is_dir() => {
-                return Err(ConfigError(format!("hostPath type check failed: {} is not a directory", h.path)))
+                return Err(ConfigError(format!(
+                    "hostPath type check failed: {} is not a directory",
+                    h.path
+                )))
             }
             "File" if !p.is_file() => {
-                return Err(ConfigError(format!("hostPath type check failed: {} is not a file", h.path)))
+                return Err(ConfigError(format!(
+                    "hostPath type check failed: {} is not a file",
+                    h.path
+                )))
             }
             _ => {}
         }
@@ -247,7 +269,13 @@ fn prepare_one(
         for it in d.items.iter().flatten() {
             if let Some(f) = &it.field_ref {
                 let value = field_ref(pod, &f.field_path, pod_ip, host_ip).unwrap_or_default();
-                files.insert(it.path.clone(), (value.into_bytes(), it.mode.map(|m| m as u32).unwrap_or(mode)));
+                files.insert(
+                    it.path.clone(),
+                    (
+                        value.into_bytes(),
+                        it.mode.map(|m| m as u32).unwrap_or(mode),
+                    ),
+                );
             }
         }
         atomic_write(vdir, &files).map_err(io)?;
@@ -260,7 +288,13 @@ fn prepare_one(
             if let Some(c) = &s.config_map {
                 let optional = c.optional == Some(true);
                 match src.config_map(&c.name) {
-                    Some(d) => files.extend(key_files(&cm_bytes(d), c.items.as_ref(), mode, &c.name, optional)?),
+                    Some(d) => files.extend(key_files(
+                        &cm_bytes(d),
+                        c.items.as_ref(),
+                        mode,
+                        &c.name,
+                        optional,
+                    )?),
                     None if optional => {}
                     None => return Err(ConfigError(format!("configmap \"{}\" not found", c.name))),
                 }
@@ -268,7 +302,13 @@ fn prepare_one(
             if let Some(sec) = &s.secret {
                 let optional = sec.optional == Some(true);
                 match src.secret(&sec.name) {
-                    Some(d) => files.extend(key_files(&d, sec.items.as_ref(), mode, &sec.name, optional)?),
+                    Some(d) => files.extend(key_files(
+                        &d,
+                        sec.items.as_ref(),
+                        mode,
+                        &sec.name,
+                        optional,
+                    )?),
                     None if optional => {}
                     None => return Err(ConfigError(format!("secret \"{}\" not found", sec.name))),
                 }
@@ -276,8 +316,15 @@ fn prepare_one(
             if let Some(d) = &s.downward_api {
                 for it in d.items.iter().flatten() {
                     if let Some(f) = &it.field_ref {
-                        let value = field_ref(pod, &f.field_path, pod_ip, host_ip).unwrap_or_default();
-                        files.insert(it.path.clone(), (value.into_bytes(), it.mode.map(|m| m as u32).unwrap_or(mode)));
+                        let value =
+                            field_ref(pod, &f.field_path, pod_ip, host_ip).unwrap_or_default();
+                        files.insert(
+                            it.path.clone(),
+                            (
+                                value.into_bytes(),
+                                it.mode.map(|m| m as u32).unwrap_or(mode),
+                            ),
+                        );
                     }
                 }
             }
@@ -324,8 +371,14 @@ pub fn mounts(
                 let mut source = d.clone();
                 if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
                     let rel = Path::new(sub);
-                    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-                        return Err(ConfigError(format!("subPath {sub:?} must be a relative path inside the volume")));
+                    if rel.is_absolute()
+                        || rel
+                            .components()
+                            .any(|c| matches!(c, std::path::Component::ParentDir))
+                    {
+                        return Err(ConfigError(format!(
+                            "subPath {sub:?} must be a relative path inside the volume"
+                        )));
                     }
                     source = d.join(rel);
                     if !source.exists() {
@@ -350,7 +403,11 @@ pub fn referenced(pod: &Pod) -> (Vec<String>, Vec<String>) {
     let Some(spec) = pod.spec.as_ref() else {
         return (cms, secrets);
     };
-    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         for f in c.env_from.iter().flatten() {
             if let Some(r) = &f.config_map_ref {
                 cms.push(r.name.clone());
@@ -409,7 +466,10 @@ mod tests {
         assert!(atomic_write(d.path(), &files).unwrap());
         assert_eq!(std::fs::read(d.path().join("a")).unwrap(), b"1");
         assert_eq!(std::fs::read(d.path().join("sub/b")).unwrap(), b"2");
-        assert!(!atomic_write(d.path(), &files).unwrap(), "unchanged is not rewritten");
+        assert!(
+            !atomic_write(d.path(), &files).unwrap(),
+            "unchanged is not rewritten"
+        );
         files.remove("a");
         files.insert("c".into(), (b"3".to_vec(), 0o644));
         assert!(atomic_write(d.path(), &files).unwrap());
@@ -418,7 +478,9 @@ mod tests {
         let dirs: Vec<_> = std::fs::read_dir(d.path())
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("..") && e.file_name() != "..data")
+            .filter(|e| {
+                e.file_name().to_string_lossy().starts_with("..") && e.file_name() != "..data"
+            })
             .collect();
         assert_eq!(dirs.len(), 1, "old generations are removed");
     }

@@ -138,7 +138,11 @@ fn pod_dir(shared: &Shared, uid: &str) -> PathBuf {
 
 /// `[a-z0-9-]` ids the runtime accepts: pod uid prefix, container name, restart count.
 fn container_id(uid: &str, name: &str, restart: u32) -> String {
-    let u: String = uid.chars().filter(|c| c.is_ascii_hexdigit()).take(16).collect();
+    let u: String = uid
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(16)
+        .collect();
     let n: String = name.chars().take(36).collect();
     format!("{u}-{n}-{restart}").to_ascii_lowercase()
 }
@@ -177,11 +181,18 @@ impl Worker {
         let Ok(records) = self.shared.runtime.list().await else {
             return;
         };
-        for r in records.into_iter().filter(|r| r.labels.get(LABEL_POD_UID) == Some(&self.uid)) {
+        for r in records
+            .into_iter()
+            .filter(|r| r.labels.get(LABEL_POD_UID) == Some(&self.uid))
+        {
             let Some(name) = r.labels.get(LABEL_CONTAINER).cloned() else {
                 continue;
             };
-            let restart: u32 = r.labels.get(LABEL_RESTART).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let restart: u32 = r
+                .labels
+                .get(LABEL_RESTART)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let st = self.containers.entry(name.clone()).or_default();
             match r.status {
                 reddwarf_runtime::ContainerStatus::Running => {
@@ -214,7 +225,11 @@ impl Worker {
             }
         }
         if !self.containers.is_empty() {
-            tracing::info!("pod {}: adopted {} container(s)", self.uid, self.containers.len());
+            tracing::info!(
+                "pod {}: adopted {} container(s)",
+                self.uid,
+                self.containers.len()
+            );
         }
     }
 
@@ -243,7 +258,11 @@ impl Worker {
                 return;
             };
             if pod.metadata.deletion_timestamp.is_some() {
-                let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0);
+                let grace = pod
+                    .metadata
+                    .deletion_grace_period_seconds
+                    .unwrap_or(30)
+                    .max(0);
                 self.stop_all(grace).await;
                 self.report(&pod).await;
                 self.cleanup().await;
@@ -334,12 +353,22 @@ impl Worker {
             }
         }
         // Volumes: prepared once, contents refreshed every few seconds.
-        if self.volumes_synced.is_none_or(|t| t.elapsed() > VOLUME_RESYNC) {
+        if self
+            .volumes_synced
+            .is_none_or(|t| t.elapsed() > VOLUME_RESYNC)
+        {
             self.volumes_synced = Some(Instant::now());
             let sources = self.shared.sources(pod).await;
             let claims = self.shared.claims(pod).await;
             let dir = pod_dir(&self.shared, &self.uid).join("volumes");
-            match volumes::prepare(pod, &dir, &sources, &claims, &self.pod_ip(), &self.shared.host_ip) {
+            match volumes::prepare(
+                pod,
+                &dir,
+                &sources,
+                &claims,
+                &self.pod_ip(),
+                &self.shared.host_ip,
+            ) {
                 Ok(v) => self.volumes = Some(v),
                 Err(e) => {
                     self.sandbox_error = Some(e.0);
@@ -348,7 +377,10 @@ impl Worker {
             }
             self.sandbox_error = None;
         }
-        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         // Init containers in order; a sidecar (restartPolicy Always) only has to be running.
         if !self.initialized {
             let inits = spec.init_containers.clone().unwrap_or_default();
@@ -359,7 +391,9 @@ impl Worker {
                 let done = if sidecar {
                     st.running.is_some()
                 } else {
-                    st.terminated.as_ref().is_some_and(|t| t.exit.exit_code == 0)
+                    st.terminated
+                        .as_ref()
+                        .is_some_and(|t| t.exit.exit_code == 0)
                         && st.running.is_none()
                 };
                 if done {
@@ -369,7 +403,10 @@ impl Worker {
                 if st.running.is_some() {
                     break;
                 }
-                let failed = st.terminated.as_ref().is_some_and(|t| t.exit.exit_code != 0);
+                let failed = st
+                    .terminated
+                    .as_ref()
+                    .is_some_and(|t| t.exit.exit_code != 0);
                 if failed && policy == "Never" && !sidecar {
                     // The pod has failed; nothing more starts.
                     break;
@@ -411,7 +448,10 @@ impl Worker {
             .as_ref()
             .and_then(|s| s.init_containers.clone())
             .unwrap_or_default();
-        for c in inits.iter().filter(|c| c.restart_policy.as_deref() == Some("Always")) {
+        for c in inits
+            .iter()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        {
             let st = self.containers.entry(c.name.clone()).or_default().clone();
             if st.running.is_none() && st.terminated.is_some() {
                 self.maybe_start(pod, c, true).await;
@@ -434,7 +474,12 @@ impl Worker {
         if restart {
             let st = self.containers.get_mut(&name).expect("entry");
             // Back-off between restarts: 10 s doubling to 5 min, as the kubelet.
-            if st.backoff_until.is_none() && st.waiting.as_ref().is_none_or(|w| w.reason != "CrashLoopBackOff") {
+            if st.backoff_until.is_none()
+                && st
+                    .waiting
+                    .as_ref()
+                    .is_none_or(|w| w.reason != "CrashLoopBackOff")
+            {
                 st.backoff = if st.backoff.is_zero() {
                     BACKOFF_START
                 } else {
@@ -452,7 +497,18 @@ impl Worker {
                         self.uid
                     ),
                 });
-                self.shared.event(pod, Some(&name), "Warning", "BackOff", &format!("Back-off restarting failed container {name} in pod {}", pod.metadata.name.as_deref().unwrap_or(""))).await;
+                self.shared
+                    .event(
+                        pod,
+                        Some(&name),
+                        "Warning",
+                        "BackOff",
+                        &format!(
+                            "Back-off restarting failed container {name} in pod {}",
+                            pod.metadata.name.as_deref().unwrap_or("")
+                        ),
+                    )
+                    .await;
                 return;
             }
         }
@@ -465,11 +521,22 @@ impl Worker {
                     r => r,
                 }
                 .to_string();
-                let again = st.waiting.as_ref().is_some_and(|w| w.reason == reason || w.reason == backoff_reason);
-                st.backoff = if st.backoff.is_zero() { BACKOFF_START } else { (st.backoff * 2).min(BACKOFF_MAX) };
+                let again = st
+                    .waiting
+                    .as_ref()
+                    .is_some_and(|w| w.reason == reason || w.reason == backoff_reason);
+                st.backoff = if st.backoff.is_zero() {
+                    BACKOFF_START
+                } else {
+                    (st.backoff * 2).min(BACKOFF_MAX)
+                };
                 st.backoff_until = Some(Instant::now() + st.backoff);
                 st.waiting = Some(Waiting {
-                    reason: if again && reason == "ErrImagePull" { backoff_reason } else { reason },
+                    reason: if again && reason == "ErrImagePull" {
+                        backoff_reason
+                    } else {
+                        reason
+                    },
                     message,
                 });
             }
@@ -489,23 +556,42 @@ impl Worker {
         let image = self.shared.ensure_image(pod, c).await?;
         let sources = self.shared.sources(pod).await;
         let cfg_err = |e: ConfigError| ("CreateContainerConfigError".to_string(), e.0);
-        let env = spec::environment(pod, c, &image.config, &self.pod_ip(), &self.shared.host_ip, &sources)
-            .map_err(cfg_err)?;
+        let env = spec::environment(
+            pod,
+            c,
+            &image.config,
+            &self.pod_ip(),
+            &self.shared.host_ip,
+            &sources,
+        )
+        .map_err(cfg_err)?;
         let args = spec::argv(c, &image.config, &env);
         if args.is_empty() {
-            return Err(("CreateContainerConfigError".into(), "no command specified".into()));
+            return Err((
+                "CreateContainerConfigError".into(),
+                "no command specified".into(),
+            ));
         }
         let prepared = self.volumes.clone().unwrap_or_default();
         let mut mounts = volumes::mounts(c, &prepared).map_err(cfg_err)?;
         let pdir = pod_dir(&self.shared, &self.uid);
-        let etc = self.shared.etc_files(pod, &pdir, &self.pod_ip()).map_err(|e| {
-            ("CreateContainerConfigError".to_string(), format!("writing /etc files: {e}"))
-        })?;
+        let etc = self
+            .shared
+            .etc_files(pod, &pdir, &self.pod_ip())
+            .map_err(|e| {
+                (
+                    "CreateContainerConfigError".to_string(),
+                    format!("writing /etc files: {e}"),
+                )
+            })?;
         for (dest, src) in etc {
             if !mounts.iter().any(|m| m.destination == dest) {
                 mounts.push(MountSpec {
                     destination: dest,
-                    kind: MountKind::Bind { source: src, readonly: false },
+                    kind: MountKind::Bind {
+                        source: src,
+                        readonly: false,
+                    },
                 });
             }
         }
@@ -522,12 +608,26 @@ impl Worker {
             .shared
             .images
             .prepare_rootfs(&image, &cdir)
-            .map_err(|e| ("CreateContainerError".to_string(), format!("preparing the root filesystem: {e}")))?;
-        let log_path = self.log_dir(pod).join(&c.name).join(format!("{restart}.log"));
+            .map_err(|e| {
+                (
+                    "CreateContainerError".to_string(),
+                    format!("preparing the root filesystem: {e}"),
+                )
+            })?;
+        let log_path = self
+            .log_dir(pod)
+            .join(&c.name)
+            .join(format!("{restart}.log"));
         let labels = BTreeMap::from([
             (LABEL_POD_UID.to_string(), self.uid.clone()),
-            (LABEL_POD_NAME.to_string(), pod.metadata.name.clone().unwrap_or_default()),
-            (LABEL_POD_NS.to_string(), pod.metadata.namespace.clone().unwrap_or_default()),
+            (
+                LABEL_POD_NAME.to_string(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            ),
+            (
+                LABEL_POD_NS.to_string(),
+                pod.metadata.namespace.clone().unwrap_or_default(),
+            ),
             (LABEL_CONTAINER.to_string(), c.name.clone()),
             (LABEL_RESTART.to_string(), restart.to_string()),
         ]);
@@ -586,10 +686,22 @@ impl Worker {
         self.spawn_waiter(c.name.clone(), id);
         self.remove_older(&c.name, restart).await;
         self.shared
-            .event(pod, Some(&c.name), "Normal", "Created", &format!("Created container {}", c.name))
+            .event(
+                pod,
+                Some(&c.name),
+                "Normal",
+                "Created",
+                &format!("Created container {}", c.name),
+            )
             .await;
         self.shared
-            .event(pod, Some(&c.name), "Normal", "Started", &format!("Started container {}", c.name))
+            .event(
+                pod,
+                Some(&c.name),
+                "Normal",
+                "Started",
+                &format!("Started container {}", c.name),
+            )
             .await;
         if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             if let Some(e) = &h.exec {
@@ -612,13 +724,19 @@ impl Worker {
         for r in records {
             let mine = r.labels.get(LABEL_POD_UID) == Some(&self.uid)
                 && r.labels.get(LABEL_CONTAINER).map(String::as_str) == Some(name);
-            let n: u32 = r.labels.get(LABEL_RESTART).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let n: u32 = r
+                .labels
+                .get(LABEL_RESTART)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             if mine && n + 1 < restart {
                 let _ = self.shared.runtime.remove(&r.id).await;
                 if let Some(dir) = self.rootfs.remove(&r.id) {
                     let _ = reddwarf_images::remove_rootfs(&dir);
                 } else {
-                    let dir = pod_dir(&self.shared, &self.uid).join("containers").join(&r.id);
+                    let dir = pod_dir(&self.shared, &self.uid)
+                        .join("containers")
+                        .join(&r.id);
                     let _ = reddwarf_images::remove_rootfs(&dir);
                 }
                 let _ = std::fs::remove_file(&r.log_path);
@@ -635,7 +753,13 @@ impl Worker {
             .containers
             .iter()
             .cloned()
-            .chain(spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always")).cloned())
+            .chain(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+                    .cloned(),
+            )
             .collect();
         for c in all {
             let Some(st) = self.containers.get(&c.name).cloned() else {
@@ -660,7 +784,8 @@ impl Worker {
                     continue;
                 }
                 let period = Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64);
-                let initial = Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64);
+                let initial =
+                    Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64);
                 let due = {
                     let s = self.containers.get_mut(&c.name).expect("state");
                     let next = *s.probes.next.entry(kind).or_insert(run.since + initial);
@@ -676,10 +801,7 @@ impl Worker {
                 }
                 let ok = self.run_probe(&run.id, &p, c.ports.as_deref()).await;
                 let s = self.containers.get_mut(&c.name).expect("state");
-                let (fail, succ) = (
-                    s.probes.failures.entry(kind).or_insert(0),
-                    0,
-                );
+                let (fail, succ) = (s.probes.failures.entry(kind).or_insert(0), 0);
                 let _ = succ;
                 if ok {
                     *fail = 0;
@@ -705,46 +827,90 @@ impl Worker {
                         // by its restart policy.
                         s.probes = ProbeState::default();
                         let id = run.id.clone();
-                        let what = if kind == "startup" { "Startup" } else { "Liveness" };
+                        let what = if kind == "startup" {
+                            "Startup"
+                        } else {
+                            "Liveness"
+                        };
                         self.shared
-                            .event(pod, Some(&c.name), "Normal", "Killing", &format!("Container {} failed {} probe, will be restarted", c.name, what.to_lowercase()))
+                            .event(
+                                pod,
+                                Some(&c.name),
+                                "Normal",
+                                "Killing",
+                                &format!(
+                                    "Container {} failed {} probe, will be restarted",
+                                    c.name,
+                                    what.to_lowercase()
+                                ),
+                            )
                             .await;
-                        let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
-                        self.kill_container(&id, grace.min(p.termination_grace_period_seconds.unwrap_or(grace))).await;
+                        let grace = pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.termination_grace_period_seconds)
+                            .unwrap_or(30);
+                        self.kill_container(
+                            &id,
+                            grace.min(p.termination_grace_period_seconds.unwrap_or(grace)),
+                        )
+                        .await;
                     }
                 }
             }
         }
     }
 
-    async fn run_probe(&self, id: &str, p: &Probe, _ports: Option<&[k8s_openapi::api::core::v1::ContainerPort]>) -> bool {
+    async fn run_probe(
+        &self,
+        id: &str,
+        p: &Probe,
+        _ports: Option<&[k8s_openapi::api::core::v1::ContainerPort]>,
+    ) -> bool {
         let timeout = Duration::from_secs(p.timeout_seconds.unwrap_or(1).max(1) as u64);
         let ip = self.pod_ip();
-        let port_of = |port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString| -> Option<u16> {
-            match port {
-                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => Some(*n as u16),
-                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => _ports?
-                    .iter()
-                    .find(|cp| cp.name.as_deref() == Some(name))
-                    .map(|cp| cp.container_port as u16),
-            }
-        };
+        let port_of =
+            |port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString| -> Option<u16> {
+                match port {
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => {
+                        Some(*n as u16)
+                    }
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => {
+                        _ports?
+                            .iter()
+                            .find(|cp| cp.name.as_deref() == Some(name))
+                            .map(|cp| cp.container_port as u16)
+                    }
+                }
+            };
         if let Some(e) = &p.exec {
             return self
-                .exec_probe(id, e.command.clone().unwrap_or_default(), timeout.as_secs() as i64)
+                .exec_probe(
+                    id,
+                    e.command.clone().unwrap_or_default(),
+                    timeout.as_secs() as i64,
+                )
                 .await
                 == Some(0);
         }
         if let Some(t) = &p.tcp_socket {
-            let Some(port) = port_of(&t.port) else { return false };
+            let Some(port) = port_of(&t.port) else {
+                return false;
+            };
             let host = t.host.clone().unwrap_or(ip);
             return matches!(
-                tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port))).await,
+                tokio::time::timeout(
+                    timeout,
+                    tokio::net::TcpStream::connect((host.as_str(), port))
+                )
+                .await,
                 Ok(Ok(_))
             );
         }
         if let Some(h) = &p.http_get {
-            let Some(port) = port_of(&h.port) else { return false };
+            let Some(port) = port_of(&h.port) else {
+                return false;
+            };
             let host = h.host.clone().unwrap_or(ip);
             let path = h.path.clone().unwrap_or_else(|| "/".into());
             return tokio::time::timeout(timeout, http_get(&host, port, &path))
@@ -757,7 +923,11 @@ impl Worker {
             // gRPC health needs HTTP/2 framing of the health protocol; a TCP connect is the
             // closest honest check until it is implemented.
             return matches!(
-                tokio::time::timeout(timeout, tokio::net::TcpStream::connect((ip.as_str(), g.port as u16))).await,
+                tokio::time::timeout(
+                    timeout,
+                    tokio::net::TcpStream::connect((ip.as_str(), g.port as u16))
+                )
+                .await,
                 Ok(Ok(_))
             );
         }
@@ -769,7 +939,15 @@ impl Worker {
         let proc = self
             .shared
             .runtime
-            .exec(id, ExecSpec { args: cmd, env: vec![], tty: false, stdin: false })
+            .exec(
+                id,
+                ExecSpec {
+                    args: cmd,
+                    env: vec![],
+                    tty: false,
+                    stdin: false,
+                },
+            )
             .await
             .ok()?;
         let mut out = proc.stdout;
@@ -797,7 +975,11 @@ impl Worker {
                     return;
                 }
                 match rt.list().await {
-                    Ok(l) if l.iter().any(|r| r.id == id && matches!(r.status, reddwarf_runtime::ContainerStatus::Running)) => {}
+                    Ok(l)
+                        if l.iter().any(|r| {
+                            r.id == id
+                                && matches!(r.status, reddwarf_runtime::ContainerStatus::Running)
+                        }) => {}
                     _ => return,
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -821,13 +1003,25 @@ impl Worker {
         if let Some(pod) = &pod {
             for (name, id) in &running {
                 let c = pod.spec.as_ref().and_then(|s| {
-                    s.containers.iter().chain(s.init_containers.iter().flatten()).find(|c| &c.name == name).cloned()
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                        .find(|c| &c.name == name)
+                        .cloned()
                 });
                 if let Some(cmd) = c.and_then(|c| c.lifecycle?.pre_stop?.exec?.command) {
                     let left = deadline.saturating_duration_since(Instant::now()).as_secs() as i64;
                     let _ = self.exec_probe(id, cmd, left.max(1)).await;
                 }
-                self.shared.event(pod, Some(name), "Normal", "Killing", &format!("Stopping container {name}")).await;
+                self.shared
+                    .event(
+                        pod,
+                        Some(name),
+                        "Normal",
+                        "Killing",
+                        &format!("Stopping container {name}"),
+                    )
+                    .await;
             }
         }
         for (_, id) in &running {
@@ -841,7 +1035,12 @@ impl Worker {
                     let _ = self.shared.runtime.kill(id, libc::SIGKILL).await;
                 }
             }
-            match tokio::time::timeout(timeout.max(Duration::from_millis(100)), self.exits_rx.recv()).await {
+            match tokio::time::timeout(
+                timeout.max(Duration::from_millis(100)),
+                self.exits_rx.recv(),
+            )
+            .await
+            {
                 Ok(Some(ev)) => {
                     left.retain(|(_, id)| *id != ev.id);
                     self.on_exit(ev);
@@ -849,7 +1048,9 @@ impl Worker {
                 Ok(None) => return,
                 Err(_) if timeout.is_zero() => {
                     // Killed but not reported yet: give the waiters a moment more.
-                    if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), self.exits_rx.recv()).await {
+                    if let Ok(Some(ev)) =
+                        tokio::time::timeout(Duration::from_secs(5), self.exits_rx.recv()).await
+                    {
                         left.retain(|(_, id)| *id != ev.id);
                         self.on_exit(ev);
                     } else {
@@ -864,7 +1065,10 @@ impl Worker {
     /// Removes containers, rootfs mounts, the network and the pod's directories.
     async fn cleanup(&mut self) {
         if let Ok(records) = self.shared.runtime.list().await {
-            for r in records.iter().filter(|r| r.labels.get(LABEL_POD_UID) == Some(&self.uid)) {
+            for r in records
+                .iter()
+                .filter(|r| r.labels.get(LABEL_POD_UID) == Some(&self.uid))
+            {
                 if let Err(e) = self.shared.runtime.remove(&r.id).await {
                     tracing::warn!("removing container {}: {e}", r.id);
                 }
@@ -895,7 +1099,10 @@ impl Worker {
         );
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: Some(self.uid.clone()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid.clone()),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         if let Some(n) = &pod.metadata.name {
@@ -920,7 +1127,11 @@ impl Worker {
         );
         let name = pod.metadata.name.clone().unwrap_or_default();
         match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
             .await
         {
             Ok(_) => self.last_status = status,
@@ -931,9 +1142,13 @@ impl Worker {
 
     fn status(&self, pod: &Pod) -> Value {
         let spec = pod.spec.clone().unwrap_or_default();
-        let prev = serde_json::to_value(pod.status.clone().unwrap_or_default()).unwrap_or(json!({}));
+        let prev =
+            serde_json::to_value(pod.status.clone().unwrap_or_default()).unwrap_or(json!({}));
         let now = now_rfc();
-        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         let default = CState::default();
         let get = |n: &str| self.containers.get(n).unwrap_or(&default);
         let mut statuses: Vec<Value> = spec
@@ -943,7 +1158,12 @@ impl Worker {
                 let mut s = get(&c.name).clone();
                 if s.running.is_none() && s.waiting.is_none() && s.terminated.is_none() {
                     s.waiting = Some(Waiting {
-                        reason: if self.initialized { "ContainerCreating" } else { "PodInitializing" }.into(),
+                        reason: if self.initialized {
+                            "ContainerCreating"
+                        } else {
+                            "PodInitializing"
+                        }
+                        .into(),
                         message: self.sandbox_error.clone().unwrap_or_default(),
                     });
                 }
@@ -958,7 +1178,10 @@ impl Worker {
             .map(|c| {
                 let mut s = get(&c.name).clone();
                 if s.running.is_none() && s.waiting.is_none() && s.terminated.is_none() {
-                    s.waiting = Some(Waiting { reason: "PodInitializing".into(), message: String::new() });
+                    s.waiting = Some(Waiting {
+                        reason: "PodInitializing".into(),
+                        message: String::new(),
+                    });
                 }
                 status::container_status(c, &s, "")
             })
@@ -968,15 +1191,23 @@ impl Worker {
             && policy == "Never"
             && spec.init_containers.iter().flatten().any(|c| {
                 c.restart_policy.as_deref() != Some("Always")
-                    && get(&c.name).terminated.as_ref().is_some_and(|t| t.exit.exit_code != 0)
+                    && get(&c.name)
+                        .terminated
+                        .as_ref()
+                        .is_some_and(|t| t.exit.exit_code != 0)
             });
-        let all_terminated = !regular.is_empty() && regular.iter().all(|s| s.running.is_none() && s.terminated.is_some());
+        let all_terminated = !regular.is_empty()
+            && regular
+                .iter()
+                .all(|s| s.running.is_none() && s.terminated.is_some());
         let phase = if init_failed {
             "Failed"
         } else if !self.initialized {
             "Pending"
         } else if all_terminated && policy != "Always" {
-            let ok = regular.iter().all(|s| s.terminated.as_ref().is_some_and(|t| t.exit.exit_code == 0));
+            let ok = regular
+                .iter()
+                .all(|s| s.terminated.as_ref().is_some_and(|t| t.exit.exit_code == 0));
             if ok {
                 "Succeeded"
             } else if policy == "Never" {
@@ -984,7 +1215,10 @@ impl Worker {
             } else {
                 "Running"
             }
-        } else if regular.iter().any(|s| s.running.is_some() || s.terminated.is_some() || s.last_terminated.is_some()) {
+        } else if regular
+            .iter()
+            .any(|s| s.running.is_some() || s.terminated.is_some() || s.last_terminated.is_some())
+        {
             "Running"
         } else {
             "Pending"
@@ -993,12 +1227,47 @@ impl Worker {
         let sandbox_ready = self.net.is_some() || spec.host_network == Some(true);
         let terminal = matches!(phase, "Succeeded" | "Failed");
         let mut conditions = vec![
-            status::condition("PodReadyToStartContainers", sandbox_ready && !terminal, None, &prev, &now),
-            status::condition("Initialized", self.initialized, Some("ContainersNotInitialized"), &prev, &now),
-            status::condition("Ready", containers_ready && !terminal, Some(if terminal { "PodCompleted" } else { "ContainersNotReady" }), &prev, &now),
-            status::condition("ContainersReady", containers_ready && !terminal, Some(if terminal { "PodCompleted" } else { "ContainersNotReady" }), &prev, &now),
+            status::condition(
+                "PodReadyToStartContainers",
+                sandbox_ready && !terminal,
+                None,
+                &prev,
+                &now,
+            ),
+            status::condition(
+                "Initialized",
+                self.initialized,
+                Some("ContainersNotInitialized"),
+                &prev,
+                &now,
+            ),
+            status::condition(
+                "Ready",
+                containers_ready && !terminal,
+                Some(if terminal {
+                    "PodCompleted"
+                } else {
+                    "ContainersNotReady"
+                }),
+                &prev,
+                &now,
+            ),
+            status::condition(
+                "ContainersReady",
+                containers_ready && !terminal,
+                Some(if terminal {
+                    "PodCompleted"
+                } else {
+                    "ContainersNotReady"
+                }),
+                &prev,
+                &now,
+            ),
         ];
-        if let Some(sched) = prev["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled")) {
+        if let Some(sched) = prev["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled"))
+        {
             conditions.push(sched.clone());
         } else {
             conditions.push(status::condition("PodScheduled", true, None, &prev, &now));

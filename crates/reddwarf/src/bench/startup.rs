@@ -50,7 +50,13 @@ async fn start(dir: &Path) -> anyhow::Result<(Running, Duration, Target)> {
     let _ = std::fs::remove_file(&kubeconfig);
     let started = Instant::now();
     let child = Command::new(std::env::current_exe()?)
-        .args(["server", "--disable-agent", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "server",
+            "--disable-agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

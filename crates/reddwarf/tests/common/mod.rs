@@ -276,7 +276,14 @@ impl Drop for Server {
             let node = flag("--node-name").unwrap_or_default();
             let bridge = flag("--bridge").unwrap_or_else(|| "rdw0".into());
             let _ = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-                .args(["agent", "--cleanup", "--node-name", &node, "--bridge", &bridge])
+                .args([
+                    "agent",
+                    "--cleanup",
+                    "--node-name",
+                    &node,
+                    "--bridge",
+                    &bridge,
+                ])
                 .arg("--data-dir")
                 .arg(self.dir.path().join("agent"))
                 .output();
@@ -517,11 +524,17 @@ impl Agent {
             .open(&self.log)
             .expect("log file");
         let mut cmd = self.command();
-        cmd.args(["agent", "--server", &self.server_url, "--node-name", &self.name])
-            .args(["--bridge", &self.bridge])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(&self.extra);
+        cmd.args([
+            "agent",
+            "--server",
+            &self.server_url,
+            "--node-name",
+            &self.name,
+        ])
+        .args(["--bridge", &self.bridge])
+        .arg("--data-dir")
+        .arg(&self.data_dir)
+        .args(&self.extra);
         if let Some(t) = token {
             cmd.args(["--token", t]);
         }
@@ -599,13 +612,23 @@ impl Drop for Agent {
         self.kill9();
         let out = self
             .command()
-            .args(["agent", "--cleanup", "--node-name", &self.name, "--bridge", &self.bridge])
+            .args([
+                "agent",
+                "--cleanup",
+                "--node-name",
+                &self.name,
+                "--bridge",
+                &self.bridge,
+            ])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .output();
         if let Ok(o) = out {
             if !o.status.success() {
-                eprintln!("agent cleanup failed: {}", String::from_utf8_lossy(&o.stderr));
+                eprintln!(
+                    "agent cleanup failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
             }
         }
     }
@@ -653,7 +676,8 @@ impl Drop for TestNet {
 /// (for `--images-dir`), and its OCI layout (to push to a registry).
 pub fn busybox_image(dir: &Path) -> (PathBuf, PathBuf) {
     let layout = dir.join("busybox-layout");
-    reddwarf_images::testsupport::build_busybox_oci_layout(&layout, "1.36").expect("busybox layout");
+    reddwarf_images::testsupport::build_busybox_oci_layout(&layout, "1.36")
+        .expect("busybox layout");
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
     let archive = images.join("busybox.tar");
@@ -661,7 +685,10 @@ pub fn busybox_image(dir: &Path) -> (PathBuf, PathBuf) {
         "copy",
         "-q",
         &format!("oci:{}:1.36", layout.display()),
-        &format!("oci-archive:{}:docker.io/library/busybox:1.36", archive.display()),
+        &format!(
+            "oci-archive:{}:docker.io/library/busybox:1.36",
+            archive.display()
+        ),
     ])
     .expect("skopeo oci-archive");
     (images, layout)
