@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod https;
+pub mod local_volumes;
 pub mod node;
 pub mod nodeapi;
 pub mod pods;
@@ -130,6 +131,8 @@ pub async fn run(
         stdin_path,
     });
     let pod_workers = tokio::spawn(pods::run(shared.clone()));
+    // The node's hostname label is its name (node.rs), which the volumes' affinity names.
+    let local_volumes = tokio::spawn(local_volumes::run(client.clone(), cfg.node_name.clone()));
     let importer = cfg.images_dir.clone().map(|dir| {
         let images = images.clone();
         tokio::spawn(async move {
@@ -159,6 +162,7 @@ pub async fn run(
     heartbeat.abort();
     tunnel.abort();
     pod_workers.abort();
+    local_volumes.abort();
     if let Some(i) = importer {
         i.abort();
     }

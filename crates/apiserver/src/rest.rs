@@ -707,6 +707,56 @@ fn admit_priority(ctx: &Ctx, pod: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// The DefaultStorageClass admission step (upstream `setdefault`): a new claim that names
+/// no class (neither `storageClassName`, not even "", nor the beta annotation) gets the
+/// default StorageClass, the newest of those annotated default (ties: the first by name).
+fn admit_default_storage_class(ctx: &Ctx, pvc: &mut Value) -> ApiResult<()> {
+    let beta = pvc
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .is_some();
+    if beta
+        || pvc
+            .pointer("/spec/storageClassName")
+            .is_some_and(|c| !c.is_null())
+    {
+        return Ok(());
+    }
+    let view = ctx.api.store.read().map_err(ApiError::internal)?;
+    let prefix = ObjectKey::resource_prefix("storage.k8s.io", "storageclasses");
+    let page = view
+        .list(&prefix, None, 0, false, |b| {
+            serde_json::from_slice::<Value>(b)
+                .map(|v| {
+                    let ann = |k: &str| v["metadata"]["annotations"][k] == "true";
+                    ann("storageclass.kubernetes.io/is-default-class")
+                        || ann("storageclass.beta.kubernetes.io/is-default-class")
+                })
+                .unwrap_or(false)
+        })
+        .map_err(ApiError::internal)?;
+    drop(view);
+    let mut defaults: Vec<(String, String)> = page
+        .items
+        .iter()
+        .filter_map(|(_, b)| serde_json::from_slice::<Value>(b).ok())
+        .map(|c| {
+            (
+                meta_str(&c, "creationTimestamp").to_string(),
+                meta_str(&c, "name").to_string(),
+            )
+        })
+        .collect();
+    // RFC 3339 UTC timestamps of one width order as strings: newest first, then by name.
+    defaults.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let Some((_, name)) = defaults.into_iter().next() else {
+        return Ok(());
+    };
+    if let Some(spec) = pvc.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("storageClassName".into(), json!(name));
+    }
+    Ok(())
+}
+
 /// Server-side preparation of a new object (PrepareForCreate + BeforeCreate). `owned` is
 /// the managedFields an apply computed; other creates record an Update by their manager.
 fn prepare_create(ctx: &Ctx, obj: &mut Value, owned: Option<Value>) -> ApiResult<()> {
@@ -762,6 +812,9 @@ fn prepare_create(ctx: &Ctx, obj: &mut Value, owned: Option<Value>) -> ApiResult
     }
     if ctx.kind.group.is_empty() && ctx.kind.plural == "pods" {
         admit_priority(ctx, obj)?;
+    }
+    if ctx.kind.group.is_empty() && ctx.kind.plural == "persistentvolumeclaims" {
+        admit_default_storage_class(ctx, obj)?;
     }
     if ctx.kind.group == "certificates.k8s.io" && ctx.kind.kind == "CertificateSigningRequest" {
         // Upstream's CSR strategy: the requester is who sent it, whatever the body says.

@@ -53,6 +53,9 @@ pub struct Settings {
     pub cluster_cidr: nodeipam::ClusterCidr,
     /// Which controllers run (`--controllers`: `*`, `name`, `-name`).
     pub controllers: Vec<String>,
+    /// Where on a node the local-path provisioner puts its volumes' directories
+    /// (`--local-storage-path`).
+    pub local_storage_path: std::path::PathBuf,
 }
 
 /// kube-controller-manager's `IsControllerEnabled`: the first entry naming the controller
@@ -151,6 +154,13 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         (
             "persistentvolume-protection",
             Box::pin(volume::protection::run_pv_protection(client.clone())),
+        ),
+        (
+            "local-path-provisioner",
+            Box::pin(volume::local_path::run(
+                client.clone(),
+                settings.local_storage_path.clone(),
+            )),
         ),
         ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
     ];

@@ -105,12 +105,20 @@ pub struct ServerArgs {
     /// tolerationSeconds given to pods for the `node.kubernetes.io/unreachable` taint.
     #[arg(long, default_value_t = 300)]
     pub default_unreachable_toleration_seconds: i64,
+    /// Where the local-path provisioner puts volume directories on a node (k3s's
+    /// `--default-local-storage-path`).
+    #[arg(
+        long,
+        alias = "default-local-storage-path",
+        default_value = "/var/lib/reddwarf/storage"
+    )]
+    pub local_storage_path: PathBuf,
     /// Controllers to run, as kube-controller-manager's flag: `*` all, `name` one, `-name`
     /// not that one (serviceaccount, root-ca-cert-publisher, garbagecollector, job, cronjob,
     /// podgc, nodelifecycle, nodeipam, csrsigning, scheduler, replicaset, replicationcontroller, deployment,
     /// daemonset, statefulset, endpoint+endpointslice, persistentvolume-binder,
     /// persistentvolumeclaim-protection, persistentvolume-protection,
-    /// apiservice-availability).
+    /// local-path-provisioner, apiservice-availability).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 }

@@ -126,6 +126,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             cluster_cidr,
             node_monitor_grace_period: args.node_monitor_grace_period.into(),
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+            local_storage_path: args.local_storage_path.clone(),
             scheduler_metrics,
             controllers: args.controllers.clone(),
         };

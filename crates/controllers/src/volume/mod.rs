@@ -3,6 +3,7 @@
 //! and the controllers that act on them.
 
 pub mod binder;
+pub mod local_path;
 pub mod protection;
 
 use std::cmp::Ordering;
