@@ -133,6 +133,7 @@ pub async fn run(
     let pod_workers = tokio::spawn(pods::run(shared.clone()));
     // The node's hostname label is its name (node.rs), which the volumes' affinity names.
     let local_volumes = tokio::spawn(local_volumes::run(client.clone(), cfg.node_name.clone()));
+    let image_gc = tokio::spawn(image_gc(shared.clone()));
     let importer = cfg.images_dir.clone().map(|dir| {
         let images = images.clone();
         tokio::spawn(async move {
@@ -163,6 +164,7 @@ pub async fn run(
     tunnel.abort();
     pod_workers.abort();
     local_volumes.abort();
+    image_gc.abort();
     if let Some(i) = importer {
         i.abort();
     }
@@ -224,6 +226,38 @@ fn kill_tree(dir: &std::path::Path) {
             if e.path().is_dir() {
                 kill_tree(&e.path());
             }
+        }
+    }
+}
+
+/// The kubelet's image garbage collection: above 85% disk use on the image store's file
+/// system, images no container uses go (least recently used first) until use is below 80%.
+async fn image_gc(shared: Arc<pods::Shared>) {
+    const HIGH: f64 = 0.85;
+    const LOW: f64 = 0.80;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let (total, free) = node::disk_total_free(shared.images.root());
+        if total == 0 {
+            continue;
+        }
+        let used = total.saturating_sub(free);
+        if (used as f64) < HIGH * total as f64 {
+            continue;
+        }
+        let in_use: std::collections::HashSet<String> = shared
+            .runtime
+            .list()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r.labels.get(pods::worker::LABEL_IMAGE).cloned())
+            .collect();
+        let want_free = used.saturating_sub((LOW * total as f64) as u64);
+        let target = shared.images.disk_usage().saturating_sub(want_free);
+        match shared.images.gc(&in_use, target) {
+            Ok(freed) => tracing::info!("image garbage collection freed {freed} bytes"),
+            Err(e) => tracing::warn!("image garbage collection: {e}"),
         }
     }
 }

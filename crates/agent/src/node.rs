@@ -92,16 +92,25 @@ impl HostInfo {
 }
 
 fn disk_bytes(dir: &Path) -> u64 {
+    disk_total_free(dir).0
+}
+
+/// (total, available) bytes of the file system holding `dir`.
+pub fn disk_total_free(dir: &Path) -> (u64, u64) {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return 0;
+        return (0, 0);
     };
+    // SAFETY: an all-zero statvfs is a valid value for statvfs(3) to fill.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a zeroed struct statvfs fills.
+    // SAFETY: a valid NUL-terminated path and a pointer to a struct statvfs.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return 0;
+        return (0, 0);
     }
-    s.f_blocks as u64 * s.f_frsize as u64
+    (
+        s.f_blocks as u64 * s.f_frsize as u64,
+        s.f_bavail as u64 * s.f_frsize as u64,
+    )
 }
 
 /// The kubelet version a node reports: the server's version, as reddwarf builds both.

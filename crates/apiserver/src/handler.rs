@@ -226,6 +226,7 @@ async fn resource(
             Some(SubresourceRole::Handler) => {
                 return pod_subresources::serve(&ctx, s, method, &body).await;
             }
+            // pods, nodes and services proxies are served by node_proxy before this point.
             Some(SubresourceRole::Proxy) => return Err(proxy_unavailable(kind, rp)),
             Some(SubresourceRole::Part(_)) if matches!(verb, "get" | "update" | "patch") => {}
             Some(SubresourceRole::Part(_)) => return Err(ApiError::method_not_allowed()),

@@ -185,8 +185,76 @@ pub fn is_node_request(rp: &ResourcePath) -> bool {
         (
             "pods",
             Some("log" | "exec" | "attach" | "portforward" | "proxy")
-        ) | ("nodes", Some("proxy"))
+        ) | ("nodes" | "services", Some("proxy"))
     )
+}
+
+/// services/proxy: a ready endpoint of the Service's port (upstream's `ResourceLocation`:
+/// `name`, `name:port` or `scheme:name:port`, the port by name or number), reached through
+/// the node of the pod behind it.
+fn service_target(
+    api: &ApiServer,
+    ns: &str,
+    name: &str,
+) -> Result<(String, String, String), ApiError> {
+    let parts: Vec<&str> = name.split(':').collect();
+    let (svc, port) = match parts.as_slice() {
+        [n] => (*n, ""),
+        [n, p] => (*n, *p),
+        [_scheme, n, p] => (*n, *p),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "invalid service request {name:?}"
+            )))
+        }
+    };
+    let view = api.store.read().map_err(ApiError::internal)?;
+    let get = |resource: &str| -> Result<Value, ApiError> {
+        let key = reddwarf_store::ObjectKey::new("", resource, ns, svc);
+        let (_, bytes) = view
+            .get(key.as_str())
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found("", resource, svc))?;
+        crate::rest::parse_stored(&bytes)
+    };
+    let service = get("services")?;
+    let ports = service["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let chosen = ports.iter().find(|p| {
+        port.is_empty() && ports.len() == 1
+            || p["name"].as_str() == Some(port)
+            || p["port"].as_i64().map(|n| n.to_string()).as_deref() == Some(port)
+    });
+    let Some(chosen) = chosen else {
+        return Err(ApiError::unavailable(format!(
+            "no endpoints available for service \"{svc}\" (port {port:?} is not one of its ports)"
+        )));
+    };
+    let port_name = chosen["name"].as_str().unwrap_or("");
+    let endpoints = get("endpoints").map_err(|_| {
+        ApiError::unavailable(format!("no endpoints available for service \"{svc}\""))
+    })?;
+    for subset in endpoints["subsets"].as_array().into_iter().flatten() {
+        let Some(target_port) = subset["ports"].as_array().and_then(|ps| {
+            ps.iter()
+                .find(|p| p["name"].as_str().unwrap_or("") == port_name)
+                .and_then(|p| p["port"].as_i64())
+        }) else {
+            continue;
+        };
+        for a in subset["addresses"].as_array().into_iter().flatten() {
+            let node = a["nodeName"].as_str().unwrap_or("");
+            let pod = a["targetRef"]["name"].as_str().unwrap_or("");
+            if !node.is_empty() && !pod.is_empty() && a["targetRef"]["kind"] == "Pod" {
+                return Ok((node.to_string(), pod.to_string(), target_port.to_string()));
+            }
+        }
+    }
+    Err(ApiError::unavailable(format!(
+        "no endpoints available for service \"{svc}\""
+    )))
 }
 
 fn pod(api: &ApiServer, ns: &str, name: &str) -> Result<Value, ApiError> {
@@ -316,7 +384,14 @@ pub async fn serve(
     let name = rp.name.clone().unwrap_or_default();
     let sub = rp.subresource.as_deref().unwrap_or("");
     let raw_query = parts.uri.query().map(str::to_string);
-    let (node, path) = if rp.resource == "nodes" {
+    let (node, path) = if rp.resource == "services" {
+        let (node, pod, port) = service_target(api, &rp.namespace, &name)?;
+        let q = raw_query.map(|q| format!("?{q}")).unwrap_or_default();
+        (
+            node,
+            format!("/podProxy/{}/{pod}/{port}/{}{q}", rp.namespace, rp.rest),
+        )
+    } else if rp.resource == "nodes" {
         // `nodes/<name>:<port>/proxy` names the kubelet port, which is the tunnel here.
         let node = name.split(':').next().unwrap_or("").to_string();
         let q = raw_query.map(|q| format!("?{q}")).unwrap_or_default();

@@ -176,6 +176,26 @@ spec:
     );
     assert_eq!(got.trim(), to_name.as_str());
 
+    // services/proxy reaches a ready endpoint through its pod's node.
+    s.apply("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n");
+    let got = eventually("services/proxy", Duration::from_secs(30), || {
+        let out = s.kubectl(
+            "1.33",
+            &[
+                "get",
+                "--raw",
+                "/api/v1/namespaces/default/services/web:http/proxy/",
+            ],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    });
+    assert!(
+        ips.iter().any(|(n, _)| *n == got),
+        "{got} is not one of {ips:?}"
+    );
+
     // A hostPort reaches the pod from the host.
     let hp = free_port();
     s.apply(&format!(
@@ -901,4 +921,69 @@ fn an_agent_behind_a_firewall_serves_logs_exec_and_port_forward_through_its_tunn
         let _ = pf.wait();
         assert_eq!(body.trim(), "behind-nat", "{v}");
     }
+}
+
+#[test]
+fn pods_of_a_dead_node_move_to_the_live_one() {
+    let net = TestNet::reserve();
+    let server = Server::start_with(&[
+        "--cluster-cidr",
+        &net.cluster_cidr(),
+        "--node-monitor-grace-period",
+        "12s",
+        "--default-unreachable-toleration-seconds",
+        "1",
+    ]);
+    let s = &server;
+    let (images, _) = busybox_image(s.data_dir());
+    let img = ["--images-dir", images.to_str().unwrap()];
+    let mut a = Agent::start(s, "m-a", &img);
+    let _b = Agent::start(s, "m-b", &img);
+    s.apply(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mover}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: mover}}
+  template:
+    metadata: {labels: {app: mover}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        nodeAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            preference: {matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [m-a]}]}
+      containers:
+      - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sleep, '3600']}
+"#,
+    );
+    s.kubectl_ok(
+        "1.33",
+        &["rollout", "status", "deployment/mover", "--timeout=120s"],
+    );
+    let on = |node: &str| {
+        s.api_get(&format!(
+            "/api/v1/namespaces/default/pods?labelSelector=app%3Dmover&fieldSelector=spec.nodeName%3D{node}"
+        ))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null() && p["status"]["phase"] == "Running")
+            .count()
+    };
+    assert!(on("m-a") >= 1, "the preferred node runs pods");
+    a.kill9();
+    eventually(
+        "all 4 replicas Running on m-b",
+        Duration::from_secs(120),
+        || (on("m-b") == 4).then_some(()),
+    );
+    let n = s.api_get("/api/v1/nodes/m-a");
+    let taints = n["spec"]["taints"].to_string();
+    assert!(
+        taints.contains("node.kubernetes.io/unreachable"),
+        "{taints}"
+    );
 }

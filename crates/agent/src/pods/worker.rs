@@ -26,6 +26,8 @@ pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
 pub const LABEL_POD_NS: &str = "io.kubernetes.pod.namespace";
 pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
 pub const LABEL_RESTART: &str = "io.kubernetes.container.restartCount";
+/// The image id the container runs (image garbage collection keeps it).
+pub const LABEL_IMAGE: &str = "io.reddwarf.image.id";
 
 const BACKOFF_START: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -630,6 +632,7 @@ impl Worker {
             ),
             (LABEL_CONTAINER.to_string(), c.name.clone()),
             (LABEL_RESTART.to_string(), restart.to_string()),
+            (LABEL_IMAGE.to_string(), image.id.clone()),
         ]);
         let cs = ContainerSpec {
             id: id.clone(),
