@@ -33,6 +33,9 @@ pub struct AgentConfig {
     pub images_dir: Option<PathBuf>,
     pub insecure_registries: Vec<String>,
     pub max_pods: u32,
+    /// Container logs rotate at this size (bytes; 0: never) and keep this many files.
+    pub container_log_max_bytes: u64,
+    pub container_log_max_files: usize,
 }
 
 /// `k=v,k2=v2`.
@@ -129,6 +132,7 @@ pub async fn run(
         host_ip: local.ip().to_string(),
         index: Default::default(),
         stdin_path,
+        log_max: (cfg.container_log_max_bytes, cfg.container_log_max_files),
     });
     let pod_workers = tokio::spawn(pods::run(shared.clone()));
     // The node's hostname label is its name (node.rs), which the volumes' affinity names.

@@ -34,6 +34,12 @@ pub struct AgentArgs {
     /// Pods this node accepts.
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
+    /// Container logs rotate when they reach this size (as the kubelet's flag: `10Mi`).
+    #[arg(long, default_value = "10Mi")]
+    pub container_log_max_size: String,
+    /// Log files kept per container, the current one included.
+    #[arg(long, default_value_t = 5)]
+    pub container_log_max_files: usize,
     /// The Linux bridge pods attach to.
     #[arg(long, default_value = "rdw0")]
     pub bridge: String,
@@ -62,7 +68,30 @@ pub fn config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
         images_dir: args.images_dir.clone(),
         insecure_registries: args.insecure_registries.clone(),
         max_pods: args.max_pods,
+        container_log_max_bytes: parse_size(&args.container_log_max_size)?,
+        container_log_max_files: args.container_log_max_files,
     })
+}
+
+/// `10Mi`, `512Ki`, `1G`, `4096`: a size in bytes, as Kubernetes quantities spell them.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size {s:?} (examples: 10Mi, 512Ki, 4096)"))?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" | "K" => 1000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => anyhow::bail!("invalid size {s:?}: unit {unit:?} (use Ki, Mi, Gi)"),
+    };
+    Ok(n * mult)
 }
 
 pub fn runtime(

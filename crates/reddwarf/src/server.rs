@@ -232,6 +232,8 @@ fn embedded_agent(
         images_dir: args.images_dir.clone(),
         insecure_registries: args.insecure_registries.clone(),
         max_pods: args.max_pods,
+        container_log_max_bytes: 10 << 20,
+        container_log_max_files: 5,
     };
     let bridge = args.bridge.clone();
     Some(tokio::spawn(async move {

@@ -987,3 +987,52 @@ spec:
         "{taints}"
     );
 }
+
+#[test]
+fn container_logs_rotate_by_size_and_keep_the_newest_files() {
+    let net = TestNet::reserve();
+    let server = Server::start_with(&["--cluster-cidr", &net.cluster_cidr()]);
+    let s = &server;
+    let (images, _) = busybox_image(s.data_dir());
+    let agent = Agent::start(
+        s,
+        "logs-1",
+        &[
+            "--images-dir",
+            images.to_str().unwrap(),
+            "--container-log-max-size",
+            "2Ki",
+            "--container-log-max-files",
+            "3",
+        ],
+    );
+    s.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: chatty}\nspec:\n  containers:\n  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: [sh, -c, 'for i in $(seq 1 400); do echo \"line $i of a chatty container\"; done; echo last-line; sleep 3600']}\n",
+    );
+    wait_running(s, "chatty");
+    let dir = eventually("the log directory", Duration::from_secs(20), || {
+        let logs = agent.data_dir.join("logs");
+        let d = std::fs::read_dir(&logs)
+            .ok()?
+            .flatten()
+            .next()?
+            .path()
+            .join("c");
+        d.exists().then_some(d)
+    });
+    eventually("the last line logged", Duration::from_secs(20), || {
+        let out = s.kubectl("1.33", &["logs", "chatty", "--tail=1"]);
+        (String::from_utf8_lossy(&out.stdout).trim() == "last-line").then_some(())
+    });
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.iter().any(|f| f == "0.log"), "{files:?}");
+    for f in &files {
+        let len = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len < 4096, "{f} is {len} bytes");
+    }
+}

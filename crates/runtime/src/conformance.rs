@@ -82,6 +82,8 @@ impl Env {
             tty: false,
             stdin: false,
             log_path: self.scratch.join(format!("{name}.log")),
+            log_max_bytes: crate::default_log_max_bytes(),
+            log_max_files: crate::default_log_max_files(),
             labels: BTreeMap::new(),
         }
     }

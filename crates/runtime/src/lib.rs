@@ -60,8 +60,23 @@ pub struct ContainerSpec {
     pub stdin: bool,
     /// CRI-format log file the runtime writes stdout/stderr to (parent directory is created).
     pub log_path: PathBuf,
+    /// The log file is rotated when it reaches this size (the kubelet's
+    /// `containerLogMaxSize`, 10 MiB); 0 never rotates.
+    #[serde(default = "default_log_max_bytes")]
+    pub log_max_bytes: u64,
+    /// Files kept per container, the current one included (`containerLogMaxFiles`, 5).
+    #[serde(default = "default_log_max_files")]
+    pub log_max_files: usize,
     /// Persisted with the container and returned by [`Runtime::list`].
     pub labels: BTreeMap<String, String>,
+}
+
+pub fn default_log_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
+pub fn default_log_max_files() -> usize {
+    5
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

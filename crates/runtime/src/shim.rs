@@ -493,11 +493,7 @@ fn supervise(paths: &Paths, spec: &ContainerSpec, pid: i32, output: Output) {
     if let Some(dir) = spec.log_path.parent() {
         let _ = fs::create_dir_all(dir);
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(&spec.log_path);
+    let log = RotatingLog::open(&spec.log_path, spec.log_max_bytes, spec.log_max_files);
     let log = match log {
         Ok(f) => Some(Arc::new(Mutex::new(f))),
         Err(e) => {
@@ -593,14 +589,111 @@ fn reap(pid: Pid) {
     let _ = waitpid(pid, None);
 }
 
+/// The container's log file, rotated by size as the kubelet rotates it: the full file is
+/// renamed `<path>.<UTC timestamp>` and a new one started; the oldest rotated files go so at
+/// most `max_files` remain. Records are whole lines, so no line is split across files.
+struct RotatingLog {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    max_files: usize,
+}
+
+impl RotatingLog {
+    fn open(path: &Path, max_bytes: u64, max_files: usize) -> io::Result<RotatingLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingLog {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes,
+            max_files: max_files.max(1),
+        })
+    }
+
+    /// Writes whole records, rotating first whenever the next one would take the file past
+    /// its size (a file holds at least one record), so the newest lines are always in the
+    /// current file.
+    fn write_records(&mut self, records: &[u8]) -> io::Result<()> {
+        if self.max_bytes == 0 {
+            crilog::write_records(&mut self.file, records)?;
+            self.size += records.len() as u64;
+            return Ok(());
+        }
+        let mut start = 0;
+        while start < records.len() {
+            // The longest run of whole records that fits in what is left of this file.
+            let room = self.max_bytes.saturating_sub(self.size) as usize;
+            let mut end = start;
+            for (i, b) in records[start..].iter().enumerate() {
+                if *b == b'\n' {
+                    let e = start + i + 1;
+                    if e - start > room && end > start {
+                        break;
+                    }
+                    end = e;
+                    if e - start > room {
+                        break;
+                    }
+                }
+            }
+            if end == start {
+                end = records.len();
+            }
+            if end - start > room && self.size > 0 {
+                self.rotate()?;
+                continue;
+            }
+            crilog::write_records(&mut self.file, &records[start..end])?;
+            self.size += (end - start) as u64;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let stamp = Utc::now().format("%Y%m%d-%H%M%S%.6f");
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let rotated = self.path.with_file_name(format!("{name}.{stamp}"));
+        fs::rename(&self.path, &rotated)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&self.path)?;
+        self.size = 0;
+        // Keep max_files - 1 rotated files (the timestamps sort by age).
+        if let Some(dir) = self.path.parent() {
+            let prefix = format!("{name}.");
+            let mut old: Vec<PathBuf> = fs::read_dir(dir)?
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect();
+            old.sort();
+            let excess = old.len().saturating_sub(self.max_files - 1);
+            for p in old.into_iter().take(excess) {
+                let _ = fs::remove_file(p);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One stream into the log until EOF; unterminated output is flushed after a pause.
-fn pump(fd: OwnedFd, stream: Stream, log: Option<&Mutex<File>>) {
+fn pump(fd: OwnedFd, stream: Stream, log: Option<&Mutex<RotatingLog>>) {
     let mut split = LineSplitter::new(stream);
     let mut buf = vec![0u8; 32 * 1024];
     let write = |records: Vec<u8>| {
         if let Some(log) = log {
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = crilog::write_records(&mut *f, &records) {
+            if let Err(e) = f.write_records(&records) {
                 tracing::error!("write log: {e}");
             }
         }

@@ -61,6 +61,8 @@ pub struct Shared {
     pub index: Mutex<HashMap<(String, String), PodEntry>>,
     /// The stdin FIFO of a container that keeps stdin open (runtime-specific).
     pub stdin_path: Option<StdinPath>,
+    /// Container log rotation: (max bytes, max files).
+    pub log_max: (u64, usize),
 }
 
 #[derive(Clone, Debug, Default)]

@@ -656,6 +656,8 @@ impl Worker {
             tty: c.tty == Some(true),
             stdin: c.stdin == Some(true),
             log_path,
+            log_max_bytes: self.shared.log_max.0,
+            log_max_files: self.shared.log_max.1,
             labels,
         };
         self.rootfs.insert(id.clone(), cdir);
