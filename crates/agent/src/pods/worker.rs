@@ -1306,6 +1306,64 @@ impl Worker {
     }
 }
 
+/// The gRPC health protocol's `Check` over HTTP/2 without TLS, as the kubelet's gRPC probe:
+/// `Some(true)` when the answer is SERVING with grpc-status 0.
+pub async fn grpc_health(host: &str, port: u16, service: &str) -> Option<bool> {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .ok()?;
+    tokio::spawn(conn);
+    // HealthCheckRequest { string service = 1 }, in a gRPC length-prefixed message.
+    let mut msg = Vec::new();
+    if !service.is_empty() {
+        msg.push(0x0a);
+        let mut n = service.len();
+        while n >= 0x80 {
+            msg.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        msg.push(n as u8);
+        msg.extend_from_slice(service.as_bytes());
+    }
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    body.extend_from_slice(&msg);
+    let req = http::Request::post(format!("http://{host}:{port}/grpc.health.v1.Health/Check"))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .header(http::header::USER_AGENT, "kube-probe/1.33")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .ok()?;
+    let resp = send.send_request(req).await.ok()?;
+    if resp.status() != http::StatusCode::OK {
+        return Some(false);
+    }
+    let head_status = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let collected = resp.into_body().collect().await.ok()?;
+    let status = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(head_status);
+    if status.as_deref() != Some("0") {
+        return Some(false);
+    }
+    // HealthCheckResponse { ServingStatus status = 1 }: SERVING is 1.
+    let data = collected.to_bytes();
+    let msg = data.get(5..)?;
+    Some(msg.windows(2).any(|w| w == [0x08, 0x01]))
+}
+
 /// A bare HTTP/1.1 GET for probes; the status code.
 async fn http_get(host: &str, port: u16, path: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1316,4 +1374,66 @@ async fn http_get(host: &str, port: u16, path: &str) -> Option<u16> {
     let n = s.read(&mut buf).await.ok()?;
     let line = std::str::from_utf8(&buf[..n]).ok()?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grpc_health;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+
+    /// A gRPC health server answering `status` for every Check.
+    async fn health_server(serving: u8) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let svc = hyper::service::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| async move {
+                        assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                        let _ = req.into_body().collect().await;
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        let frames = vec![
+                            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![
+                                0, 0, 0, 0, 2, 0x08, serving,
+                            ]))),
+                            Ok(Frame::trailers(trailers)),
+                        ];
+                        let body = StreamBody::new(futures::stream::iter(frames));
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(body)
+                                .unwrap(),
+                        )
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc),
+                );
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_speaks_the_health_protocol() {
+        let serving = health_server(1).await;
+        assert_eq!(grpc_health("127.0.0.1", serving, "").await, Some(true));
+        assert_eq!(
+            grpc_health("127.0.0.1", serving, "my.Service").await,
+            Some(true)
+        );
+        let not_serving = health_server(2).await;
+        assert_eq!(grpc_health("127.0.0.1", not_serving, "").await, Some(false));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert_eq!(grpc_health("127.0.0.1", closed, "").await, None);
+    }
 }
