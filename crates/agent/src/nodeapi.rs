@@ -54,7 +54,55 @@ impl NodeApi {
                 }})
                 .to_string(),
             ),
+            p if p == "/logs" || p.starts_with("/logs/") => node_logs(p),
             _ => self.pods.serve(req).await,
         }
+    }
+}
+
+/// `/logs/`: the node's `/var/log`, as the kubelet serves it (a listing per directory, files
+/// as they are); nothing outside `/var/log` is reachable.
+fn node_logs(path: &str) -> Resp {
+    let root = std::path::Path::new("/var/log");
+    let rel = path.trim_start_matches("/logs").trim_start_matches('/');
+    if rel.split('/').any(|c| c == "..") {
+        return text(400, "invalid path");
+    }
+    let target = root.join(rel);
+    let Ok(real) = target.canonicalize() else {
+        return text(404, format!("{path}: not found"));
+    };
+    if !real.starts_with(root.canonicalize().unwrap_or_else(|_| root.to_path_buf())) {
+        return text(403, format!("{path}: outside /var/log"));
+    }
+    if real.is_dir() {
+        let mut names: Vec<String> = std::fs::read_dir(&real)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let n = e.file_name().to_string_lossy().to_string();
+                        if e.path().is_dir() {
+                            format!("{n}/")
+                        } else {
+                            n
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let items: String = names
+            .iter()
+            .map(|n| format!("<a href=\"{n}\">{n}</a>\n"))
+            .collect();
+        return full(
+            200,
+            "text/html; charset=utf-8",
+            format!("<pre>\n{items}</pre>\n"),
+        );
+    }
+    match std::fs::read(&real) {
+        Ok(b) => full(200, "text/plain; charset=utf-8", b),
+        Err(e) => text(404, format!("{path}: {e}")),
     }
 }
