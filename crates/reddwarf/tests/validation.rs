@@ -32,8 +32,9 @@ fn collection(gv_path: &str, plural: &str, namespaced: bool) -> String {
 }
 
 fn setup() -> Server {
-    // Resource versions are compared: no controller may write the Deployments meanwhile.
-    let s = Server::start_with(&["--controllers=*,-deployment,-replicaset"]);
+    // Resource versions are compared: no controller may write the Deployments (or, through
+    // the scheduler's Unschedulable condition, the pods) meanwhile.
+    let s = Server::start_with(&["--controllers=*,-deployment,-replicaset,-scheduler"]);
     let (code, body) = s.curl(
         "POST",
         "/api/v1/namespaces",
