@@ -70,6 +70,8 @@ struct Times {
     gone: HashMap<String, Instant>,
     /// Pods that will not run (image errors, failed containers): name → reason.
     stuck: HashMap<String, String>,
+    /// Why each pod not yet running waits, as its last status said (`reason: message`).
+    waiting: HashMap<String, String>,
 }
 
 fn sleeper(a: &PodsArgs, name: &str) -> Vec<u8> {
@@ -133,6 +135,22 @@ fn stuck_reason(p: &Value) -> Option<String> {
         })
 }
 
+/// The first waiting container's `reason: message`, or the pod's phase.
+fn waiting_reason(p: &Value) -> Option<String> {
+    let w = p["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["state"]["waiting"].is_object()))
+        .map(|c| &c["state"]["waiting"]);
+    match w {
+        Some(w) => Some(format!(
+            "{}: {}",
+            w["reason"].as_str().unwrap_or(""),
+            w["message"].as_str().unwrap_or("")
+        )),
+        None => p["status"]["phase"].as_str().map(str::to_string),
+    }
+}
+
 /// Watches the namespace's pods from `rv` on, recording when each runs and when each goes;
 /// re-watches from the last seen resourceVersion if the server ends the stream.
 fn watch_pods(
@@ -182,6 +200,8 @@ fn watch_pods(
                         if !t.running.contains_key(&name) {
                             t.stuck.insert(name, why);
                         }
+                    } else if let Some(w) = waiting_reason(p) {
+                        t.waiting.insert(name, w);
                     }
                 }
             }
@@ -208,6 +228,9 @@ async fn list_rv(target: &Target, ns: &str) -> anyhow::Result<String> {
     )
 }
 
+/// Method, path and body of the request for one pod name.
+type PodRequest = Arc<dyn Fn(&str) -> (String, String, Option<Vec<u8>>) + Send + Sync>;
+
 /// Sends `count` requests (`pod-0..`) from `concurrency` clients, recording when each was
 /// sent in `record` for those answered with one of `ok`. Returns the failures.
 async fn fan_out(
@@ -216,7 +239,7 @@ async fn fan_out(
     count: u64,
     ok: &'static [u16],
     times: Arc<Mutex<Times>>,
-    req: Arc<dyn Fn(&str) -> (String, String, Option<Vec<u8>>) + Send + Sync>,
+    req: PodRequest,
     record: fn(&mut Times) -> &mut HashMap<String, Instant>,
 ) -> anyhow::Result<Vec<String>> {
     let next = Arc::new(AtomicU64::new(0));
@@ -437,7 +460,11 @@ async fn measure(a: &PodsArgs, target: &Target, ns: &str, r: &mut Report) -> any
         times.clone(),
         stop.clone(),
     );
-    let outcome = pods_phase(a, target, ns, r, &times).await;
+    let outcome = if a.pods > 0 {
+        pods_phase(a, target, ns, r, &times).await
+    } else {
+        Ok(())
+    };
     stop.store(true, Ordering::Relaxed);
     watcher.abort();
     outcome?;
@@ -513,6 +540,17 @@ async fn pods_phase(
         }
         for (why, count) in reasons {
             eprintln!("{count} pods stuck: {why}");
+        }
+        if !all_running {
+            let mut waits: HashMap<&str, usize> = HashMap::new();
+            for (name, why) in &t.waiting {
+                if !t.running.contains_key(name) && !t.stuck.contains_key(name) {
+                    *waits.entry(why.as_str()).or_default() += 1;
+                }
+            }
+            for (why, count) in waits {
+                eprintln!("{count} pods still waiting: {why}");
+            }
         }
         if !t.stuck.is_empty() {
             r.add("stuck", json!(t.stuck.len()), format!("{}", t.stuck.len()));
