@@ -3,6 +3,7 @@
 //! they assert nothing.
 
 mod create;
+mod pods;
 mod read;
 mod report;
 mod schedule;
@@ -42,6 +43,9 @@ pub enum Scenario {
     Startup(startup::StartupArgs),
     /// Simulated nodes and pods: how fast pods are scheduled and running.
     Schedule(schedule::ScheduleArgs),
+    /// Real pods on real node agents: create → Running, delete → gone, agent memory, and
+    /// port-forward (tunnel) vs direct throughput.
+    Pods(pods::PodsArgs),
 }
 
 /// Options every scenario that drives a running server shares.
@@ -76,6 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Watch(a) => watch::run(a).await?,
         Scenario::Startup(a) => startup::run(a).await?,
         Scenario::Schedule(a) => schedule::run(a).await?,
+        Scenario::Pods(a) => pods::run(a).await?,
     };
     report.print();
     Ok(())

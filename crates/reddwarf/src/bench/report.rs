@@ -18,6 +18,36 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// p50, p99 and max of a set of durations.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Spread {
+    pub count: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Spread {
+    pub fn of(mut v: Vec<Duration>) -> Spread {
+        v.sort();
+        Spread {
+            count: v.len(),
+            p50: percentile(&v, 0.5),
+            p99: percentile(&v, 0.99),
+            max: v.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+/// Events per second over `span` (0 for an empty span).
+pub fn rate(count: usize, span: Duration) -> f64 {
+    if span.is_zero() {
+        0.0
+    } else {
+        count as f64 / span.as_secs_f64()
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -75,6 +105,23 @@ impl Report {
         );
     }
 
+    /// p50/p99/max of `latencies` under `key` (milliseconds), shown as `label: ...`.
+    pub fn spread(&mut self, key: &str, label: &str, latencies: Vec<Duration>) -> Spread {
+        let s = Spread::of(latencies);
+        self.add(
+            key,
+            json!({"count": s.count, "p50": ms(s.p50), "p99": ms(s.p99), "max": ms(s.max)}),
+            format!(
+                "{label}: p50 {:.0} ms   p99 {:.0} ms   max {:.0} ms   ({} pods)",
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max),
+                s.count
+            ),
+        );
+        s
+    }
+
     pub fn print(&self) {
         if self.json {
             let mut m = Map::new();
@@ -91,5 +138,60 @@ impl Report {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms_list(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|m| Duration::from_millis(*m)).collect()
+    }
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank_of_sorted_values() {
+        let v = ms_list(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(percentile(&v, 0.5), Duration::from_millis(51));
+        assert_eq!(percentile(&v, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&v, 1.0), Duration::from_millis(100));
+        assert_eq!(percentile(&v, 0.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_spread_sorts_its_input_and_keeps_the_maximum() {
+        let s = Spread::of(ms_list(&[900, 10, 30, 20, 40]));
+        assert_eq!(s.count, 5);
+        assert_eq!(s.p50, Duration::from_millis(30));
+        assert_eq!(s.p99, Duration::from_millis(900));
+        assert_eq!(s.max, Duration::from_millis(900));
+        assert_eq!(Spread::of(Vec::new()), Spread::default());
+    }
+
+    #[test]
+    fn rates_are_per_second_and_zero_for_an_empty_span() {
+        assert_eq!(rate(50, Duration::from_secs(10)), 5.0);
+        assert_eq!(rate(50, Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn a_spread_is_reported_in_milliseconds_in_json_and_text() {
+        let mut r = Report::new("pods", "json");
+        r.spread(
+            "running_ms",
+            "create to Running",
+            ms_list(&[1500, 500, 1000]),
+        );
+        let (key, value, text) = &r.rows[0];
+        assert_eq!(key, "running_ms");
+        assert_eq!(
+            value,
+            &json!({"count": 3, "p50": 1000.0, "p99": 1500.0, "max": 1500.0})
+        );
+        assert_eq!(
+            text,
+            "create to Running: p50 1000 ms   p99 1500 ms   max 1500 ms   (3 pods)"
+        );
     }
 }
