@@ -13,12 +13,24 @@ pub struct AgentArgs {
     /// The server's node token (its DIR/node-token). Needed until the agent holds a certificate.
     #[arg(long, env = "REDDWARF_TOKEN")]
     pub token: Option<String>,
-    /// Node name (default: the host name).
-    #[arg(long)]
-    pub node_name: Option<String>,
     /// Where the agent keeps its certificate, images and pod state.
     #[arg(long, default_value = "./reddwarf-agent")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Remove every container, mount, pod network and cgroup this agent made, then exit
+    /// (uninstalling a node).
+    #[arg(long)]
+    pub cleanup: bool,
+}
+
+/// What a node is and how it runs pods: `reddwarf agent`'s flags, and the embedded agent's in
+/// `reddwarf server`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct NodeArgs {
+    /// Node name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
     /// Labels to register the node with, `k=v,k2=v2`.
     #[arg(long, default_value = "")]
     pub node_labels: String,
@@ -43,10 +55,30 @@ pub struct AgentArgs {
     /// The Linux bridge pods attach to.
     #[arg(long, default_value = "rdw0")]
     pub bridge: String,
-    /// Remove every container, mount, pod network and cgroup this agent made, then exit
-    /// (uninstalling a node).
-    #[arg(long)]
-    pub cleanup: bool,
+}
+
+impl NodeArgs {
+    /// The agent's configuration for dialling `server` with `token`, state in `data_dir`.
+    pub fn config(
+        &self,
+        server: String,
+        token: Option<String>,
+        data_dir: PathBuf,
+    ) -> anyhow::Result<AgentConfig> {
+        Ok(AgentConfig {
+            server,
+            token,
+            node_name: self.node_name.clone().unwrap_or_else(host_name),
+            data_dir,
+            labels: reddwarf_agent::parse_labels(&self.node_labels)?,
+            taints: reddwarf_agent::parse_taints(&self.node_taints)?,
+            images_dir: self.images_dir.clone(),
+            insecure_registries: self.insecure_registries.clone(),
+            max_pods: self.max_pods,
+            container_log_max_bytes: parse_size(&self.container_log_max_size)?,
+            container_log_max_files: self.container_log_max_files,
+        })
+    }
 }
 
 pub fn host_name() -> String {
@@ -55,22 +87,6 @@ pub fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "node".into())
-}
-
-pub fn config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
-    Ok(AgentConfig {
-        server: args.server.clone(),
-        token: args.token.clone(),
-        node_name: args.node_name.clone().unwrap_or_else(host_name),
-        data_dir: args.data_dir.clone(),
-        labels: reddwarf_agent::parse_labels(&args.node_labels)?,
-        taints: reddwarf_agent::parse_taints(&args.node_taints)?,
-        images_dir: args.images_dir.clone(),
-        insecure_registries: args.insecure_registries.clone(),
-        max_pods: args.max_pods,
-        container_log_max_bytes: parse_size(&args.container_log_max_size)?,
-        container_log_max_files: args.container_log_max_files,
-    })
 }
 
 /// `10Mi`, `512Ki`, `1G`, `4096`: a size in bytes, as Kubernetes quantities spell them.
@@ -103,12 +119,21 @@ pub fn runtime(
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let cfg = config(&args)?;
+    let cfg = args.node.config(
+        args.server.clone(),
+        args.token.clone(),
+        args.data_dir.clone(),
+    )?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let rt = runtime(&cfg.data_dir)?;
     if args.cleanup {
-        return reddwarf_agent::cleanup(rt.as_ref(), &cfg.data_dir, &cfg.node_name, &args.bridge)
-            .await;
+        return reddwarf_agent::cleanup(
+            rt.as_ref(),
+            &cfg.data_dir,
+            &cfg.node_name,
+            &args.node.bridge,
+        )
+        .await;
     }
     let stdin_rt = rt.clone();
     let stdin_path: Box<dyn Fn(&str) -> std::path::PathBuf + Send + Sync> =
@@ -116,7 +141,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     reddwarf_agent::run(
         cfg,
         rt,
-        args.bridge.clone(),
+        args.node.bridge.clone(),
         Some(stdin_path),
         crate::shutdown_signal(),
     )

@@ -54,27 +54,9 @@ pub struct ServerArgs {
     /// runs pods on its own host, as `reddwarf agent` does (that needs root).
     #[arg(long)]
     pub disable_agent: bool,
-    /// The embedded agent's node name (default: the host name).
-    #[arg(long)]
-    pub node_name: Option<String>,
-    /// Labels for the embedded agent's node, `k=v,k2=v2`.
-    #[arg(long, default_value = "")]
-    pub node_labels: String,
-    /// Taints for the embedded agent's node, `k=v:Effect,...`.
-    #[arg(long, default_value = "")]
-    pub node_taints: String,
-    /// Image tarballs the embedded agent imports (OCI or docker archives).
-    #[arg(long)]
-    pub images_dir: Option<PathBuf>,
-    /// Registries the embedded agent speaks plain HTTP to (repeatable).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// Pods the embedded agent's node accepts.
-    #[arg(long, default_value_t = 110)]
-    pub max_pods: u32,
-    /// The bridge the embedded agent's pods attach to.
-    #[arg(long, default_value = "rdw0")]
-    pub bridge: String,
+    /// The embedded agent's node (as `reddwarf agent`'s flags).
+    #[command(flatten)]
+    pub node: agent::NodeArgs,
     /// Where pod IPs come from: each node gets a slice of it as its podCIDR.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,

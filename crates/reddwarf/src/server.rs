@@ -201,41 +201,22 @@ fn embedded_agent(
         tracing::warn!("not running as root: no embedded agent (this server runs no pods; use --disable-agent to silence this)");
         return None;
     }
-    let mut labels = match reddwarf_agent::parse_labels(&args.node_labels) {
-        Ok(l) => l,
+    let mut cfg = match args.node.config(
+        format!("https://{}", host_port(local)),
+        Some(token.to_string()),
+        args.data_dir.join("agent"),
+    ) {
+        Ok(c) => c,
         Err(e) => {
             tracing::error!("embedded agent: {e:#}");
             return None;
         }
     };
-    labels.push((
+    cfg.labels.push((
         "node-role.kubernetes.io/control-plane".into(),
         "true".into(),
     ));
-    let taints = match reddwarf_agent::parse_taints(&args.node_taints) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!("embedded agent: {e:#}");
-            return None;
-        }
-    };
-    let cfg = reddwarf_agent::AgentConfig {
-        server: format!("https://{}", host_port(local)),
-        token: Some(token.to_string()),
-        node_name: args
-            .node_name
-            .clone()
-            .unwrap_or_else(crate::agent::host_name),
-        data_dir: args.data_dir.join("agent"),
-        labels,
-        taints,
-        images_dir: args.images_dir.clone(),
-        insecure_registries: args.insecure_registries.clone(),
-        max_pods: args.max_pods,
-        container_log_max_bytes: 10 << 20,
-        container_log_max_files: 5,
-    };
-    let bridge = args.bridge.clone();
+    let bridge = args.node.bridge.clone();
     Some(tokio::spawn(async move {
         let rt = match crate::agent::runtime(&cfg.data_dir) {
             Ok(rt) => rt,

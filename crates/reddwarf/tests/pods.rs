@@ -202,14 +202,7 @@ spec:
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: hp}}\nspec:\n  containers:\n  - name: c\n    image: {image}\n    command: [sh, -c, 'mkdir -p /w && echo via-hostport > /w/index.html && exec httpd -f -p 80 -h /w']\n    ports: [{{containerPort: 80, hostPort: {hp}}}]\n"
     ));
     wait_running(s, "hp");
-    let body = eventually("the hostPort to answer", Duration::from_secs(20), || {
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{hp}/")])
-            .output()
-            .ok()?;
-        let b = String::from_utf8_lossy(&out.stdout).to_string();
-        (!b.is_empty()).then_some(b)
-    });
+    let body = http_body("the hostPort to answer", hp, 20);
     assert_eq!(body.trim(), "via-hostport");
 
     // An image from --images-dir runs without any registry.
@@ -391,19 +384,7 @@ spec:
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let body = eventually("port-forward to answer", Duration::from_secs(20), || {
-            let out = Command::new("curl")
-                .args([
-                    "-s",
-                    "--max-time",
-                    "2",
-                    &format!("http://127.0.0.1:{port}/"),
-                ])
-                .output()
-                .ok()?;
-            let b = String::from_utf8_lossy(&out.stdout).to_string();
-            (!b.is_empty()).then_some(b)
-        });
+        let body = http_body("port-forward to answer", port, 20);
         assert_eq!(body.trim(), "pf-ok", "{v}");
         let _ = pf.kill();
         let _ = pf.wait();
@@ -460,6 +441,23 @@ spec:
     let st = &pod(s, "crasher")["status"]["containerStatuses"][0];
     assert_eq!(st["lastState"]["terminated"]["exitCode"], 1, "{st}");
     assert_eq!(st["lastState"]["terminated"]["reason"], "Error", "{st}");
+}
+
+/// The body of `http://127.0.0.1:<port>/` once it answers (within `secs`).
+fn http_body(what: &str, port: u16, secs: u64) -> String {
+    eventually(what, Duration::from_secs(secs), || {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "2",
+                &format!("http://127.0.0.1:{port}/"),
+            ])
+            .output()
+            .ok()?;
+        let b = String::from_utf8_lossy(&out.stdout).to_string();
+        (!b.is_empty()).then_some(b)
+    })
 }
 
 fn free_port() -> u16 {
@@ -900,23 +898,7 @@ fn an_agent_behind_a_firewall_serves_logs_exec_and_port_forward_through_its_tunn
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let body = eventually(
-            "port-forward through the tunnel",
-            Duration::from_secs(20),
-            || {
-                let out = Command::new("curl")
-                    .args([
-                        "-s",
-                        "--max-time",
-                        "2",
-                        &format!("http://127.0.0.1:{port}/"),
-                    ])
-                    .output()
-                    .ok()?;
-                let b = String::from_utf8_lossy(&out.stdout).to_string();
-                (!b.is_empty()).then_some(b)
-            },
-        );
+        let body = http_body("port-forward through the tunnel", port, 20);
         let _ = pf.kill();
         let _ = pf.wait();
         assert_eq!(body.trim(), "behind-nat", "{v}");

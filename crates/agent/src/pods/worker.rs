@@ -554,7 +554,6 @@ impl Worker {
 
     /// Pulls the image, builds the spec, creates and starts the container.
     async fn start(&mut self, pod: &Pod, c: &Container) -> Result<(), (String, String)> {
-        let image_ref = c.image.clone().unwrap_or_default();
         let image = self.shared.ensure_image(pod, c).await?;
         let sources = self.shared.sources(pod).await;
         let cfg_err = |e: ConfigError| ("CreateContainerConfigError".to_string(), e.0);
@@ -690,24 +689,12 @@ impl Worker {
         st.probes = ProbeState::default();
         self.spawn_waiter(c.name.clone(), id);
         self.remove_older(&c.name, restart).await;
-        self.shared
-            .event(
-                pod,
-                Some(&c.name),
-                "Normal",
-                "Created",
-                &format!("Created container {}", c.name),
-            )
-            .await;
-        self.shared
-            .event(
-                pod,
-                Some(&c.name),
-                "Normal",
-                "Started",
-                &format!("Started container {}", c.name),
-            )
-            .await;
+        for what in ["Created", "Started"] {
+            let msg = format!("{what} container {}", c.name);
+            self.shared
+                .event(pod, Some(&c.name), "Normal", what, &msg)
+                .await;
+        }
         if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             if let Some(e) = &h.exec {
                 let cmd = e.command.clone().unwrap_or_default();
@@ -716,7 +703,6 @@ impl Worker {
                 }
             }
         }
-        let _ = image_ref;
         Ok(())
     }
 
