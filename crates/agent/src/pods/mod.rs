@@ -375,14 +375,16 @@ impl Shared {
 pub async fn run(shared: Arc<Shared>) {
     let api: Api<Pod> = Api::all(shared.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.node));
-    let mut workers: HashMap<String, (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>)> =
-        HashMap::new();
+    let mut workers: HashMap<
+        String,
+        (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>),
+    > = HashMap::new();
     let mut seen_in_init: std::collections::HashSet<String> = Default::default();
     let mut stream = watcher(api, cfg).boxed();
     let update = |shared: &Arc<Shared>,
                   workers: &mut HashMap<
         String,
-        (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>),
+        (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>),
     >,
                   pod: Pod| {
         let Some(uid) = pod.metadata.uid.clone() else {
@@ -403,11 +405,11 @@ pub async fn run(shared: Arc<Shared>) {
         // A finished worker stays finished (the pod is being removed).
         if let Some((tx, handle)) = workers.get(&uid) {
             if !handle.is_finished() {
-                let _ = tx.send(Some(pod));
+                let _ = tx.send(Some(Arc::new(pod)));
             }
             return;
         }
-        let (tx, rx) = watch::channel(Some(pod));
+        let (tx, rx) = watch::channel(Some(Arc::new(pod)));
         let w = worker::Worker::new(shared.clone(), uid.clone(), rx);
         workers.insert(uid, (tx, tokio::spawn(w.run())));
     };

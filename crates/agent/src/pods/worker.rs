@@ -114,7 +114,7 @@ pub struct ExitEvent {
 pub struct Worker {
     pub shared: Arc<Shared>,
     pub uid: String,
-    pub rx: watch::Receiver<Option<Pod>>,
+    pub rx: watch::Receiver<Option<Arc<Pod>>>,
     exits_tx: mpsc::Sender<ExitEvent>,
     exits_rx: mpsc::Receiver<ExitEvent>,
     containers: BTreeMap<String, CState>,
@@ -150,7 +150,7 @@ fn container_id(uid: &str, name: &str, restart: u32) -> String {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, uid: String, rx: watch::Receiver<Option<Pod>>) -> Worker {
+    pub fn new(shared: Arc<Shared>, uid: String, rx: watch::Receiver<Option<Arc<Pod>>>) -> Worker {
         let (exits_tx, exits_rx) = mpsc::channel(64);
         Worker {
             shared,
@@ -170,7 +170,9 @@ impl Worker {
         }
     }
 
-    fn pod(&self) -> Option<Pod> {
+    /// The latest object (shared: the loop reads it every tick, a clone of the Pod with its
+    /// managedFields was most of an idle agent's CPU).
+    fn pod(&self) -> Option<Arc<Pod>> {
         self.rx.borrow().clone()
     }
 
@@ -250,7 +252,8 @@ impl Worker {
 
     pub async fn run(mut self) {
         self.adopt().await;
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // Probes and back-off timers have second granularity.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let Some(pod) = self.pod() else {
