@@ -371,22 +371,17 @@ impl Shared {
     }
 }
 
+/// A pod worker: where its pod's updates go, and its task.
+type WorkerHandle = (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>);
+
 /// Runs the pod workers until aborted.
 pub async fn run(shared: Arc<Shared>) {
     let api: Api<Pod> = Api::all(shared.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.node));
-    let mut workers: HashMap<
-        String,
-        (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>),
-    > = HashMap::new();
+    let mut workers: HashMap<String, WorkerHandle> = HashMap::new();
     let mut seen_in_init: std::collections::HashSet<String> = Default::default();
     let mut stream = watcher(api, cfg).boxed();
-    let update = |shared: &Arc<Shared>,
-                  workers: &mut HashMap<
-        String,
-        (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>),
-    >,
-                  pod: Pod| {
+    let update = |shared: &Arc<Shared>, workers: &mut HashMap<String, WorkerHandle>, pod: Pod| {
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
