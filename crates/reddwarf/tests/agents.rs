@@ -157,6 +157,20 @@ fn the_token_only_asks_for_certificates_and_a_wrong_one_is_refused() {
     assert!(err.contains("node-token"), "{err}");
     let nodes = s.kubectl_ok("1.33", &["get", "nodes", "-o", "name"]);
     assert_eq!(nodes.trim(), "", "{nodes}");
+    // The tunnel endpoint: only a node's certificate may open one, and only as a WebSocket.
+    let (code, body) = s.curl("GET", "/reddwarf/v1/tunnel", None, None);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("only a node's client certificate"), "{body}");
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--cacert"])
+        .arg(s.data_dir().join("pki/ca.crt"))
+        .arg(format!("{}/reddwarf/v1/tunnel", s.url))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("401"),
+        "anonymous callers are refused"
+    );
 }
 
 #[test]
