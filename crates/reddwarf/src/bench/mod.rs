@@ -87,6 +87,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// A ConfigMap body of about `size` bytes of data.
+/// Reads a watch response to its end, handing each event (one JSON object per line) to `f`
+/// with the instant it arrived.
+pub async fn for_each_watch_event(
+    body: &mut hyper::body::Incoming,
+    mut f: impl FnMut(serde_json::Value, Instant),
+) {
+    use http_body_util::BodyExt;
+    let mut buf = Vec::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        buf.extend_from_slice(data);
+        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            if let Ok(ev) = serde_json::from_slice(&line) {
+                f(ev, Instant::now());
+            }
+        }
+    }
+}
+
 pub fn configmap(name: &str, size: usize, extra: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",

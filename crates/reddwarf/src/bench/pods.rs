@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
@@ -173,38 +172,27 @@ fn watch_pods(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
-            let mut buf = Vec::new();
-            while let Some(Ok(frame)) = stream.frame().await {
-                let Some(data) = frame.data_ref() else {
-                    continue;
-                };
-                buf.extend_from_slice(data);
-                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                        continue;
-                    };
-                    let now = Instant::now();
-                    let p = &ev["object"];
-                    if let Some(v) = p["metadata"]["resourceVersion"].as_str() {
-                        rv = v.to_string();
-                    }
-                    let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
-                    let mut t = times.lock().unwrap();
-                    if ev["type"] == "DELETED" {
-                        t.gone.entry(name).or_insert(now);
-                    } else if is_running(p) {
-                        t.running.entry(name.clone()).or_insert(now);
-                        t.stuck.remove(&name);
-                    } else if let Some(why) = stuck_reason(p) {
-                        if !t.running.contains_key(&name) {
-                            t.stuck.insert(name, why);
-                        }
-                    } else if let Some(w) = waiting_reason(p) {
-                        t.waiting.insert(name, w);
-                    }
+            super::for_each_watch_event(&mut stream, |ev, now| {
+                let p = &ev["object"];
+                if let Some(v) = p["metadata"]["resourceVersion"].as_str() {
+                    rv = v.to_string();
                 }
-            }
+                let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+                let mut t = times.lock().unwrap();
+                if ev["type"] == "DELETED" {
+                    t.gone.entry(name).or_insert(now);
+                } else if is_running(p) {
+                    t.running.entry(name.clone()).or_insert(now);
+                    t.stuck.remove(&name);
+                } else if let Some(why) = stuck_reason(p) {
+                    if !t.running.contains_key(&name) {
+                        t.stuck.insert(name, why);
+                    }
+                } else if let Some(w) = waiting_reason(p) {
+                    t.waiting.insert(name, w);
+                }
+            })
+            .await;
         }
     })
 }

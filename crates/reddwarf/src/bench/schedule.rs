@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use super::{fresh_namespace, progress, run_id, Common, Report};
@@ -129,33 +128,22 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
     let watcher = {
         let (times, running) = (times.clone(), running.clone());
         tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while let Some(Ok(frame)) = stream.frame().await {
-                let Some(data) = frame.data_ref() else {
-                    continue;
-                };
-                buf.extend_from_slice(data);
-                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                        continue;
-                    };
-                    let p = &ev["object"];
-                    let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
-                    let now = Instant::now();
-                    let mut t = times.lock().unwrap();
-                    if p["spec"]["nodeName"]
-                        .as_str()
-                        .is_some_and(|n| !n.is_empty())
-                    {
-                        t.bound.entry(name.clone()).or_insert(now);
-                    }
-                    if p["status"]["phase"] == "Running" && !t.running.contains_key(&name) {
-                        t.running.insert(name, now);
-                        running.fetch_add(1, Ordering::Relaxed);
-                    }
+            super::for_each_watch_event(&mut stream, |ev, now| {
+                let p = &ev["object"];
+                let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+                let mut t = times.lock().unwrap();
+                if p["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty())
+                {
+                    t.bound.entry(name.clone()).or_insert(now);
                 }
-            }
+                if p["status"]["phase"] == "Running" && !t.running.contains_key(&name) {
+                    t.running.insert(name, now);
+                    running.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .await;
         })
     };
 
