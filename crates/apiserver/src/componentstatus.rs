@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::codec;
-use crate::rest::Ctx;
+use crate::request::{Scope, Selectors};
 use crate::status::{ApiError, ApiResult};
 
 const COMPONENTS: &[&str] = &["controller-manager", "etcd-0", "scheduler"];
@@ -22,37 +22,36 @@ fn status(name: &str, healthy: bool) -> Value {
         "metadata": {"name": name}, "conditions": [cond]})
 }
 
-pub fn serve(ctx: &Ctx<'_>, verb: &str) -> ApiResult<Response> {
-    ctx.warn("v1 ComponentStatus is deprecated in v1.19+".into());
-    let healthy = ctx.api.is_ready();
+pub fn serve(scope: &Scope<'_>, verb: &str) -> ApiResult<Response> {
+    scope.warn("v1 ComponentStatus is deprecated in v1.19+".into());
+    let healthy = scope.api.is_ready();
     match verb {
         "get" => {
-            let name = ctx.rp.name.as_deref().unwrap_or("");
+            let name = scope.rp.name.as_deref().unwrap_or("");
             if !COMPONENTS.contains(&name) {
                 return Err(ApiError::not_found("", "componentstatuses", name));
             }
-            ctx.respond(
+            scope.respond(
                 StatusCode::OK,
                 serde_json::to_vec(&status(name, healthy)).map_err(ApiError::internal)?,
             )
         }
         "list" => {
-            let labels = ctx.label_selector()?;
-            let fields = ctx.field_selector()?;
+            let selectors = Selectors::parse(scope.query, scope.kind)?;
             let items: Vec<Value> = COMPONENTS
                 .iter()
                 .map(|n| status(n, healthy))
-                .filter(|o| labels.matches(o) && fields.matches(o))
+                .filter(|o| selectors.matches(o))
                 .collect();
-            if let codec::Wanted::Table { .. } = ctx.wanted {
-                let t = crate::table::table(ctx.kind, &items, "", "", ctx.query)?;
+            if let codec::Wanted::Table { .. } = scope.wanted {
+                let t = crate::table::table(scope.kind, &items, "", "", scope.query)?;
                 return Ok(codec::json_value(StatusCode::OK, &t));
             }
             let list = json!({"kind": "ComponentStatusList", "apiVersion": "v1",
                 "metadata": {}, "items": items});
             Ok(codec::respond_object(
                 StatusCode::OK,
-                ctx.wanted,
+                scope.wanted,
                 serde_json::to_vec(&list).map_err(ApiError::internal)?,
             ))
         }

@@ -23,18 +23,7 @@ fn sub_verbs(k: &ResourceKind, sub: &str) -> Vec<&'static str> {
     if let Some(x) = k.extra_subresource(sub) {
         return x.verbs.to_vec();
     }
-    match sub {
-        "finalize" => vec!["update"],
-        _ => vec!["get", "patch", "update"],
-    }
-}
-
-fn subresources(k: &ResourceKind) -> Vec<&'static str> {
-    let mut s = k.subresources();
-    if k.plural == "namespaces" {
-        s.push("finalize");
-    }
-    s
+    vec!["get", "patch", "update"]
 }
 
 /// The (group, version, kind) a subresource answers with, when it is not the parent's.
@@ -69,7 +58,8 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
     if !k.categories.is_empty() {
         r["categories"] = json!(k.categories);
     }
-    let subs: Vec<Value> = subresources(k)
+    let subs: Vec<Value> = k
+        .subresources()
         .into_iter()
         .map(|s| {
             let kind = match sub_kind(k, s) {
@@ -236,7 +226,7 @@ pub fn resources(api: &ApiServer, group: &str, version: &str) -> Response {
             r["categories"] = json!(k.categories);
         }
         list.push(r);
-        for s in subresources(k) {
+        for s in k.subresources() {
             let mut sub = json!({
                 "name": format!("{}/{}", k.plural, s),
                 "singularName": "",

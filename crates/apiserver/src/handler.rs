@@ -12,13 +12,13 @@ use http_body_util::{BodyExt, Limited};
 use crate::codec::{self, Wanted, MAX_BODY};
 use crate::path::{self, ResourcePath, Target};
 use crate::query::Query;
-use crate::rest::Ctx;
+use crate::request::{Scope, WriteOptions};
 use crate::status::ApiError;
 use crate::{
     discovery, health, metrics, node_proxy, openapi, openapi_v2, pod_subresources, rest, scale,
     watch, ApiServer, User,
 };
-use reddwarf_resources::SubresourceRole;
+use reddwarf_resources::{Backend, SubresourceRole};
 
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new().fallback(dispatch).with_state(api)
@@ -205,7 +205,13 @@ async fn resource(
             ),
         ));
     }
-    let ctx = Ctx {
+    let write = match verb {
+        "create" | "update" | "patch" | "delete" | "deletecollection" => {
+            WriteOptions::parse(query)?
+        }
+        _ => WriteOptions::default(),
+    };
+    let scope = Scope {
         warnings: Default::default(),
         api,
         kind,
@@ -215,29 +221,23 @@ async fn resource(
         user,
         wanted,
         slim: headers.contains_key(crate::slim::OMIT_MANAGED_FIELDS),
+        write,
     };
     let sub = rp.subresource.as_deref();
     match sub {
         None => {}
         Some("status") if kind.status => {}
         Some("scale") if kind.scale => {}
-        Some("finalize") if kind.plural == "namespaces" && verb == "update" => {}
-        Some(s) => match kind.extra_subresource(s).map(|x| x.role) {
-            Some(SubresourceRole::Handler) => {
-                return pod_subresources::serve(&ctx, s, method, &body).await;
+        Some(s) => match kind.extra_subresource(s) {
+            Some(x) if x.role == SubresourceRole::Handler => {
+                return pod_subresources::serve(&scope, s, method, &body).await;
             }
             // pods, nodes and services proxies are served by node_proxy before this point.
-            Some(SubresourceRole::Proxy) => return Err(proxy_unavailable(kind, rp)),
-            Some(SubresourceRole::Part(_)) if matches!(verb, "get" | "update" | "patch") => {}
-            Some(SubresourceRole::Part(_)) => return Err(ApiError::method_not_allowed()),
+            Some(x) if x.role == SubresourceRole::Proxy => return Err(proxy_unavailable(kind, rp)),
+            Some(x) if x.verbs.contains(&verb) => {}
+            Some(_) => return Err(ApiError::method_not_allowed()),
             None => return Err(ApiError::path_not_found()),
         },
-    }
-    // The bindings resource is the older spelling of pods/binding: it assigns, it stores nothing.
-    if kind.group.is_empty() && kind.plural == "bindings" && verb == "create" {
-        let b = crate::codec::decode_object(headers, &body)?;
-        let name = crate::meta::meta_str(&b, "name").to_string();
-        return pod_subresources::bind(&ctx, &name, &b).await;
     }
     if sub.is_none() && !kind.serves(verb) {
         return Err(ApiError::method_not_allowed());
@@ -249,22 +249,23 @@ async fn resource(
     {
         return Err(ApiError::method_not_allowed());
     }
-    let result = match verb {
-        _ if sub == Some("scale") => scale::serve(&ctx, verb, &body).await,
-        _ if kind.group.is_empty() && kind.plural == "componentstatuses" => {
-            crate::componentstatus::serve(&ctx, verb)
-        }
-        "watch" => watch::serve(&ctx).await,
-        "list" => rest::list(&ctx).await,
-        "get" => rest::get(&ctx),
-        "create" if rp.name.is_none() => rest::create(&ctx, &body).await,
-        "update" => rest::update(&ctx, &body).await,
-        "patch" => rest::patch(&ctx, &body).await,
-        "delete" if sub.is_none() => rest::delete(&ctx, &body).await,
-        "deletecollection" => rest::delete_collection(&ctx, &body).await,
+    let result = match (kind.backend, verb) {
+        // The bindings resource is the older spelling of pods/binding: it assigns, it
+        // stores nothing.
+        (Backend::Binding, _) => pod_subresources::bind_resource(&scope, &body).await,
+        (Backend::ComponentStatuses, _) => crate::componentstatus::serve(&scope, verb),
+        _ if sub == Some("scale") => scale::serve(&scope, verb, &body).await,
+        (_, "watch") => watch::serve(&scope).await,
+        (_, "list") => rest::list(&scope).await,
+        (_, "get") => rest::get(&scope),
+        (_, "create") if rp.name.is_none() => rest::create(&scope, &body).await,
+        (_, "update") => rest::update(&scope, &body).await,
+        (_, "patch") => rest::patch(&scope, &body).await,
+        (_, "delete") if sub.is_none() => rest::delete(&scope, &body).await,
+        (_, "deletecollection") => rest::delete_collection(&scope, &body).await,
         _ => Err(ApiError::method_not_allowed()),
     };
-    let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+    let warnings = std::mem::take(&mut *scope.warnings.lock().unwrap_or_else(|e| e.into_inner()));
     result.map(|mut resp| {
         for w in warnings {
             // RFC 7234 warn-code 299 with agent "-", as upstream sends them.

@@ -6,15 +6,16 @@
 // out to the client, so its size costs nothing on successful requests.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 mod aggregation;
 mod auth;
 mod client;
 mod codec;
 mod componentstatus;
 mod discovery;
+mod field_manager;
 mod handler;
 mod health;
-mod managed_fields;
 mod merge_schema;
 mod meta;
 mod metrics;
@@ -28,6 +29,8 @@ mod patch;
 mod path;
 mod pod_subresources;
 mod query;
+mod registry;
+mod request;
 mod rest;
 mod scale;
 mod selector;
@@ -38,6 +41,7 @@ mod table;
 mod watch;
 pub use slim::OMIT_MANAGED_FIELDS;
 
+pub use admission::AdmissionConfig;
 pub use auth::{AllowAll, Authorizer, User, BOOTSTRAPPERS_GROUP};
 pub use client::InProcessClient;
 pub use service_alloc::ServiceNetwork;
@@ -61,6 +65,7 @@ pub struct ApiServer {
     /// host:port clients use to reach this server (discovery's serverAddressByClientCIDRs).
     pub(crate) advertise: std::sync::RwLock<String>,
     pub(crate) service_network: ServiceNetwork,
+    pub(crate) admission: admission::Admission,
     pub(crate) metrics: metrics::Metrics,
     /// Connected node agents' tunnels.
     pub tunnels: node_proxy::NodeTunnels,
@@ -73,6 +78,15 @@ impl ApiServer {
 
     /// An API server allocating Service cluster IPs and node ports from `service_network`.
     pub fn with_network(consensus: Consensus, service_network: ServiceNetwork) -> Arc<ApiServer> {
+        ApiServer::with_config(consensus, service_network, &AdmissionConfig::default())
+    }
+
+    /// An API server with its service network and the settings of its admission plugins.
+    pub fn with_config(
+        consensus: Consensus,
+        service_network: ServiceNetwork,
+        admission: &AdmissionConfig,
+    ) -> Arc<ApiServer> {
         let store = consensus.store().clone();
         Arc::new(ApiServer {
             store,
@@ -82,6 +96,7 @@ impl ApiServer {
             ready: AtomicBool::new(false),
             advertise: std::sync::RwLock::new(String::new()),
             service_network,
+            admission: admission::Admission::new(admission),
             metrics: metrics::Metrics::new(consensus.stats()),
             tunnels: Default::default(),
             consensus,

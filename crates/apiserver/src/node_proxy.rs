@@ -215,7 +215,7 @@ fn service_target(
             .get(key.as_str())
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("", resource, svc))?;
-        crate::rest::parse_stored(&bytes)
+        crate::registry::parse_stored(&bytes)
     };
     let service = get("services")?;
     let ports = service["spec"]["ports"]
@@ -264,7 +264,7 @@ fn pod(api: &ApiServer, ns: &str, name: &str) -> Result<Value, ApiError> {
         .get(key.as_str())
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-    crate::rest::parse_stored(&bytes)
+    crate::registry::parse_stored(&bytes)
 }
 
 fn names(pod: &Value, field: &str) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! PATCH bodies: JSON patch (RFC 6902), JSON merge patch (RFC 7396) and strategic merge patch
 //! (built-in kinds), through the merge crate with the kinds' upstream merge metadata. Apply
-//! patches are server-side apply (`managed_fields`).
+//! patches are server-side apply (`field_manager`).
 
 use reddwarf_resources::ResourceKind;
 use serde_json::Value;

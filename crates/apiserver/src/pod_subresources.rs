@@ -4,44 +4,60 @@
 
 use axum::response::Response;
 use http::StatusCode;
-use reddwarf_store::{Mutation, MutationError, ObjectKey, Outcome};
+use reddwarf_store::Mutation;
 use serde_json::{json, Value};
 
 use crate::codec;
 use crate::meta::meta_str;
-use crate::rest::{parse_stored, Ctx};
+use crate::path::ResourcePath;
+use crate::registry::{self, parse_stored, Attempt, DeleteOptions};
+use crate::request::Scope;
 use crate::status::{ApiError, ApiResult};
 
-/// The pod's key (also when the request came through the `bindings` resource).
-fn pod_key(ctx: &Ctx, name: &str) -> ObjectKey {
-    ObjectKey::new("", "pods", &ctx.rp.namespace, name)
-}
-
-fn pod(ctx: &Ctx, name: &str) -> ApiResult<(u64, Value)> {
-    let view = ctx.api.store.read().map_err(ApiError::internal)?;
-    let key = pod_key(ctx, name);
-    let (rev, bytes) = view
-        .get(key.as_str())
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-    Ok((rev, parse_stored(&bytes)?))
-}
-
 pub async fn serve(
-    ctx: &Ctx<'_>,
+    scope: &Scope<'_>,
     sub: &str,
     method: &http::Method,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let name = ctx.rp.name.clone().unwrap_or_default();
+    let name = scope.name().to_string();
     match (sub, method.as_str()) {
         ("binding", "POST") => {
-            let b = codec::decode_object(ctx.headers, body)?;
-            bind(ctx, &name, &b).await
+            let b = codec::decode_object(scope.headers, body)?;
+            bind(scope, &name, &b).await
         }
-        ("eviction", "POST") => evict(ctx, &name, body).await,
+        ("eviction", "POST") => evict(scope, &name, body).await,
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// A create of the `bindings` resource: the same as pods/binding of the pod it names.
+pub async fn bind_resource(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response> {
+    let b = codec::decode_object(scope.headers, body)?;
+    let name = meta_str(&b, "name").to_string();
+    let pods = scope
+        .api
+        .catalogue
+        .by_resource("", "v1", "pods")
+        .ok_or_else(|| ApiError::internal("the catalogue has no pods"))?;
+    let rp = ResourcePath {
+        name: Some(name.clone()),
+        subresource: Some("binding".into()),
+        ..scope.rp.clone()
+    };
+    let pod_scope = Scope {
+        warnings: Default::default(),
+        api: scope.api,
+        kind: pods,
+        rp: &rp,
+        query: scope.query,
+        headers: scope.headers,
+        user: scope.user,
+        wanted: scope.wanted,
+        slim: scope.slim,
+        write: scope.write.clone(),
+    };
+    bind(&pod_scope, &name, &b).await
 }
 
 /// Assigns pod `name` to the node a Binding names (pods/binding, and the bindings resource).
@@ -62,7 +78,8 @@ fn set_scheduled(pod: &mut Value) {
     }
 }
 
-pub async fn bind(ctx: &Ctx<'_>, name: &str, binding: &Value) -> ApiResult<Response> {
+/// Assigns pod `name` (of `scope`, a pods request) to the node `binding` names.
+pub async fn bind(scope: &Scope<'_>, name: &str, binding: &Value) -> ApiResult<Response> {
     let target = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -82,8 +99,13 @@ pub async fn bind(ctx: &Ctx<'_>, name: &str, binding: &Value) -> ApiResult<Respo
     {
         return Err(ApiError::bad_request("binding target must be a Node"));
     }
-    for _ in 0..8 {
-        let (rev, mut p) = pod(ctx, name)?;
+    let key = scope.key(name);
+    let expect_uid = binding
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(String::from);
+    registry::guaranteed_update(scope, &key, name, |rev, bytes| {
+        let mut p = parse_stored(&bytes)?;
         let current = p
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
@@ -105,8 +127,8 @@ pub async fn bind(ctx: &Ctx<'_>, name: &str, binding: &Value) -> ApiResult<Respo
             ));
         }
         p["spec"]["nodeName"] = json!(target);
-        // As upstream's assignPod: the binding's annotations land on the pod, and the pod is
-        // marked PodScheduled=True.
+        // As upstream's assignPod: the binding's annotations land on the pod, and the pod
+        // is marked PodScheduled=True.
         if let Some(a) = binding
             .pointer("/metadata/annotations")
             .and_then(Value::as_object)
@@ -120,36 +142,29 @@ pub async fn bind(ctx: &Ctx<'_>, name: &str, binding: &Value) -> ApiResult<Respo
             }
         }
         set_scheduled(&mut p);
-        crate::rest::canonical_order(&mut p);
-        // The binding goes around the pod update validation: nodeName is immutable to clients.
-        let m = Mutation::Update {
-            key: pod_key(ctx, name).as_str().to_string(),
-            object: serde_json::to_vec(&p).map_err(ApiError::internal)?,
-            expect_revision: Some(rev),
-            expect_uid: binding
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .map(String::from),
-        };
-        match ctx.propose(m).await? {
-            Outcome::Applied { .. } => {
-                let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-                return Ok(codec::json_value(StatusCode::CREATED, &status));
-            }
-            Outcome::Refused(MutationError::Conflict) => continue,
-            Outcome::Refused(MutationError::NotFound) => {
-                return Err(ApiError::not_found("", "pods", name))
-            }
-            Outcome::Refused(e) => return Err(ApiError::internal(e)),
-        }
-    }
-    Err(ApiError::conflict("", "pods", name))
+        registry::canonical_order(&mut p);
+        // The binding goes around the pod update strategy: nodeName is immutable to clients.
+        Ok(Attempt::Write {
+            mutation: Mutation::Update {
+                key: key.as_str().to_string(),
+                object: serde_json::to_vec(&p).map_err(ApiError::internal)?,
+                expect_revision: Some(rev),
+                expect_uid: expect_uid.clone(),
+            },
+            pinned: false,
+            alloc: None,
+            object: p,
+        })
+    })
+    .await?;
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+    Ok(codec::json_value(StatusCode::CREATED, &status))
 }
 
 /// A policy/v1 Eviction: delete the pod with the eviction's delete options. (Disruption
 /// budgets are enforced once their controller keeps `disruptionsAllowed` current.)
-async fn evict(ctx: &Ctx<'_>, name: &str, body: &[u8]) -> ApiResult<Response> {
-    let e = codec::decode_object(ctx.headers, body)?;
+async fn evict(scope: &Scope<'_>, name: &str, body: &[u8]) -> ApiResult<Response> {
+    let e = codec::decode_object(scope.headers, body)?;
     if e.get("kind")
         .and_then(Value::as_str)
         .is_some_and(|k| k != "Eviction")
@@ -164,8 +179,8 @@ async fn evict(ctx: &Ctx<'_>, name: &str, body: &[u8]) -> ApiResult<Response> {
             "name in URL does not match name in Eviction object: {name} != {evicted}"
         )));
     }
-    let opts = e.get("deleteOptions").cloned().unwrap_or(json!({}));
-    crate::rest::delete_pod_for_eviction(ctx, name, &opts).await?;
+    let opts = DeleteOptions::from_value(e.get("deleteOptions").unwrap_or(&json!({})))?;
+    registry::delete(scope, &opts).await?;
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     Ok(codec::json_value(StatusCode::CREATED, &status))
 }

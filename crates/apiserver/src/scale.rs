@@ -4,40 +4,34 @@
 //! generation, dry run), then answers with the Scale of the stored parent, as upstream's
 //! ScaleREST does.
 
-use std::sync::Arc;
-
+use crate::registry::{self, Via, Written};
 use axum::response::Response;
 use http::StatusCode;
-use reddwarf_resources::{label_selector_string, label_set_string, ResourceKind};
+use reddwarf_resources::ResourceKind;
 use serde_json::{json, Map, Value};
 
 use crate::codec::{self, Wanted};
 use crate::meta::meta_str;
 use crate::patch;
 use crate::path::ResourcePath;
-use crate::rest::{self, Ctx};
+use crate::request::Scope;
 use crate::status::{ApiError, ApiResult, Cause};
 
-pub async fn serve(ctx: &Ctx<'_>, verb: &str, body: &[u8]) -> ApiResult<Response> {
+pub async fn serve(scope: &Scope<'_>, verb: &str, body: &[u8]) -> ApiResult<Response> {
     match verb {
-        "get" => get(ctx),
-        "update" => update(ctx, body).await,
-        "patch" => patch(ctx, body).await,
+        "get" => get(scope),
+        "update" => update(scope, body).await,
+        "patch" => patch(scope, body).await,
         _ => Err(ApiError::method_not_allowed()),
     }
 }
 
-fn name(ctx: &Ctx) -> String {
-    ctx.rp.name.clone().unwrap_or_default()
-}
-
-/// Whether the parent's selector is a plain label map (replication controllers).
-fn map_selector(kind: &ResourceKind) -> bool {
-    kind.group.is_empty() && kind.plural == "replicationcontrollers"
+fn name(scope: &Scope) -> String {
+    scope.rp.name.clone().unwrap_or_default()
 }
 
 /// The Scale of a parent object (`scaleFromDeployment`, `scaleFromRC`...).
-pub fn scale_of(map_selector: bool, parent: &Value) -> Value {
+pub fn scale_of(kind: &ResourceKind, parent: &Value) -> Value {
     let mut meta = Map::new();
     for k in [
         "name",
@@ -57,11 +51,7 @@ pub fn scale_of(map_selector: bool, parent: &Value) -> Value {
             spec.insert("replicas".into(), json!(n));
         }
     }
-    let selector = match parent.pointer("/spec/selector") {
-        None => String::new(),
-        Some(sel) if map_selector => label_set_string(sel),
-        Some(sel) => label_selector_string(sel),
-    };
+    let selector = kind.strategy.scale_selector(parent);
     let mut status = Map::new();
     status.insert(
         "replicas".into(),
@@ -82,9 +72,9 @@ pub fn scale_of(map_selector: bool, parent: &Value) -> Value {
     })
 }
 
-fn respond(ctx: &Ctx, code: StatusCode, scale: &Value) -> ApiResult<Response> {
+fn respond(scope: &Scope, code: StatusCode, scale: &Value) -> ApiResult<Response> {
     let bytes = serde_json::to_vec(scale).map_err(ApiError::internal)?;
-    let wanted = match ctx.wanted {
+    let wanted = match scope.wanted {
         // kubectl never asks for a Scale as a Table; answer the object.
         Wanted::Table { .. } | Wanted::Discovery { .. } => Wanted::Json,
         w => w,
@@ -92,20 +82,16 @@ fn respond(ctx: &Ctx, code: StatusCode, scale: &Value) -> ApiResult<Response> {
     Ok(codec::respond_object(code, wanted, bytes))
 }
 
-fn get(ctx: &Ctx) -> ApiResult<Response> {
-    let name = name(ctx);
-    let view = ctx.api.store.read().map_err(ApiError::internal)?;
-    let key = ctx.key(&name);
+fn get(scope: &Scope) -> ApiResult<Response> {
+    let name = name(scope);
+    let view = scope.api.store.read().map_err(ApiError::internal)?;
+    let key = scope.key(&name);
     let (_, bytes) = view
         .get(key.as_str())
         .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(ctx.kind.group, ctx.kind.plural, &name))?;
-    let parent = ctx.decode_stored(&bytes)?;
-    respond(
-        ctx,
-        StatusCode::OK,
-        &scale_of(map_selector(ctx.kind), &parent),
-    )
+        .ok_or_else(|| ApiError::not_found(scope.kind.group, scope.kind.plural, &name))?;
+    let parent = scope.decode_stored(&bytes)?;
+    respond(scope, StatusCode::OK, &scale_of(scope.kind, &parent))
 }
 
 /// The parent with the Scale's replicas (`scaleUpdatedObjectInfo`): the Scale's
@@ -169,39 +155,40 @@ fn apply_scale(name: &str, parent: &Value, scale: &Value) -> ApiResult<Value> {
     Ok(new)
 }
 
-/// Runs `f` through the parent's normal update path and answers with the resulting Scale.
-async fn write(ctx: &Ctx<'_>, f: rest::Compute<'static>) -> ApiResult<Response> {
+/// Runs `change` through the parent's normal update path and answers with the resulting
+/// Scale.
+async fn write(scope: &Scope<'_>, change: &registry::Change<'_>) -> ApiResult<Response> {
     let rp = ResourcePath {
         subresource: None,
-        ..ctx.rp.clone()
+        ..scope.rp.clone()
     };
-    let inner = Ctx {
+    let parent_scope = Scope {
         warnings: Default::default(),
-        api: ctx.api,
-        kind: ctx.kind,
+        api: scope.api,
+        kind: scope.kind,
         rp: &rp,
-        query: ctx.query,
-        headers: ctx.headers,
-        user: ctx.user,
+        query: scope.query,
+        headers: scope.headers,
+        user: scope.user,
         wanted: Wanted::Json,
         slim: false,
+        write: scope.write.clone(),
     };
-    let resp = rest::update_computed(&inner, f).await?;
-    if let Ok(mut w) = inner.warnings.lock() {
+    let written = registry::update(&parent_scope, change, Via::Patch).await;
+    if let Ok(mut w) = parent_scope.warnings.lock() {
         for warning in w.drain(..) {
-            ctx.warn(warning);
+            scope.warn(warning);
         }
     }
-    let code = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .map_err(ApiError::internal)?;
-    let parent: Value = serde_json::from_slice(&body).map_err(ApiError::internal)?;
-    respond(ctx, code, &scale_of(map_selector(ctx.kind), &parent))
+    let parent = match written? {
+        Written::Stored(b) => scope.decode_stored(&b)?,
+        Written::Preview(b) => serde_json::from_slice(&b).map_err(ApiError::internal)?,
+    };
+    respond(scope, StatusCode::OK, &scale_of(scope.kind, &parent))
 }
 
-async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
-    let scale = ctx.decode_body(body)?;
+async fn update(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response> {
+    let scale = scope.decode_body(body)?;
     if !scale.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
@@ -212,36 +199,40 @@ async fn update(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
             )));
         }
     }
-    let name = name(ctx);
-    let f: rest::Compute<'static> =
-        Arc::new(move |parent: &Value| apply_scale(&name, parent, &scale));
-    write(ctx, f).await
+    let name = name(scope);
+    let change = |parent: &Value| apply_scale(&name, parent, &scale).map(Some);
+    write(scope, &change).await
 }
 
-async fn patch(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Response> {
-    let ct = codec::content_type(ctx.headers);
-    patch::check_content_type(&ct, ctx.kind)?;
-    let name = name(ctx);
-    let rc = map_selector(ctx.kind);
-    let body = body.to_vec();
-    let f: rest::Compute<'static> = Arc::new(move |parent: &Value| {
-        let current = scale_of(rc, parent);
-        let patched = patch::apply(&ct, &current, &body)?;
-        apply_scale(&name, parent, &patched)
-    });
-    write(ctx, f).await
+async fn patch(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response> {
+    let ct = codec::content_type(scope.headers);
+    patch::check_content_type(&ct, scope.kind)?;
+    let name = name(scope);
+    let change = |parent: &Value| {
+        let current = scale_of(scope.kind, parent);
+        let patched = patch::apply(&ct, &current, body)?;
+        apply_scale(&name, parent, &patched).map(Some)
+    };
+    write(scope, &change).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn kind(plural: &str) -> ResourceKind {
+        reddwarf_resources::builtin_kinds()
+            .into_iter()
+            .find(|k| k.plural == plural)
+            .unwrap()
+    }
+
     #[test]
     fn scale_reflects_the_parent() {
         let d = json!({"metadata": {"name": "web", "namespace": "d", "uid": "u", "resourceVersion": "7", "labels": {"x": "y"}},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
             "status": {"replicas": 2}});
-        let s = scale_of(false, &d);
+        let s = scale_of(&kind("deployments"), &d);
         assert_eq!(
             s,
             json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -250,7 +241,7 @@ mod tests {
         );
         let rc = json!({"metadata": {"name": "r"}, "spec": {"replicas": 0, "selector": {"b": "2", "a": "1"}}});
         assert_eq!(
-            scale_of(true, &rc),
+            scale_of(&kind("replicationcontrollers"), &rc),
             json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "r"},
                 "spec": {}, "status": {"replicas": 0, "selector": "a=1,b=2"}})
         );

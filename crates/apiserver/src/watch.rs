@@ -16,16 +16,15 @@ use tokio::sync::mpsc;
 
 use crate::codec::Wanted;
 use crate::meta::now_unix;
-use crate::rest::{from_storage, parse_stored, Ctx};
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::status::{ApiError, ApiResult, Cause};
+use crate::registry::{from_storage, parse_stored};
+use crate::request::Selectors;
+use crate::request::{Scope, WatchFrom, WatchOptions};
+use crate::status::{ApiError, ApiResult};
 use crate::table;
 
 /// Events a watcher may fall behind by before it is closed (the client then re-watches).
 const QUEUE: usize = 1024;
 const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
-/// Upstream's default when the client gives no timeout (min-request-timeout).
-const DEFAULT_TIMEOUT: u64 = 1800;
 
 #[derive(Clone, Copy)]
 enum Framing {
@@ -43,8 +42,7 @@ struct Stream {
     /// Leave `metadata.managedFields` out (the in-process controllers).
     slim: bool,
     include: String,
-    labels: LabelSelector,
-    fields: FieldSelector,
+    selectors: Selectors,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
 }
 
@@ -115,7 +113,7 @@ impl Stream {
     }
 
     fn passes(&self, obj: &Value) -> bool {
-        self.labels.matches(obj) && self.fields.matches(obj)
+        self.selectors.matches(obj)
     }
 
     fn bookmark(&self, rev: Revision, initial_end: bool) -> Value {
@@ -129,7 +127,7 @@ impl Stream {
     /// Sends one committed event after selector filtering; returns false when the client is gone.
     async fn deliver(&self, ev: &Event, last: &mut Revision) -> bool {
         *last = ev.revision;
-        let filtering = !self.labels.is_empty() || !self.fields.is_empty();
+        let filtering = !self.selectors.is_empty();
         if !filtering && matches!(self.framing, Framing::Json) && self.kind.storage.is_none() {
             // The stored bytes are the object as served: splice them into the frame instead of
             // parsing and re-encoding them once per watcher.
@@ -186,88 +184,39 @@ fn json_frame(event_type: &str, obj: &Value) -> Bytes {
     Bytes::from(v)
 }
 
-fn parse_rv(s: &str) -> ApiResult<Revision> {
-    s.parse::<Revision>().map_err(|_| {
-        ApiError::bad_request(format!(
-            "invalid resourceVersion {s:?}: must be a decimal number"
-        ))
-    })
-}
-
-pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
-    let labels = ctx.label_selector()?;
-    let fields = ctx.field_selector()?;
-    let include = table::include_object(ctx.query)?.to_string();
-    let rv = ctx.query.get("resourceVersion");
-    let rv_match = ctx.query.get("resourceVersionMatch");
-    let bookmarks = ctx.query.flag("allowWatchBookmarks");
-    let send_initial = ctx.query.bool_param("sendInitialEvents");
-    let invalid = |field: &str, msg: &str| {
-        ApiError::invalid(
-            "meta.k8s.io",
-            "ListOptions",
-            "",
-            vec![Cause::forbidden(field, msg)],
-        )
-    };
-    if send_initial.is_some() {
-        if rv_match != Some("NotOlderThan") {
-            return Err(invalid(
-                "resourceVersionMatch",
-                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-            ));
+pub async fn serve(scope: &Scope<'_>) -> ApiResult<Response> {
+    let opts = WatchOptions::parse(scope.query, scope.kind)?;
+    let prefix = scope.prefix(scope.rp.namespace.is_empty());
+    let (after, initial) = match opts.from {
+        WatchFrom::InitialState => {
+            let view = scope.api.store.read().map_err(ApiError::internal)?;
+            let page = view
+                .list(&prefix, None, 0, false, |_| true)
+                .map_err(ApiError::internal)?;
+            (
+                view.revision(),
+                page.items.into_iter().map(|(_, b)| b).collect::<Vec<_>>(),
+            )
         }
-        if !bookmarks {
-            return Err(invalid(
-                "allowWatchBookmarks",
-                "sendInitialEvents requires setting allowWatchBookmarks to true",
-            ));
-        }
-    } else if rv_match.is_some() {
-        return Err(invalid(
-            "resourceVersionMatch",
-            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
-        ));
-    }
-    let timeout: u64 = match ctx.query.get("timeoutSeconds") {
-        None => DEFAULT_TIMEOUT,
-        Some(t) => t
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+        WatchFrom::Now => (scope.api.store.revision(), Vec::new()),
+        WatchFrom::After(rev) => (rev, Vec::new()),
     };
-    let prefix = ctx.prefix(ctx.rp.namespace.is_empty());
-    // Unset or "0" resourceVersion (or sendInitialEvents=true): start with the current state
-    // as synthetic ADDED events, then changes after it.
-    let initial_state = match send_initial {
-        Some(v) => v,
-        None => rv.is_none() || rv == Some("0"),
-    };
-    let (after, initial) = if initial_state {
-        let view = ctx.api.store.read().map_err(ApiError::internal)?;
-        let page = view
-            .list(&prefix, None, 0, false, |_| true)
-            .map_err(ApiError::internal)?;
-        (
-            view.revision(),
-            page.items.into_iter().map(|(_, b)| b).collect::<Vec<_>>(),
-        )
-    } else {
-        match rv {
-            Some(v) if v != "0" => (parse_rv(v)?, Vec::new()),
-            _ => (ctx.api.store.revision(), Vec::new()),
-        }
-    };
-    let framing = match ctx.wanted {
+    let (send_initial, timeout, bookmarks) = (
+        opts.send_initial_events,
+        opts.timeout_seconds,
+        opts.bookmarks,
+    );
+    let framing = match scope.wanted {
         Wanted::Table { v1beta1 } => Framing::Table { v1beta1 },
         Wanted::Metadata { v1beta1 } => Framing::Metadata { v1beta1 },
         Wanted::Protobuf
-            if reddwarf_kubeproto::knows_kind(&ctx.kind.api_version(), ctx.kind.kind) =>
+            if reddwarf_kubeproto::knows_kind(&scope.kind.api_version(), scope.kind.kind) =>
         {
             Framing::Protobuf
         }
         _ => Framing::Json,
     };
-    let registration = ctx
+    let registration = scope
         .api
         .store
         .watch(WatchRegistration {
@@ -278,32 +227,31 @@ pub async fn serve(ctx: &Ctx<'_>) -> ApiResult<Response> {
         .map_err(ApiError::internal)?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let resource_labels = crate::metrics::ResourceLabels {
-        group: ctx.kind.group.into(),
-        version: ctx.kind.version.into(),
-        resource: ctx.kind.plural.into(),
+        group: scope.kind.group.into(),
+        version: scope.kind.version.into(),
+        resource: scope.kind.plural.into(),
     };
-    let registered = ctx
+    let registered = scope
         .api
         .metrics
         .watchers
         .get_or_create(&resource_labels)
         .clone();
     let stream = Stream {
-        sent: ctx
+        sent: scope
             .api
             .metrics
             .watch_events
             .get_or_create(&resource_labels)
             .clone(),
-        kind: ctx.kind.clone(),
+        kind: scope.kind.clone(),
         framing,
-        slim: ctx.slim,
-        include,
-        labels,
-        fields,
+        slim: scope.slim,
+        include: opts.include,
+        selectors: opts.selectors,
         tx,
     };
-    let api = ctx.api.clone();
+    let api = scope.api.clone();
     tokio::spawn(async move {
         registered.inc();
         // Counts this watcher down however the task ends.

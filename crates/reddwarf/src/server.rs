@@ -54,10 +54,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let tokens = Arc::new(tokens);
     let ca_pem = Arc::new(pki.ca_cert_pem.clone());
 
-    reddwarf_resources::set_default_toleration_seconds(
-        args.default_not_ready_toleration_seconds,
-        args.default_unreachable_toleration_seconds,
-    );
     let store = Store::open(&args.data_dir.join("state.redb")).context("opening the store")?;
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -75,7 +71,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .await
     .context("starting consensus")?;
 
-    let api = ApiServer::with_network(consensus.clone(), network);
+    let admission = reddwarf_apiserver::AdmissionConfig {
+        not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
+        unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+    };
+    let api = ApiServer::with_config(consensus.clone(), network, &admission);
     api.set_advertise(format!("{}:{}", advertise_ip(local), local.port()));
     let router = api.router();
     let kubeconfig = args.data_dir.join("admin.kubeconfig");

@@ -6,10 +6,10 @@
 mod builtin;
 mod columns;
 mod defaults;
-pub use defaults::set_default_toleration_seconds;
 mod duration;
 mod jsonpath;
 mod labels;
+pub mod strategy;
 pub mod validation;
 
 pub use builtin::builtin_kinds;
@@ -19,6 +19,7 @@ pub use columns::{Column, TableRow};
 pub use duration::human_duration;
 pub use jsonpath::field_value;
 pub use labels::{label_selector_string, label_set_string};
+pub use strategy::{Basic, Claims, DefaultGcPolicy, Requester, Strategy};
 
 /// The verbs of a resource that serves everything.
 pub const ALL_VERBS: &[&str] = &[
@@ -71,8 +72,11 @@ pub struct ResourceKind {
     pub columns: fn() -> Vec<Column>,
     /// Table cells for one object, matching `columns`.
     pub row: fn(&Value, i64) -> Vec<Value>,
-    /// Upstream defaulting (`SetDefaults_*`) applied on create and update.
-    pub defaults: fn(&mut Value),
+    /// The kind's rules for the generic registry: defaults, validation, what create and
+    /// update reset, claims, deletion (see [`Strategy`]).
+    pub strategy: &'static dyn Strategy,
+    /// Where the kind's objects come from: the store, or a handler of its own.
+    pub backend: Backend,
     /// Which rule object names of this kind follow.
     pub name_rule: NameRule,
     /// Whether a PUT of a missing object creates it (upstream's `AllowCreateOnUpdate`).
@@ -87,6 +91,17 @@ pub struct ResourceKind {
     /// Another kind's collection this one is served from (events.k8s.io Events live with
     /// core/v1 Events, as upstream stores both in one registry); `None` for most kinds.
     pub storage: Option<StorageAlias>,
+}
+
+/// What serves a kind's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The generic registry over the store (every kind with objects).
+    Store,
+    /// `componentstatuses`: computed per request from this process's health, never stored.
+    ComponentStatuses,
+    /// `bindings`: a create assigns a pod to a node and stores nothing of its own.
+    Binding,
 }
 
 /// Where an aliased kind is stored, and how its objects convert to and from that form.
@@ -231,7 +246,7 @@ impl ResourceKind {
 
     /// Upstream defaulting, then the fields Go always emits.
     pub fn apply_defaults(&self, obj: &mut Value) {
-        (self.defaults)(obj);
+        self.strategy.defaults(obj);
         self.fill_always_emitted(obj);
     }
 

@@ -9,6 +9,8 @@ use crate::columns::{age, age_col, col, len_at, name, name_col, TableRow};
 use crate::defaults;
 use crate::jsonpath::s;
 use crate::labels::label_selector_string;
+use crate::validation;
+use crate::Basic;
 use crate::{NameRule, ResourceKind};
 
 const ADMISSION: ResourceKind = ResourceKind {
@@ -41,7 +43,7 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
             generation_fields: &["/webhooks"],
             columns: webhook_columns,
             row: webhook_row,
-            defaults: defaults::mutating_webhooks,
+            strategy: const { &Basic::defaults(defaults::mutating_webhooks) },
             ..ADMISSION
         },
         ResourceKind {
@@ -73,7 +75,7 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            defaults: defaults::validating_admission_policy,
+            strategy: const { &Basic::defaults(defaults::validating_admission_policy) },
             ..ADMISSION
         },
         ResourceKind {
@@ -115,7 +117,7 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            defaults: defaults::validating_admission_policy_binding,
+            strategy: const { &Basic::defaults(defaults::validating_admission_policy_binding) },
             ..ADMISSION
         },
         ResourceKind {
@@ -126,7 +128,7 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
             generation_fields: &["/webhooks"],
             columns: webhook_columns,
             row: webhook_row,
-            defaults: defaults::validating_webhooks,
+            strategy: const { &Basic::defaults(defaults::validating_webhooks) },
             ..ADMISSION
         },
     ]
@@ -176,7 +178,12 @@ pub(super) fn apiregistration() -> Vec<ResourceKind> {
                 .unwrap_or_else(|| "Unknown".into());
             vec![name(o), json!(service), json!(available), age(o, now)]
         },
-        defaults: defaults::api_service,
+        strategy: const {
+            &Basic {
+                defaults: defaults::api_service,
+                validate: validation::api_service,
+            }
+        },
         ..BASE
     }]
 }
@@ -192,7 +199,7 @@ pub(super) fn apiextensions() -> Vec<ResourceKind> {
         categories: &["api-extensions"],
         status: true,
         generation: true,
-        defaults: defaults::custom_resource_definition,
+        strategy: const { &Basic::defaults(defaults::custom_resource_definition) },
         ..BASE
     }]
 }
@@ -245,7 +252,7 @@ pub(super) fn flowcontrol() -> Vec<ResourceKind> {
                     json!(missing),
                 ]
             },
-            defaults: defaults::flow_schema,
+            strategy: const { &Basic::defaults(defaults::flow_schema) },
             ..FLOWCONTROL
         },
         ResourceKind {
@@ -284,7 +291,7 @@ pub(super) fn flowcontrol() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            defaults: defaults::priority_level_configuration,
+            strategy: const { &Basic::defaults(defaults::priority_level_configuration) },
             ..FLOWCONTROL
         },
     ]

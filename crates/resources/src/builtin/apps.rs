@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::strategies::*;
 use super::BASE;
 use crate::columns::{
     age, age_col, col, container_cells, container_cols, int, name, name_col, wide, Column, TableRow,
@@ -9,6 +10,8 @@ use crate::columns::{
 use crate::defaults;
 use crate::jsonpath::{i, s};
 use crate::labels::{format_label_selector, format_labels, label_selector_parts};
+use crate::validation;
+use crate::Basic;
 use crate::{int_field, NameRule, ResourceKind};
 
 const APPS: ResourceKind = ResourceKind {
@@ -44,6 +47,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: controller_revision_row,
+            strategy: const { &Basic::validated(validation::controller_revision) },
             ..APPS
         },
         ResourceKind {
@@ -83,7 +87,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_label_selector(o.pointer("/spec/selector"))),
                 ]
             },
-            defaults: defaults::daemon_set,
+            strategy: &DaemonSetStrategy,
             ..WORKLOAD
         },
         ResourceKind {
@@ -106,7 +110,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 c
             },
             row: deployment_row,
-            defaults: defaults::deployment,
+            strategy: &DeploymentStrategy,
             // Upstream bumps the generation on annotation changes too: they are copied to
             // the ReplicaSets.
             generation_fields: &["/spec", "/metadata/annotations"],
@@ -157,7 +161,12 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_label_selector(o.pointer("/spec/selector"))),
                 ]
             },
-            defaults: defaults::replica_set,
+            strategy: const {
+                &Basic {
+                    defaults: defaults::replica_set,
+                    validate: validation::replica_set,
+                }
+            },
             ..WORKLOAD
         },
         ResourceKind {
@@ -191,7 +200,12 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     images,
                 ]
             },
-            defaults: defaults::stateful_set,
+            strategy: const {
+                &Basic {
+                    defaults: defaults::stateful_set,
+                    validate: validation::stateful_set,
+                }
+            },
             ..WORKLOAD
         },
     ]

@@ -6,6 +6,7 @@ use super::BASE;
 use crate::columns::{age, age_col, col, name, name_col, scalar_text, Column, TableRow};
 use crate::defaults;
 use crate::jsonpath::{i, s};
+use crate::Basic;
 use crate::ResourceKind;
 
 const HPA: ResourceKind = ResourceKind {
@@ -20,7 +21,7 @@ const HPA: ResourceKind = ResourceKind {
     generation: true,
     columns: hpa_columns,
     row: hpa_row,
-    defaults: defaults::hpa_v2,
+    strategy: const { &Basic::defaults(defaults::hpa_v2) },
     // v2's currentReplicas is omitempty, currentMetrics is not.
     always_emitted: r#"{"status":{"desiredReplicas":0,"currentMetrics":null}}"#,
     ..BASE
@@ -32,7 +33,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         ResourceKind {
             version: "v1",
             row: hpa_v1_row,
-            defaults: defaults::hpa_v1,
+            strategy: const { &Basic::defaults(defaults::hpa_v1) },
             always_emitted: r#"{"status":{"currentReplicas":0,"desiredReplicas":0}}"#,
             ..HPA
         },

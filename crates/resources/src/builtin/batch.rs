@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::strategies::*;
 use super::BASE;
 use crate::columns::{
     age, age_col, bool_ptr, col, container_cells, container_cols, name, name_col, parse_rfc3339,
@@ -11,6 +12,8 @@ use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::{i, s};
 use crate::labels::format_label_selector;
+use crate::validation;
+use crate::Basic;
 use crate::{int_field, ResourceKind};
 
 const BATCH: ResourceKind = ResourceKind {
@@ -52,7 +55,12 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 c
             },
             row: cron_job_row,
-            defaults: defaults::cron_job,
+            strategy: const {
+                &Basic {
+                    defaults: defaults::cron_job,
+                    validate: validation::cron_job,
+                }
+            },
             ..BATCH
         },
         ResourceKind {
@@ -78,7 +86,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 c
             },
             row: job_row,
-            defaults: defaults::job,
+            strategy: &JobStrategy,
             ..BATCH
         },
     ]

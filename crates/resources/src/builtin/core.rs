@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::strategies::*;
 use super::{none_if_empty, BASE};
 use crate::columns::{
     age, age_col, col, container_cells, container_cols, count_map, int, name, name_col,
@@ -12,6 +13,9 @@ use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::{i, s};
 use crate::labels::format_labels;
+use crate::validation;
+use crate::Backend;
+use crate::Basic;
 use crate::{
     bool_field, field, int_field, NameRule, ResourceKind, Subresource, SubresourceRole, PROXY_VERBS,
 };
@@ -85,6 +89,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             plural: "bindings",
             singular: "binding",
             verbs: &["create"],
+            backend: Backend::Binding,
             ..BASE
         },
         ResourceKind {
@@ -117,6 +122,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(healthy.map(|c| s(c, "/error")).unwrap_or("")),
                 ]
             },
+            backend: Backend::ComponentStatuses,
             ..BASE
         },
         ResourceKind {
@@ -138,6 +144,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
+            strategy: const { &Basic::validated(validation::config_map) },
             ..BASE
         },
         ResourceKind {
@@ -158,7 +165,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: |o, now| vec![name(o), json!(format_endpoints(o)), age(o, now)],
-            defaults: defaults::endpoints,
+            strategy: const { &Basic::defaults(defaults::endpoints) },
             ..BASE
         },
         ResourceKind {
@@ -198,7 +205,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             plural: "limitranges",
             singular: "limitrange",
             short_names: &["limits"],
-            defaults: defaults::limit_range,
+            strategy: const { &Basic::defaults(defaults::limit_range) },
             ..BASE
         },
         ResourceKind {
@@ -212,6 +219,13 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 "create", "delete", "get", "list", "patch", "update", "watch",
             ],
             delete_returns_object: true,
+            // Writes spec.finalizers only (the namespace lifecycle's last step).
+            extra_subresources: &[Subresource {
+                name: "finalize",
+                response: None,
+                verbs: &["update"],
+                role: SubresourceRole::Part("/spec/finalizers"),
+            }],
             selectable_fields: const { &[field("status.phase", "status.phase")] },
             columns: || {
                 vec![
@@ -221,7 +235,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: |o, now| vec![name(o), json!(s(o, "/status/phase")), age(o, now)],
-            defaults: defaults::namespace,
+            strategy: &NamespaceStrategy,
             name_rule: NameRule::Label,
             ..BASE
         },
@@ -238,7 +252,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             selectable_fields: const { &[bool_field("spec.unschedulable", "spec.unschedulable")] },
             columns: node_columns,
             row: node_row,
-            defaults: defaults::node,
+            strategy: const { &Basic::defaults(defaults::node) },
             ..BASE
         },
         ResourceKind {
@@ -250,7 +264,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             status: true,
             columns: pvc_columns,
             row: pvc_row,
-            defaults: defaults::persistent_volume_claim,
+            strategy: const { &Basic::defaults(defaults::persistent_volume_claim) },
             ..BASE
         },
         ResourceKind {
@@ -262,7 +276,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             status: true,
             columns: pv_columns,
             row: pv_row,
-            defaults: defaults::persistent_volume,
+            strategy: const { &Basic::defaults(defaults::persistent_volume) },
             ..BASE
         },
         ResourceKind {
@@ -288,7 +302,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             },
             columns: pod_columns,
             row: pod_row,
-            defaults: defaults::pod,
+            strategy: &PodStrategy,
             ..BASE
         },
         ResourceKind {
@@ -322,7 +336,12 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_labels(o.pointer("/template/metadata/labels"))),
                 ]
             },
-            defaults: defaults::pod_template_kind,
+            strategy: const {
+                &Basic {
+                    defaults: defaults::pod_template_kind,
+                    validate: validation::pod_template,
+                }
+            },
             ..BASE
         },
         ResourceKind {
@@ -377,7 +396,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_labels(o.pointer("/spec/selector"))),
                 ]
             },
-            defaults: defaults::replication_controller,
+            strategy: &ReplicationControllerStrategy,
             ..BASE
         },
         ResourceKind {
@@ -423,7 +442,12 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            defaults: defaults::secret,
+            strategy: const {
+                &Basic {
+                    defaults: defaults::secret,
+                    validate: validation::secret,
+                }
+            },
             ..BASE
         },
         ResourceKind {
@@ -476,7 +500,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: service_row,
-            defaults: defaults::service,
+            strategy: &ServiceStrategy,
             name_rule: NameRule::Label1035,
             ..BASE
         },

@@ -4,11 +4,14 @@
 use serde_json::{json, Map, Value};
 
 use super::core::{event_columns, event_row};
+use super::strategies::*;
 use super::BASE;
 use crate::columns::{age, age_col, col, name, name_col, scalar_text, TableRow};
 use crate::defaults;
 use crate::duration::human_duration;
 use crate::jsonpath::s;
+use crate::validation;
+use crate::Basic;
 use crate::{field, NameRule, ResourceKind, StorageAlias, Subresource, SubresourceRole};
 
 pub(super) fn events() -> Vec<ResourceKind> {
@@ -162,6 +165,7 @@ pub(super) fn certificates() -> Vec<ResourceKind> {
             ]
         },
         row: csr_row,
+        strategy: &CsrStrategy,
         ..BASE
     }]
 }
@@ -292,7 +296,12 @@ pub(super) fn scheduling() -> Vec<ResourceKind> {
                 json!(s(o, "/preemptionPolicy")),
             ]
         },
-        defaults: defaults::priority_class,
+        strategy: const {
+            &Basic {
+                defaults: defaults::priority_class,
+                validate: validation::priority_class,
+            }
+        },
         ..BASE
     }]
 }
@@ -316,6 +325,7 @@ pub(super) fn coordination() -> Vec<ResourceKind> {
             ]
         },
         row: |o, now| vec![name(o), json!(s(o, "/spec/holderIdentity")), age(o, now)],
+        strategy: const { &Basic::validated(validation::lease) },
         ..BASE
     }]
 }
@@ -359,7 +369,7 @@ pub(super) fn discovery() -> Vec<ResourceKind> {
             ]
         },
         row: endpoint_slice_row,
-        defaults: defaults::endpoint_slice,
+        strategy: const { &Basic::defaults(defaults::endpoint_slice) },
         ..BASE
     }]
 }

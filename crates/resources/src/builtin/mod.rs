@@ -12,15 +12,14 @@ mod misc;
 mod networking;
 mod rbac;
 mod storage;
+mod strategies;
 
 use serde_json::Value;
 
 pub use misc::{core_event_to_events_v1, events_v1_to_core_event};
 
 use crate::columns::{default_columns, default_row};
-use crate::{NameRule, ResourceKind, ALL_VERBS};
-
-fn no_defaults(_: &mut Value) {}
+use crate::{Backend, Basic, NameRule, ResourceKind, ALL_VERBS};
 
 /// The fields every entry starts from: a namespaced core/v1 kind with all verbs, no
 /// subresources, no generation, the default table and no defaulting.
@@ -43,7 +42,8 @@ pub(crate) const BASE: ResourceKind = ResourceKind {
     selectable_fields: &[],
     columns: default_columns,
     row: default_row,
-    defaults: no_defaults,
+    strategy: &Basic::NONE,
+    backend: Backend::Store,
     name_rule: NameRule::Subdomain,
     create_on_update: false,
     always_emitted: "",

@@ -8,6 +8,7 @@ use crate::columns::{age, age_col, col, name, name_col, str_or, TableRow};
 use crate::defaults;
 use crate::jsonpath::s;
 use crate::labels::format_label_selector;
+use crate::Basic;
 use crate::{NameRule, ResourceKind};
 
 const NET: ResourceKind = ResourceKind {
@@ -57,7 +58,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            defaults: defaults::ingress_class,
+            strategy: const { &Basic::defaults(defaults::ingress_class) },
             ..NET
         },
         ResourceKind {
@@ -147,7 +148,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            defaults: defaults::network_policy,
+            strategy: const { &Basic::defaults(defaults::network_policy) },
             ..NET
         },
         ResourceKind {

@@ -7,6 +7,8 @@ use super::BASE;
 use crate::columns::{age, age_col, col, name, name_col, wide, Column, TableRow};
 use crate::defaults;
 use crate::jsonpath::s;
+use crate::validation;
+use crate::Basic;
 use crate::{NameRule, ResourceKind};
 
 const RBAC: ResourceKind = ResourceKind {
@@ -26,7 +28,12 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             namespaced: false,
             columns: || binding_columns("clusterRoleBinding"),
             row: binding_row,
-            defaults: defaults::role_binding,
+            strategy: const {
+                &Basic {
+                    defaults: defaults::role_binding,
+                    validate: validation::cluster_role_binding,
+                }
+            },
             ..RBAC
         },
         ResourceKind {
@@ -35,6 +42,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             plural: "clusterroles",
             singular: "clusterrole",
             namespaced: false,
+            strategy: const { &Basic::validated(validation::cluster_role) },
             ..RBAC
         },
         ResourceKind {
@@ -43,7 +51,12 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             singular: "rolebinding",
             columns: || binding_columns("roleBinding"),
             row: binding_row,
-            defaults: defaults::role_binding,
+            strategy: const {
+                &Basic {
+                    defaults: defaults::role_binding,
+                    validate: validation::role_binding,
+                }
+            },
             ..RBAC
         },
         ResourceKind {
@@ -51,6 +64,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             always_emitted: r#"{"rules":null}"#,
             plural: "roles",
             singular: "role",
+            strategy: const { &Basic::validated(validation::role) },
             ..RBAC
         },
     ]

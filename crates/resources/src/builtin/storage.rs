@@ -8,6 +8,7 @@ use crate::columns::{
 };
 use crate::defaults;
 use crate::jsonpath::s;
+use crate::Basic;
 use crate::ResourceKind;
 
 const STORAGE: ResourceKind = ResourceKind {
@@ -35,7 +36,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: csi_driver_row,
-            defaults: defaults::csi_driver,
+            strategy: const { &Basic::defaults(defaults::csi_driver) },
             ..STORAGE
         },
         ResourceKind {
@@ -93,7 +94,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: storage_class_row,
-            defaults: defaults::storage_class,
+            strategy: const { &Basic::defaults(defaults::storage_class) },
             ..STORAGE
         },
         ResourceKind {

@@ -102,7 +102,7 @@ fn verbs_and_subresources_follow_upstream() {
     assert!(!b.serves("get"));
     let ns = kind("", "namespaces");
     assert!(!ns.serves("deletecollection"));
-    assert_eq!(ns.subresources(), vec!["status"]);
+    assert_eq!(ns.subresources(), vec!["status", "finalize"]);
     for (g, p) in [
         ("apps", "deployments"),
         ("apps", "replicasets"),

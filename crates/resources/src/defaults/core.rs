@@ -268,69 +268,18 @@ pub(crate) fn pod(v: &mut Value) {
     let spec = child(m, "spec");
     pod_spec(spec);
     pod_only(spec);
-    // Admission that upstream runs on every pod: ServiceAccount, Priority,
-    // DefaultTolerationSeconds; and the deprecated serviceAccount mirror (conversion).
+    // Admission that upstream runs on every pod (ServiceAccount, Priority's zero) and the
+    // deprecated serviceAccount mirror (conversion). DefaultTolerationSeconds, which has
+    // settings, is an admission plugin of the API server.
     set(spec, "serviceAccountName", json!("default"));
     let sa = spec.get("serviceAccountName").cloned().unwrap_or(json!(""));
     set(spec, "serviceAccount", sa);
     set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     set(spec, "priority", json!(0));
-    default_tolerations(spec);
     let qos = qos_class(spec);
     let status = child(m, "status");
     set(status, "phase", json!("Pending"));
     set(status, "qosClass", json!(qos));
-}
-
-static NOT_READY_SECONDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(300);
-static UNREACHABLE_SECONDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(300);
-
-/// Sets what DefaultTolerationSeconds gives pods (`--default-not-ready-toleration-seconds`,
-/// `--default-unreachable-toleration-seconds`; upstream's default is 300 for both).
-pub fn set_default_toleration_seconds(not_ready: i64, unreachable: i64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    NOT_READY_SECONDS.store(not_ready, Relaxed);
-    UNREACHABLE_SECONDS.store(unreachable, Relaxed);
-}
-
-/// DefaultTolerationSeconds: tolerate not-ready/unreachable nodes for a while (300s unless
-/// configured) unless the pod already says otherwise.
-fn default_tolerations(spec: &mut Obj) {
-    let tolerates = |spec: &Obj, key: &str| {
-        spec.get("tolerations")
-            .and_then(Value::as_array)
-            .is_some_and(|ts| {
-                ts.iter().any(|t| {
-                    let k = t.get("key").and_then(Value::as_str).unwrap_or("");
-                    let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-                    let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-                    (k == key || (k.is_empty() && op == "Exists"))
-                        && (effect.is_empty() || effect == "NoExecute")
-                })
-            })
-    };
-    use std::sync::atomic::Ordering::Relaxed;
-    for (key, seconds) in [
-        (
-            "node.kubernetes.io/not-ready",
-            NOT_READY_SECONDS.load(Relaxed),
-        ),
-        (
-            "node.kubernetes.io/unreachable",
-            UNREACHABLE_SECONDS.load(Relaxed),
-        ),
-    ] {
-        if tolerates(spec, key) {
-            continue;
-        }
-        let t = json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds});
-        match spec.get_mut("tolerations") {
-            Some(Value::Array(ts)) => ts.push(t),
-            _ => {
-                spec.insert("tolerations".into(), json!([t]));
-            }
-        }
-    }
 }
 
 pub(crate) fn pod_template_kind(v: &mut Value) {

@@ -9,7 +9,6 @@ mod core;
 mod other;
 mod workloads;
 
-pub use self::core::set_default_toleration_seconds;
 pub(crate) use self::core::*;
 pub(crate) use other::*;
 pub(crate) use workloads::*;

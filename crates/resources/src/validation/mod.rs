@@ -36,52 +36,84 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// Validates `obj` (and, on update, the transition from `old`) for its kind.
+/// Validates `obj` (and, on update, the transition from `old`) with its kind's strategy.
 pub fn validate(kind: &ResourceKind, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-    validate_group_kind(kind.group, kind.kind, obj, old)
+    let mut errs = Vec::new();
+    kind.strategy.validate(obj, old, &mut errs);
+    dedup(errs)
 }
 
-/// [`validate`] by API group and kind.
-pub fn validate_group_kind(
-    group: &str,
-    kind: &str,
-    obj: &Value,
-    old: Option<&Value>,
-) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    match (group, kind) {
-        ("", "Pod") => pod::validate_pod(obj, old, &mut errs),
-        ("", "PodTemplate") => core::validate_pod_template_kind(obj, &mut errs),
-        ("", "ReplicationController") => core::validate_replication_controller(obj, &mut errs),
-        ("", "Service") => core::validate_service(obj, old, &mut errs),
-        ("", "ConfigMap") => core::validate_config_map(obj, old, &mut errs),
-        ("", "Secret") => core::validate_secret(obj, old, &mut errs),
-        ("", "Namespace") if old.is_none() => core::validate_namespace(obj, &mut errs),
-        ("apps", "Deployment") => apps::validate_deployment(obj, old, &mut errs),
-        ("apps", "ReplicaSet") => apps::validate_replica_set(obj, old, &mut errs),
-        ("apps", "StatefulSet") => apps::validate_stateful_set(obj, old, &mut errs),
-        ("apps", "DaemonSet") => apps::validate_daemon_set(obj, old, &mut errs),
-        ("apps", "ControllerRevision") => apps::validate_controller_revision(obj, old, &mut errs),
-        ("batch", "Job") => batch::validate_job(obj, old, &mut errs),
-        ("batch", "CronJob") => batch::validate_cron_job(obj, old, &mut errs),
-        ("rbac.authorization.k8s.io", "Role") => rbac::validate_role(obj, &mut errs),
-        ("rbac.authorization.k8s.io", "ClusterRole") => rbac::validate_cluster_role(obj, &mut errs),
-        ("rbac.authorization.k8s.io", "RoleBinding") => {
-            rbac::validate_binding(obj, old, false, &mut errs)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            rbac::validate_binding(obj, old, true, &mut errs)
-        }
-        ("coordination.k8s.io", "Lease") => coordination::validate_lease(obj, &mut errs),
-        ("scheduling.k8s.io", "PriorityClass") => {
-            scheduling::validate_priority_class(obj, &mut errs)
-        }
-        ("apiregistration.k8s.io", "APIService") => {
-            apiregistration::validate_api_service(obj, &mut errs)
-        }
-        _ => {}
+// The validation of each kind with one signature, for the kinds' strategies.
+pub(crate) fn pod(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    pod::validate_pod(obj, old, errs)
+}
+pub(crate) fn pod_ephemeral_containers(obj: &Value, old: &Value, errs: &mut Vec<FieldError>) {
+    pod::validate_ephemeral_update(obj, old, errs)
+}
+pub(crate) fn pod_template(obj: &Value, _: Option<&Value>, errs: &mut Vec<FieldError>) {
+    core::validate_pod_template_kind(obj, errs)
+}
+pub(crate) fn replication_controller(obj: &Value, _: Option<&Value>, errs: &mut Vec<FieldError>) {
+    core::validate_replication_controller(obj, errs)
+}
+pub(crate) fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    core::validate_service(obj, old, errs)
+}
+pub(crate) fn config_map(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    core::validate_config_map(obj, old, errs)
+}
+pub(crate) fn secret(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    core::validate_secret(obj, old, errs)
+}
+pub(crate) fn namespace(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    if old.is_none() {
+        core::validate_namespace(obj, errs)
     }
-    dedup(errs)
+}
+pub(crate) fn csr_conditions(obj: &Value, _: &Value, errs: &mut Vec<FieldError>) {
+    core::validate_csr_conditions(obj, errs)
+}
+pub(crate) fn deployment(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    apps::validate_deployment(obj, old, errs)
+}
+pub(crate) fn replica_set(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    apps::validate_replica_set(obj, old, errs)
+}
+pub(crate) fn stateful_set(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    apps::validate_stateful_set(obj, old, errs)
+}
+pub(crate) fn daemon_set(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    apps::validate_daemon_set(obj, old, errs)
+}
+pub(crate) fn controller_revision(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    apps::validate_controller_revision(obj, old, errs)
+}
+pub(crate) fn job(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    batch::validate_job(obj, old, errs)
+}
+pub(crate) fn cron_job(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    batch::validate_cron_job(obj, old, errs)
+}
+pub(crate) fn role(obj: &Value, _: Option<&Value>, errs: &mut Vec<FieldError>) {
+    rbac::validate_role(obj, errs)
+}
+pub(crate) fn cluster_role(obj: &Value, _: Option<&Value>, errs: &mut Vec<FieldError>) {
+    rbac::validate_cluster_role(obj, errs)
+}
+pub(crate) fn role_binding(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    rbac::validate_binding(obj, old, false, errs)
+}
+pub(crate) fn cluster_role_binding(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+    rbac::validate_binding(obj, old, true, errs)
+}
+pub(crate) fn lease(obj: &Value, _: Option<&Value>, errs: &mut Vec<FieldError>) {
+    coordination::validate_lease(obj, errs)
+}
+pub(crate) fn priority_class(obj: &Value, _: Option<&Value>, errs: &mut Vec<FieldError>) {
+    scheduling::validate_priority_class(obj, errs)
+}
+pub(crate) fn api_service(obj: &Value, _: Option<&Value>, errs: &mut Vec<FieldError>) {
+    apiregistration::validate_api_service(obj, errs)
 }
 
 /// Upstream's aggregate drops errors that print identically.
@@ -121,8 +153,7 @@ fn obj(v: &Value) -> Option<&Map<String, Value>> {
     v.as_object()
 }
 
-/// The rules of the part of an object written through a subresource (`ephemeralcontainers`,
-/// `approval`); the parent's own rules run besides.
+/// Validates the part at `pointer` that a subresource wrote, with its kind's strategy.
 pub fn validate_part(
     kind: &ResourceKind,
     pointer: &str,
@@ -130,15 +161,7 @@ pub fn validate_part(
     old: &Value,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    match (kind.group, kind.kind, pointer) {
-        ("", "Pod", "/spec/ephemeralContainers") => {
-            pod::validate_ephemeral_update(obj, old, &mut errs)
-        }
-        ("certificates.k8s.io", "CertificateSigningRequest", _) => {
-            core::validate_csr_conditions(obj, &mut errs)
-        }
-        _ => {}
-    }
+    kind.strategy.validate_part(pointer, obj, old, &mut errs);
     dedup(errs)
 }
 
@@ -147,8 +170,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Validation through the strategy of the catalogue entry of `group`/`kind`.
+    fn validate_group_kind(
+        group: &str,
+        kind: &str,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Vec<FieldError> {
+        let kinds = crate::builtin_kinds();
+        let k = kinds
+            .iter()
+            .find(|k| k.group == group && k.kind == kind)
+            .unwrap_or_else(|| panic!("{group}/{kind} is not in the catalogue"));
+        validate(k, obj, old)
+    }
+
     #[test]
-    fn dispatch_by_group_and_kind() {
+    fn each_kind_strategy_validates() {
         let cases: Vec<(&'static str, &'static str, Value, &str)> = vec![
             ("", "Pod", json!({"spec": {}}), "spec.containers"),
             (
