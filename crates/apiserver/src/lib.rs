@@ -1,6 +1,6 @@
 //! reddwarf's API server: HTTP routing, codecs, discovery, OpenAPI, REST verbs and watch over
 //! the consensus write path and the store's read views. Every change goes through
-//! [`reddwarf_consensus::Consensus::propose`]; reads use consistent store views.
+//! [`reddwarf_consensus::Proposer`] (raft's `Consensus` in a server); reads use consistent store views.
 
 // `ApiError` carries a whole Status (message, details, causes); it is built only on the way
 // out to the client, so its size costs nothing on successful requests.
@@ -50,13 +50,13 @@ pub use status::{ApiError, Cause};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use reddwarf_consensus::Consensus;
+use reddwarf_consensus::Proposer;
 use reddwarf_resources::Catalogue;
 use reddwarf_store::Store;
 
 /// Shared state of the API server.
 pub struct ApiServer {
-    pub(crate) consensus: Consensus,
+    pub(crate) consensus: Arc<dyn Proposer>,
     pub(crate) store: Store,
     pub(crate) catalogue: Catalogue,
     pub(crate) snapshots: pagination::Snapshots,
@@ -72,21 +72,22 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    pub fn new(consensus: Consensus) -> Arc<ApiServer> {
+    pub fn new(consensus: impl Proposer) -> Arc<ApiServer> {
         ApiServer::with_network(consensus, ServiceNetwork::default())
     }
 
     /// An API server allocating Service cluster IPs and node ports from `service_network`.
-    pub fn with_network(consensus: Consensus, service_network: ServiceNetwork) -> Arc<ApiServer> {
+    pub fn with_network(consensus: impl Proposer, service_network: ServiceNetwork) -> Arc<ApiServer> {
         ApiServer::with_config(consensus, service_network, &AdmissionConfig::default())
     }
 
     /// An API server with its service network and the settings of its admission plugins.
     pub fn with_config(
-        consensus: Consensus,
+        consensus: impl Proposer,
         service_network: ServiceNetwork,
         admission: &AdmissionConfig,
     ) -> Arc<ApiServer> {
+        let consensus: Arc<dyn Proposer> = Arc::new(consensus);
         let store = consensus.store().clone();
         Arc::new(ApiServer {
             store,

@@ -308,8 +308,8 @@ fn proc_stats(m: &Metrics) {
 pub fn serve(api: &ApiServer) -> Response {
     let m = &api.metrics;
     m.revision.set(api.store.revision() as i64);
-    {
-        let rm = api.consensus.raft().metrics();
+    if let Some(raft) = api.consensus.raft() {
+        let rm = raft.metrics();
         let rm = rm.borrow();
         m.raft_term.set(rm.current_term as i64);
         m.raft_leader.set((rm.current_leader == Some(rm.id)) as i64);

@@ -7,11 +7,13 @@
 // openraft's storage traits dictate `StorageError` as the error type; it is large by design.
 #![allow(clippy::result_large_err)]
 
+mod direct;
 mod log_store;
 mod network;
 mod proposer;
 mod state_machine;
 
+pub use direct::{DirectProposer, Proposal, Proposer};
 pub use log_store::LogStore;
 pub use proposer::{Consensus, ConsensusConfig, ProposeError, Stats};
 pub use state_machine::StateMachine;
