@@ -1,0 +1,191 @@
+//! The RollingUpdate strategy (upstream `rolling.go`): maxSurge / maxUnavailable resolved
+//! against the replica count, the new set grown within the surge, old sets shrunk within the
+//! availability budget.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::progress::deployment_complete;
+use super::sync::DeploymentSync;
+use super::{by_creation, desired, is_recreate, rs_available, rs_replicas, rs_status_replicas};
+use crate::util::scaled_value;
+use crate::Error;
+
+/// maxSurge and maxUnavailable resolved against the replica count (upstream
+/// `ResolveFenceposts`): surge rounds up, unavailability down, and both zero means one may be
+/// unavailable.
+fn fenceposts(d: &Deployment) -> (i32, i32) {
+    if is_recreate(d) {
+        return (0, 0);
+    }
+    let n = desired(d);
+    let ru = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref());
+    let pct25 = IntOrString::String("25%".into());
+    let surge_v = ru.and_then(|r| r.max_surge.as_ref()).unwrap_or(&pct25);
+    let unavail_v = ru
+        .and_then(|r| r.max_unavailable.as_ref())
+        .unwrap_or(&pct25);
+    let surge = scaled_value(surge_v, n, true).unwrap_or(0);
+    let mut unavailable = scaled_value(unavail_v, n, false).unwrap_or(0);
+    if surge == 0 && unavailable == 0 {
+        unavailable = 1;
+    }
+    (surge, unavailable)
+}
+
+pub(super) fn max_surge(d: &Deployment) -> i32 {
+    fenceposts(d).0
+}
+
+pub(super) fn max_unavailable(d: &Deployment) -> i32 {
+    let n = desired(d);
+    if is_recreate(d) || n == 0 {
+        return 0;
+    }
+    fenceposts(d).1.min(n)
+}
+
+/// Upstream `NewRSNewReplicas`: how far the new set may grow now.
+pub(super) fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) -> i32 {
+    let want = desired(d);
+    if is_recreate(d) {
+        return want;
+    }
+    // Counted as the larger of desired and observed per set, so pods an old set has not
+    // removed yet still count against the surge. (Upstream counts spec.replicas only and can
+    // overshoot briefly while a scale-down is being carried out.)
+    let current: i32 = all
+        .iter()
+        .map(|rs| rs_replicas(rs).max(rs_status_replicas(rs)))
+        .sum();
+    let max_total = want + max_surge(d);
+    if current >= max_total {
+        return rs_replicas(new);
+    }
+    let up = (max_total - current).min(want - rs_replicas(new));
+    rs_replicas(new) + up.max(0)
+}
+
+impl DeploymentSync<'_> {
+    pub(super) async fn rollout_rolling(&mut self) -> Result<(), Error> {
+        let (new, old) = self.get_all_and_sync_revision(true).await?;
+        let new = new.expect("created when missing");
+        if self.reconcile_new_replica_set(&new, &old).await? {
+            let (new, old) = self.refreshed(Some(new), old);
+            return self.sync_rollout_status(new, &old).await;
+        }
+        if self.reconcile_old_replica_sets(&new, &old).await? {
+            let (new, old) = self.refreshed(Some(new), old);
+            return self.sync_rollout_status(new, &old).await;
+        }
+        let status = self.d.status.clone().unwrap_or_default();
+        if deployment_complete(&self.d, &status) {
+            self.cleanup(&old).await?;
+        }
+        let (new, old) = self.refreshed(Some(new), old);
+        self.sync_rollout_status(new, &old).await
+    }
+
+    async fn reconcile_new_replica_set(
+        &mut self,
+        new: &ReplicaSet,
+        old: &[ReplicaSet],
+    ) -> Result<bool, Error> {
+        let want = desired(&self.d);
+        let have = rs_replicas(new);
+        if have == want {
+            return Ok(false);
+        }
+        if have > want {
+            return self.scale_rs(new, want).await;
+        }
+        let all: Vec<&ReplicaSet> = old.iter().chain([new]).collect();
+        let count = new_rs_new_replicas(&self.d, &all, new);
+        self.scale_rs(new, count).await
+    }
+
+    async fn reconcile_old_replica_sets(
+        &mut self,
+        new: &ReplicaSet,
+        old: &[ReplicaSet],
+    ) -> Result<bool, Error> {
+        let old_active: Vec<ReplicaSet> = old
+            .iter()
+            .filter(|rs| rs_replicas(rs) > 0)
+            .cloned()
+            .collect();
+        let old_count: i32 = old_active.iter().map(rs_replicas).sum();
+        if old_count == 0 {
+            return Ok(false);
+        }
+        let all_count = old_count + rs_replicas(new);
+        let min_available = desired(&self.d) - max_unavailable(&self.d);
+        let new_unavailable = rs_replicas(new) - rs_available(new);
+        let max_scaled_down = all_count - min_available - new_unavailable;
+        if max_scaled_down <= 0 {
+            return Ok(false);
+        }
+        // Unhealthy old pods go first: they cost no availability.
+        let (old_active, cleaned) = self.cleanup_unhealthy(old_active, max_scaled_down).await?;
+        let scaled = self.scale_down_old_for_rolling(new, old_active).await?;
+        Ok(cleaned + scaled > 0)
+    }
+
+    async fn cleanup_unhealthy(
+        &mut self,
+        mut old: Vec<ReplicaSet>,
+        max_cleanup: i32,
+    ) -> Result<(Vec<ReplicaSet>, i32), Error> {
+        old.sort_by(by_creation);
+        let mut total = 0;
+        for rs in old.iter_mut() {
+            if total >= max_cleanup {
+                break;
+            }
+            let replicas = rs_replicas(rs);
+            if replicas == 0 || replicas == rs_available(rs) {
+                continue;
+            }
+            let down = (max_cleanup - total).min(replicas - rs_available(rs));
+            self.scale_rs(rs, replicas - down).await?;
+            if let Some(fresh) = self.sets.iter().find(|x| x.uid() == rs.uid()) {
+                *rs = fresh.clone();
+            }
+            total += down;
+        }
+        Ok((old, total))
+    }
+
+    async fn scale_down_old_for_rolling(
+        &mut self,
+        new: &ReplicaSet,
+        mut old: Vec<ReplicaSet>,
+    ) -> Result<i32, Error> {
+        let min_available = desired(&self.d) - max_unavailable(&self.d);
+        let available: i32 = old.iter().chain([new]).map(rs_available).sum();
+        if available <= min_available {
+            return Ok(0);
+        }
+        old.sort_by(by_creation);
+        let total_to_scale = available - min_available;
+        let mut total = 0;
+        for rs in &old {
+            if total >= total_to_scale {
+                break;
+            }
+            let replicas = rs_replicas(rs);
+            if replicas == 0 {
+                continue;
+            }
+            let down = replicas.min(total_to_scale - total);
+            self.scale_rs(rs, replicas - down).await?;
+            total += down;
+        }
+        Ok(total)
+    }
+}
