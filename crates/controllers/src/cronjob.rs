@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::events::{self, Recorder};
 use crate::job::is_finished;
-use crate::util::{controller_ref, is_controlled_by};
+use crate::ownership::{controller_ref, is_controlled_by};
 use crate::{error_action, Error};
 
 /// Annotation with the time a Job was scheduled for, in the CronJob's time zone.

@@ -21,10 +21,14 @@ use kube::{Client, ResourceExt};
 
 use crate::events::{self, Recorder};
 use crate::history::{self, Created, HASH_LABEL};
-use crate::util::{
-    controller_ref, creation_key, is_pod_available, is_pod_ready, node_fits_pod_selectors,
-    pod_template_hash, scaled_value, selector_string, untolerated_taint,
-};
+use crate::int_or_percent::scaled_value;
+use crate::label_selector::selector_string;
+use crate::node_affinity::node_fits_pod_selectors;
+use crate::ordering::creation_key;
+use crate::ownership::controller_ref;
+use crate::pod_state::{is_pod_available, is_pod_ready};
+use crate::pod_template::pod_template_hash;
+use crate::taints::untolerated_taint;
 use crate::{retry_after_error, Error};
 
 /// Label with the DaemonSet's template generation (deprecated upstream, still set).
@@ -49,7 +53,7 @@ pub async fn run(client: Client) {
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| {
-                crate::util::pod_owners(&owners, &pod.metadata, |d: &DaemonSet| {
+                crate::ownership::pod_owners(&owners, &pod.metadata, |d: &DaemonSet| {
                     d.spec.as_ref().map(|s| &s.selector)
                 })
             },
@@ -242,7 +246,7 @@ fn node_fingerprint(node: &Node) -> u32 {
         spec.and_then(|s| s.unschedulable),
         conditions,
     ]);
-    crate::util::fnv32a(relevant.to_string().as_bytes())
+    crate::hash::fnv32a(relevant.to_string().as_bytes())
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -284,7 +288,7 @@ async fn view(ctx: &Ctx, ds: &DaemonSet) -> Result<View, Error> {
         .await?
         .items;
     let mut by_node: HashMap<String, Vec<Pod>> = HashMap::new();
-    for pod in crate::util::claim_pods(&ctx.client, ds, pods).await {
+    for pod in crate::ownership::claim_pods(&ctx.client, ds, pods).await {
         // Finished pods that are already being deleted are gone as far as we care.
         if pod.metadata.deletion_timestamp.is_some()
             && matches!(phase(&pod), "Succeeded" | "Failed")
@@ -377,7 +381,7 @@ async fn create_pods(ctx: &Ctx, ds: &DaemonSet, hash: &str, nodes: &[String]) {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let template = pod_template(ds, hash);
     for node in nodes {
-        let mut pod = crate::util::pod_from_template(
+        let mut pod = crate::pod_template::pod_from_template(
             &template,
             controller_ref(ds),
             &ns,

@@ -24,7 +24,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 
-use crate::util::{controller_ref, is_controlled_by, is_pod_ready};
+use crate::ownership::{controller_ref, is_controlled_by};
+use crate::pod_state::is_pod_ready;
 use crate::{retry_after_error, Error};
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";

@@ -28,10 +28,11 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::events::{self, Recorder};
-use crate::util::{
-    controller_of, controller_ref, is_controlled_by, is_pod_active, is_pod_ready, is_pod_terminal,
-    pod_from_template, pod_phase, remove_finalizer, selector_string,
-};
+use crate::finalizers::remove_finalizer;
+use crate::label_selector::selector_string;
+use crate::ownership::{controller_of, controller_ref, is_controlled_by};
+use crate::pod_state::{is_pod_active, is_pod_ready, is_pod_terminal, pod_phase};
+use crate::pod_template::pod_from_template;
 use crate::{error_action, Error};
 
 /// Keeps a finished pod around until the job has counted it.

@@ -32,12 +32,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::api_errors::{error_message, is_not_found};
 use crate::events::{self, Recorder};
-use crate::util::{
-    controller_of, controller_ref, deletion_order, error_message, is_not_found, is_pod_active,
-    is_pod_available, is_pod_ready, pod_from_template, pod_ready_since, selector_matches,
-    selector_string,
-};
+use crate::label_selector::{selector_matches, selector_string};
+use crate::ordering::deletion_order;
+use crate::ownership::{controller_of, controller_ref};
+use crate::pod_state::{is_pod_active, is_pod_available, is_pod_ready, pod_ready_since};
+use crate::pod_template::pod_from_template;
 use crate::{retry_after_error, Error};
 
 /// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.

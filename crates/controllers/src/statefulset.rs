@@ -19,11 +19,12 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::events::{self, Recorder};
+use crate::hash::{fnv32, safe_encode};
 use crate::history::{self, Created, HASH_LABEL};
-use crate::util::{
-    controller_ref, fnv32, is_pod_available, is_pod_ready, pod_from_template, safe_encode,
-    selector_string,
-};
+use crate::label_selector::selector_string;
+use crate::ownership::controller_ref;
+use crate::pod_state::{is_pod_available, is_pod_ready};
+use crate::pod_template::pod_from_template;
 use crate::{retry_after_error, Error};
 
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -45,7 +46,7 @@ pub async fn run(client: Client) {
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| {
-                crate::util::pod_owners(&sets, &pod.metadata, |s: &StatefulSet| {
+                crate::ownership::pod_owners(&sets, &pod.metadata, |s: &StatefulSet| {
                     s.spec.as_ref().map(|s| &s.selector)
                 })
             },
@@ -498,7 +499,7 @@ async fn pods_of(ctx: &Ctx, set: &StatefulSet) -> Result<Vec<(i32, Pod)>, Error>
         .list(&ListParams::default().labels(&selector_string(&selector)))
         .await?
         .items;
-    Ok(crate::util::claim_pods(&ctx.client, set, matched)
+    Ok(crate::ownership::claim_pods(&ctx.client, set, matched)
         .await
         .into_iter()
         .filter_map(|p| ordinal_of(&name, &p.name_any()).map(|o| (o, p)))

@@ -26,7 +26,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::events::Recorder;
-use crate::util::{controller_of, selector_matches};
+use crate::label_selector::selector_matches;
+use crate::ownership::controller_of;
 
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 pub const REVISION_HISTORY_ANNOTATION: &str = "deployment.kubernetes.io/revision-history";

@@ -11,7 +11,8 @@ use kube::ResourceExt;
 use super::progress::deployment_complete;
 use super::sync::DeploymentSync;
 use super::{desired, rs_replicas, rs_status_replicas};
-use crate::util::{controller_of, selector_string};
+use crate::label_selector::selector_string;
+use crate::ownership::controller_of;
 use crate::Error;
 
 impl DeploymentSync<'_> {

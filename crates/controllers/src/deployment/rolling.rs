@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use super::progress::deployment_complete;
 use super::sync::DeploymentSync;
 use super::{by_creation, desired, is_recreate, rs_available, rs_replicas, rs_status_replicas};
-use crate::util::scaled_value;
+use crate::int_or_percent::scaled_value;
 use crate::Error;
 
 /// maxSurge and maxUnavailable resolved against the replica count (upstream

@@ -24,10 +24,12 @@ use super::{
     DeploymentController, DESIRED_REPLICAS_ANNOTATION, FAILED_RS_CREATE_REASON,
     FOUND_NEW_RS_REASON, MAX_REPLICAS_ANNOTATION, NEW_RS_REASON, REVISION_ANNOTATION,
 };
+use crate::api_errors::{error_message, is_conflict, is_not_found};
 use crate::events;
-use crate::util::{
-    controller_of, controller_ref, error_message, is_conflict, is_not_found, pod_template_hash,
-    selector_matches, templates_equal_ignoring_hash, POD_TEMPLATE_HASH_LABEL,
+use crate::label_selector::selector_matches;
+use crate::ownership::{controller_of, controller_ref};
+use crate::pod_template::{
+    pod_template_hash, templates_equal_ignoring_hash, POD_TEMPLATE_HASH_LABEL,
 };
 use crate::Error;
 

@@ -25,8 +25,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use super::*;
+use crate::api_errors::is_not_found;
 use crate::events::{self, Recorder};
-use crate::util::is_not_found;
 use crate::Error;
 
 /// Our provisioner's name. Not k3s's `rancher.io/local-path`: this is a different
@@ -315,7 +315,7 @@ async fn reconcile_claim(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Resu
                     "ProvisioningFailed",
                     format!(
                         "failed to provision volume with StorageClass {class_name:?}: {}",
-                        crate::util::error_message(&e)
+                        crate::api_errors::error_message(&e)
                     ),
                 )
                 .await;
