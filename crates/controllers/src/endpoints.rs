@@ -37,7 +37,7 @@ const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Upstream `--max-endpoints-per-slice` default.
 const MAX_PER_SLICE: usize = 100;
 
-struct Ctx {
+struct EndpointsController {
     client: Client,
     nodes: Store<Node>,
 }
@@ -51,7 +51,7 @@ pub async fn run(client: Client) {
     )
     .default_backoff()
     .for_each(|_| async {});
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(EndpointsController {
         client: client.clone(),
         nodes,
     });
@@ -78,7 +78,7 @@ fn services_in_namespace(
         .collect()
 }
 
-async fn run_endpoints(ctx: Arc<Ctx>) {
+async fn run_endpoints(ctx: Arc<EndpointsController>) {
     let client = ctx.client.clone();
     let controller = Controller::new(
         Api::<Service>::all(client.clone()),
@@ -112,7 +112,7 @@ async fn run_endpoints(ctx: Arc<Ctx>) {
         .await;
 }
 
-async fn run_slices(ctx: Arc<Ctx>) {
+async fn run_slices(ctx: Arc<EndpointsController>) {
     let client = ctx.client.clone();
     let controller = Controller::new(
         Api::<Service>::all(client.clone()),
@@ -203,7 +203,7 @@ fn publish_not_ready(svc: &Service) -> bool {
 }
 
 /// The pods a Service selects.
-async fn selected_pods(ctx: &Ctx, svc: &Service) -> Result<Vec<Pod>, Error> {
+async fn selected_pods(ctx: &EndpointsController, svc: &Service) -> Result<Vec<Pod>, Error> {
     let Some(sel) = selector(svc) else {
         return Ok(Vec::new());
     };
@@ -388,7 +388,10 @@ fn desired_subsets(svc: &Service, pods: &[Pod]) -> Vec<EndpointSubset> {
         .collect()
 }
 
-async fn reconcile_endpoints(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile_endpoints(
+    svc: Arc<Service>,
+    ctx: Arc<EndpointsController>,
+) -> Result<Action, Error> {
     if selector(&svc).is_none() || svc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -439,7 +442,7 @@ async fn reconcile_endpoints(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action,
 }
 
 /// One pod as a slice endpoint (upstream `podToEndpoint`).
-fn slice_endpoint(ctx: &Ctx, svc: &Service, pod: &Pod, ip: String) -> Endpoint {
+fn slice_endpoint(ctx: &EndpointsController, svc: &Service, pod: &Pod, ip: String) -> Endpoint {
     let serving = is_pod_ready(pod);
     let terminating = pod.metadata.deletion_timestamp.is_some();
     let ready = publish_not_ready(svc) || (serving && !terminating);
@@ -477,7 +480,11 @@ fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
 }
 
 /// Endpoints grouped by the ports they serve, each group cut into slices.
-fn desired_slices(ctx: &Ctx, svc: &Service, pods: &[Pod]) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
+fn desired_slices(
+    ctx: &EndpointsController,
+    svc: &Service,
+    pods: &[Pod],
+) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
     let ports = service_ports(svc);
     let mut groups: BTreeMap<PortKey, (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
     for pod in pods {
@@ -526,7 +533,10 @@ fn desired_slices(ctx: &Ctx, svc: &Service, pods: &[Pod]) -> Vec<(Vec<SlicePort>
     out
 }
 
-async fn reconcile_slices(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile_slices(
+    svc: Arc<Service>,
+    ctx: Arc<EndpointsController>,
+) -> Result<Action, Error> {
     if selector(&svc).is_none() || svc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

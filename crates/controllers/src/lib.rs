@@ -3,6 +3,11 @@
 //! they see exactly the API clients see and their writes go through admission, validation and
 //! raft like anyone's.
 //!
+//! What one controller's reconciles share (client, recorder, caches) is a struct named for the
+//! controller: `DeploymentController`, `JobController`, `ReplicaSetController`, … — the
+//! garbage collector, the volume binder and the scheduler keep theirs as `Gc`, `Binder` and
+//! `Scheduler`.
+//!
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 

@@ -97,7 +97,7 @@ impl Replicated for ReplicaSet {
     }
 }
 
-struct Ctx<K: Replicated> {
+struct ReplicaSetController<K: Replicated> {
     client: Client,
     recorder: Recorder,
     strays: Arc<Strays>,
@@ -121,7 +121,7 @@ pub async fn run<K: Replicated>(client: Client) {
         .run(
             reconcile,
             |_, e, _| crate::error_action(K::COMPONENT, e),
-            Arc::new(Ctx {
+            Arc::new(ReplicaSetController {
                 recorder: Recorder::new(client.clone(), K::COMPONENT),
                 client,
                 strays,
@@ -172,7 +172,10 @@ fn pod_owners<K: Replicated>(store: &Store<K>, strays: &Strays, pod: &Pod) -> Ve
         .collect()
 }
 
-async fn reconcile<K: Replicated>(rs: Arc<K>, ctx: Arc<Ctx<K>>) -> Result<Action, Error> {
+async fn reconcile<K: Replicated>(
+    rs: Arc<K>,
+    ctx: Arc<ReplicaSetController<K>>,
+) -> Result<Action, Error> {
     let ns = rs.namespace().unwrap_or_default();
     let Some(selector) = rs.selector() else {
         return Ok(Action::await_change());
@@ -270,7 +273,7 @@ async fn reconcile<K: Replicated>(rs: Arc<K>, ctx: Arc<Ctx<K>>) -> Result<Action
 async fn claim_pods<K: Replicated>(
     rs: &K,
     selector: &LabelSelector,
-    ctx: &Ctx<K>,
+    ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
     all: Vec<Pod>,
 ) -> Result<Vec<Pod>, Error> {
@@ -365,7 +368,7 @@ async fn release<K: Replicated>(rs: &K, pods_api: &Api<Pod>, pod: &Pod) -> Resul
 /// ReplicaFailure condition carries.
 async fn manage_replicas<K: Replicated>(
     rs: &K,
-    ctx: &Ctx<K>,
+    ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
     pods: &[Pod],
     desired: usize,
