@@ -96,17 +96,8 @@ impl DeploymentSync<'_> {
         new: &ReplicaSet,
         old: &[ReplicaSet],
     ) -> Result<bool, Error> {
-        let want = desired(&self.d);
-        let have = rs_replicas(new);
-        if have == want {
-            return Ok(false);
-        }
-        if have > want {
-            return self.scale_rs(new, want).await;
-        }
-        let all: Vec<&ReplicaSet> = old.iter().chain([new]).collect();
-        let count = new_rs_new_replicas(&self.d, &all, new);
-        self.scale_rs(new, count).await
+        let target = new_rs_target(&self.d, new, old);
+        self.scale_rs(new, target).await
     }
 
     async fn reconcile_old_replica_sets(
@@ -119,14 +110,10 @@ impl DeploymentSync<'_> {
             .filter(|rs| rs_replicas(rs) > 0)
             .cloned()
             .collect();
-        let old_count: i32 = old_active.iter().map(rs_replicas).sum();
-        if old_count == 0 {
+        if old_active.iter().map(rs_replicas).sum::<i32>() == 0 {
             return Ok(false);
         }
-        let all_count = old_count + rs_replicas(new);
-        let min_available = desired(&self.d) - max_unavailable(&self.d);
-        let new_unavailable = rs_replicas(new) - rs_available(new);
-        let max_scaled_down = all_count - min_available - new_unavailable;
+        let max_scaled_down = max_scaled_down(&self.d, new, &old_active);
         if max_scaled_down <= 0 {
             return Ok(false);
         }
@@ -142,17 +129,13 @@ impl DeploymentSync<'_> {
         max_cleanup: i32,
     ) -> Result<(Vec<ReplicaSet>, i32), Error> {
         old.sort_by(by_creation);
+        let downs = unhealthy_scale_downs(&old, max_cleanup);
         let mut total = 0;
-        for rs in old.iter_mut() {
-            if total >= max_cleanup {
-                break;
-            }
-            let replicas = rs_replicas(rs);
-            if replicas == 0 || replicas == rs_available(rs) {
+        for (rs, down) in old.iter_mut().zip(downs) {
+            if down == 0 {
                 continue;
             }
-            let down = (max_cleanup - total).min(replicas - rs_available(rs));
-            self.scale_rs(rs, replicas - down).await?;
+            self.scale_rs(rs, rs_replicas(rs) - down).await?;
             if let Some(fresh) = self.sets.iter().find(|x| x.uid() == rs.uid()) {
                 *rs = fresh.clone();
             }
@@ -166,26 +149,79 @@ impl DeploymentSync<'_> {
         new: &ReplicaSet,
         mut old: Vec<ReplicaSet>,
     ) -> Result<i32, Error> {
-        let min_available = desired(&self.d) - max_unavailable(&self.d);
-        let available: i32 = old.iter().chain([new]).map(rs_available).sum();
-        if available <= min_available {
-            return Ok(0);
-        }
         old.sort_by(by_creation);
-        let total_to_scale = available - min_available;
+        let downs = rolling_scale_downs(&self.d, new, &old);
         let mut total = 0;
-        for rs in &old {
-            if total >= total_to_scale {
-                break;
-            }
-            let replicas = rs_replicas(rs);
-            if replicas == 0 {
+        for (rs, down) in old.iter().zip(downs) {
+            if down == 0 {
                 continue;
             }
-            let down = replicas.min(total_to_scale - total);
-            self.scale_rs(rs, replicas - down).await?;
+            self.scale_rs(rs, rs_replicas(rs) - down).await?;
             total += down;
         }
         Ok(total)
     }
+}
+
+/// Upstream `reconcileNewReplicaSet`: the size the new set should have now — the deployment's
+/// count when it has that many or more, else as far as the surge allows.
+pub(super) fn new_rs_target(d: &Deployment, new: &ReplicaSet, old: &[ReplicaSet]) -> i32 {
+    let want = desired(d);
+    if rs_replicas(new) >= want {
+        return want;
+    }
+    let all: Vec<&ReplicaSet> = old.iter().chain([new]).collect();
+    new_rs_new_replicas(d, &all, new)
+}
+
+/// How many old pods may go now (upstream `reconcileOldReplicaSets`' `maxScaledDown`): every
+/// pod beyond the minimum available, less the new set's pods that are not available yet
+/// (removing old pods would not make those available).
+pub(super) fn max_scaled_down(d: &Deployment, new: &ReplicaSet, old: &[ReplicaSet]) -> i32 {
+    let old_count: i32 = old.iter().map(rs_replicas).sum();
+    let all_count = old_count + rs_replicas(new);
+    let min_available = desired(d) - max_unavailable(d);
+    let new_unavailable = rs_replicas(new) - rs_available(new);
+    all_count - min_available - new_unavailable
+}
+
+/// Upstream `cleanupUnhealthyReplicas`: per old set (in the order given, oldest first), how
+/// many of its unavailable pods go, at most `max_cleanup` in all.
+pub(super) fn unhealthy_scale_downs(old: &[ReplicaSet], max_cleanup: i32) -> Vec<i32> {
+    let mut total = 0;
+    old.iter()
+        .map(|rs| {
+            let replicas = rs_replicas(rs);
+            if total >= max_cleanup || replicas == 0 || replicas == rs_available(rs) {
+                return 0;
+            }
+            let down = (max_cleanup - total).min(replicas - rs_available(rs));
+            total += down;
+            down
+        })
+        .collect()
+}
+
+/// Upstream `scaleDownOldReplicaSetsForRollingUpdate`: per old set (oldest first), how many
+/// pods go so that availability (old and new sets together) stays at the minimum.
+pub(super) fn rolling_scale_downs(
+    d: &Deployment,
+    new: &ReplicaSet,
+    old: &[ReplicaSet],
+) -> Vec<i32> {
+    let min_available = desired(d) - max_unavailable(d);
+    let available: i32 = old.iter().chain([new]).map(rs_available).sum();
+    let total_to_scale = (available - min_available).max(0);
+    let mut total = 0;
+    old.iter()
+        .map(|rs| {
+            let replicas = rs_replicas(rs);
+            if total >= total_to_scale || replicas == 0 {
+                return 0;
+            }
+            let down = replicas.min(total_to_scale - total);
+            total += down;
+            down
+        })
+        .collect()
 }

@@ -438,92 +438,12 @@ impl DeploymentSync<'_> {
 
     /// Upstream `scale`: a lone active set takes the whole count; a saturated new set empties
     /// the old ones; otherwise (rolling) the change is spread in proportion to set sizes.
-    async fn scale(
-        &mut self,
-        new: Option<ReplicaSet>,
-        mut old: Vec<ReplicaSet>,
-    ) -> Result<(), Error> {
-        let want = desired(&self.d);
-        // FindActiveOrLatest.
-        old.sort_by(|a, b| by_creation(b, a));
-        let active: Vec<&ReplicaSet> = old
-            .iter()
-            .chain(new.iter())
-            .filter(|rs| rs_replicas(rs) > 0)
-            .collect();
-        let lone = match active.len() {
-            0 => new.clone().or_else(|| old.first().cloned()),
-            1 => Some(active[0].clone()),
-            _ => None,
-        };
-        if let Some(rs) = lone {
-            if rs_replicas(&rs) != want {
-                self.scale_rs(&rs, want).await?;
-            }
-            return Ok(());
-        }
-        if let Some(n) = new.as_ref().filter(|n| is_saturated(&self.d, n)) {
-            let _ = n;
-            for rs in old.iter().filter(|rs| rs_replicas(rs) > 0) {
-                self.scale_rs(rs, 0).await?;
-            }
-            return Ok(());
-        }
-        if is_recreate(&self.d) {
-            return Ok(());
-        }
-        let mut all: Vec<ReplicaSet> = old
-            .iter()
-            .chain(new.iter())
-            .filter(|rs| rs_replicas(rs) > 0)
-            .cloned()
-            .collect();
-        let all_replicas: i32 = all.iter().map(rs_replicas).sum();
-        let allowed = if want > 0 {
-            want + max_surge(&self.d)
-        } else {
-            0
-        };
-        let to_add = allowed - all_replicas;
-        let operation = match to_add.cmp(&0) {
-            Ordering::Greater => {
-                // Larger first; among equals the newer grows first.
-                all.sort_by(|a, b| {
-                    rs_replicas(b)
-                        .cmp(&rs_replicas(a))
-                        .then_with(|| by_creation(b, a))
-                });
-                "up"
-            }
-            Ordering::Less => {
-                // Larger first; among equals the older shrinks first.
-                all.sort_by(|a, b| {
-                    rs_replicas(b)
-                        .cmp(&rs_replicas(a))
-                        .then_with(|| by_creation(a, b))
-                });
-                "down"
-            }
-            Ordering::Equal => "",
-        };
-        let mut added = 0;
-        let mut sizes: HashMap<String, i32> = HashMap::new();
-        for rs in &all {
-            let size = if to_add != 0 {
-                let p = rs_proportion(&self.d, rs, to_add, added);
-                added += p;
-                rs_replicas(rs) + p
-            } else {
-                rs_replicas(rs)
+    async fn scale(&mut self, new: Option<ReplicaSet>, old: Vec<ReplicaSet>) -> Result<(), Error> {
+        for step in scale_plan(&self.d, new.as_ref(), old) {
+            match step.op {
+                Some(op) => self.scale_rs_op(&step.rs, step.size, op).await?,
+                None => self.scale_rs(&step.rs, step.size).await?,
             };
-            sizes.insert(rs.name_any(), size);
-        }
-        for (i, rs) in all.iter().enumerate() {
-            let mut size = sizes[&rs.name_any()];
-            if i == 0 && to_add != 0 {
-                size = (size + to_add - added).max(0);
-            }
-            self.scale_rs_op(rs, size, operation).await?;
         }
         Ok(())
     }
@@ -628,6 +548,120 @@ impl DeploymentSync<'_> {
         }
         Ok(())
     }
+}
+
+/// One resize `scale` makes. `op` names the direction of a proportional resize, which is
+/// written even when the size stays (to refresh the set's replica annotations); without it only
+/// a change of size is written.
+pub(super) struct Resize {
+    pub(super) rs: ReplicaSet,
+    pub(super) size: i32,
+    pub(super) op: Option<&'static str>,
+}
+
+/// The resizes of upstream `scale`, in the order they are written: a lone active set (or the
+/// newest when none is active) takes the whole count; a saturated new set empties the old ones;
+/// otherwise (rolling) the change is spread in proportion to set sizes, the leftover going to
+/// the first set (the largest; among equals the newest when growing, the oldest when
+/// shrinking).
+pub(super) fn scale_plan(
+    d: &Deployment,
+    new: Option<&ReplicaSet>,
+    mut old: Vec<ReplicaSet>,
+) -> Vec<Resize> {
+    let want = desired(d);
+    // FindActiveOrLatest.
+    old.sort_by(|a, b| by_creation(b, a));
+    let active: Vec<&ReplicaSet> = old
+        .iter()
+        .chain(new)
+        .filter(|rs| rs_replicas(rs) > 0)
+        .collect();
+    let lone = match active.len() {
+        0 => new.cloned().or_else(|| old.first().cloned()),
+        1 => Some(active[0].clone()),
+        _ => None,
+    };
+    if let Some(rs) = lone {
+        if rs_replicas(&rs) == want {
+            return Vec::new();
+        }
+        return vec![Resize {
+            rs,
+            size: want,
+            op: None,
+        }];
+    }
+    if new.is_some_and(|n| is_saturated(d, n)) {
+        return old
+            .into_iter()
+            .filter(|rs| rs_replicas(rs) > 0)
+            .map(|rs| Resize {
+                rs,
+                size: 0,
+                op: None,
+            })
+            .collect();
+    }
+    if is_recreate(d) {
+        return Vec::new();
+    }
+    let mut all: Vec<ReplicaSet> = old
+        .iter()
+        .chain(new)
+        .filter(|rs| rs_replicas(rs) > 0)
+        .cloned()
+        .collect();
+    let all_replicas: i32 = all.iter().map(rs_replicas).sum();
+    let allowed = if want > 0 { want + max_surge(d) } else { 0 };
+    let to_add = allowed - all_replicas;
+    let operation = match to_add.cmp(&0) {
+        Ordering::Greater => {
+            // Larger first; among equals the newer grows first.
+            all.sort_by(|a, b| {
+                rs_replicas(b)
+                    .cmp(&rs_replicas(a))
+                    .then_with(|| by_creation(b, a))
+            });
+            "up"
+        }
+        Ordering::Less => {
+            // Larger first; among equals the older shrinks first.
+            all.sort_by(|a, b| {
+                rs_replicas(b)
+                    .cmp(&rs_replicas(a))
+                    .then_with(|| by_creation(a, b))
+            });
+            "down"
+        }
+        Ordering::Equal => "",
+    };
+    let mut added = 0;
+    let mut sizes: HashMap<String, i32> = HashMap::new();
+    for rs in &all {
+        let size = if to_add != 0 {
+            let p = rs_proportion(d, rs, to_add, added);
+            added += p;
+            rs_replicas(rs) + p
+        } else {
+            rs_replicas(rs)
+        };
+        sizes.insert(rs.name_any(), size);
+    }
+    all.into_iter()
+        .enumerate()
+        .map(|(i, rs)| {
+            let mut size = sizes[&rs.name_any()];
+            if i == 0 && to_add != 0 {
+                size = (size + to_add - added).max(0);
+            }
+            Resize {
+                rs,
+                size,
+                op: Some(operation),
+            }
+        })
+        .collect()
 }
 
 fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
