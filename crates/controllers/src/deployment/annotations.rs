@@ -108,8 +108,13 @@ pub(super) fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, ma
         || anns.get(MAX_REPLICAS_ANNOTATION) != Some(&max.to_string())
 }
 
+/// A replica-count annotation; upstream reads them as non-negative int32s and treats anything
+/// else as unset.
 pub(super) fn annotation_i32(rs: &ReplicaSet, key: &str) -> Option<i32> {
-    rs.annotations().get(key).and_then(|v| v.parse().ok())
+    rs.annotations()
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v >= 0)
 }
 
 pub(super) fn set_deployment_revision(d: &mut Deployment, rev: &str) -> bool {

@@ -12,6 +12,8 @@ mod progress;
 mod recreate;
 mod rolling;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Ordering;
 use std::sync::Arc;

@@ -14,8 +14,9 @@ use crate::Error;
 
 /// maxSurge and maxUnavailable resolved against the replica count (upstream
 /// `ResolveFenceposts`): surge rounds up, unavailability down, and both zero means one may be
-/// unavailable.
-fn fenceposts(d: &Deployment) -> (i32, i32) {
+/// unavailable. An unset value counts as 0 (the API defaults both to 25%); a value that does
+/// not parse resolves both to 0, as upstream's callers take them on its error.
+pub(super) fn fenceposts(d: &Deployment) -> (i32, i32) {
     if is_recreate(d) {
         return (0, 0);
     }
@@ -25,13 +26,15 @@ fn fenceposts(d: &Deployment) -> (i32, i32) {
         .as_ref()
         .and_then(|s| s.strategy.as_ref())
         .and_then(|s| s.rolling_update.as_ref());
-    let pct25 = IntOrString::String("25%".into());
-    let surge_v = ru.and_then(|r| r.max_surge.as_ref()).unwrap_or(&pct25);
-    let unavail_v = ru
-        .and_then(|r| r.max_unavailable.as_ref())
-        .unwrap_or(&pct25);
-    let surge = scaled_value(surge_v, n, true).unwrap_or(0);
-    let mut unavailable = scaled_value(unavail_v, n, false).unwrap_or(0);
+    let zero = IntOrString::Int(0);
+    let surge_v = ru.and_then(|r| r.max_surge.as_ref()).unwrap_or(&zero);
+    let unavail_v = ru.and_then(|r| r.max_unavailable.as_ref()).unwrap_or(&zero);
+    let (Ok(surge), Ok(mut unavailable)) = (
+        scaled_value(surge_v, n, true),
+        scaled_value(unavail_v, n, false),
+    ) else {
+        return (0, 0);
+    };
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -192,7 +195,10 @@ pub(super) fn unhealthy_scale_downs(old: &[ReplicaSet], max_cleanup: i32) -> Vec
     old.iter()
         .map(|rs| {
             let replicas = rs_replicas(rs);
-            if total >= max_cleanup || replicas == 0 || replicas == rs_available(rs) {
+            // A set reporting as many available pods as it wants, or more (it was just scaled
+            // down and its pods are still going), has none to clean up: upstream refuses the
+            // scale-up this would otherwise compute.
+            if total >= max_cleanup || replicas == 0 || replicas <= rs_available(rs) {
                 return 0;
             }
             let down = (max_cleanup - total).min(replicas - rs_available(rs));

@@ -664,7 +664,7 @@ pub(super) fn scale_plan(
         .collect()
 }
 
-fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
+pub(super) fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
     let want = desired(d);
     annotation_i32(rs, DESIRED_REPLICAS_ANNOTATION) == Some(want)
         && rs_replicas(rs) == want
@@ -672,7 +672,7 @@ fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
 }
 
 /// Upstream `GetReplicaSetProportion`.
-fn rs_proportion(d: &Deployment, rs: &ReplicaSet, to_add: i32, added: i32) -> i32 {
+pub(super) fn rs_proportion(d: &Deployment, rs: &ReplicaSet, to_add: i32, added: i32) -> i32 {
     if rs_replicas(rs) == 0 || to_add == 0 || to_add == added {
         return 0;
     }
@@ -686,13 +686,16 @@ fn rs_proportion(d: &Deployment, rs: &ReplicaSet, to_add: i32, added: i32) -> i3
 }
 
 /// Upstream `getReplicaSetFraction`.
-fn rs_fraction(d: &Deployment, rs: &ReplicaSet) -> i32 {
+pub(super) fn rs_fraction(d: &Deployment, rs: &ReplicaSet) -> i32 {
     let want = desired(d);
     if want == 0 {
         return -rs_replicas(rs);
     }
     let deployment_replicas = want + max_surge(d);
+    // A missing or zero annotation (removed or zeroed by someone else) falls back to the
+    // deployment's current size; with none either, the set keeps its size.
     let annotated = annotation_i32(rs, MAX_REPLICAS_ANNOTATION)
+        .filter(|v| *v != 0)
         .unwrap_or_else(|| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
     if annotated == 0 {
         return 0;
