@@ -97,11 +97,14 @@ fn annotated(mut rs: ReplicaSet, key: &str, value: &str) -> ReplicaSet {
     rs
 }
 
+/// maxSurge, maxUnavailable, replicas, and the (surge, unavailable) they resolve to.
+type Fenceposts = (Option<IntOrString>, Option<IntOrString>, i32, (i32, i32));
+
 #[test]
 fn fenceposts_resolve_like_upstream() {
     // (maxSurge, maxUnavailable, replicas) -> (surge, unavailable); upstream
     // TestResolveFenceposts plus int and rounding cases.
-    let cases: &[(Option<IntOrString>, Option<IntOrString>, i32, (i32, i32))] = &[
+    let cases: &[Fenceposts] = &[
         (Some(pct("0%")), Some(pct("0%")), 0, (0, 1)),
         (Some(pct("39%")), Some(pct("39%")), 10, (4, 3)),
         (Some(pct("oops")), Some(pct("39%")), 10, (0, 0)),
@@ -306,11 +309,14 @@ fn old_sets_scale_down_for_rolling_update() {
     }
 }
 
+/// Replicas, status replicas, maxSurge, set size, max-replicas annotation, and the fraction.
+type Fraction = (i32, i32, i32, i32, Option<&'static str>, i32);
+
 #[test]
 fn fraction_of_a_set_follows_its_max_replicas_annotation() {
     // Upstream TestGetReplicaSetFraction (maxUnavailable 1): (replicas, status replicas,
     // maxSurge, set size, max-replicas annotation) -> fraction.
-    let cases: &[(i32, i32, i32, i32, Option<&str>, i32)] = &[
+    let cases: &[Fraction] = &[
         (0, 0, 0, 10, None, -10),
         (10, 0, 0, 5, None, 0),
         (10, 0, 0, 5, Some("0"), 0),
