@@ -23,6 +23,7 @@ mod pod;
 pub mod quantity;
 mod rbac;
 mod scheduling;
+mod service;
 
 /// One invalid field, worded as upstream's `field.Error`.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,7 +54,7 @@ pub fn validate_group_kind(
         ("", "Pod") => pod::validate_pod(obj, old, &mut errs),
         ("", "PodTemplate") => core::validate_pod_template_kind(obj, &mut errs),
         ("", "ReplicationController") => core::validate_replication_controller(obj, &mut errs),
-        ("", "Service") => core::validate_service(obj, old, &mut errs),
+        ("", "Service") => service::validate_service(obj, old, &mut errs),
         ("", "ConfigMap") => core::validate_config_map(obj, old, &mut errs),
         ("", "Secret") => core::validate_secret(obj, old, &mut errs),
         ("", "Namespace") if old.is_none() => core::validate_namespace(obj, &mut errs),
