@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::events::{self, Recorder};
 use crate::job::is_finished;
-use crate::util::{controller_ref, is_controlled_by};
+use crate::ownership::{controller_ref, is_controlled_by};
 use crate::{error_action, Error};
 
 /// Annotation with the time a Job was scheduled for, in the CronJob's time zone.
@@ -36,7 +36,7 @@ const TOO_MANY_MISSED: u32 = 100;
 /// Upstream wakes a little after the scheduled time (nextScheduleDelta).
 const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
 
-struct Ctx {
+struct CronJobController {
     client: Client,
     recorder: Recorder,
 }
@@ -44,7 +44,7 @@ struct Ctx {
 pub async fn run(client: Client) {
     let cronjobs: Api<CronJob> = Api::all(client.clone());
     let jobs: Api<Job> = Api::all(client.clone());
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(CronJobController {
         recorder: Recorder::new(client.clone(), "cronjob-controller"),
         client,
     });
@@ -195,7 +195,7 @@ fn finished_type(job: &Job) -> Option<&'static str> {
     Some(if complete { "Complete" } else { "Failed" })
 }
 
-async fn reconcile(cached: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(cached: Arc<CronJob>, ctx: Arc<CronJobController>) -> Result<Action, Error> {
     // The live object: the cache may not have our last status write yet.
     let cjs: Api<CronJob> =
         Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
@@ -332,7 +332,7 @@ async fn reconcile(cached: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error>
 async fn schedule(
     cj: &CronJob,
     spec: &k8s_openapi::api::batch::v1::CronJobSpec,
-    ctx: &Ctx,
+    ctx: &CronJobController,
     jobs_api: &Api<Job>,
     cj_ref: &ObjectReference,
     status: &mut CronJobStatus,
@@ -500,7 +500,7 @@ async fn schedule(
 }
 
 async fn delete_job(
-    ctx: &Ctx,
+    ctx: &CronJobController,
     jobs: &Api<Job>,
     cj_ref: &ObjectReference,
     job: &Job,

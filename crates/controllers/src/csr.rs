@@ -31,7 +31,7 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Backdating tolerates clock skew between the server and the node, as upstream's signer does.
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
-struct Ctx {
+struct CsrSigningController {
     client: Client,
     ca_cert_pem: String,
     ca_key_pem: String,
@@ -43,7 +43,7 @@ pub async fn run(client: Client, ca_cert_pem: String, ca_key_pem: String) {
         .run(
             reconcile,
             |_, e, _| error_action("csr", e),
-            Arc::new(Ctx {
+            Arc::new(CsrSigningController {
                 client,
                 ca_cert_pem,
                 ca_key_pem,
@@ -123,7 +123,10 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
-async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(
+    csr: Arc<CertificateSigningRequest>,
+    ctx: Arc<CsrSigningController>,
+) -> Result<Action, Error> {
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
     let name = csr.name_any();
     let denied = condition(&csr, "Denied") || condition(&csr, "Failed");
@@ -189,7 +192,7 @@ fn base64_std(b: &[u8]) -> String {
 
 /// Signs the request with the cluster CA: a client certificate with the CSR's subject and key,
 /// valid for `expirationSeconds` (at least 10 minutes) or a year.
-fn sign(csr: &CertificateSigningRequest, ctx: &Ctx) -> Result<String, String> {
+fn sign(csr: &CertificateSigningRequest, ctx: &CsrSigningController) -> Result<String, String> {
     let mut params =
         parse_request(&csr.spec.request.0).ok_or("the request is not a valid PKCS#10 CSR")?;
     let duration = csr

@@ -21,10 +21,14 @@ use kube::{Client, ResourceExt};
 
 use crate::events::{self, Recorder};
 use crate::history::{self, Created, HASH_LABEL};
-use crate::util::{
-    controller_ref, creation_key, is_pod_available, is_pod_ready, node_fits_pod_selectors,
-    pod_template_hash, scaled_value, selector_string, untolerated_taint,
-};
+use crate::int_or_percent::scaled_value;
+use crate::label_selector::selector_string;
+use crate::node_affinity::node_fits_pod_selectors;
+use crate::ordering::creation_key;
+use crate::ownership::controller_ref;
+use crate::pod_state::{is_pod_available, is_pod_ready};
+use crate::pod_template::pod_template_hash;
+use crate::taints::untolerated_taint;
 use crate::{retry_after_error, Error};
 
 /// Label with the DaemonSet's template generation (deprecated upstream, still set).
@@ -32,7 +36,7 @@ const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
 /// Annotation upstream's API server keeps the template generation in.
 const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.generation";
 
-struct Ctx {
+struct DaemonSetController {
     client: Client,
     recorder: Recorder,
 }
@@ -49,7 +53,7 @@ pub async fn run(client: Client) {
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| {
-                crate::util::pod_owners(&owners, &pod.metadata, |d: &DaemonSet| {
+                crate::ownership::pod_owners(&owners, &pod.metadata, |d: &DaemonSet| {
                     d.spec.as_ref().map(|s| &s.selector)
                 })
             },
@@ -80,7 +84,7 @@ pub async fn run(client: Client) {
                 tracing::warn!("daemonset controller: {e}");
                 retry_after_error()
             },
-            Arc::new(Ctx {
+            Arc::new(DaemonSetController {
                 recorder: Recorder::new(client.clone(), "daemonset-controller"),
                 client,
             }),
@@ -242,7 +246,7 @@ fn node_fingerprint(node: &Node) -> u32 {
         spec.and_then(|s| s.unschedulable),
         conditions,
     ]);
-    crate::util::fnv32a(relevant.to_string().as_bytes())
+    crate::hash::fnv32a(relevant.to_string().as_bytes())
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -268,7 +272,7 @@ struct View {
     by_node: HashMap<String, Vec<Pod>>,
 }
 
-async fn view(ctx: &Ctx, ds: &DaemonSet) -> Result<View, Error> {
+async fn view(ctx: &DaemonSetController, ds: &DaemonSet) -> Result<View, Error> {
     let ns = ds.namespace().unwrap_or_default();
     let nodes = Api::<Node>::all(ctx.client.clone())
         .list(&ListParams::default())
@@ -284,7 +288,7 @@ async fn view(ctx: &Ctx, ds: &DaemonSet) -> Result<View, Error> {
         .await?
         .items;
     let mut by_node: HashMap<String, Vec<Pod>> = HashMap::new();
-    for pod in crate::util::claim_pods(&ctx.client, ds, pods).await {
+    for pod in crate::ownership::claim_pods(&ctx.client, ds, pods).await {
         // Finished pods that are already being deleted are gone as far as we care.
         if pod.metadata.deletion_timestamp.is_some()
             && matches!(phase(&pod), "Succeeded" | "Failed")
@@ -304,7 +308,7 @@ async fn view(ctx: &Ctx, ds: &DaemonSet) -> Result<View, Error> {
 /// Finds or creates the revision of the current template (upstream `constructHistory`);
 /// returns its hash and all of the DaemonSet's revisions.
 async fn current_revision(
-    ctx: &Ctx,
+    ctx: &DaemonSetController,
     ds: &DaemonSet,
 ) -> Result<(String, Vec<k8s_openapi::api::apps::v1::ControllerRevision>), Error> {
     let ns = ds.namespace().unwrap_or_default();
@@ -372,12 +376,12 @@ async fn current_revision(
     }
 }
 
-async fn create_pods(ctx: &Ctx, ds: &DaemonSet, hash: &str, nodes: &[String]) {
+async fn create_pods(ctx: &DaemonSetController, ds: &DaemonSet, hash: &str, nodes: &[String]) {
     let ns = ds.namespace().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let template = pod_template(ds, hash);
     for node in nodes {
-        let mut pod = crate::util::pod_from_template(
+        let mut pod = crate::pod_template::pod_from_template(
             &template,
             controller_ref(ds),
             &ns,
@@ -410,7 +414,7 @@ async fn create_pods(ctx: &Ctx, ds: &DaemonSet, hash: &str, nodes: &[String]) {
     }
 }
 
-async fn delete_pods(ctx: &Ctx, ds: &DaemonSet, pods: &[String]) {
+async fn delete_pods(ctx: &DaemonSetController, ds: &DaemonSet, pods: &[String]) {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
     for name in pods {
         match api.delete(name, &DeleteParams::default()).await {
@@ -438,7 +442,12 @@ async fn delete_pods(ctx: &Ctx, ds: &DaemonSet, pods: &[String]) {
 }
 
 /// Upstream `manage`/`podsShouldBeOnNode`: nodes needing a pod, pods to delete.
-async fn manage(ctx: &Ctx, ds: &DaemonSet, v: &View, hash: &str) -> (Vec<String>, Vec<String>) {
+async fn manage(
+    ctx: &DaemonSetController,
+    ds: &DaemonSet,
+    v: &View,
+    hash: &str,
+) -> (Vec<String>, Vec<String>) {
     let template = pod_template(ds, hash);
     let surge = allows_surge(ds);
     let mut create = Vec::new();
@@ -687,7 +696,12 @@ fn rolling_update(ds: &DaemonSet, v: &View, hash: &str) -> (Vec<String>, Vec<Str
     (delete, allowed)
 }
 
-async fn update_status(ctx: &Ctx, ds: &DaemonSet, v: &View, hash: &str) -> Result<bool, Error> {
+async fn update_status(
+    ctx: &DaemonSetController,
+    ds: &DaemonSet,
+    v: &View,
+    hash: &str,
+) -> Result<bool, Error> {
     let spec = ds.spec.clone().unwrap_or_default();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let template = pod_template(ds, hash);
@@ -761,7 +775,7 @@ async fn update_status(ctx: &Ctx, ds: &DaemonSet, v: &View, hash: &str) -> Resul
     Ok(pending_availability)
 }
 
-async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<DaemonSetController>) -> Result<Action, Error> {
     // A DaemonSet being deleted is left alone (upstream returns before building its
     // history); the garbage collector takes the pods.
     if ds.spec.is_none() || ds.metadata.deletion_timestamp.is_some() {

@@ -24,7 +24,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 
-use crate::util::{controller_ref, is_controlled_by, is_pod_ready};
+use crate::ownership::{controller_ref, is_controlled_by};
+use crate::pod_state::is_pod_ready;
 use crate::{retry_after_error, Error};
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -36,7 +37,7 @@ const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Upstream `--max-endpoints-per-slice` default.
 const MAX_PER_SLICE: usize = 100;
 
-struct Ctx {
+struct EndpointsController {
     client: Client,
     nodes: Store<Node>,
 }
@@ -50,7 +51,7 @@ pub async fn run(client: Client) {
     )
     .default_backoff()
     .for_each(|_| async {});
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(EndpointsController {
         client: client.clone(),
         nodes,
     });
@@ -77,7 +78,7 @@ fn services_in_namespace(
         .collect()
 }
 
-async fn run_endpoints(ctx: Arc<Ctx>) {
+async fn run_endpoints(ctx: Arc<EndpointsController>) {
     let client = ctx.client.clone();
     let controller = Controller::new(
         Api::<Service>::all(client.clone()),
@@ -111,7 +112,7 @@ async fn run_endpoints(ctx: Arc<Ctx>) {
         .await;
 }
 
-async fn run_slices(ctx: Arc<Ctx>) {
+async fn run_slices(ctx: Arc<EndpointsController>) {
     let client = ctx.client.clone();
     let controller = Controller::new(
         Api::<Service>::all(client.clone()),
@@ -202,7 +203,7 @@ fn publish_not_ready(svc: &Service) -> bool {
 }
 
 /// The pods a Service selects.
-async fn selected_pods(ctx: &Ctx, svc: &Service) -> Result<Vec<Pod>, Error> {
+async fn selected_pods(ctx: &EndpointsController, svc: &Service) -> Result<Vec<Pod>, Error> {
     let Some(sel) = selector(svc) else {
         return Ok(Vec::new());
     };
@@ -387,7 +388,10 @@ fn desired_subsets(svc: &Service, pods: &[Pod]) -> Vec<EndpointSubset> {
         .collect()
 }
 
-async fn reconcile_endpoints(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile_endpoints(
+    svc: Arc<Service>,
+    ctx: Arc<EndpointsController>,
+) -> Result<Action, Error> {
     if selector(&svc).is_none() || svc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -438,7 +442,7 @@ async fn reconcile_endpoints(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action,
 }
 
 /// One pod as a slice endpoint (upstream `podToEndpoint`).
-fn slice_endpoint(ctx: &Ctx, svc: &Service, pod: &Pod, ip: String) -> Endpoint {
+fn slice_endpoint(ctx: &EndpointsController, svc: &Service, pod: &Pod, ip: String) -> Endpoint {
     let serving = is_pod_ready(pod);
     let terminating = pod.metadata.deletion_timestamp.is_some();
     let ready = publish_not_ready(svc) || (serving && !terminating);
@@ -476,7 +480,11 @@ fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
 }
 
 /// Endpoints grouped by the ports they serve, each group cut into slices.
-fn desired_slices(ctx: &Ctx, svc: &Service, pods: &[Pod]) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
+fn desired_slices(
+    ctx: &EndpointsController,
+    svc: &Service,
+    pods: &[Pod],
+) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
     let ports = service_ports(svc);
     let mut groups: BTreeMap<PortKey, (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
     for pod in pods {
@@ -525,7 +533,10 @@ fn desired_slices(ctx: &Ctx, svc: &Service, pods: &[Pod]) -> Vec<(Vec<SlicePort>
     out
 }
 
-async fn reconcile_slices(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile_slices(
+    svc: Arc<Service>,
+    ctx: Arc<EndpointsController>,
+) -> Result<Action, Error> {
     if selector(&svc).is_none() || svc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

@@ -10,7 +10,8 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::util::{is_controlled_by, selector_string};
+use crate::label_selector::selector_string;
+use crate::ownership::is_controlled_by;
 
 /// The label pods and revisions carry with their revision's hash (or name).
 pub const HASH_LABEL: &str = "controller-revision-hash";

@@ -28,10 +28,11 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::events::{self, Recorder};
-use crate::util::{
-    controller_of, controller_ref, is_controlled_by, is_pod_active, is_pod_ready, is_pod_terminal,
-    pod_from_template, pod_phase, remove_finalizer, selector_string,
-};
+use crate::finalizers::remove_finalizer;
+use crate::label_selector::selector_string;
+use crate::ownership::{controller_of, controller_ref, is_controlled_by};
+use crate::pod_state::{is_pod_active, is_pod_ready, is_pod_terminal, pod_phase};
+use crate::pod_template::pod_from_template;
 use crate::{error_action, Error};
 
 /// Keeps a finished pod around until the job has counted it.
@@ -49,7 +50,7 @@ const MSG_BACKOFF: &str = "Job has reached the specified backoff limit";
 const MSG_DEADLINE: &str = "Job was active longer than specified deadline";
 const MSG_COMPLETIONS: &str = "Reached expected number of succeeded pods";
 
-struct Ctx {
+struct JobController {
     client: Client,
     recorder: Recorder,
     /// job uid -> consecutive pod failures since the last success and when the last was seen
@@ -61,7 +62,7 @@ pub async fn run(client: Client) {
     let jobs: Api<Job> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     tokio::spawn(release_orphan_pods(client.clone()));
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(JobController {
         recorder: Recorder::new(client.clone(), "job-controller"),
         client,
         backoff: Mutex::new(HashMap::new()),
@@ -173,7 +174,7 @@ pub fn format_indexes(set: &BTreeSet<i32>) -> String {
     parts.join(",")
 }
 
-async fn reconcile(cached: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(cached: Arc<Job>, ctx: Arc<JobController>) -> Result<Action, Error> {
     // Decisions are made on the live object: the cache may not have our last status write
     // yet, and counts read from it would create pods twice (upstream needs expectations
     // for the same reason).
@@ -564,7 +565,7 @@ async fn write_status(
 
 /// Deletes an active pod of the job; Ok(false) when it was already gone.
 async fn delete_pod(
-    ctx: &Ctx,
+    ctx: &JobController,
     pods: &Api<Pod>,
     job_ref: &k8s_openapi::api::core::v1::ObjectReference,
     p: &Pod,

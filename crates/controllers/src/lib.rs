@@ -3,6 +3,11 @@
 //! they see exactly the API clients see and their writes go through admission, validation and
 //! raft like anyone's.
 //!
+//! What one controller's reconciles share (client, recorder, caches) is a struct named for the
+//! controller: `DeploymentController`, `JobController`, `ReplicaSetController`, … — the
+//! garbage collector, the volume binder and the scheduler keep theirs as `Gc`, `Binder` and
+//! `Scheduler`.
+//!
 //! The k8s-openapi version feature is chosen by the binary, so this crate stays
 //! version-agnostic.
 
@@ -26,8 +31,20 @@ mod root_ca;
 pub mod scheduler;
 mod serviceaccount;
 mod statefulset;
-pub mod util;
 pub mod volume;
+
+// What the controllers share, one concept a module.
+pub mod api_errors;
+pub mod finalizers;
+pub mod hash;
+pub mod int_or_percent;
+pub mod label_selector;
+pub mod node_affinity;
+pub mod ordering;
+pub mod ownership;
+pub mod pod_state;
+pub mod pod_template;
+pub mod taints;
 
 use std::time::Duration;
 
@@ -185,7 +202,7 @@ pub(crate) fn retry_after_error() -> kube::runtime::controller::Action {
 pub(crate) fn error_action(who: &str, e: &Error) -> kube::runtime::controller::Action {
     #[allow(irrefutable_let_patterns)]
     if let Error::Kube(k) = e {
-        if util::is_conflict(k) {
+        if api_errors::is_conflict(k) {
             return kube::runtime::controller::Action::requeue(Duration::from_millis(200));
         }
     }

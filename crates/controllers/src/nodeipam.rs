@@ -76,7 +76,7 @@ impl ClusterCidr {
     }
 }
 
-struct Ctx {
+struct NodeIpamController {
     client: Client,
     cidr: ClusterCidr,
     nodes: Store<Node>,
@@ -93,7 +93,7 @@ pub async fn run(client: Client, cidr: ClusterCidr) {
         .run(
             reconcile,
             |_, e, _| error_action("nodeipam", e),
-            Arc::new(Ctx {
+            Arc::new(NodeIpamController {
                 client,
                 cidr,
                 nodes,
@@ -104,7 +104,7 @@ pub async fn run(client: Client, cidr: ClusterCidr) {
         .await;
 }
 
-async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(node: Arc<Node>, ctx: Arc<NodeIpamController>) -> Result<Action, Error> {
     let has = node
         .spec
         .as_ref()

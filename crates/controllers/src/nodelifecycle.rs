@@ -39,7 +39,7 @@ struct Probe {
     seen: Instant,
 }
 
-struct State {
+struct NodeLifecycleController {
     client: Client,
     grace: Duration,
     nodes: HashMap<String, Arc<Node>>,
@@ -61,7 +61,7 @@ pub async fn run(client: Client, grace: Duration) {
     let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .map(|e| e.map(Ev::Pod));
     let mut events = futures::stream::select(futures::stream::select(nodes, leases), pods).boxed();
-    let mut st = State {
+    let mut st = NodeLifecycleController {
         recorder: Recorder::new(client.clone(), "node-controller"),
         client,
         grace,
@@ -123,7 +123,7 @@ fn taints(node: &Node) -> Vec<Taint> {
         .unwrap_or_default()
 }
 
-impl State {
+impl NodeLifecycleController {
     fn handle(&mut self, ev: Ev) {
         let now = Instant::now();
         match ev {

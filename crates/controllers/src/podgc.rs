@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::util::{is_pod_terminal, pod_phase};
+use crate::pod_state::{is_pod_terminal, pod_phase};
 
 /// Upstream gcCheckPeriod.
 const CHECK_PERIOD: Duration = Duration::from_secs(20);

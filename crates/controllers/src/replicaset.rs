@@ -32,12 +32,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::api_errors::{error_message, is_not_found};
 use crate::events::{self, Recorder};
-use crate::util::{
-    controller_of, controller_ref, deletion_order, error_message, is_not_found, is_pod_active,
-    is_pod_available, is_pod_ready, pod_from_template, pod_ready_since, selector_matches,
-    selector_string,
-};
+use crate::label_selector::{selector_matches, selector_string};
+use crate::ordering::deletion_order;
+use crate::ownership::{controller_of, controller_ref};
+use crate::pod_state::{is_pod_active, is_pod_available, is_pod_ready, pod_ready_since};
+use crate::pod_template::pod_from_template;
 use crate::{retry_after_error, Error};
 
 /// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.
@@ -96,7 +97,7 @@ impl Replicated for ReplicaSet {
     }
 }
 
-struct Ctx<K: Replicated> {
+struct ReplicaSetController<K: Replicated> {
     client: Client,
     recorder: Recorder,
     strays: Arc<Strays>,
@@ -120,7 +121,7 @@ pub async fn run<K: Replicated>(client: Client) {
         .run(
             reconcile,
             |_, e, _| crate::error_action(K::COMPONENT, e),
-            Arc::new(Ctx {
+            Arc::new(ReplicaSetController {
                 recorder: Recorder::new(client.clone(), K::COMPONENT),
                 client,
                 strays,
@@ -171,7 +172,10 @@ fn pod_owners<K: Replicated>(store: &Store<K>, strays: &Strays, pod: &Pod) -> Ve
         .collect()
 }
 
-async fn reconcile<K: Replicated>(rs: Arc<K>, ctx: Arc<Ctx<K>>) -> Result<Action, Error> {
+async fn reconcile<K: Replicated>(
+    rs: Arc<K>,
+    ctx: Arc<ReplicaSetController<K>>,
+) -> Result<Action, Error> {
     let ns = rs.namespace().unwrap_or_default();
     let Some(selector) = rs.selector() else {
         return Ok(Action::await_change());
@@ -269,7 +273,7 @@ async fn reconcile<K: Replicated>(rs: Arc<K>, ctx: Arc<Ctx<K>>) -> Result<Action
 async fn claim_pods<K: Replicated>(
     rs: &K,
     selector: &LabelSelector,
-    ctx: &Ctx<K>,
+    ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
     all: Vec<Pod>,
 ) -> Result<Vec<Pod>, Error> {
@@ -364,7 +368,7 @@ async fn release<K: Replicated>(rs: &K, pods_api: &Api<Pod>, pod: &Pod) -> Resul
 /// ReplicaFailure condition carries.
 async fn manage_replicas<K: Replicated>(
     rs: &K,
-    ctx: &Ctx<K>,
+    ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
     pods: &[Pod],
     desired: usize,

@@ -16,7 +16,7 @@ use crate::{retry_after_error, Error};
 
 const NAME: &str = "kube-root-ca.crt";
 
-struct Ctx {
+struct RootCaController {
     client: Client,
     pem: String,
 }
@@ -36,7 +36,7 @@ pub async fn run(client: Client, pem: String) {
                 tracing::warn!("root-ca-cert-publisher: {e}");
                 retry_after_error()
             },
-            Arc::new(Ctx { client, pem }),
+            Arc::new(RootCaController { client, pem }),
         )
         .for_each(|_| async {})
         .await;
@@ -46,7 +46,7 @@ fn wanted(pem: &str) -> BTreeMap<String, String> {
     BTreeMap::from([("ca.crt".to_string(), pem.to_string())])
 }
 
-async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(ns: Arc<Namespace>, ctx: Arc<RootCaController>) -> Result<Action, Error> {
     if ns.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

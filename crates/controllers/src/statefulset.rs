@@ -19,17 +19,18 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::events::{self, Recorder};
+use crate::hash::{fnv32, safe_encode};
 use crate::history::{self, Created, HASH_LABEL};
-use crate::util::{
-    controller_ref, fnv32, is_pod_available, is_pod_ready, pod_from_template, safe_encode,
-    selector_string,
-};
+use crate::label_selector::selector_string;
+use crate::ownership::controller_ref;
+use crate::pod_state::{is_pod_available, is_pod_ready};
+use crate::pod_template::pod_from_template;
 use crate::{retry_after_error, Error};
 
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 
-struct Ctx {
+struct StatefulSetController {
     client: Client,
     recorder: Recorder,
 }
@@ -45,7 +46,7 @@ pub async fn run(client: Client) {
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
             move |pod| {
-                crate::util::pod_owners(&sets, &pod.metadata, |s: &StatefulSet| {
+                crate::ownership::pod_owners(&sets, &pod.metadata, |s: &StatefulSet| {
                     s.spec.as_ref().map(|s| &s.selector)
                 })
             },
@@ -56,7 +57,7 @@ pub async fn run(client: Client) {
                 tracing::warn!("statefulset controller: {e}");
                 retry_after_error()
             },
-            Arc::new(Ctx {
+            Arc::new(StatefulSetController {
                 recorder: Recorder::new(client.clone(), "statefulset-controller"),
                 client,
             }),
@@ -121,7 +122,7 @@ fn revision_hash(data: &serde_json::Value, collision: Option<i32>) -> String {
 
 /// Upstream `getStatefulSetRevisions`: (current, update, all revisions).
 async fn revisions(
-    ctx: &Ctx,
+    ctx: &StatefulSetController,
     set: &StatefulSet,
 ) -> Result<
     (
@@ -313,7 +314,7 @@ fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, ordina
 
 /// Creates the claims of a pod that are missing (upstream `createPersistentVolumeClaims`).
 async fn create_claims(
-    ctx: &Ctx,
+    ctx: &StatefulSetController,
     set: &StatefulSet,
     pod_name: &str,
     ordinal: i32,
@@ -369,7 +370,7 @@ async fn create_claims(
 
 /// Points the claims of a pod scaled away at the pod, per the retention policy.
 async fn fix_claim_owners(
-    ctx: &Ctx,
+    ctx: &StatefulSetController,
     set: &StatefulSet,
     pod: &Pod,
     ordinal: i32,
@@ -405,7 +406,12 @@ async fn fix_claim_owners(
     }
 }
 
-async fn create_pod(ctx: &Ctx, set: &StatefulSet, pod: &Pod, ordinal: i32) -> bool {
+async fn create_pod(
+    ctx: &StatefulSetController,
+    set: &StatefulSet,
+    pod: &Pod,
+    ordinal: i32,
+) -> bool {
     let name = pod.name_any();
     let reference = events::reference(set);
     if let Err(e) = create_claims(ctx, set, &name, ordinal).await {
@@ -453,7 +459,7 @@ async fn create_pod(ctx: &Ctx, set: &StatefulSet, pod: &Pod, ordinal: i32) -> bo
     }
 }
 
-async fn delete_pod(ctx: &Ctx, set: &StatefulSet, pod: &Pod) {
+async fn delete_pod(ctx: &StatefulSetController, set: &StatefulSet, pod: &Pod) {
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
     let reference = events::reference(set);
@@ -487,7 +493,7 @@ async fn delete_pod(ctx: &Ctx, set: &StatefulSet, pod: &Pod) {
 }
 
 /// The set's pods with their ordinals.
-async fn pods_of(ctx: &Ctx, set: &StatefulSet) -> Result<Vec<(i32, Pod)>, Error> {
+async fn pods_of(ctx: &StatefulSetController, set: &StatefulSet) -> Result<Vec<(i32, Pod)>, Error> {
     let selector = set
         .spec
         .as_ref()
@@ -498,7 +504,7 @@ async fn pods_of(ctx: &Ctx, set: &StatefulSet) -> Result<Vec<(i32, Pod)>, Error>
         .list(&ListParams::default().labels(&selector_string(&selector)))
         .await?
         .items;
-    Ok(crate::util::claim_pods(&ctx.client, set, matched)
+    Ok(crate::ownership::claim_pods(&ctx.client, set, matched)
         .await
         .into_iter()
         .filter_map(|p| ordinal_of(&name, &p.name_any()).map(|o| (o, p)))
@@ -508,7 +514,7 @@ async fn pods_of(ctx: &Ctx, set: &StatefulSet) -> Result<Vec<(i32, Pod)>, Error>
 /// Upstream `updateStatefulSet`: one pass of creations, deletions and updates. Returns
 /// whether anything was written.
 async fn sync(
-    ctx: &Ctx,
+    ctx: &StatefulSetController,
     set: &StatefulSet,
     pods: &[(i32, Pod)],
     current: &ControllerRevision,
@@ -636,7 +642,12 @@ async fn sync(
 }
 
 /// Upstream `identityMatches`/`updateIdentity`: the pod-name and pod-index labels.
-async fn fix_identity(ctx: &Ctx, set: &StatefulSet, pod: &Pod, ordinal: i32) -> bool {
+async fn fix_identity(
+    ctx: &StatefulSetController,
+    set: &StatefulSet,
+    pod: &Pod,
+    ordinal: i32,
+) -> bool {
     let labels = pod.labels();
     let name = pod.name_any();
     if labels.get(POD_NAME_LABEL) == Some(&name)
@@ -671,7 +682,7 @@ async fn fix_identity(ctx: &Ctx, set: &StatefulSet, pod: &Pod, ordinal: i32) -> 
 /// Upstream `updateStatefulSetStatus` (with `completeRollingUpdate`). Returns whether a
 /// pod is ready but not yet available.
 async fn update_status(
-    ctx: &Ctx,
+    ctx: &StatefulSetController,
     set: &StatefulSet,
     pods: &[(i32, Pod)],
     current: &ControllerRevision,
@@ -752,7 +763,10 @@ async fn update_status(
     Ok(pending)
 }
 
-async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(
+    set: Arc<StatefulSet>,
+    ctx: Arc<StatefulSetController>,
+) -> Result<Action, Error> {
     if set.spec.is_none() {
         return Ok(Action::await_change());
     }

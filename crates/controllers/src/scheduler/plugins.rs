@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::cache::{Cache, NodeInfo, PodInfo, Resources};
-use crate::util::selector_matches;
+use crate::label_selector::selector_matches;
 
 pub const ERR_NODE_NAME: &str = "node(s) didn't match the requested node name";
 pub const ERR_UNSCHEDULABLE: &str = "node(s) were unschedulable";
@@ -39,7 +39,7 @@ fn labels_of(pod: &Pod) -> BTreeMap<String, String> {
 
 // ---- tolerations -------------------------------------------------------------------------
 
-pub use crate::util::tolerates;
+pub use crate::taints::tolerates;
 
 pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
     tolerations.iter().any(|t| tolerates(t, taint))
@@ -55,14 +55,14 @@ fn pod_tolerations(pod: &Pod) -> &[Toleration] {
 // ---- node affinity -----------------------------------------------------------------------
 
 pub fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
-    crate::util::node_selector_term_matches(term, &node.node)
+    crate::node_affinity::node_selector_term_matches(term, &node.node)
 }
 
 /// nodeSelector and required node affinity (upstream `GetRequiredNodeAffinity().Match`).
 pub fn node_affinity_matches(pod: &Pod, node: &NodeInfo) -> bool {
     pod.spec
         .as_ref()
-        .is_none_or(|spec| crate::util::node_fits_pod_selectors(spec, &node.node))
+        .is_none_or(|spec| crate::node_affinity::node_fits_pod_selectors(spec, &node.node))
 }
 
 // ---- inter-pod affinity ------------------------------------------------------------------
@@ -328,7 +328,7 @@ fn constraints(pod: &Pod) -> Vec<(TopologySpreadConstraint, LabelSelector)> {
             })
             .collect();
     }
-    if crate::util::controller_of(&pod.metadata).is_none() {
+    if crate::ownership::controller_of(&pod.metadata).is_none() {
         return Vec::new();
     }
     let sel = LabelSelector {
@@ -359,8 +359,8 @@ fn constraints(pod: &Pod) -> Vec<(TopologySpreadConstraint, LabelSelector)> {
 
 fn same_owner(a: &Pod, b: &Pod) -> bool {
     match (
-        crate::util::controller_of(&a.metadata),
-        crate::util::controller_of(&b.metadata),
+        crate::ownership::controller_of(&a.metadata),
+        crate::ownership::controller_of(&b.metadata),
     ) {
         (Some(x), Some(y)) => x.uid == y.uid,
         _ => false,

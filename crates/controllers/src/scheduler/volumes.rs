@@ -264,7 +264,7 @@ pub async fn bind_pod_volumes(client: &Client, d: &Decision, node: &str) -> Resu
             .or_insert_with(|| "yes".into());
         pvs.replace(&v.name_any(), &PostParams::default(), &v)
             .await
-            .map_err(|e| format!("binding volumes: {}", crate::util::error_message(&e)))?;
+            .map_err(|e| format!("binding volumes: {}", crate::api_errors::error_message(&e)))?;
     }
     for c in &d.provision {
         let api: Api<PersistentVolumeClaim> =
@@ -276,7 +276,7 @@ pub async fn bind_pod_volumes(client: &Client, d: &Decision, node: &str) -> Resu
             .insert(ANN_SELECTED_NODE.into(), node.to_string());
         api.replace(&c.name_any(), &PostParams::default(), &c)
             .await
-            .map_err(|e| format!("binding volumes: {}", crate::util::error_message(&e)))?;
+            .map_err(|e| format!("binding volumes: {}", crate::api_errors::error_message(&e)))?;
     }
     let claims: Vec<&Arc<PersistentVolumeClaim>> = d
         .bind

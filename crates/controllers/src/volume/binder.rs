@@ -20,8 +20,8 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 
 use super::*;
+use crate::api_errors::is_not_found;
 use crate::events::{self, Recorder};
-use crate::util::is_not_found;
 
 /// Upstream's periodic resync of every claim and volume.
 const RESYNC: Duration = Duration::from_secs(15);
@@ -105,7 +105,7 @@ pub async fn run(client: Client) {
         if synced.iter().all(|s| *s) {
             if let Some(k) = b.dirty.pop_first() {
                 if let Err(e) = b.sync(&k).await {
-                    let conflict = crate::util::is_conflict(&e);
+                    let conflict = crate::api_errors::is_conflict(&e);
                     if !conflict {
                         tracing::debug!("persistentvolume-binder: {k:?}: {e}");
                     }

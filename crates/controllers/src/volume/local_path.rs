@@ -25,8 +25,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use super::*;
+use crate::api_errors::is_not_found;
 use crate::events::{self, Recorder};
-use crate::util::is_not_found;
 use crate::Error;
 
 /// Our provisioner's name. Not k3s's `rancher.io/local-path`: this is a different
@@ -184,7 +184,7 @@ pub fn volume_node(pv: &PersistentVolume) -> Option<&str> {
         .map(String::as_str)
 }
 
-struct Ctx {
+struct LocalPathController {
     client: Client,
     base: PathBuf,
     recorder: Recorder,
@@ -194,7 +194,7 @@ struct Ctx {
 /// process ends.
 pub async fn run(client: Client, base: PathBuf) {
     ensure_class(&client).await;
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(LocalPathController {
         recorder: Recorder::new(client.clone(), COMPONENT),
         client: client.clone(),
         base,
@@ -238,7 +238,10 @@ async fn ensure_class(client: &Client) {
     }
 }
 
-async fn reconcile_claim(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile_claim(
+    pvc: Arc<PersistentVolumeClaim>,
+    ctx: Arc<LocalPathController>,
+) -> Result<Action, Error> {
     if pvc.metadata.deletion_timestamp.is_some() || !claim_volume_name(&pvc).is_empty() {
         return Ok(Action::await_change());
     }
@@ -315,7 +318,7 @@ async fn reconcile_claim(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Resu
                     "ProvisioningFailed",
                     format!(
                         "failed to provision volume with StorageClass {class_name:?}: {}",
-                        crate::util::error_message(&e)
+                        crate::api_errors::error_message(&e)
                     ),
                 )
                 .await;
@@ -334,7 +337,10 @@ async fn reconcile_claim(pvc: Arc<PersistentVolumeClaim>, ctx: Arc<Ctx>) -> Resu
 
 /// The external-provisioner library's `shouldDelete`: our volume, Released, policy Delete.
 /// The object goes; the finalizer keeps it until the node has removed the directory.
-async fn reconcile_volume(pv: Arc<PersistentVolume>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile_volume(
+    pv: Arc<PersistentVolume>,
+    ctx: Arc<LocalPathController>,
+) -> Result<Action, Error> {
     let ours = pv
         .annotations()
         .get(ANN_DYNAMICALLY_PROVISIONED)

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, PersistentVolume, Persis
 use k8s_openapi::api::storage::v1::StorageClass;
 use reddwarf_resources::validation::quantity;
 
-use crate::util::selector_matches;
+use crate::label_selector::selector_matches;
 
 /// On a claim: binding has been completed once (the claim is no longer new).
 pub const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
@@ -183,7 +183,7 @@ pub fn node_affinity_fits(pv: &PersistentVolume, node: &Node) -> bool {
         Some(sel) => sel
             .node_selector_terms
             .iter()
-            .any(|t| crate::util::node_selector_term_matches(t, node)),
+            .any(|t| crate::node_affinity::node_selector_term_matches(t, node)),
     }
 }
 

@@ -14,7 +14,8 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use super::{pod_claim_names, volume_phase, PVC_PROTECTION_FINALIZER, PV_PROTECTION_FINALIZER};
-use crate::util::{is_not_found, remove_finalizer};
+use crate::api_errors::is_not_found;
+use crate::finalizers::remove_finalizer;
 use crate::Error;
 
 /// Adds `finalizer` unless the object is being deleted or has it (a merge patch guarded by

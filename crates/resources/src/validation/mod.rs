@@ -23,6 +23,7 @@ mod pod;
 pub mod quantity;
 mod rbac;
 mod scheduling;
+mod service;
 
 /// One invalid field, worded as upstream's `field.Error`.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +58,7 @@ pub(crate) fn replication_controller(obj: &Value, _: Option<&Value>, errs: &mut 
     core::validate_replication_controller(obj, errs)
 }
 pub(crate) fn service(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-    core::validate_service(obj, old, errs)
+    service::validate_service(obj, old, errs)
 }
 pub(crate) fn config_map(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     core::validate_config_map(obj, old, errs)
