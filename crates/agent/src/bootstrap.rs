@@ -21,8 +21,11 @@ use crate::token::{ca_hash, NodeToken};
 
 /// The node's credentials on disk.
 pub struct Credentials {
+    /// The cluster CA certificate (PEM).
     pub ca_pem: String,
+    /// The node's client certificate (PEM), signed by the cluster CA.
     pub cert_pem: String,
+    /// The node's private key (PEM).
     pub key_pem: String,
 }
 

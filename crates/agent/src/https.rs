@@ -15,11 +15,15 @@ use tokio_rustls::TlsConnector;
 /// Where the server is and how to trust it (and, once bootstrapped, who we are).
 #[derive(Clone)]
 pub struct Endpoint {
+    /// The server's host name or address.
     pub host: String,
+    /// The server's port.
     pub port: u16,
+    /// TLS settings: the pinned cluster CA, and the node's certificate once it has one.
     pub tls: Arc<rustls::ClientConfig>,
 }
 
+/// rustls' ring crypto provider, the one every TLS config of the agent uses.
 pub fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -79,6 +83,7 @@ pub fn client_config(
 }
 
 impl Endpoint {
+    /// `host:port` for a URL or a `Host` header, with an IPv6 host in brackets.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)

@@ -24,17 +24,25 @@ use kube::Api;
 pub struct AgentConfig {
     /// `https://host:port` of the server.
     pub server: String,
+    /// The node token (`K10<CA hash>::server:<secret>`); needed only until the node has a certificate.
     pub token: Option<String>,
+    /// The Node object's name.
     pub node_name: String,
+    /// Certificates, images, pod state and logs live here.
     pub data_dir: PathBuf,
+    /// Labels the Node registers with.
     pub labels: Vec<(String, String)>,
     /// key, value (may be empty), effect.
     pub taints: Vec<(String, String, String)>,
+    /// Image tarballs (OCI or docker archives) imported at start and when added.
     pub images_dir: Option<PathBuf>,
+    /// Registries spoken to over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Pods this node accepts (`status.capacity.pods`).
     pub max_pods: u32,
     /// Container logs rotate at this size (bytes; 0: never) and keep this many files.
     pub container_log_max_bytes: u64,
+    /// Rotated container log files kept (the current one included).
     pub container_log_max_files: usize,
 }
 

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::AgentConfig;
 
+/// The namespace of the node heartbeat Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 const LEASE_SECONDS: i32 = 40;
 const RENEW: Duration = Duration::from_secs(10);
@@ -23,13 +24,21 @@ const REPORT_EVERY: Duration = Duration::from_secs(300);
 /// What the host offers, measured once at start.
 #[derive(Clone, Debug)]
 pub struct HostInfo {
+    /// CPUs available to this process.
     pub cpus: usize,
+    /// Memory (MemTotal), in KiB.
     pub memory_kib: u64,
+    /// Size of the file system holding the data dir.
     pub ephemeral_bytes: u64,
+    /// Kernel release (`/proc/sys/kernel/osrelease`).
     pub kernel: String,
+    /// `PRETTY_NAME` of `/etc/os-release` (`Linux` without one).
     pub os_image: String,
+    /// `/etc/machine-id`.
     pub machine_id: String,
+    /// The kernel's boot id.
     pub boot_id: String,
+    /// The DMI product UUID ("" when unreadable).
     pub system_uuid: String,
 }
 
@@ -39,6 +48,7 @@ fn read_trim(p: &str) -> String {
         .unwrap_or_default()
 }
 
+/// This machine's architecture in Go's GOARCH words (`amd64`, `arm64`).
 pub fn arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -66,6 +76,7 @@ impl HostInfo {
             * 1024
     }
 
+    /// Measures the host; `data_dir`'s file system is the ephemeral storage.
     pub fn probe(data_dir: &Path) -> HostInfo {
         let memory_kib = Self::memory_bytes() / 1024;
         let os_image = std::fs::read_to_string("/etc/os-release")
@@ -118,13 +129,19 @@ pub fn kubelet_version() -> String {
     format!("v1.33.0-reddwarf.{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Registers the Node and keeps it fresh: status reports and Lease heartbeats.
 pub struct NodeReporter {
+    /// Nodes, through the node's credentials.
     pub api: Api<Node>,
+    /// Leases in `kube-node-lease`.
     pub leases: Api<Lease>,
+    /// The agent's settings (name, labels, taints, capacity).
     pub cfg: Arc<AgentConfig>,
+    /// What the host offers, reported as capacity and nodeInfo.
     pub host: HostInfo,
     /// The address the node reaches the server from (its InternalIP).
     pub address: String,
+    /// `containerRuntimeVersion` of nodeInfo (`<runtime>://<version>`).
     pub runtime_version: String,
 }
 

@@ -11,9 +11,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::json;
 
+/// A response body of the node API.
 pub type Body = BoxBody<Bytes, std::io::Error>;
+/// A response of the node API.
 pub type Resp = http::Response<Body>;
 
+/// A response with status `code`, a `Content-Type` and a whole body.
 pub fn full(code: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
     http::Response::builder()
         .status(code)
@@ -24,21 +27,27 @@ pub fn full(code: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
         })
 }
 
+/// A plain-text response.
 pub fn text(code: u16, msg: impl Into<String>) -> Resp {
     full(code, "text/plain; charset=utf-8", msg.into())
 }
 
 /// What serves the pod-facing paths (the pod manager).
 pub trait PodApi: Send + Sync {
+    /// Answers one request for a pod-facing path.
     fn serve(&self, req: http::Request<Incoming>) -> BoxFuture<'static, Resp>;
 }
 
+/// The node API (what the kubelet serves on its HTTPS port, reached here through the tunnel).
 pub struct NodeApi {
+    /// The node's name.
     pub node_name: String,
+    /// Serves the pod-facing paths.
     pub pods: Arc<dyn PodApi>,
 }
 
 impl NodeApi {
+    /// Answers `/healthz`, `/configz` and `/logs/…` itself and hands every other path to `pods`.
     pub async fn serve(&self, req: http::Request<Incoming>) -> Resp {
         match req.uri().path() {
             "/healthz" => text(200, "ok"),

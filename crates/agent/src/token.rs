@@ -5,13 +5,16 @@
 use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
 
+/// A parsed node token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeToken {
     /// Lower-case hex SHA-256 of the cluster CA certificate's PEM.
     pub ca_hash: String,
+    /// The credential part after `::server:`.
     pub secret: String,
 }
 
+/// Lower-case hex SHA-256 of a CA certificate's PEM: the hash a node token pins.
 pub fn ca_hash(ca_pem: &str) -> String {
     hex(&Sha256::digest(ca_pem.as_bytes()))
 }
@@ -30,6 +33,7 @@ impl NodeToken {
         }
     }
 
+    /// Parses `K10<CA hash>::server:<secret>` (surrounding whitespace ignored).
     pub fn parse(s: &str) -> Result<NodeToken> {
         let s = s.trim();
         let Some(rest) = s.strip_prefix("K10") else {

@@ -18,6 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::https::Endpoint;
 use crate::nodeapi::NodeApi;
 
+/// The server path the agent dials to open its tunnel.
 pub const TUNNEL_PATH: &str = "/reddwarf/v1/tunnel";
 
 /// Dials the tunnel and serves it until it ends.

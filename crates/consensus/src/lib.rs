@@ -30,6 +30,7 @@ openraft::declare_raft_types!(
         SnapshotData = tokio::fs::File,
 );
 
+/// The openraft instance over reddwarf's types (batches in, outcomes out).
 pub type Raft = openraft::Raft<TypeConfig>;
 
 fn storage_err(

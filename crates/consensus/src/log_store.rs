@@ -31,6 +31,7 @@ fn write_err(e: impl std::fmt::Display) -> StorageError<u64> {
 }
 
 impl LogStore {
+    /// Uses `db` (the store's database) for the log, creating its tables if missing; `stats` counts the appends.
     pub fn open(
         db: Arc<redb::Database>,
         stats: Arc<crate::Stats>,

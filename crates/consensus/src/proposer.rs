@@ -16,6 +16,7 @@ use crate::Raft;
 /// Settings for starting consensus.
 #[derive(Clone, Debug)]
 pub struct ConsensusConfig {
+    /// This node's raft id.
     pub node_id: u64,
     /// The address peers would use to reach this node (recorded in membership).
     pub advertise: String,
@@ -42,12 +43,16 @@ impl Default for ConsensusConfig {
     }
 }
 
+/// Why a proposal got no outcomes.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposeError {
+    /// The proposer or raft stopped before the batch was committed.
     #[error("consensus is shutting down")]
     ShuttingDown,
+    /// Raft refused the write because another node leads.
     #[error("this node is not the leader")]
     NotLeader,
+    /// Any other raft failure, with its message.
     #[error("raft: {0}")]
     Raft(String),
 }
@@ -166,10 +171,12 @@ impl Consensus {
         rx.await.map_err(|_| ProposeError::ShuttingDown)?
     }
 
+    /// The store the committed batches are applied to.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The raft instance (membership, metrics, linearizable reads).
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
@@ -179,6 +186,7 @@ impl Consensus {
         &self.stats
     }
 
+    /// Stops raft; a failure is only logged, as nothing more can be done at shutdown.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");

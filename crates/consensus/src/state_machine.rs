@@ -43,6 +43,7 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
+    /// A state machine applying to `store`, writing snapshots under `dir` (created if missing).
     pub fn new(store: Store, dir: &Path) -> Result<StateMachine, StorageError<u64>> {
         std::fs::create_dir_all(dir).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         let txn = store

@@ -8,7 +8,9 @@ use serde_json::Value;
 /// A registry username and password (or token used as a password).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The registry user name.
     pub username: String,
+    /// The password, or a token used as one.
     pub password: String,
 }
 

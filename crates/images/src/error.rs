@@ -3,18 +3,24 @@ use std::io;
 /// Errors of the store's local operations (import, rootfs, removal).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No such image, layer or blob in the store; the message says which.
     #[error("{0}")]
     NotFound(String),
+    /// Unusable input (reference, archive, manifest or config); the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, e.g. `create <dir>`.
         context: String,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },
 }
 
+/// Results of the store's local operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
@@ -45,7 +51,9 @@ pub enum PullError {
     /// The local store failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, e.g. `create <dir>`.
         context: String,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },

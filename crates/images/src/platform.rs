@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 /// An OCI platform (`linux/amd64`, `linux/arm64/v8`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Platform {
+    /// `linux`, in GOOS words.
     pub os: String,
+    /// `amd64`, `arm64`, … in GOARCH words.
     pub architecture: String,
+    /// The CPU variant (`v8`, `v7`), when the image names one.
     pub variant: Option<String>,
 }
 

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 
 pub(crate) const DOCKER_HUB: &str = "docker.io";
 
+/// An image reference (`busybox`, `registry:5000/team/app:1.0@sha256:…`), normalized as Docker does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Reference {
     /// `docker.io`, `registry.example.com:5000`, `localhost`, `[::1]:5000`.
@@ -22,6 +23,8 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// Parses and normalizes a reference: `docker.io` and its `library/` prefix when no
+    /// registry or namespace is given, and the tag `latest` unless a tag or digest is.
     pub fn parse(s: &str) -> Result<Reference> {
         let invalid = |why: &str| Error::Invalid(format!("invalid reference {s:?}: {why}"));
         if s.is_empty() {

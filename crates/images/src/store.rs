@@ -38,6 +38,7 @@ pub struct Image {
     pub repo_digests: Vec<String>,
     /// `registry/repository:tag`; a tag names one image at a time.
     pub repo_tags: Vec<String>,
+    /// The parts of the image config the runtime uses.
     pub config: ImageConfig,
     /// Compressed size of config and layers, as a registry reports it.
     pub size: u64,
@@ -48,10 +49,15 @@ pub struct Image {
 /// What the runtime needs from an image's config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
+    /// The config's `Entrypoint`.
     pub entrypoint: Vec<String>,
+    /// The config's `Cmd`.
     pub cmd: Vec<String>,
+    /// The config's `Env`, as `KEY=value` strings.
     pub env: Vec<String>,
+    /// The config's `WorkingDir` ("" when unset).
     pub working_dir: String,
+    /// The config's `User` ("" when unset).
     pub user: String,
     /// `80/tcp`, ...
     pub exposed_ports: Vec<String>,
@@ -173,6 +179,7 @@ pub(crate) struct LayerSpec {
 }
 
 impl ImageStore {
+    /// Opens (creating if needed) the store at `root`, removing leftovers of interrupted downloads, unpacks and deletes.
     pub fn open(root: &Path) -> Result<ImageStore> {
         for d in ["blobs/sha256", "layers", "layermeta", "images", "tmp"] {
             let p = root.join(d);
@@ -248,6 +255,7 @@ impl ImageStore {
         })
     }
 
+    /// The directory the store lives in.
     pub fn root(&self) -> &Path {
         &self.inner.root
     }
@@ -670,6 +678,7 @@ impl ImageStore {
         Reference::parse(name_or_id).ok().and_then(|r| self.get(&r))
     }
 
+    /// Every image in the store.
     pub fn list(&self) -> Vec<Image> {
         let st = self.inner.state.lock().unwrap();
         st.images.values().map(|r| r.image.clone()).collect()

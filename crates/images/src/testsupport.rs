@@ -113,6 +113,7 @@ impl Default for LayerBuilder {
 }
 
 impl LayerBuilder {
+    /// An empty layer; entries get a fixed owner (root) and mtime, so the bytes are reproducible.
     pub fn new() -> Self {
         let mut b = tar::Builder::new(Vec::new());
         b.mode(tar::HeaderMode::Deterministic);
@@ -130,6 +131,7 @@ impl LayerBuilder {
         h
     }
 
+    /// Adds a directory.
     pub fn dir(mut self, path: &str, mode: u32) -> Self {
         let mut h = Self::header(tar::EntryType::Directory, mode, 0);
         self.b
@@ -138,12 +140,14 @@ impl LayerBuilder {
         self
     }
 
+    /// Adds a regular file with `data`.
     pub fn file(mut self, path: &str, mode: u32, data: &[u8]) -> Self {
         let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
         self.b.append_data(&mut h, path, data).expect("tar file");
         self
     }
 
+    /// Adds a symlink to `target`.
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
         let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0);
         self.b
@@ -152,6 +156,7 @@ impl LayerBuilder {
         self
     }
 
+    /// Adds a hard link to the earlier entry `target`.
     pub fn hardlink(mut self, path: &str, target: &str) -> Self {
         let mut h = Self::header(tar::EntryType::Link, 0o644, 0);
         self.b
@@ -186,6 +191,7 @@ impl LayerBuilder {
         self
     }
 
+    /// The tar bytes.
     pub fn finish(self) -> Vec<u8> {
         self.b.into_inner().expect("tar finish")
     }
@@ -345,12 +351,17 @@ pub fn build_busybox_oci_layout_image(dir: &Path, tag: &str) -> Result<LayoutIma
 /// one-file image for another architecture.
 #[derive(Debug, Clone)]
 pub struct MultiPlatformLayout {
+    /// The digest of the image index.
     pub index_digest: String,
+    /// The busybox image for this host's platform.
     pub host: LayoutImage,
+    /// The one-file image (`cat /platform.txt`) for the other platform.
     pub other: LayoutImage,
+    /// That other platform: `linux/arm64/v8`, or `linux/amd64` on an arm64 host.
     pub other_platform: Platform,
 }
 
+/// Writes [`MultiPlatformLayout`] into the OCI layout at `dir`, tagged `tag`; the index lists the foreign platform first.
 pub fn build_multiplatform_oci_layout(dir: &Path, tag: &str) -> Result<MultiPlatformLayout> {
     let host_p = Platform::host();
     let other_p = if host_p.architecture == "arm64" {
@@ -501,6 +512,7 @@ pub fn non_loopback_ipv4() -> Option<std::net::IpAddr> {
 /// Debian's `docker-registry` serving plain HTTP on 127.0.0.1 with filesystem storage;
 /// killed (by its PID) and its files removed on drop.
 pub struct LocalRegistry {
+    /// Where the registry listens.
     pub addr: SocketAddr,
     child: Child,
     dir: PathBuf,
@@ -524,6 +536,7 @@ impl LocalRegistry {
         )
     }
 
+    /// Starts a registry with `opts` (address, Basic auth, TLS) under `tmpdir`, retrying if its port was taken meanwhile.
     pub fn start_with(tmpdir: &Path, opts: &RegistryOptions) -> Result<LocalRegistry> {
         let ip = opts.ip.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         let mut last_err = None;

@@ -44,6 +44,7 @@ pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 /// Deepest nesting of messages accepted while decoding or encoding.
 pub const MAX_DEPTH: usize = 100;
 
+/// Why a body could not be decoded from, or encoded to, Kubernetes protobuf.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The body does not start with `k8s\0`.
@@ -52,7 +53,9 @@ pub enum Error {
     /// Malformed protobuf bytes.
     #[error("protobuf body: {msg} at byte {offset}{}", path_suffix(path))]
     Malformed {
+        /// Byte offset into the body where decoding failed.
         offset: usize,
+        /// What was wrong there.
         msg: String,
         /// JSON path of the field being decoded, e.g. `metadata.labels`.
         path: String,
@@ -62,12 +65,18 @@ pub enum Error {
     Envelope(String),
     /// No protobuf message is known for this apiVersion/kind.
     #[error("protobuf body: no such kind {api_version} {kind}")]
-    UnknownKind { api_version: String, kind: String },
+    UnknownKind {
+        /// The body's apiVersion.
+        api_version: String,
+        /// The body's kind.
+        kind: String,
+    },
     /// The JSON object does not fit the message (encoding).
     #[error("{}{msg}", path_prefix(path))]
     Json {
         /// e.g. `spec.template.spec.containers[0].ports`
         path: String,
+        /// What does not fit.
         msg: String,
     },
     /// Nesting deeper than [`MAX_DEPTH`].
@@ -178,6 +187,7 @@ pub fn encode_watch_frame(event_type: &str, obj: &Value) -> Result<Vec<u8>, Erro
 pub struct WatchFrame {
     /// ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.
     pub event_type: String,
+    /// The event's object, decoded to JSON.
     pub object: Value,
     /// Bytes of the input this frame used (length prefix included).
     pub consumed: usize,

@@ -13,10 +13,15 @@ use crate::schema::{self, Label, Schema, Ty, SCHEMA_TEXT};
 /// base64 text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScalarType {
+    /// `string`.
     String,
+    /// `int32`.
     Int32,
+    /// `int64`.
     Int64,
+    /// `bool`.
     Bool,
+    /// `double`.
     Double,
     /// `[]byte`: a base64 string in JSON.
     Bytes,
@@ -54,6 +59,7 @@ pub enum SpecialType {
 /// The type of a field's values (of each item for repeated fields, of each value for maps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FieldType {
+    /// A scalar value.
     Scalar(ScalarType),
     /// A message whose JSON form is an object of its fields: its full protobuf name (see
     /// [`message`]).
@@ -72,6 +78,7 @@ pub struct FieldInfo {
     /// A Go embedded struct: the fields of the message `ty` names appear in the parent object
     /// (`Volume` inlines `VolumeSource`). [`MessageInfo::field`] looks through these.
     pub inline: bool,
+    /// The type of the field's values.
     pub ty: FieldType,
     /// A list (`[]T`).
     pub repeated: bool,

@@ -1,3 +1,6 @@
+//! The protobuf codec against hand-built wire bytes and kubectl's bodies: round trips of
+//! common kinds, watch frames, error messages, and hostile or deeply nested input.
+
 use reddwarf_kubeproto::{
     decode_object, decode_raw, decode_watch_frame, encode_object, encode_raw, encode_watch_frame,
     knows_kind, Error, MAGIC,

@@ -14,9 +14,11 @@ pub enum ErrorKind {
 /// An error from patching or merging, with the JSON path where it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MergeError {
+    /// Whether the patch is malformed (400) or does not fit the object (422).
     pub kind: ErrorKind,
     /// Dotted path of the field concerned (`spec.template.spec.containers`), empty for the root.
     pub path: String,
+    /// What went wrong, as upstream words it.
     pub message: String,
 }
 

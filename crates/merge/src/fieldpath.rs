@@ -28,6 +28,7 @@ pub enum PathElement {
 }
 
 impl PathElement {
+    /// A struct field or map key element.
     pub fn field(name: impl Into<String>) -> PathElement {
         PathElement::Field(name.into())
     }
@@ -188,6 +189,7 @@ pub struct FieldSet {
 }
 
 impl FieldSet {
+    /// The empty set.
     pub fn new() -> FieldSet {
         FieldSet::default()
     }
@@ -215,6 +217,7 @@ impl FieldSet {
         }
     }
 
+    /// Whether the set holds no path.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty() && self.children.is_empty()
     }
@@ -224,10 +227,12 @@ impl FieldSet {
         self.members.len() + self.children.iter().map(|(_, s)| s.len()).sum::<usize>()
     }
 
+    /// The paths that end at this node (sorted).
     pub fn members(&self) -> &[PathElement] {
         &self.members
     }
 
+    /// The sub-sets under each element, in element order.
     pub fn children(&self) -> impl Iterator<Item = (&PathElement, &FieldSet)> {
         self.children.iter().map(|(pe, s)| (pe, s))
     }
@@ -273,6 +278,7 @@ impl FieldSet {
         &mut self.children[at].1
     }
 
+    /// Whether `path` is in the set (the empty path never is).
     pub fn has(&self, path: &[PathElement]) -> bool {
         let Some((last, parents)) = path.split_last() else {
             return false;
@@ -287,6 +293,7 @@ impl FieldSet {
         node.members.binary_search(last).is_ok()
     }
 
+    /// Whether the one-element path `pe` is in the set.
     pub fn has_member(&self, pe: &PathElement) -> bool {
         self.members.binary_search(pe).is_ok()
     }
@@ -299,6 +306,7 @@ impl FieldSet {
             .map(|at| &self.children[at].1)
     }
 
+    /// The paths in either set.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let members = merge_sorted(&self.members, &other.members, |a, b| a.cmp(b), true, true);
         let mut children = Vec::with_capacity(self.children.len().max(other.children.len()));
@@ -326,6 +334,7 @@ impl FieldSet {
         FieldSet { members, children }
     }
 
+    /// The paths in both sets.
     pub fn intersection(&self, other: &FieldSet) -> FieldSet {
         let members = self
             .members

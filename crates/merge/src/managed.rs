@@ -15,11 +15,14 @@ use crate::value::json_eq;
 /// The operation that produced a managedFields entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// Written by server-side apply.
     Apply,
+    /// Written by any other write (create, update, patch).
     Update,
 }
 
 impl Operation {
+    /// The operation as `managedFields[].operation` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Apply => "Apply",
@@ -31,13 +34,17 @@ impl Operation {
 /// One entry of `metadata.managedFields`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ManagedFieldsEntry {
+    /// The field manager's name (`kubectl`, `kubectl-client-side-apply`, …).
     pub manager: String,
+    /// Apply or Update.
     pub operation: Operation,
+    /// The apiVersion the fields were written through.
     pub api_version: String,
     /// RFC 3339 time of the last change this manager made, if any.
     pub time: Option<String>,
     /// The subresource written through (`status`, `scale`), empty for the main resource.
     pub subresource: String,
+    /// The fields this manager owns (`fieldsV1`).
     pub fields: FieldSet,
 }
 
@@ -189,14 +196,17 @@ impl PartialEq for ManagedFields {
 }
 
 impl ManagedFields {
+    /// No entries.
     pub fn new() -> ManagedFields {
         ManagedFields::default()
     }
 
+    /// The entries, in `metadata.managedFields` order.
     pub fn entries(&self) -> &[ManagedFieldsEntry] {
         &self.entries
     }
 
+    /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -414,6 +424,7 @@ impl Request<'_> {
 pub struct Conflict {
     /// The manager owning the field (its entry without its fields).
     pub owner: ManagedFieldsEntry,
+    /// The conflicting field.
     pub path: Path,
 }
 
@@ -506,6 +517,7 @@ impl From<MergeError> for ApplyError {
 pub struct Applied {
     /// The new object, with `metadata.managedFields` set.
     pub object: Value,
+    /// The managed fields after the apply (also written into `object`).
     pub managed_fields: ManagedFields,
     /// Whether anything but managedFields changed (when false, upstream writes the object
     /// only if its managedFields changed).

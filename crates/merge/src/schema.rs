@@ -19,6 +19,7 @@ use serde_json::Value;
 pub struct TypeRef(pub String);
 
 impl TypeRef {
+    /// Names a type.
     pub fn new(name: impl Into<String>) -> TypeRef {
         TypeRef(name.into())
     }
@@ -46,6 +47,7 @@ pub enum Shape {
 /// Metadata of one field of a struct type.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldMeta {
+    /// Whether the value is a scalar, struct, list, map, untyped or raw.
     pub shape: Shape,
     /// The struct type of the value (for [`Shape::Struct`]) or of the elements (for
     /// [`Shape::List`] and [`Shape::Map`]); None for scalars and schemaless elements.
@@ -74,6 +76,7 @@ pub struct FieldMeta {
 }
 
 impl FieldMeta {
+    /// Metadata of a scalar field.
     pub fn scalar() -> FieldMeta {
         FieldMeta {
             shape: Shape::Scalar,
@@ -81,6 +84,7 @@ impl FieldMeta {
         }
     }
 
+    /// Metadata of a field holding a struct of type `ty`.
     pub fn structure(ty: impl Into<String>) -> FieldMeta {
         FieldMeta {
             shape: Shape::Struct,
@@ -300,6 +304,7 @@ pub struct MemorySchema {
 }
 
 impl MemorySchema {
+    /// An empty schema; fill it with [`MemorySchema::add_root`] and [`MemorySchema::add_field`], or build it with [`MemorySchema::from_json`].
     pub fn new() -> MemorySchema {
         MemorySchema::default()
     }
@@ -347,6 +352,7 @@ impl MemorySchema {
         Ok(schema)
     }
 
+    /// Maps `api_version`/`kind` to its root struct type `ty`.
     pub fn add_root(&mut self, api_version: &str, kind: &str, ty: &str) {
         self.roots.insert(
             (api_version.to_string(), kind.to_string()),
@@ -354,6 +360,7 @@ impl MemorySchema {
         );
     }
 
+    /// Adds (or replaces) field `name` of struct type `ty`.
     pub fn add_field(&mut self, ty: &str, name: &str, meta: FieldMeta) {
         self.types
             .entry(TypeRef::new(ty))
@@ -361,6 +368,7 @@ impl MemorySchema {
             .insert(name.to_string(), meta);
     }
 
+    /// Marks struct type `ty` atomic (`+structType=atomic`): owned and replaced as a whole.
     pub fn set_struct_atomic(&mut self, ty: &str, atomic: bool) {
         self.atomic.insert(TypeRef::new(ty), atomic);
     }

@@ -414,12 +414,16 @@ fn merge_list(
 /// The fields that differ between two objects.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Comparison {
+    /// Fields set in the new object only.
     pub added: FieldSet,
+    /// Fields whose value changed.
     pub modified: FieldSet,
+    /// Fields set in the old object only.
     pub removed: FieldSet,
 }
 
 impl Comparison {
+    /// Whether no field differs.
     pub fn is_same(&self) -> bool {
         self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
     }

@@ -14,6 +14,7 @@ pub struct Ipv4Cidr {
 }
 
 impl Ipv4Cidr {
+    /// The network `addr` lies in, with host bits cleared; fails for a prefix longer than 32.
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Self, Error> {
         if prefix > 32 {
             return Err(Error::Config(format!("prefix /{prefix} is longer than 32")));
@@ -22,18 +23,22 @@ impl Ipv4Cidr {
         Ok(Self { network, prefix })
     }
 
+    /// The network address.
     pub fn network(&self) -> Ipv4Addr {
         self.network
     }
 
+    /// The prefix length.
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
 
+    /// The last address of the network.
     pub fn broadcast(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) | !mask(self.prefix))
     }
 
+    /// Whether `ip` lies in the network.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & mask(self.prefix) == u32::from(self.network)
     }

@@ -34,6 +34,7 @@ pub fn backend() -> Option<(&'static str, String)> {
         .clone()
 }
 
+/// Runs the iptables binary found on this host (see [`backend`]), always with `-w`.
 #[derive(Clone, Copy, Debug)]
 pub struct Iptables {
     bin: &'static str,
@@ -54,6 +55,7 @@ pub fn comment_of(line: &str) -> Option<&str> {
 }
 
 impl Iptables {
+    /// Finds the first of `iptables`, `iptables-nft`, `iptables-legacy` that runs.
     pub fn detect() -> Result<Self> {
         backend()
             .map(|(bin, _)| Self { bin })
@@ -63,6 +65,7 @@ impl Iptables {
             })
     }
 
+    /// The chosen binary's name.
     pub fn binary(&self) -> &'static str {
         self.bin
     }
@@ -104,6 +107,7 @@ impl Iptables {
             .unwrap_or_default()
     }
 
+    /// Whether `chain` exists in `table`.
     pub async fn chain_exists(&self, table: &str, chain: &str) -> Result<bool> {
         Ok(self
             .output(&["-t", table, "-S", chain])
@@ -112,6 +116,7 @@ impl Iptables {
             .success())
     }
 
+    /// Creates `chain` in `table` unless it exists (a concurrent creator is fine).
     pub async fn ensure_chain(&self, table: &str, chain: &str) -> Result<()> {
         if self.chain_exists(table, chain).await? {
             return Ok(());

@@ -37,32 +37,55 @@ pub use cidr::Ipv4Cidr;
 use iptables::Iptables;
 use store::Store;
 
+/// Why setting up or tearing down pod networking failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The configuration is unusable (bad CIDR, bridge name, …).
     #[error("network config: {0}")]
     Config(String),
+    /// A file-system or process operation failed.
     #[error("{op}: {source}")]
     Io {
+        /// What was being done.
         op: String,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },
+    /// A netlink request (links, addresses, routes) failed.
     #[error("netlink {op}: {source}")]
     Netlink {
+        /// What was being done.
         op: String,
+        /// The netlink error.
         #[source]
         source: rtnetlink::Error,
     },
+    /// An iptables command failed.
     #[error("{cmd}: {msg}")]
-    Iptables { cmd: String, msg: String },
+    Iptables {
+        /// The command line.
+        cmd: String,
+        /// Its stderr.
+        msg: String,
+    },
+    /// Every host address of the podCIDR is allocated.
     #[error("podCIDR {0} has no free address")]
     Exhausted(String),
+    /// A state file (a pod's allocation or hostPort marker) is unusable or could not be written.
     #[error("state file {}: {msg}", path.display())]
-    State { path: PathBuf, msg: String },
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
 }
 
+/// Results of pod networking.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How the node's pod network is laid out: bridge, podCIDR, state and netns directories, NAT.
 #[derive(Clone, Debug)]
 pub struct NetworkConfig {
     /// Bridge name, e.g. `rdw0` (at most 15 characters).
@@ -82,18 +105,26 @@ pub struct NetworkConfig {
 /// A pod's network, as set up (and as persisted in the state dir).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodNet {
+    /// The pod the network belongs to (the caller's key, e.g. the pod's uid).
     pub pod_id: String,
     /// The netns file; join it with `setns` (or give it to the OCI runtime as the netns path).
     pub netns: PathBuf,
+    /// The pod's address (on its `eth0`).
     pub ip: Ipv4Addr,
+    /// The podCIDR's prefix length, as configured on `eth0`.
     pub prefix: u8,
+    /// The default route's next hop: the bridge's address.
     pub gateway: Ipv4Addr,
+    /// The host end of the veth pair (a bridge port).
     pub host_veth: String,
 }
 
+/// A hostPort's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Protocol {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
 }
 
@@ -106,10 +137,14 @@ impl Protocol {
     }
 }
 
+/// A hostPort mapping: traffic to the node's `host_port` goes to the pod's `container_port`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostPort {
+    /// The port on the node.
     pub host_port: u16,
+    /// The port in the pod.
     pub container_port: u16,
+    /// TCP or UDP.
     pub protocol: Protocol,
     /// Only this host address; `None` = every local address (including 127.0.0.1).
     pub host_ip: Option<Ipv4Addr>,
@@ -375,6 +410,7 @@ impl Drop for PodGuard<'_> {
     }
 }
 
+/// The node's pod network: the bridge, address allocation, per-pod namespaces and veths, and the NAT and hostPort rules.
 pub struct PodNetwork {
     ctx: Ctx,
     cidr: Ipv4Cidr,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::Server;
 use serde_json::{json, Value};
@@ -11,12 +11,7 @@ use serde_json::{json, Value};
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 
 fn post(s: &Server, path: &str, body: Value) -> (u16, Value) {
-    let (code, text) = s.curl(
-        "POST",
-        path,
-        Some("application/json"),
-        Some(body.to_string().as_bytes()),
-    );
+    let (code, text) = s.send_json("POST", path, &body);
     (code, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
@@ -42,31 +37,6 @@ fn rv(v: &Value) -> u64 {
         .expect("resourceVersion")
         .parse()
         .expect("numeric")
-}
-
-/// Runs a watch request that ends by its own timeoutSeconds and returns its events.
-fn watch_events(s: &Server, path_and_query: &str, accept: Option<&str>) -> Vec<Value> {
-    let pki = s.data_dir().join("pki");
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-N", "--max-time", "20", "--cacert"])
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"));
-    if let Some(a) = accept {
-        cmd.args(["-H", &format!("accept: {a}")]);
-    }
-    let out = cmd
-        .arg(format!("{}{}", s.url, path_and_query))
-        .stdout(Stdio::piped())
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("watch line {l:?}: {e}")))
-        .collect()
 }
 
 fn names_of(events: &[Value]) -> Vec<(String, String)> {
@@ -115,8 +85,7 @@ fn watch_from_a_revision_replays_changes_in_order_and_filters_by_label() {
     );
     req(&s, "DELETE", &format!("{CM}/b"), None, None);
 
-    let all = watch_events(
-        &s,
+    let all = s.watch_events(
         &format!("{CM}?watch=true&resourceVersion={start}&timeoutSeconds=1"),
         None,
     );
@@ -135,8 +104,7 @@ fn watch_from_a_revision_replays_changes_in_order_and_filters_by_label() {
         "revisions increase: {revs:?}"
     );
 
-    let web = watch_events(
-        &s,
+    let web = s.watch_events(
         &format!(
             "{CM}?watch=true&resourceVersion={start}&timeoutSeconds=1&labelSelector=app%3Dweb"
         ),
@@ -154,7 +122,7 @@ fn watch_without_revision_and_watch_list_start_with_current_state() {
     let s = Server::start();
     post(&s, CM, json!({"metadata": {"name": "one"}}));
     post(&s, CM, json!({"metadata": {"name": "two"}}));
-    let plain = watch_events(&s, &format!("{CM}?watch=true&timeoutSeconds=1"), None);
+    let plain = s.watch_events(&format!("{CM}?watch=true&timeoutSeconds=1"), None);
     // default also holds the root CA publisher's kube-root-ca.crt, as on upstream.
     assert_eq!(
         names_of(&plain),
@@ -165,8 +133,7 @@ fn watch_without_revision_and_watch_list_start_with_current_state() {
         ]
     );
 
-    let list = watch_events(
-        &s,
+    let list = s.watch_events(
         &format!("{CM}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"),
         None,
     );
@@ -195,8 +162,7 @@ fn table_watch_and_protobuf_get() {
         CM,
         json!({"metadata": {"name": "t"}, "data": {"k": "v"}}),
     );
-    let events = watch_events(
-        &s,
+    let events = s.watch_events(
         &format!(
             "{CM}?watch=true&resourceVersion={}&timeoutSeconds=1",
             rv(&a) - 1
@@ -539,14 +505,9 @@ fn pod_binding_eviction_and_node_streams() {
 }
 
 fn get_as(s: &Server, path: &str, accept: &str) -> Value {
-    let pki = s.data_dir().join("pki");
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "10", "--cacert"])
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"))
+    let out = s
+        .curl_cmd()
+        .args(["--max-time", "10"])
         .args(["-H", &format!("accept: {accept}")])
         .arg(format!("{}{path}", s.url))
         .output()
@@ -589,8 +550,7 @@ fn partial_object_metadata_for_get_list_and_watch() {
         })
         .collect();
     assert!(names.contains(&"meta"), "{names:?}");
-    let events = watch_events(
-        &s,
+    let events = s.watch_events(
         &format!("{CM}?watch=true&resourceVersion=0&timeoutSeconds=1"),
         Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
     );

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Server;
+use common::{parse, Server};
 use serde_json::{json, Value};
 
 const NS: &str = "cat";
@@ -236,10 +236,6 @@ const API_RESOURCES: &[[&str; 5]] = &[
         "VolumeAttachment",
     ],
 ];
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
 
 /// Splits kubectl's aligned table into cells by the header's column positions.
 fn table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {

@@ -4,32 +4,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, Server, SimNodes};
+use common::{eventually, pod_ready, Server, SimNodes};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
-
-/// Pods of a namespace as JSON items.
-fn pods(s: &Server, ns: &str, selector: &str) -> Vec<Value> {
-    s.api_get(&format!(
-        "/api/v1/namespaces/{ns}/pods?labelSelector={}",
-        selector.replace('=', "%3D")
-    ))["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
 
 fn events_of(s: &Server, kind: &str, name: &str) -> Vec<(String, String)> {
     s.api_get("/api/v1/namespaces/default/events")["items"]
@@ -55,14 +37,9 @@ struct Watch {
 
 impl Watch {
     fn start(s: &Server, path: &str) -> Watch {
-        let pki = s.data_dir().join("pki");
-        let mut child = Command::new("curl")
-            .args(["-sN", "--max-time", "120", "--cacert"])
-            .arg(pki.join("ca.crt"))
-            .arg("--cert")
-            .arg(pki.join("admin.crt"))
-            .arg("--key")
-            .arg(pki.join("admin.key"))
+        let mut child = s
+            .curl_cmd()
+            .args(["-N", "--max-time", "120"])
             .arg(format!("{}{path}", s.url))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -114,7 +91,8 @@ spec:
 "#;
 
 fn ds_pods_by_node(s: &Server) -> Vec<(String, Value)> {
-    let mut v: Vec<(String, Value)> = pods(s, "default", "app=agent")
+    let mut v: Vec<(String, Value)> = s
+        .pods_matching("default", "app=agent")
         .into_iter()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .map(|p| (p["spec"]["nodeName"].as_str().unwrap_or("").to_string(), p))
@@ -133,7 +111,7 @@ fn daemonset_runs_one_pod_per_eligible_node() {
     let placed = eventually("a ready agent on node-0 and node-1", T, || {
         let by_node = ds_pods_by_node(&s);
         let nodes: Vec<&str> = by_node.iter().map(|(n, _)| n.as_str()).collect();
-        (nodes == ["node-0", "node-1"] && by_node.iter().all(|(_, p)| is_ready(p)))
+        (nodes == ["node-0", "node-1"] && by_node.iter().all(|(_, p)| pod_ready(p)))
             .then_some(by_node)
     });
     // The pod is pinned to its node through required node affinity (the scheduler binds it),
@@ -250,7 +228,7 @@ fn daemonset_rolls_out_and_back() {
         (pods.len() == 3
             && pods
                 .iter()
-                .all(|(_, p)| p["spec"]["containers"][0]["image"] == "agent:1" && is_ready(p)))
+                .all(|(_, p)| p["spec"]["containers"][0]["image"] == "agent:1" && pod_ready(p)))
         .then_some(())
     });
     // Undo makes revision 1 current again, as revision 3.
@@ -356,14 +334,14 @@ fn statefulset_creates_ordinals_in_order_and_scales_down_from_the_top() {
     s.apply(STATEFULSET);
 
     eventually("web-0..2 Ready", T, || {
-        let ps = pods(&s, "default", "app=web");
-        (ps.len() == 3 && ps.iter().all(is_ready)).then_some(())
+        let ps = s.pods_matching("default", "app=web");
+        (ps.len() == 3 && ps.iter().all(pod_ready)).then_some(())
     });
     // Each ordinal is created only after its predecessor became Ready.
     let events = watch.events();
     for (prev, next) in [("web-0", "web-1"), ("web-1", "web-2")] {
         let ready = first(&events, |e| {
-            e["object"]["metadata"]["name"] == prev && is_ready(&e["object"])
+            e["object"]["metadata"]["name"] == prev && pod_ready(&e["object"])
         })
         .unwrap_or_else(|| panic!("{prev} Ready in {events:?}"));
         let added = first(&events, |e| event_is(e, "ADDED", next))
@@ -451,7 +429,7 @@ fn statefulset_creates_ordinals_in_order_and_scales_down_from_the_top() {
     // Scale down: the highest ordinal goes first, one at a time; claims stay.
     s.kubectl_ok("1.33", &["scale", "sts", "web", "--replicas=1"]);
     eventually("only web-0 left", T, || {
-        let ps = pods(&s, "default", "app=web");
+        let ps = s.pods_matching("default", "app=web");
         (ps.len() == 1 && ps[0]["metadata"]["name"] == "web-0").then_some(())
     });
     let events = watch.events();
@@ -522,11 +500,11 @@ fn statefulset_rolls_out_from_the_highest_ordinal_and_back() {
     s.kubectl_ok("1.27", &["rollout", "undo", "sts/web"]);
     s.kubectl_ok("1.33", &["rollout", "status", "sts/web", "--timeout=40s"]);
     eventually("all back at nginx:1.27", T, || {
-        let ps = pods(&s, "default", "app=web");
+        let ps = s.pods_matching("default", "app=web");
         (ps.len() == 3
             && ps.iter().all(|p| {
                 p["spec"]["containers"][0]["image"] == "nginx:1.27"
-                    && is_ready(p)
+                    && pod_ready(p)
                     && p["metadata"]["deletionTimestamp"].is_null()
             }))
         .then_some(())
@@ -584,7 +562,7 @@ fn ip_of(s: &Server, pod: &str) -> String {
         let p = s.api_get(&format!("/api/v1/namespaces/default/pods/{pod}"));
         p["status"]["podIP"]
             .as_str()
-            .filter(|ip| !ip.is_empty() && is_ready(&p))
+            .filter(|ip| !ip.is_empty() && pod_ready(&p))
             .map(str::to_string)
     })
 }
@@ -889,14 +867,15 @@ spec:
         "{whenDeleted: Delete, whenScaled: Retain}",
     ));
     eventually("par-0..2 all created", T, || {
-        (pods(&s, "default", "set=par").len() == 3).then_some(())
+        (s.pods_matching("default", "set=par").len() == 3).then_some(())
     });
     eventually("ordered reports one replica", T, || {
         let st =
             s.api_get("/apis/apps/v1/namespaces/default/statefulsets/ordered")["status"].clone();
         (st["replicas"] == 1 && st["observedGeneration"] == 1).then_some(())
     });
-    let ordered: Vec<String> = pods(&s, "default", "set=ordered")
+    let ordered: Vec<String> = s
+        .pods_matching("default", "set=ordered")
         .iter()
         .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
@@ -927,7 +906,8 @@ spec:
     );
     // The garbage collector then deletes the claim with its pod.
     eventually("par-2 gone, and its claim with it", T, || {
-        let names: Vec<String> = pods(&s, "default", "set=par")
+        let names: Vec<String> = s
+            .pods_matching("default", "set=par")
             .iter()
             .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
@@ -958,7 +938,7 @@ fn daemonset_follows_node_labels() {
     let on = |s: &Server| -> Vec<String> {
         ds_pods_by_node(s)
             .into_iter()
-            .filter(|(_, p)| is_ready(p))
+            .filter(|(_, p)| pod_ready(p))
             .map(|(n, _)| n)
             .collect()
     };

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, Server, SimNodes};
+use common::{eventually, name_set, pod_ready, Server, SimNodes};
 use serde_json::Value;
 
 const NS: &str = "default";
@@ -79,13 +79,6 @@ fn pods(s: &Server, selector: &str) -> Vec<Value> {
 
 fn live(p: &Value) -> bool {
     p["metadata"]["deletionTimestamp"].is_null()
-}
-
-fn ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
 }
 
 fn annotation(o: &Value, key: &str) -> String {
@@ -188,7 +181,7 @@ impl PodWatch {
         let mut o = Observed::default();
         for p in list["items"].as_array().unwrap() {
             let name = p["metadata"]["name"].as_str().unwrap().to_string();
-            o.pods.insert(name, (live(p), ready(p)));
+            o.pods.insert(name, (live(p), pod_ready(p)));
         }
         o.max_live = o.pods.values().filter(|(l, _)| *l).count();
         o.min_live_ready = o.pods.values().filter(|(l, r)| *l && *r).count();
@@ -196,14 +189,9 @@ impl PodWatch {
             .as_str()
             .unwrap()
             .to_string();
-        let pki = s.data_dir().join("pki");
-        let mut child = Command::new("curl")
-            .args(["-sN", "--cacert"])
-            .arg(pki.join("ca.crt"))
-            .arg("--cert")
-            .arg(pki.join("admin.crt"))
-            .arg("--key")
-            .arg(pki.join("admin.key"))
+        let mut child = s
+            .curl_cmd()
+            .arg("-N")
             .arg(format!(
                 "{}/api/v1/namespaces/{NS}/pods?watch=1&labelSelector={selector}&resourceVersion={rv}",
                 s.url
@@ -229,7 +217,7 @@ impl PodWatch {
                 if ev["type"] == "DELETED" {
                     o.pods.remove(name);
                 } else {
-                    o.pods.insert(name.to_string(), (live(p), ready(p)));
+                    o.pods.insert(name.to_string(), (live(p), pod_ready(p)));
                 }
                 o.names.insert(name.to_string());
                 o.events += 1;
@@ -333,7 +321,7 @@ fn rolling_update_respects_surge_and_unavailability_then_history_and_undo() {
     assert_eq!(first["metadata"]["ownerReferences"][0]["controller"], true);
     let ready_pods = pods(&s, "app%3Dweb");
     assert_eq!(ready_pods.len(), 5);
-    assert!(ready_pods.iter().all(|p| ready(p)
+    assert!(ready_pods.iter().all(|p| pod_ready(p)
         && p["metadata"]["name"]
             .as_str()
             .unwrap()
@@ -519,7 +507,7 @@ fn pause_resume_scale_restart_and_recreate() {
         Duration::from_secs(20),
         || {
             let ps: Vec<Value> = pods(&s, "app%3Dapi").into_iter().filter(live).collect();
-            (ps.len() == 4 && ps.iter().filter(|p| ready(p)).count() == 4).then_some(())
+            (ps.len() == 4 && ps.iter().filter(|p| pod_ready(p)).count() == 4).then_some(())
         },
     );
     assert_eq!(replica_sets(&s, "api").len(), 1, "no rollout while paused");
@@ -653,12 +641,6 @@ fn owner(p: &Value) -> String {
         .to_string()
 }
 
-fn names(ps: &[Value]) -> BTreeSet<String> {
-    ps.iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
     let s = Server::start();
@@ -670,9 +652,10 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
     s.apply(&replica_set("fe", 3));
     let ps = eventually("3 ready fe pods", Duration::from_secs(20), || {
         let ps: Vec<Value> = pods(&s, "tier%3Dfe").into_iter().filter(live).collect();
-        (ps.len() == 3 && ps.iter().all(ready) && ps.iter().all(|p| owner(p) == "fe")).then_some(ps)
+        (ps.len() == 3 && ps.iter().all(pod_ready) && ps.iter().all(|p| owner(p) == "fe"))
+            .then_some(ps)
     });
-    assert!(names(&ps).contains("lonely"), "{:?}", names(&ps));
+    assert!(name_set(&ps).contains("lonely"), "{:?}", name_set(&ps));
     // The status follows the pods (each pod change is another sync).
     let rs = eventually("fe status caught up", Duration::from_secs(20), || {
         let rs = get(&s, &format!("/apis/apps/v1/namespaces/{NS}/replicasets/fe"));
@@ -710,7 +693,8 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
     s.kubectl_ok("1.33", &["delete", "pod", &victim, "--wait=false"]);
     eventually("replacement pod", Duration::from_secs(20), || {
         let ps: Vec<Value> = pods(&s, "tier%3Dfe").into_iter().filter(live).collect();
-        (ps.len() == 3 && !names(&ps).contains(&victim) && ps.iter().all(ready)).then_some(())
+        (ps.len() == 3 && !name_set(&ps).contains(&victim) && ps.iter().all(pod_ready))
+            .then_some(())
     });
 
     // A pod relabelled out of the selector is released and replaced.
@@ -733,7 +717,7 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
     s.apply(&replica_set("be", 2));
     let ready_be = eventually("2 ready be pods", Duration::from_secs(20), || {
         let ps: Vec<Value> = pods(&s, "tier%3Dbe").into_iter().filter(live).collect();
-        (ps.len() == 2 && ps.iter().all(ready)).then_some(names(&ps))
+        (ps.len() == 2 && ps.iter().all(pod_ready)).then_some(name_set(&ps))
     });
     // Readiness times have one-second resolution: let the next pods become ready in a later
     // second than these.
@@ -755,7 +739,7 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
     s.kubectl_ok("1.33", &["scale", "rs/be", "--replicas=4"]);
     eventually("4 be pods", Duration::from_secs(20), || {
         let ps: Vec<Value> = pods(&s, "tier%3Dbe").into_iter().filter(live).collect();
-        (ps.len() == 4 && ps.iter().all(ready)).then_some(())
+        (ps.len() == 4 && ps.iter().all(pod_ready)).then_some(())
     });
     s.kubectl_ok("1.33", &["scale", "rs/be", "--replicas=2"]);
     eventually("back to 2 be pods", Duration::from_secs(20), || {
@@ -780,7 +764,7 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
             let ps: Vec<Value> = pods(&s, "tier%3Dbe2").into_iter().filter(live).collect();
             (ps.len() == 4
                 && ps.iter().all(|p| owner(p) == "be2")
-                && ps.iter().filter(|p| ready(p)).count() == 2)
+                && ps.iter().filter(|p| pod_ready(p)).count() == 2)
                 .then_some(())
         },
     );
@@ -790,14 +774,15 @@ fn replica_set_replaces_adopts_releases_and_scales_down_the_right_pods() {
         Duration::from_secs(20),
         || {
             let ps: Vec<Value> = pods(&s, "tier%3Dbe2").into_iter().filter(live).collect();
-            (ps.len() == 3 && !names(&ps).contains("unscheduled")).then_some(())
+            (ps.len() == 3 && !name_set(&ps).contains("unscheduled")).then_some(())
         },
     );
-    assert!(names(&pods(&s, "tier%3Dbe2")).contains("not-ready"));
+    assert!(name_set(&pods(&s, "tier%3Dbe2")).contains("not-ready"));
     s.kubectl_ok("1.33", &["scale", "rs/be2", "--replicas=2"]);
     eventually("then the not-ready one", Duration::from_secs(20), || {
         let ps: Vec<Value> = pods(&s, "tier%3Dbe2").into_iter().filter(live).collect();
-        (ps.len() == 2 && !names(&ps).contains("not-ready") && ps.iter().all(ready)).then_some(())
+        (ps.len() == 2 && !name_set(&ps).contains("not-ready") && ps.iter().all(pod_ready))
+            .then_some(())
     });
     let evs = events(&s, "ReplicaSet", "be2");
     assert!(
@@ -816,7 +801,7 @@ fn deployment_adopts_a_replica_set_with_its_template_instead_of_creating_one() {
     ));
     let before = eventually("2 ready legacy pods", Duration::from_secs(20), || {
         let ps: Vec<Value> = pods(&s, "app%3Dlegacy").into_iter().filter(live).collect();
-        (ps.len() == 2 && ps.iter().all(ready)).then_some(names(&ps))
+        (ps.len() == 2 && ps.iter().all(pod_ready)).then_some(name_set(&ps))
     });
     s.apply(&format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: legacy\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: legacy\n{template}"

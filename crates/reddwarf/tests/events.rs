@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{eventually, Server};
@@ -190,27 +189,6 @@ fn one_collection_read_through_both_apis() {
     assert_eq!(names(&s.api_get(CORE)), Vec::<String>::new());
 }
 
-/// Runs a watch that ends by its own timeoutSeconds and returns its events.
-fn watch(s: &Server, path_and_query: &str) -> Vec<Value> {
-    let pki = s.data_dir().join("pki");
-    let out = Command::new("curl")
-        .args(["-s", "-N", "--max-time", "20", "--cacert"])
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"))
-        .arg(format!("{}{}", s.url, path_and_query))
-        .stdout(Stdio::piped())
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("watch line"))
-        .collect()
-}
-
 #[test]
 fn a_watch_on_either_api_sees_events_written_through_the_other() {
     let s = Server::start();
@@ -240,9 +218,9 @@ fn a_watch_on_either_api_sees_events_written_through_the_other() {
         &json!({"message": "again"}),
     );
 
-    let evs = watch(
-        &s,
+    let evs = s.watch_events(
         &format!("{EV}?watch=true&resourceVersion={rv}&timeoutSeconds=1"),
+        None,
     );
     let seen: Vec<(String, String)> = evs
         .iter()
@@ -273,15 +251,12 @@ fn a_watch_on_either_api_sees_events_written_through_the_other() {
     assert_eq!(evs[2]["object"]["note"], "again");
 
     // A field selector in events.k8s.io names, and the core watch from the same point.
-    let evs = watch(
-        &s,
-        &format!("{EV}?watch=true&resourceVersion={rv}&timeoutSeconds=1&fieldSelector=regarding.name%3Dp2"),
-    );
+    let evs = s.watch_events(&format!("{EV}?watch=true&resourceVersion={rv}&timeoutSeconds=1&fieldSelector=regarding.name%3Dp2"), None);
     assert_eq!(evs.len(), 2, "{evs:?}");
     assert!(evs.iter().all(|e| e["object"]["metadata"]["name"] == "c2"));
-    let evs = watch(
-        &s,
+    let evs = s.watch_events(
         &format!("{CORE}?watch=true&resourceVersion={rv}&timeoutSeconds=1"),
+        None,
     );
     assert_eq!(evs.len(), 3, "{evs:?}");
     assert!(evs
@@ -290,7 +265,7 @@ fn a_watch_on_either_api_sees_events_written_through_the_other() {
     assert_eq!(evs[1]["object"]["message"], "scaled up");
 
     // Initial events of a watch without a resourceVersion come converted as well.
-    let evs = watch(&s, &format!("{EV}?watch=true&timeoutSeconds=1"));
+    let evs = s.watch_events(&format!("{EV}?watch=true&timeoutSeconds=1"), None);
     assert_eq!(evs.len(), 2, "{evs:?}");
     assert!(evs
         .iter()

@@ -25,16 +25,6 @@ fn ok_stdin(s: &Server, args: &[&str], input: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A request with a JSON body; returns (status, body).
-fn send_json(s: &Server, method: &str, path: &str, body: &Value) -> (u16, String) {
-    s.curl(
-        method,
-        path,
-        Some("application/json"),
-        Some(body.to_string().as_bytes()),
-    )
-}
-
 fn apply_ss(s: &Server, manifest: &str) {
     ok_stdin(s, &["apply", "--server-side", "-f", "-"], manifest);
 }
@@ -256,8 +246,7 @@ fn rbac_names_are_path_segments() {
     );
     let body = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "a%b"}});
-    let (code, text) = send_json(
-        &s,
+    let (code, text) = s.send_json(
         "POST",
         "/apis/rbac.authorization.k8s.io/v1/clusterroles",
         &body,
@@ -601,8 +590,7 @@ fn csrs_record_their_requester_and_are_approved_through_approval() {
         "metadata": {"name": "c1"},
         "spec": {"request": request, "signerName": "example.com/signer", "usages": ["client auth"],
             "username": "someone-else", "groups": ["x"]}});
-    let (code, text) = send_json(
-        &s,
+    let (code, text) = s.send_json(
         "POST",
         "/apis/certificates.k8s.io/v1/certificatesigningrequests",
         &body,
@@ -765,8 +753,7 @@ fn put_creates_missing_objects_of_the_kinds_upstream_allows() {
     let s = Server::start();
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "l"}, "spec": {"holderIdentity": "me"}});
-    let (code, body) = send_json(
-        &s,
+    let (code, body) = s.send_json(
         "PUT",
         "/apis/coordination.k8s.io/v1/namespaces/default/leases/l",
         &lease,
@@ -774,8 +761,7 @@ fn put_creates_missing_objects_of_the_kinds_upstream_allows() {
     assert_eq!(code, 201, "{body}");
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "system:r"}, "rules": []});
-    let (code, body) = send_json(
-        &s,
+    let (code, body) = s.send_json(
         "PUT",
         "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:r",
         &role,
@@ -783,7 +769,7 @@ fn put_creates_missing_objects_of_the_kinds_upstream_allows() {
     assert_eq!(code, 201, "{body}");
     // ConfigMaps are not among them.
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
-    let (code, body) = send_json(&s, "PUT", "/api/v1/namespaces/default/configmaps/c", &cm);
+    let (code, body) = s.send_json("PUT", "/api/v1/namespaces/default/configmaps/c", &cm);
     assert_eq!(code, 404, "{body}");
 }
 

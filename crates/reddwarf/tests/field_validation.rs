@@ -2,28 +2,13 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Server;
 
 /// POST with curl -i; returns (status, Warning header values, body).
 fn post_i(s: &Server, query: &str, body: &str) -> (u16, Vec<String>, String) {
-    let pki = s.data_dir().join("pki");
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-i",
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "--cacert",
-        ])
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"))
+    let out = s
+        .curl_cmd()
+        .args(["-i", "-X", "POST", "-H", "content-type: application/json"])
         .args(["-d", body])
         .arg(format!(
             "{}/api/v1/namespaces/default/configmaps{query}",

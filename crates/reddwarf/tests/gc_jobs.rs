@@ -5,24 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, Server, SimNodes};
+use common::{eventually, parse, Server, SimNodes};
 use serde_json::{json, Value};
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
-/// POSTs `body` to `path` and returns the created object.
-fn create(s: &Server, path: &str, body: Value) -> Value {
-    let (code, text) = s.curl(
-        "POST",
-        path,
-        Some("application/json"),
-        Some(body.to_string().as_bytes()),
-    );
-    assert_eq!(code, 201, "POST {path}: {text}");
-    parse(&text)
-}
 
 fn get(s: &Server, path: &str) -> Option<Value> {
     let (code, text) = s.curl("GET", path, None, None);
@@ -58,14 +42,13 @@ fn gone(s: &Server, path: &str, what: &str) {
 fn background_cascade_deletes_dependents_whose_owners_are_gone() {
     let s = Server::start();
     for v in ["1.33", "1.27"] {
-        let owner = create(&s, CM, configmap(&format!("owner-{}", &v[2..]), vec![]));
+        let owner = s.create(CM, configmap(&format!("owner-{}", &v[2..]), vec![]));
         let dep = format!("dep-{}", &v[2..]);
-        create(&s, CM, configmap(&dep, vec![owner_ref(&owner, false)]));
+        s.create(CM, configmap(&dep, vec![owner_ref(&owner, false)]));
         // A second owner that stays keeps an object alive; only the dead reference goes.
-        let keeper = create(&s, CM, configmap(&format!("keeper-{}", &v[2..]), vec![]));
+        let keeper = s.create(CM, configmap(&format!("keeper-{}", &v[2..]), vec![]));
         let shared = format!("shared-{}", &v[2..]);
-        create(
-            &s,
+        s.create(
             CM,
             configmap(
                 &shared,
@@ -92,11 +75,11 @@ fn background_cascade_deletes_dependents_whose_owners_are_gone() {
 
     // An owner recreated under the same name is a different owner: the dependent of the old
     // one is garbage even though the name resolves.
-    let old = create(&s, CM, configmap("phoenix", vec![]));
+    let old = s.create(CM, configmap("phoenix", vec![]));
     let (code, _) = s.curl("DELETE", &format!("{CM}/phoenix"), None, None);
     assert_eq!(code, 200);
-    create(&s, CM, configmap("phoenix", vec![]));
-    create(&s, CM, configmap("ash", vec![owner_ref(&old, false)]));
+    s.create(CM, configmap("phoenix", vec![]));
+    s.create(CM, configmap("ash", vec![owner_ref(&old, false)]));
     gone(
         &s,
         &format!("{CM}/ash"),
@@ -107,7 +90,7 @@ fn background_cascade_deletes_dependents_whose_owners_are_gone() {
     // A dependent created naming an owner that never existed is collected too.
     let ghost = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "ghost", "uid": "00000000-0000-0000-0000-000000000001"}});
-    create(&s, CM, configmap("haunted", vec![owner_ref(&ghost, false)]));
+    s.create(CM, configmap("haunted", vec![owner_ref(&ghost, false)]));
     gone(
         &s,
         &format!("{CM}/haunted"),
@@ -116,8 +99,7 @@ fn background_cascade_deletes_dependents_whose_owners_are_gone() {
 
     // A cluster-scoped object naming a namespaced owner kind has an unresolvable reference:
     // reported, never collected.
-    create(
-        &s,
+    s.create(
         "/apis/rbac.authorization.k8s.io/v1/clusterroles",
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "misowned", "ownerReferences": [owner_ref(&ghost, false)]},
@@ -146,8 +128,7 @@ fn foreground_cascade_waits_for_blocking_dependents() {
     let rs_path = "/apis/apps/v1/namespaces/default/replicasets";
     for v in ["1.33", "1.27"] {
         let name = format!("web-{}", &v[2..]);
-        let rs = create(
-            &s,
+        let rs = s.create(
             rs_path,
             json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": name},
@@ -160,19 +141,18 @@ fn foreground_cascade_waits_for_blocking_dependents() {
         let held = format!("held-{}", &v[2..]);
         let mut cm = configmap(&held, vec![owner_ref(&rs, true)]);
         cm["metadata"]["finalizers"] = json!(["example.com/hold"]);
-        create(&s, CM, cm);
+        s.create(CM, cm);
         let pod = format!("pod-{}", &v[2..]);
         let mut ref_ = owner_ref(&rs, true);
         ref_["controller"] = json!(true);
-        create(
-            &s,
+        s.create(
             "/api/v1/namespaces/default/pods",
             json!({"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": pod, "labels": {"app": name}, "ownerReferences": [ref_]},
                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
         );
         let loose = format!("loose-{}", &v[2..]);
-        create(&s, CM, configmap(&loose, vec![owner_ref(&rs, false)]));
+        s.create(CM, configmap(&loose, vec![owner_ref(&rs, false)]));
 
         s.kubectl_ok(
             v,
@@ -226,15 +206,14 @@ fn foreground_cascade_waits_for_blocking_dependents() {
     }
 
     // kubectl waits for a foreground deletion to finish.
-    let rs = create(
-        &s,
+    let rs = s.create(
         rs_path,
         json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "waited"},
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "w"}},
                 "template": {"metadata": {"labels": {"app": "w"}},
                     "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
     );
-    create(&s, CM, configmap("waited-dep", vec![owner_ref(&rs, true)]));
+    s.create(CM, configmap("waited-dep", vec![owner_ref(&rs, true)]));
     s.kubectl_ok(
         "1.33",
         &[
@@ -253,13 +232,12 @@ fn foreground_cascade_waits_for_blocking_dependents() {
 fn orphan_cascade_keeps_dependents_without_the_reference() {
     let s = Server::start();
     for v in ["1.33", "1.27"] {
-        let owner = create(&s, CM, configmap(&format!("parent-{}", &v[2..]), vec![]));
-        let other = create(&s, CM, configmap(&format!("other-{}", &v[2..]), vec![]));
+        let owner = s.create(CM, configmap(&format!("parent-{}", &v[2..]), vec![]));
+        let other = s.create(CM, configmap(&format!("other-{}", &v[2..]), vec![]));
         let a = format!("a-{}", &v[2..]);
         let b = format!("b-{}", &v[2..]);
-        create(&s, CM, configmap(&a, vec![owner_ref(&owner, true)]));
-        create(
-            &s,
+        s.create(CM, configmap(&a, vec![owner_ref(&owner, true)]));
+        s.create(
             CM,
             configmap(&b, vec![owner_ref(&owner, false), owner_ref(&other, false)]),
         );
@@ -362,8 +340,7 @@ fn event_reasons(s: &Server, name: &str) -> Vec<String> {
 fn job_runs_to_completion_with_bounded_parallelism() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "node", 2, &["--run-time", "1s"]);
-    let created = create(
-        &s,
+    let created = s.create(
         JOBS,
         job(
             "batch",
@@ -445,8 +422,7 @@ fn job_runs_to_completion_with_bounded_parallelism() {
 fn failing_job_stops_at_its_backoff_limit() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "node", 2, &["--run-time", "1s"]);
-    create(
-        &s,
+    s.create(
         JOBS,
         job(
             "flaky",
@@ -479,8 +455,7 @@ fn failing_job_stops_at_its_backoff_limit() {
 fn indexed_job_gives_each_pod_its_index() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "node", 2, &["--run-time", "1s"]);
-    create(
-        &s,
+    s.create(
         JOBS,
         job(
             "idx",
@@ -527,8 +502,7 @@ fn indexed_job_gives_each_pod_its_index() {
 fn finished_job_is_deleted_after_its_ttl_with_its_pods() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "1s"]);
-    create(
-        &s,
+    s.create(
         JOBS,
         job("brief", json!({"ttlSecondsAfterFinished": 2}), json!({})),
     );
@@ -545,7 +519,7 @@ fn deleting_a_job_takes_or_keeps_its_pods() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "60s"]);
     for name in ["kept", "taken"] {
-        create(&s, JOBS, job(name, json!({}), json!({})));
+        s.create(JOBS, job(name, json!({}), json!({})));
     }
     for name in ["kept", "taken"] {
         eventually("job pod running", Duration::from_secs(20), || {
@@ -580,8 +554,7 @@ fn deleting_a_job_takes_or_keeps_its_pods() {
 fn cronjob_runs_a_job_at_the_scheduled_minute() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "1s"]);
-    let cj = create(
-        &s,
+    let cj = s.create(
         "/apis/batch/v1/namespaces/default/cronjobs",
         json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
             "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid",
@@ -715,7 +688,7 @@ fn pod_gc_removes_pods_of_a_deleted_node() {
     let mut nodes = SimNodes::start(&s, "gone", 1, &[]);
     let rs_pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranded"},
         "spec": {"nodeName": "gone-0", "containers": [{"name": "c", "image": "nginx"}]}});
-    create(&s, PODS, rs_pod);
+    s.create(PODS, rs_pod);
     eventually("pod running", Duration::from_secs(20), || {
         (get(&s, &format!("{PODS}/stranded"))?["status"]["phase"] == "Running").then_some(())
     });
@@ -731,8 +704,7 @@ fn pod_gc_removes_pods_of_a_deleted_node() {
     let s = Server::start_with(&["--terminated-pod-gc-threshold", "2"]);
     let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "1s"]);
     for i in 0..4 {
-        create(
-            &s,
+        s.create(
             PODS,
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("done-{i}")},
                 "spec": {"restartPolicy": "Never", "nodeName": "node-0",
@@ -757,8 +729,7 @@ fn job_deadline_and_suspension() {
     let s = Server::start();
     let _nodes = SimNodes::start(&s, "node", 1, &["--run-time", "60s"]);
     // Pods that would run for a minute against a two-second deadline.
-    create(
-        &s,
+    s.create(
         JOBS,
         job(
             "late",
@@ -780,7 +751,7 @@ fn job_deadline_and_suspension() {
     });
 
     // A suspended job makes no pods until it is resumed.
-    create(&s, JOBS, job("held", json!({"suspend": true}), json!({})));
+    s.create(JOBS, job("held", json!({"suspend": true}), json!({})));
     let j = eventually("Suspended condition", Duration::from_secs(20), || {
         let j = get(&s, &format!("{JOBS}/held"))?;
         condition(&j, "Suspended").is_some().then_some(j)

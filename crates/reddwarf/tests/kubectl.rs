@@ -10,14 +10,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{eventually, Server, KUBECTL_VERSIONS};
+use common::{eventually, parse, Server, KUBECTL_VERSIONS};
 use serde_json::{json, Value};
 
 const NS: &str = "e2e";
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
 
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
@@ -51,12 +47,6 @@ impl Server {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);
         parse(&self.kubectl_ok(v, &a))
-    }
-
-    fn write_file(&self, name: &str, text: &str) -> String {
-        let p = self.data_dir().join(name);
-        std::fs::write(&p, text).expect("write manifest");
-        p.to_string_lossy().into_owned()
     }
 }
 

@@ -6,12 +6,8 @@
 
 mod common;
 
-use common::Server;
+use common::{parse, Server};
 use serde_json::Value;
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
 
 fn has_line(out: &str, want: &str) -> bool {
     out.lines().any(|l| l.trim_end() == want)
@@ -258,16 +254,10 @@ fn openapi_v3_index_and_documents() {
 }
 
 fn curl_accept(s: &Server, accept: &str) -> (String, Vec<u8>) {
-    let pki = s.data_dir().join("pki");
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-D", "-", "--max-time", "20", "-H"])
+    let out = s
+        .curl_cmd()
+        .args(["-D", "-", "--max-time", "20", "-H"])
         .arg(format!("Accept: {accept}"))
-        .arg("--cacert")
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"))
         .arg(format!("{}/openapi/v2", s.url))
         .output()
         .expect("curl");
@@ -355,25 +345,15 @@ spec:
         image: busybox:1
 ";
 
-fn write(s: &Server, name: &str, text: &str) -> String {
-    let p = s.data_dir().join(name);
-    std::fs::write(&p, text).expect("write manifest");
-    p.to_string_lossy().into_owned()
-}
-
 /// Client-side apply computes its strategic merge patch from the merge keys of the served
 /// schemas (`/openapi/v2`; 1.33 reads the v3 document too): only the changed
 /// container, by name, with the element order; the server merges it by key, so both
 /// containers remain.
 fn reapply_keeps_both_containers(v: &str, reads: &[&str]) {
     let s = Server::start();
-    let f = write(&s, "dep.yaml", DEPLOYMENT);
+    let f = s.write_file("dep.yaml", DEPLOYMENT);
     s.kubectl_ok(v, &["apply", "-f", &f]);
-    write(
-        &s,
-        "dep.yaml",
-        &DEPLOYMENT.replace("busybox:1", "busybox:2"),
-    );
+    s.write_file("dep.yaml", &DEPLOYMENT.replace("busybox:1", "busybox:2"));
     let out = s.kubectl(v, &["apply", "-f", &f, "-v=9"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -428,7 +408,7 @@ fn create_replace_apply_read_the_openapi_cleanly() {
     // race them (a 409, as it would upstream).
     let s = Server::start_with(&["--controllers=*,-deployment,-replicaset"]);
     for v in ["1.27", "1.33"] {
-        let f = write(&s, "dep.yaml", DEPLOYMENT);
+        let f = s.write_file("dep.yaml", DEPLOYMENT);
         for args in [
             vec!["create", "-f", &f, "--validate=strict"],
             vec!["replace", "-f", &f, "--validate=strict"],
@@ -444,8 +424,7 @@ fn create_replace_apply_read_the_openapi_cleanly() {
             );
         }
         // an unknown field is refused by the server (kubectl relies on field validation)
-        let bad = write(
-            &s,
+        let bad = s.write_file(
             "bad.yaml",
             &DEPLOYMENT.replace("  replicas: 1", "  replicas: 1\n  replicaz: 2"),
         );

@@ -25,22 +25,11 @@ spec:
         image: busybox:1.36
 ";
 
-fn write(s: &Server, name: &str, text: &str) -> String {
-    let p = s.data_dir().join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
-}
-
-fn get(s: &Server, v: &str, what: &str, path: &str) -> String {
-    s.kubectl_ok(v, &["get", what, "-o", &format!("jsonpath={path}")])
-}
-
 fn client_side(v: &str) {
     // Resource versions are compared: no controller may write the Deployments meanwhile.
     let s = Server::start_with(&["--controllers=*,-deployment,-replicaset"]);
-    let d1 = write(&s, "d1.yaml", DEPLOY);
-    let d2 = write(
-        &s,
+    let d1 = s.write_file("d1.yaml", DEPLOY);
+    let d2 = s.write_file(
         "d2.yaml",
         &DEPLOY
             .replace("nginx:1.27", "nginx:1.28")
@@ -53,8 +42,7 @@ fn client_side(v: &str) {
         .kubectl_ok(v, &["apply", "-f", &d2])
         .contains("deployment.apps/web configured"));
     assert_eq!(
-        get(
-            &s,
+        s.jsonpath(
             v,
             "deploy/web",
             "{.spec.replicas} {.metadata.generation} {.spec.template.spec.containers[*].image}"
@@ -62,18 +50,17 @@ fn client_side(v: &str) {
         "3 2 nginx:1.28 busybox:1.36",
         "both containers kept, generation bumped"
     );
-    let rv = get(&s, v, "deploy/web", "{.metadata.resourceVersion}");
+    let rv = s.jsonpath(v, "deploy/web", "{.metadata.resourceVersion}");
     assert!(s
         .kubectl_ok(v, &["apply", "-f", &d2])
         .contains("deployment.apps/web unchanged"));
     assert_eq!(
-        get(&s, v, "deploy/web", "{.metadata.resourceVersion}"),
+        s.jsonpath(v, "deploy/web", "{.metadata.resourceVersion}"),
         rv,
         "no write for an unchanged apply"
     );
 
-    let d3 = write(
-        &s,
+    let d3 = s.write_file(
         "d3.yaml",
         &DEPLOY
             .replace("nginx:1.27", "nginx:1.28")
@@ -89,19 +76,14 @@ fn client_side(v: &str) {
         "{text}"
     );
     assert_eq!(
-        get(&s, v, "deploy/web", "{.metadata.resourceVersion}"),
+        s.jsonpath(v, "deploy/web", "{.metadata.resourceVersion}"),
         rv,
         "diff is a dry run"
     );
 
     s.kubectl_ok(v, &["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","$patch":"delete"}]}}}}"#]);
     assert_eq!(
-        get(
-            &s,
-            v,
-            "deploy/web",
-            "{.spec.template.spec.containers[*].name}"
-        ),
+        s.jsonpath(v, "deploy/web", "{.spec.template.spec.containers[*].name}"),
         "nginx"
     );
     s.kubectl_ok(
@@ -115,7 +97,7 @@ fn client_side(v: &str) {
             r#"{"metadata":{"labels":{"tier":"fe"}}}"#,
         ],
     );
-    assert_eq!(get(&s, v, "deploy/web", "{.metadata.labels.tier}"), "fe");
+    assert_eq!(s.jsonpath(v, "deploy/web", "{.metadata.labels.tier}"), "fe");
     s.kubectl_ok(
         v,
         &[
@@ -127,13 +109,12 @@ fn client_side(v: &str) {
             r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
         ],
     );
-    assert_eq!(get(&s, v, "deploy/web", "{.spec.replicas}"), "4");
-    let rv = get(&s, v, "deploy/web", "{.metadata.resourceVersion}");
+    assert_eq!(s.jsonpath(v, "deploy/web", "{.spec.replicas}"), "4");
+    let rv = s.jsonpath(v, "deploy/web", "{.metadata.resourceVersion}");
     let failed = s.kubectl(v, &["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":9},{"op":"test","path":"/spec/replicas","value":99}]"#]);
     assert!(!failed.status.success());
     assert_eq!(
-        get(
-            &s,
+        s.jsonpath(
             v,
             "deploy/web",
             "{.spec.replicas} {.metadata.resourceVersion}"
@@ -143,30 +124,24 @@ fn client_side(v: &str) {
     );
 
     s.kubectl_ok(v, &["scale", "deploy", "web", "--replicas=5"]);
-    assert_eq!(get(&s, v, "deploy/web", "{.spec.replicas}"), "5");
+    assert_eq!(s.jsonpath(v, "deploy/web", "{.spec.replicas}"), "5");
     s.kubectl_ok(v, &["set", "image", "deploy/web", "nginx=nginx:1.29"]);
     assert_eq!(
-        get(
-            &s,
-            v,
-            "deploy/web",
-            "{.spec.template.spec.containers[0].image}"
-        ),
+        s.jsonpath(v, "deploy/web", "{.spec.template.spec.containers[0].image}"),
         "nginx:1.29"
     );
     s.kubectl_ok(v, &["rollout", "restart", "deploy/web"]);
-    assert!(!get(
-        &s,
-        v,
-        "deploy/web",
-        "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}"
-    )
-    .is_empty());
+    assert!(!s
+        .jsonpath(
+            v,
+            "deploy/web",
+            "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}"
+        )
+        .is_empty());
     s.kubectl_ok(v, &["label", "deploy", "web", "tier=be", "--overwrite"]);
     s.kubectl_ok(v, &["annotate", "deploy", "web", "note=x"]);
     assert_eq!(
-        get(
-            &s,
+        s.jsonpath(
             v,
             "deploy/web",
             "{.metadata.labels.tier} {.metadata.annotations.note}"
@@ -175,8 +150,7 @@ fn client_side(v: &str) {
     );
 
     // kubectl edit through a non-interactive editor.
-    let editor = write(
-        &s,
+    let editor = s.write_file(
         "editor.sh",
         "#!/bin/sh\nsed -i 's/replicas: 5/replicas: 6/' \"$1\"\n",
     );
@@ -194,19 +168,17 @@ fn client_side(v: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(get(&s, v, "deploy/web", "{.spec.replicas}"), "6");
+    assert_eq!(s.jsonpath(v, "deploy/web", "{.spec.replicas}"), "6");
 }
 
 fn server_side(v: &str) {
     // Resource versions are compared: no controller may write the Deployments meanwhile.
     let s = Server::start_with(&["--controllers=*,-deployment,-replicaset"]);
-    let mine = write(
-        &s,
+    let mine = s.write_file(
         "mine.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {a: \"1\", b: \"2\"}\n",
     );
-    let theirs = write(
-        &s,
+    let theirs = s.write_file(
         "theirs.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {b: \"3\", c: \"4\"}\n",
     );
@@ -243,23 +215,22 @@ fn server_side(v: &str) {
         ],
     );
     assert_eq!(
-        get(&s, v, "cm/ssa", "{.data.a} {.data.b} {.data.c}"),
+        s.jsonpath(v, "cm/ssa", "{.data.a} {.data.b} {.data.c}"),
         "1 3 4"
     );
-    let managers = get(&s, v, "cm/ssa", "{.metadata.managedFields[*].manager}");
+    let managers = s.jsonpath(v, "cm/ssa", "{.metadata.managedFields[*].manager}");
     assert_eq!(managers, "kubectl other");
     // kubectl drops `a` (its only owner) and `b` (now owned by other): a goes, b stays.
-    let dropped = write(
-        &s,
+    let dropped = s.write_file(
         "dropped.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {}\n",
     );
     s.kubectl_ok(v, &["apply", "--server-side", "-f", &dropped]);
-    assert_eq!(get(&s, v, "cm/ssa", "{.data}"), r#"{"b":"3","c":"4"}"#);
-    let rv = get(&s, v, "cm/ssa", "{.metadata.resourceVersion}");
+    assert_eq!(s.jsonpath(v, "cm/ssa", "{.data}"), r#"{"b":"3","c":"4"}"#);
+    let rv = s.jsonpath(v, "cm/ssa", "{.metadata.resourceVersion}");
     s.kubectl_ok(v, &["apply", "--server-side", "-f", &dropped]);
     assert_eq!(
-        get(&s, v, "cm/ssa", "{.metadata.resourceVersion}"),
+        s.jsonpath(v, "cm/ssa", "{.metadata.resourceVersion}"),
         rv,
         "an unchanged apply writes nothing"
     );
@@ -341,5 +312,9 @@ fn patch_errors_answer_upstream_statuses() {
     );
     let (code, _) = s.curl("PATCH", path, Some("text/plain"), Some(b"x"));
     assert_eq!(code, 415);
-    assert_eq!(get(&s, "1.33", "cm/p", "{.data.a}"), "b", "nothing changed");
+    assert_eq!(
+        s.jsonpath("1.33", "cm/p", "{.data.a}"),
+        "b",
+        "nothing changed"
+    );
 }

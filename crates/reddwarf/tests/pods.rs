@@ -34,10 +34,6 @@ fn cluster(node: &str) -> Cluster {
     }
 }
 
-fn pod(s: &Server, name: &str) -> Value {
-    s.api_get(&format!("/api/v1/namespaces/default/pods/{name}"))
-}
-
 fn wait_running(s: &Server, name: &str) -> Value {
     eventually(
         &format!("pod {name} Running and Ready"),
@@ -221,7 +217,7 @@ spec:
         "ErrImagePull/ImagePullBackOff",
         Duration::from_secs(30),
         || {
-            let p = pod(s, "missing");
+            let p = s.default_pod("missing");
             let r = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
                 .as_str()
                 .unwrap_or("")
@@ -428,7 +424,7 @@ spec:
 
     // A crashing container: restarts counted, and --previous shows the last run.
     eventually("crasher restarted", Duration::from_secs(60), || {
-        (pod(s, "crasher")["status"]["containerStatuses"][0]["restartCount"]
+        (s.default_pod("crasher")["status"]["containerStatuses"][0]["restartCount"]
             .as_i64()
             .unwrap_or(0)
             >= 1)
@@ -438,7 +434,7 @@ spec:
         let prev = s.kubectl_ok(v, &["logs", "crasher", "--previous"]);
         assert!(prev.starts_with("run at "), "{v}: {prev}");
     }
-    let st = &pod(s, "crasher")["status"]["containerStatuses"][0];
+    let st = &s.default_pod("crasher")["status"]["containerStatuses"][0];
     assert_eq!(st["lastState"]["terminated"]["exitCode"], 1, "{st}");
     assert_eq!(st["lastState"]["terminated"]["reason"], "Error", "{st}");
 }
@@ -574,7 +570,7 @@ spec:
 "#;
     s.apply(oom_pod);
     let st = eventually("OOMKilled", Duration::from_secs(60), || {
-        let p = pod(s, "oom");
+        let p = s.default_pod("oom");
         let t = p["status"]["containerStatuses"][0]["state"]["terminated"].clone();
         t.is_object().then_some(p)
     });
@@ -584,12 +580,12 @@ spec:
 
     // A failing liveness probe restarts the container, with back-off.
     eventually("liveness restarts", Duration::from_secs(90), || {
-        let p = pod(s, "live");
+        let p = s.default_pod("live");
         let cs = &p["status"]["containerStatuses"][0];
         (cs["restartCount"].as_i64().unwrap_or(0) >= 1).then_some(())
     });
     eventually("CrashLoopBackOff", Duration::from_secs(60), || {
-        let p = pod(s, "live");
+        let p = s.default_pod("live");
         (p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff")
             .then_some(())
     });

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{eventually, Server, SimNodes};
+use common::{eventually, name_set, pod_ready, Server, SimNodes};
 use serde_json::Value;
 
 const NS: &str = "default";
@@ -44,19 +44,6 @@ fn pods(s: &Server, app: &str) -> Vec<Value> {
         .collect()
 }
 
-fn ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
-
-fn names(ps: &[Value]) -> BTreeSet<String> {
-    ps.iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn rc_json(s: &Server, name: &str) -> Value {
     s.api_get(&format!(
         "/api/v1/namespaces/{NS}/replicationcontrollers/{name}"
@@ -71,7 +58,7 @@ fn replication_controller_runs_scales_adopts_and_cascades() {
     s.apply(&rc("web", 1));
     let ps = eventually("a Running web pod", Duration::from_secs(20), || {
         let ps = pods(&s, "web");
-        (ps.len() == 1 && ps[0]["status"]["phase"] == "Running" && ready(&ps[0])).then_some(ps)
+        (ps.len() == 1 && ps[0]["status"]["phase"] == "Running" && pod_ready(&ps[0])).then_some(ps)
     });
     let rc_obj = rc_json(&s, "web");
     let owner = &ps[0]["metadata"]["ownerReferences"][0];
@@ -108,7 +95,7 @@ fn replication_controller_runs_scales_adopts_and_cascades() {
     s.kubectl_ok("1.33", &["scale", "rc/web", "--replicas=3"]);
     eventually("3 ready web pods", Duration::from_secs(20), || {
         let ps = pods(&s, "web");
-        (ps.len() == 3 && ps.iter().all(ready)).then_some(())
+        (ps.len() == 3 && ps.iter().all(pod_ready)).then_some(())
     });
     eventually("status of 3", Duration::from_secs(20), || {
         (rc_json(&s, "web")["status"]["readyReplicas"] == 3).then_some(())
@@ -157,7 +144,7 @@ fn replication_controller_runs_scales_adopts_and_cascades() {
 
     // Deleting the controller deletes its pods (the garbage collector follows the owner
     // references).
-    let left = names(&pods(&s, "web"));
+    let left = name_set(&pods(&s, "web"));
     s.kubectl_ok("1.33", &["delete", "rc", "web", "--wait=false"]);
     eventually("web pods gone", Duration::from_secs(30), || {
         let (code, body) = s.curl(

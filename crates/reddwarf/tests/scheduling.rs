@@ -15,24 +15,20 @@ fn pod(name: &str, extra: &str) -> String {
     )
 }
 
-fn pod_json(s: &Server, name: &str) -> Value {
-    s.api_get(&format!("/api/v1/namespaces/default/pods/{name}"))
-}
-
 fn node_of(s: &Server, name: &str) -> String {
-    pod_json(s, name)["spec"]["nodeName"]
+    s.default_pod(name)["spec"]["nodeName"]
         .as_str()
         .unwrap_or("")
         .to_string()
 }
 
 fn running_on(s: &Server, name: &str) -> Option<String> {
-    let p = pod_json(s, name);
+    let p = s.default_pod(name);
     (p["status"]["phase"] == "Running").then(|| p["spec"]["nodeName"].as_str().unwrap().to_string())
 }
 
 fn scheduled_condition(s: &Server, name: &str) -> Option<(String, String)> {
-    let p = pod_json(s, name);
+    let p = s.default_pod(name);
     p["status"]["conditions"]
         .as_array()?
         .iter()
@@ -66,7 +62,7 @@ fn pods_spread_fit_and_explain_why_not() {
         vec![3, 3],
         "{per_node:?}"
     );
-    let p = pod_json(&s, "web-0");
+    let p = s.default_pod("web-0");
     let cond = p["status"]["conditions"]
         .as_array()
         .unwrap()
@@ -86,7 +82,7 @@ fn pods_spread_fit_and_explain_why_not() {
     });
     assert_eq!((status.as_str(), message.as_str()), ("False", want));
     assert_eq!(
-        pod_json(&s, "huge")["status"]["conditions"][0]["reason"],
+        s.default_pod("huge")["status"]["conditions"][0]["reason"],
         "Unschedulable"
     );
     let describe = eventually("FailedScheduling event", Duration::from_secs(20), || {
@@ -227,7 +223,7 @@ fn a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         "stayer",
         "  nodeName: doomed-0\n  tolerations:\n  - key: node.kubernetes.io/unreachable\n    operator: Exists\n    effect: NoExecute\n",
     ));
-    let victim = pod_json(&s, "victim");
+    let victim = s.default_pod("victim");
     let seconds: Vec<i64> = victim["spec"]["tolerations"]
         .as_array()
         .unwrap()
@@ -288,11 +284,11 @@ fn a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
     // After its 2 s toleration the victim is evicted (terminating: its kubelet is gone);
     // the pod that tolerates unreachable forever stays.
     eventually("victim evicted", Duration::from_secs(20), || {
-        pod_json(&s, "victim")["metadata"]["deletionTimestamp"]
+        s.default_pod("victim")["metadata"]["deletionTimestamp"]
             .is_string()
             .then_some(())
     });
-    assert!(pod_json(&s, "stayer")["metadata"]["deletionTimestamp"].is_null());
+    assert!(s.default_pod("stayer")["metadata"]["deletionTimestamp"].is_null());
     // New pods avoid the unreachable node.
     s.apply(&pod("newcomer", ""));
     assert_eq!(
@@ -355,11 +351,11 @@ fn priority_classes_admit_and_preempt() {
     eventually("low pods Running", Duration::from_secs(20), || {
         (running_on(&s, "low-a").is_some() && running_on(&s, "low-b").is_some()).then_some(())
     });
-    assert_eq!(pod_json(&s, "low-a")["spec"]["priority"], 10);
+    assert_eq!(s.default_pod("low-a")["spec"]["priority"], 10);
 
     // A more important pod that does not fit: one low pod is preempted, not both.
     s.apply(&manifest("vip", "1", "high"));
-    assert_eq!(pod_json(&s, "vip")["spec"]["priority"], 1000);
+    assert_eq!(s.default_pod("vip")["spec"]["priority"], 1000);
     assert_eq!(
         eventually("vip Running", Duration::from_secs(30), || running_on(
             &s, "vip"
@@ -393,15 +389,6 @@ fn priority_classes_admit_and_preempt() {
     assert!(!events.trim().is_empty(), "a Preempted event");
 }
 
-fn deployment_pods(s: &Server, app: &str) -> Vec<Value> {
-    s.api_get(&format!(
-        "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
-    ))["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_deployment_spreads_evenly_and_moves_off_a_dead_node() {
     let s = Server::start_with(&[
@@ -428,7 +415,7 @@ fn a_deployment_spreads_evenly_and_moves_off_a_dead_node() {
         &["rollout", "status", "deployment/spread", "--timeout=60s"],
     );
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-    for p in deployment_pods(&s, "spread") {
+    for p in s.pods_matching("default", "app=spread") {
         *per_node
             .entry(p["spec"]["nodeName"].as_str().unwrap().to_string())
             .or_default() += 1;
@@ -445,7 +432,8 @@ fn a_deployment_spreads_evenly_and_moves_off_a_dead_node() {
         "six running replicas, all on healthy-0",
         Duration::from_secs(60),
         || {
-            let live: Vec<Value> = deployment_pods(&s, "spread")
+            let live: Vec<Value> = s
+                .pods_matching("default", "app=spread")
                 .into_iter()
                 .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
                 .collect();
@@ -457,7 +445,8 @@ fn a_deployment_spreads_evenly_and_moves_off_a_dead_node() {
         },
     );
     // The evicted ones wait, terminating, for a kubelet that is gone.
-    let stuck = deployment_pods(&s, "spread")
+    let stuck = s
+        .pods_matching("default", "app=spread")
         .into_iter()
         .filter(|p| p["spec"]["nodeName"] == "doomed-0")
         .count();

@@ -4,16 +4,12 @@ mod common;
 
 use common::Server;
 
-fn jsonpath(s: &Server, obj: &str, path: &str) -> String {
-    s.kubectl_ok("1.33", &["get", obj, "-o", &format!("jsonpath={path}")])
-}
-
 #[test]
 fn allocates_unique_ips_and_node_ports_and_releases_them() {
     let s = Server::start();
     // The kubernetes Service holds the first address of the default 10.43.0.0/16.
     assert_eq!(
-        jsonpath(&s, "svc/kubernetes", "{.spec.clusterIP}"),
+        s.jsonpath("1.33", "svc/kubernetes", "{.spec.clusterIP}"),
         "10.43.0.1"
     );
 
@@ -25,14 +21,15 @@ fn allocates_unique_ips_and_node_ports_and_releases_them() {
         "1.33",
         &["create", "service", "nodeport", "b", "--tcp=80:8080"],
     );
-    let a_ip = jsonpath(&s, "svc/a", "{.spec.clusterIP}");
-    let b_ip = jsonpath(&s, "svc/b", "{.spec.clusterIP}");
+    let a_ip = s.jsonpath("1.33", "svc/a", "{.spec.clusterIP}");
+    let b_ip = s.jsonpath("1.33", "svc/b", "{.spec.clusterIP}");
     assert!(
         a_ip.starts_with("10.43.") && b_ip.starts_with("10.43.") && a_ip != b_ip,
         "{a_ip} {b_ip}"
     );
-    assert_eq!(jsonpath(&s, "svc/a", "{.spec.clusterIPs[0]}"), a_ip);
-    let port: u16 = jsonpath(&s, "svc/b", "{.spec.ports[0].nodePort}")
+    assert_eq!(s.jsonpath("1.33", "svc/a", "{.spec.clusterIPs[0]}"), a_ip);
+    let port: u16 = s
+        .jsonpath("1.33", "svc/b", "{.spec.ports[0].nodePort}")
         .parse()
         .expect("node port");
     assert!((30000..=32767).contains(&port));
@@ -93,7 +90,7 @@ fn allocates_unique_ips_and_node_ports_and_releases_them() {
     let file = s.data_dir().join("a.json");
     std::fs::write(&file, v.to_string()).unwrap();
     s.kubectl_ok("1.33", &["replace", "-f", file.to_str().unwrap()]);
-    assert_eq!(jsonpath(&s, "svc/a", "{.spec.clusterIP}"), a_ip);
+    assert_eq!(s.jsonpath("1.33", "svc/a", "{.spec.clusterIP}"), a_ip);
 
     // Deleting frees both the IP and the node port, also when a namespace goes.
     s.kubectl_ok("1.33", &["delete", "svc", "a", "b"]);
@@ -144,5 +141,5 @@ fn allocates_unique_ips_and_node_ports_and_releases_them() {
         "1.33",
         &["create", "service", "clusterip", "h", "--clusterip=None"],
     );
-    assert_eq!(jsonpath(&s, "svc/h", "{.spec.clusterIP}"), "None");
+    assert_eq!(s.jsonpath("1.33", "svc/h", "{.spec.clusterIP}"), "None");
 }

@@ -1,3 +1,6 @@
+//! Smoke tests: the server starts, serves its health endpoints, refuses anonymous callers
+//! and accepts bearer tokens from a token auth file.
+
 mod common;
 
 use common::Server;

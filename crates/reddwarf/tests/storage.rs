@@ -37,14 +37,9 @@ fn cluster(node: &str) -> Cluster {
     }
 }
 
-fn get_opt(s: &Server, path: &str) -> Option<Value> {
-    let (code, body) = s.curl("GET", path, None, None);
-    (code == 200).then(|| serde_json::from_str(&body).expect("JSON"))
-}
-
 fn running_pod(s: &Server, name: &str, not_uid: Option<&str>) -> Value {
     eventually(&format!("pod {name} Running and Ready"), WAIT, || {
-        let p = get_opt(s, &format!("/api/v1/namespaces/default/pods/{name}"))?;
+        let p = s.get_opt(&format!("/api/v1/namespaces/default/pods/{name}"))?;
         let ready = p["status"]["conditions"]
             .as_array()?
             .iter()
@@ -172,13 +167,13 @@ fn a_statefulset_keeps_its_local_volume_across_pod_restarts() {
     // Reclaim Delete: without the set and its claim, the volume and its directory go.
     s.kubectl_ok("1.33", &["delete", "statefulset", "web", "--wait=true"]);
     eventually("web-0 gone", WAIT, || {
-        get_opt(s, "/api/v1/namespaces/default/pods/web-0")
+        s.get_opt("/api/v1/namespaces/default/pods/web-0")
             .is_none()
             .then_some(())
     });
     s.kubectl_ok("1.33", &["delete", "pvc", "data-web-0", "--wait=true"]);
     eventually("the volume deleted", WAIT, || {
-        get_opt(s, &format!("/api/v1/persistentvolumes/{pv_name}"))
+        s.get_opt(&format!("/api/v1/persistentvolumes/{pv_name}"))
             .is_none()
             .then_some(())
     });
@@ -194,7 +189,7 @@ fn claims_without_a_class_get_the_default_one() {
         )
     };
     eventually("the local-path class", WAIT, || {
-        get_opt(&s, "/apis/storage.k8s.io/v1/storageclasses/local-path")
+        s.get_opt("/apis/storage.k8s.io/v1/storageclasses/local-path")
     });
     s.apply(&claim("plain", ""));
     s.apply(&claim("none", "  storageClassName: \"\"\n"));
@@ -234,5 +229,7 @@ fn claims_without_a_class_get_the_default_one() {
     let off = Server::start_with(&["--controllers", "*,-local-path-provisioner"]);
     off.apply(&claim("plain", ""));
     assert!(class(&off, "plain").is_null());
-    assert!(get_opt(&off, "/apis/storage.k8s.io/v1/storageclasses/local-path").is_none());
+    assert!(off
+        .get_opt("/apis/storage.k8s.io/v1/storageclasses/local-path")
+        .is_none());
 }

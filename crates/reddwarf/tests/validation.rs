@@ -5,14 +5,10 @@
 
 mod common;
 
-use common::{Server, KUBECTL_VERSIONS};
+use common::{parse, Server, KUBECTL_VERSIONS};
 use serde_json::{json, Value};
 
 const NS: &str = "val";
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
 
 /// Whether `<plural>` is listed by the group-version discovery document at `gv_path`.
 fn served(s: &Server, gv_path: &str, plural: &str) -> bool {
@@ -81,17 +77,6 @@ fn expect_invalid(
         );
     }
     st
-}
-
-fn create_ok(s: &Server, path: &str, body: &Value) -> Value {
-    let (code, text) = s.curl(
-        "POST",
-        path,
-        Some("application/json"),
-        Some(body.to_string().as_bytes()),
-    );
-    assert_eq!(code, 201, "POST {path}: {text}");
-    parse(&text)
 }
 
 fn container() -> Value {
@@ -415,10 +400,9 @@ fn immutable_fields_are_refused_on_update() {
 
     // Pods: the image may change; a port may not.
     let pods = collection("/api/v1", "pods", true);
-    create_ok(
-        &s,
+    s.create(
         &pods,
-        &pod(
+        pod(
             "p",
             json!({"containers": [{"name": "c", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}),
         ),
@@ -444,10 +428,9 @@ fn immutable_fields_are_refused_on_update() {
 
     // Services: the allocated cluster IP stays.
     let svcs = collection("/api/v1", "services", true);
-    let svc = create_ok(
-        &s,
+    let svc = s.create(
         &svcs,
-        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], "selector": {"app": "s"}}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], "selector": {"app": "s"}}}),
     );
     let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
     if !ip.is_empty() && ip != "None" {
@@ -473,10 +456,9 @@ fn immutable_fields_are_refused_on_update() {
 
     // ConfigMaps and Secrets marked immutable.
     let cms = collection("/api/v1", "configmaps", true);
-    create_ok(
-        &s,
+    s.create(
         &cms,
-        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "frozen"}, "immutable": true, "data": {"a": "1"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "frozen"}, "immutable": true, "data": {"a": "1"}}),
     );
     expect_put_invalid(
         &s,
@@ -486,10 +468,9 @@ fn immutable_fields_are_refused_on_update() {
         "Forbidden: field is immutable when `immutable` is set",
     );
     let secrets = collection("/api/v1", "secrets", true);
-    create_ok(
-        &s,
+    s.create(
         &secrets,
-        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "typed"}, "data": {"a": "MQ=="}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "typed"}, "data": {"a": "MQ=="}}),
     );
     expect_put_invalid(
         &s,
@@ -501,10 +482,9 @@ fn immutable_fields_are_refused_on_update() {
 
     if served(&s, "/apis/apps/v1", "deployments") {
         let deps = collection("/apis/apps/v1", "deployments", true);
-        create_ok(
-            &s,
+        s.create(
             &deps,
-            &deployment(
+            deployment(
                 "web",
                 json!({"matchLabels": {"app": "web"}}),
                 json!({"app": "web"}),
@@ -530,10 +510,9 @@ fn immutable_fields_are_refused_on_update() {
     let rbac = "/apis/rbac.authorization.k8s.io/v1";
     if served(&s, rbac, "rolebindings") {
         let rbs = collection(rbac, "rolebindings", true);
-        create_ok(
-            &s,
+        s.create(
             &rbs,
-            &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}, "subjects": [{"kind": "User", "name": "alice"}]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}, "subjects": [{"kind": "User", "name": "alice"}]}),
         );
         expect_put_invalid(
             &s,

@@ -68,24 +68,18 @@ spec:
     )
 }
 
-fn get_opt(s: &Server, path: &str) -> Option<Value> {
-    let (code, body) = s.curl("GET", path, None, None);
-    (code == 200).then(|| serde_json::from_str(&body).expect("JSON"))
-}
-
 fn claim(s: &Server, name: &str) -> Option<Value> {
-    get_opt(
-        s,
-        &format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/{name}"),
-    )
+    s.get_opt(&format!(
+        "/api/v1/namespaces/{NS}/persistentvolumeclaims/{name}"
+    ))
 }
 
 fn volume(s: &Server, name: &str) -> Option<Value> {
-    get_opt(s, &format!("/api/v1/persistentvolumes/{name}"))
+    s.get_opt(&format!("/api/v1/persistentvolumes/{name}"))
 }
 
 fn pod_json(s: &Server, name: &str) -> Option<Value> {
-    get_opt(s, &format!("/api/v1/namespaces/{NS}/pods/{name}"))
+    s.get_opt(&format!("/api/v1/namespaces/{NS}/pods/{name}"))
 }
 
 fn phase(o: &Value) -> &str {

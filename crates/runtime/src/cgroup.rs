@@ -10,9 +10,11 @@ use crate::{Error, Result, Stats};
 /// A mounted cgroup hierarchy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hierarchy {
+    /// Where the hierarchy is mounted, e.g. `/sys/fs/cgroup/memory` or `/sys/fs/cgroup`.
     pub mount_point: PathBuf,
     /// v1 controllers (and `name=` options) of this hierarchy; empty for v2.
     pub controllers: Vec<String>,
+    /// The unified (cgroup2) hierarchy.
     pub v2: bool,
 }
 

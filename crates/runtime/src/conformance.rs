@@ -50,9 +50,13 @@ pub fn busybox_rootfs(dir: &Path) -> io::Result<PathBuf> {
 /// the test so tests can run in parallel.
 #[derive(Clone, Debug)]
 pub struct Env {
+    /// A busybox root filesystem the containers run in.
     pub rootfs: PathBuf,
+    /// A directory for logs and test data.
     pub scratch: PathBuf,
+    /// Prefix for the test's container ids.
     pub prefix: String,
+    /// The test's cgroup parent.
     pub cgroup_parent: String,
 }
 

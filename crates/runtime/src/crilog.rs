@@ -18,13 +18,17 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// How long an unterminated line is held back waiting for its end.
 pub const PARTIAL_FLUSH: Duration = Duration::from_millis(100);
 
+/// Which output stream a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
 impl Stream {
+    /// The stream as a CRI log record names it (`stdout`, `stderr`).
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
@@ -54,6 +58,7 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
+    /// A splitter for `stream`'s output, with nothing held back.
     pub fn new(stream: Stream) -> Self {
         LineSplitter {
             stream,
@@ -61,6 +66,7 @@ impl LineSplitter {
         }
     }
 
+    /// Whether an unterminated line is held back.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -116,13 +122,17 @@ pub fn write_records(w: &mut impl Write, records: &[u8]) -> io::Result<()> {
 /// One parsed record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine<'a> {
+    /// When the text was read from the container.
     pub timestamp: DateTime<Utc>,
+    /// Which stream it came from.
     pub stream: Stream,
+    /// Tagged `P` (one piece of a longer line) rather than `F` (the end of a line).
     pub partial: bool,
     /// The text without the record's trailing newline.
     pub content: &'a [u8],
 }
 
+/// A record that is not `<RFC 3339 time> <stream> <P|F> <text>`; says which part is wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("malformed CRI log line: {0}")]
 pub struct ParseError(pub &'static str);

@@ -36,24 +36,31 @@ pub struct ContainerSpec {
     pub id: String,
     /// Prepared by the caller (an overlay mount or a plain directory).
     pub rootfs: PathBuf,
+    /// Mount the root filesystem read-only.
     pub readonly_rootfs: bool,
     /// Full argv, already resolved from the image's entrypoint and cmd.
     pub args: Vec<String>,
+    /// Environment variables, in order.
     pub env: Vec<(String, String)>,
     /// Absolute path inside the container.
     pub cwd: String,
+    /// The user the process runs as.
     pub user: UserSpec,
+    /// The container's hostname (UTS namespace).
     pub hostname: String,
     /// Added after the standard `/proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup`
     /// mounts; a mount with the same destination as a standard one replaces it.
     pub mounts: Vec<MountSpec>,
     /// Join this network namespace (a bind-mounted nsfs file); `None` = host network.
     pub network_ns: Option<PathBuf>,
+    /// cgroup limits.
     pub resources: Resources,
     /// Absolute cgroup path of the parent, e.g. `/reddwarf/pod<uid>`; the container's cgroup is
     /// `<parent>/<id>` in every hierarchy.
     pub cgroup_parent: String,
+    /// Privileges, capabilities and seccomp.
     pub security: Security,
+    /// Give the process a terminal (stdout and stderr merged into it).
     pub tty: bool,
     /// Keep stdin open (for attach): the container's stdin is the FIFO
     /// [`LibcontainerRuntime::stdin_path`], held open by the shim so it never sees EOF.
@@ -71,43 +78,69 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The default of [`ContainerSpec::log_max_bytes`]: 10 MiB.
 pub fn default_log_max_bytes() -> u64 {
     10 * 1024 * 1024
 }
 
+/// The default of [`ContainerSpec::log_max_files`]: 5.
 pub fn default_log_max_files() -> usize {
     5
 }
 
+/// The numeric identity a container's process runs as.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSpec {
+    /// User id.
     pub uid: u32,
+    /// Primary group id.
     pub gid: u32,
+    /// Supplementary group ids.
     pub additional_gids: Vec<u32>,
 }
 
+/// A mount added to a container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountSpec {
     /// Absolute path inside the container.
     pub destination: String,
+    /// What is mounted there.
     pub kind: MountKind,
 }
 
+/// The kinds of mount a container can get.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountKind {
-    Bind { source: PathBuf, readonly: bool },
-    Tmpfs { size_bytes: Option<u64> },
+    /// A bind mount of a host path.
+    Bind {
+        /// The host path.
+        source: PathBuf,
+        /// Mount it read-only.
+        readonly: bool,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Size limit; `None` is the kernel's default (half of RAM).
+        size_bytes: Option<u64>,
+    },
 }
 
+/// cgroup limits of a container; `None` leaves a limit unset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
+    /// Memory limit (OCI `memory.limit`).
     pub memory_limit_bytes: Option<i64>,
+    /// CPU weight in cgroup v1 shares (OCI `cpu.shares`).
     pub cpu_shares: Option<u64>,
+    /// CPU time allowed per period, in microseconds (OCI `cpu.quota`).
     pub cpu_quota_us: Option<i64>,
+    /// The CPU quota's period, in microseconds (OCI `cpu.period`).
     pub cpu_period_us: Option<u64>,
+    /// Most processes (OCI `pids.limit`).
     pub pids_limit: Option<i64>,
 }
 
+/// What a container may do beyond Docker's default confinement.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
     /// All capabilities, all devices allowed, no masked or read-only kernel paths.
@@ -116,6 +149,7 @@ pub struct Security {
     pub capabilities_add: Vec<String>,
     /// Relative to Docker's default set; `ALL` drops everything not added.
     pub capabilities_drop: Vec<String>,
+    /// Set `no_new_privs`: setuid binaries gain nothing.
     pub no_new_privileges: bool,
     /// Ask for the runtime's default seccomp profile. [`LibcontainerRuntime`] is built without
     /// seccomp (the library is LGPL C) and, like containerd without seccomp support, runs the
@@ -123,49 +157,68 @@ pub struct Security {
     pub seccomp_default: bool,
 }
 
+/// A container that was created and started.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Started {
+    /// The container id.
     pub id: String,
     /// Host pid of the container's init process.
     pub pid: i32,
+    /// When its init process started.
     pub started_at: DateTime<Utc>,
 }
 
+/// How a container's init process ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exit {
     /// The exit status, or 128+signal when killed by a signal (as Docker and the kubelet show it).
     pub exit_code: i32,
+    /// The signal that killed it, if one did.
     pub signal: Option<i32>,
     /// The container's cgroup recorded an OOM kill.
     pub oom_killed: bool,
+    /// When the exit was recorded.
     pub finished_at: DateTime<Utc>,
 }
 
+/// A container's lifecycle state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerStatus {
     /// Being created: no init process has been reported yet.
     Created,
+    /// Its init process runs.
     Running,
+    /// Its init process ended.
     Exited(Exit),
 }
 
+/// What the runtime knows of one container (see [`Runtime::list`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
+    /// The container id.
     pub id: String,
+    /// The labels given in its [`ContainerSpec`].
     pub labels: BTreeMap<String, String>,
     /// Host pid of init, once started.
     pub pid: Option<i32>,
+    /// When its init process started, once started.
     pub started_at: Option<DateTime<Utc>>,
+    /// Created, running or exited.
     pub status: ContainerStatus,
+    /// Its CRI log file.
     pub log_path: PathBuf,
 }
 
+/// A process to run inside a running container.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecSpec {
+    /// Full argv.
     pub args: Vec<String>,
     /// Added to (and overriding) the container's environment.
     pub env: Vec<(String, String)>,
+    /// Give the process a terminal.
     pub tty: bool,
+    /// Give the process a stdin (see [`ExecProcess::stdin`]).
     pub stdin: bool,
 }
 
@@ -185,24 +238,32 @@ pub struct ExecProcess {
     pub wait: BoxFuture<'static, Result<i32>>,
 }
 
+/// Resource usage of one container, from its cgroup.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Cumulative CPU time of the container's cgroup.
     pub cpu_usage_ns: u64,
     /// Usage minus inactive file pages, as the kubelet computes it.
     pub memory_working_set_bytes: u64,
+    /// Memory usage, page cache included.
     pub memory_usage_bytes: u64,
+    /// When the numbers were read.
     pub timestamp: Option<DateTime<Utc>>,
 }
 
+/// Why a runtime operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No container has this id.
     #[error("container {0} not found")]
     NotFound(String),
+    /// A container with this id exists already.
     #[error("container {0} already exists")]
     AlreadyExists(String),
+    /// The container's init process has exited.
     #[error("container {0} is not running")]
     NotRunning(String),
+    /// The spec cannot be run (bad id, path or mount); the message says what.
     #[error("invalid container spec: {0}")]
     InvalidSpec(String),
     /// Everything else, with the context chain (libcontainer's own messages included).
@@ -222,6 +283,7 @@ impl From<io::Error> for Error {
     }
 }
 
+/// Results of runtime operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A container runtime as the agent drives it. Object safe: hold it as `Arc<dyn Runtime>`.
@@ -230,6 +292,7 @@ pub trait Runtime: Send + Sync {
     fn name_version(&self) -> (String, String);
     /// Whether [`Security::seccomp_default`] is enforced.
     fn supports_seccomp(&self) -> bool;
+    /// Creates the container from `spec` and starts its init process.
     fn create_and_start(&self, spec: ContainerSpec) -> BoxFuture<'_, Result<Started>>;
     /// Resolves when the container's init exits; also for containers recovered after a restart.
     fn wait(&self, id: &str) -> BoxFuture<'_, Result<Exit>>;
@@ -239,7 +302,9 @@ pub trait Runtime: Send + Sync {
     fn remove(&self, id: &str) -> BoxFuture<'_, Result<()>>;
     /// Every container in the state directory.
     fn list(&self) -> BoxFuture<'_, Result<Vec<ContainerRecord>>>;
+    /// Starts `spec` as a new process in the running container `id`.
     fn exec(&self, id: &str, spec: ExecSpec) -> BoxFuture<'_, Result<ExecProcess>>;
+    /// Current resource usage of container `id`.
     fn stats(&self, id: &str) -> BoxFuture<'_, Result<Stats>>;
 }
 

@@ -65,6 +65,7 @@ impl LibcontainerRuntime {
         })
     }
 
+    /// The directory the runtime keeps container state in (given to [`LibcontainerRuntime::new`]).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }

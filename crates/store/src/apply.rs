@@ -9,6 +9,7 @@ use crate::{Batch, Mutation, MutationError, Outcome, Revision, Store, StoreError
 
 /// The outcomes of applying several batches, one `Vec<Outcome>` per batch, in order.
 pub struct AppliedBatch {
+    /// One entry per batch, in the order the batches were given.
     pub outcomes: Vec<Vec<Outcome>>,
 }
 

@@ -5,6 +5,7 @@
 pub struct ObjectKey(String);
 
 impl ObjectKey {
+    /// The key of object `name` of `resource` in `group` (`""` is the legacy core group) and `namespace` (`""` when cluster-scoped).
     pub fn new(group: &str, resource: &str, namespace: &str, name: &str) -> ObjectKey {
         ObjectKey(format!(
             "{}/{}/{}/{}",
@@ -33,10 +34,12 @@ impl ObjectKey {
         format!("{}/{}/{}/", Self::group_seg(group), resource, namespace)
     }
 
+    /// Wraps a string that already has the key's shape (e.g. read back from the table).
     pub fn from_string(s: String) -> ObjectKey {
         ObjectKey(s)
     }
 
+    /// The key as stored.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -50,14 +53,17 @@ impl ObjectKey {
         out
     }
 
+    /// The namespace segment (empty for cluster-scoped objects).
     pub fn namespace(&self) -> &str {
         self.parts()[2]
     }
 
+    /// The object's name segment.
     pub fn name(&self) -> &str {
         self.parts()[3]
     }
 
+    /// The resource segment (plural, e.g. `pods`).
     pub fn resource(&self) -> &str {
         self.parts()[1]
     }

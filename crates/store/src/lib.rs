@@ -99,6 +99,7 @@ impl Store {
         &self.inner.db
     }
 
+    /// The watch hub that apply publishes committed events to.
     pub fn hub(&self) -> &WatchHub {
         &self.inner.hub
     }

@@ -10,34 +10,48 @@ pub enum Mutation {
     /// Create `key`; fails if it exists. When `namespace` is set, that namespace must exist and
     /// not be terminating (checked here so a create cannot race a namespace deletion).
     Create {
+        /// The object key to create.
         key: String,
+        /// The object's JSON, stamped with the revision on apply.
         object: Vec<u8>,
+        /// The namespace that must exist and not be terminating, for namespaced objects.
         namespace: Option<String>,
     },
     /// Replace `key`; fails if missing or if a precondition does not hold.
     Update {
+        /// The object key to replace.
         key: String,
+        /// The new JSON, stamped with the revision on apply.
         object: Vec<u8>,
+        /// Refuse with Conflict unless the stored object is at this revision.
         expect_revision: Option<Revision>,
+        /// Refuse with Conflict unless the stored object has this uid.
         expect_uid: Option<String>,
     },
     /// Remove `key`; fails if missing or if a precondition does not hold.
     Delete {
+        /// The object key to remove.
         key: String,
+        /// Refuse with Conflict unless the stored object is at this revision.
         expect_revision: Option<Revision>,
+        /// Refuse with Conflict unless the stored object has this uid.
         expect_uid: Option<String>,
     },
     /// `inner`, together with unique claims (allocated service IPs, node ports): every claim
     /// must be free or already held by `inner`'s key, and is taken only if `inner` applies;
     /// `releases` are given up (when held by that key) in the same step.
     WithClaims {
+        /// The mutation the claims go with.
         inner: Box<Mutation>,
+        /// Claim keys to take for `inner`'s object.
         claims: Vec<String>,
+        /// Claim keys to give up.
         releases: Vec<String>,
     },
 }
 
 impl Mutation {
+    /// The object key the mutation writes (for `WithClaims`, its inner mutation's key).
     pub fn key(&self) -> &str {
         match self {
             Mutation::Create { key, .. }
@@ -59,8 +73,11 @@ pub enum Outcome {
     /// Written at `revision`; `object` is the stored JSON (for a delete: the last state,
     /// stamped with the deletion revision, as upstream reports it).
     Applied {
+        /// The revision the mutation was committed at.
         revision: Revision,
+        /// The stored JSON after the change.
         object: Vec<u8>,
     },
+    /// Not applied, and why; the rest of the batch still applies.
     Refused(MutationError),
 }

@@ -18,6 +18,7 @@ pub struct ReadView {
 
 /// One page of a list: raw stored objects in key order, plus where to continue.
 pub struct ListPage {
+    /// `(key, stored JSON)` pairs in key order.
     pub items: Vec<(String, Vec<u8>)>,
     /// The last key returned, when more items remain after it.
     pub continue_after: Option<String>,
@@ -39,6 +40,7 @@ impl ReadView {
         Ok(ReadView { txn, revision })
     }
 
+    /// The revision the snapshot reads at.
     pub fn revision(&self) -> Revision {
         self.revision
     }

@@ -6,14 +6,19 @@ use tokio::sync::mpsc;
 
 use crate::{Revision, Store, StoreError};
 
+/// What a committed change did to its key, as a watch event's `type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventType {
+    /// The key did not exist before.
     Added,
+    /// The key existed and was replaced.
     Modified,
+    /// The key was removed.
     Deleted,
 }
 
 impl EventType {
+    /// The watch event type as the API spells it (`ADDED`, `MODIFIED`, `DELETED`).
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
@@ -28,10 +33,15 @@ impl EventType {
 /// when known, so selector-filtered watches can tell an object leaving their selection.
 #[derive(Debug)]
 pub struct Event {
+    /// The revision the change was committed at.
     pub revision: Revision,
+    /// Whether the key was added, modified or deleted.
     pub event_type: EventType,
+    /// The object key changed.
     pub key: String,
+    /// The stored JSON after the change (the last state, for a delete).
     pub object: Arc<[u8]>,
+    /// The stored JSON before the change, when known.
     pub prev: Option<Arc<[u8]>>,
 }
 
@@ -65,9 +75,11 @@ struct Slot {
 
 /// What a registration needs: which keys, from which revision, how deep a queue.
 pub struct WatchRegistration {
+    /// Only keys starting with this prefix are delivered.
     pub prefix: String,
     /// Deliver events with revision strictly greater than this.
     pub after: Revision,
+    /// Capacity of the watcher's queue; a watcher that lets it fill is closed.
     pub queue: usize,
 }
 
@@ -81,6 +93,7 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// The next event in revision order, waiting for one; `None` once the watcher was closed.
     pub async fn next(&mut self) -> Option<Arc<Event>> {
         if let Some(e) = self.backlog.pop_front() {
             return Some(e);
@@ -106,7 +119,9 @@ impl Drop for Watcher {
 #[derive(Debug, thiserror::Error)]
 #[error("too old resource version: {requested} ({oldest})")]
 pub struct Gone {
+    /// The revision the watch asked to start after.
     pub requested: Revision,
+    /// The floor: only watches starting after this revision can be served.
     pub oldest: Revision,
 }
 

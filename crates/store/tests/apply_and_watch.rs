@@ -1,3 +1,6 @@
+//! The store through its public API: batches, revisions and preconditions, watches (a slow
+//! watcher is closed, a too-old revision is gone), dump and restore, and unique claims.
+
 use reddwarf_store::{
     Batch, EventType, Mutation, MutationError, ObjectKey, Outcome, Store, StoreOptions,
     WatchRegistration,

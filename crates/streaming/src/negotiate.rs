@@ -9,20 +9,27 @@ use crate::options::ports_from_query;
 
 /// SPDY's upgrade token and Kubernetes' protocol negotiation headers.
 pub const SPDY_31: &str = "SPDY/3.1";
+/// The header a SPDY client offers its remotecommand versions in, and the server answers the chosen one.
 pub const HEADER_PROTOCOL_VERSION: &str = "X-Stream-Protocol-Version";
+/// The header listing the server's versions when none of the client's is acceptable.
 pub const HEADER_ACCEPTED_PROTOCOL_VERSIONS: &str = "X-Accepted-Stream-Protocol-Versions";
 
 /// remotecommand protocol names (apimachinery `util/remotecommand`).
 pub const STREAM_PROTOCOL_V1: &str = "channel.k8s.io";
+/// remotecommand v2: stdin, stdout and stderr as separate streams.
 pub const STREAM_PROTOCOL_V2: &str = "v2.channel.k8s.io";
+/// remotecommand v3: v2 plus the resize stream.
 pub const STREAM_PROTOCOL_V3: &str = "v3.channel.k8s.io";
+/// remotecommand v4: v3 plus the exit status on the error stream as a `Status`.
 pub const STREAM_PROTOCOL_V4: &str = "v4.channel.k8s.io";
+/// remotecommand v5 (WebSocket only): v4 plus the CLOSE signal for half-closing a channel.
 pub const STREAM_PROTOCOL_V5: &str = "v5.channel.k8s.io";
 /// The base64 WebSocket variants.
 pub const BASE64_V1: &str = "base64.channel.k8s.io";
 pub const BASE64_V4: &str = "v4.base64.channel.k8s.io";
 /// port-forward over SPDY, and tunnelled through WebSocket (kubectl 1.31+).
 pub const PORT_FORWARD_V1: &str = "portforward.k8s.io";
+/// The prefix of WebSocket subprotocols that carry SPDY (`SPDY/3.1+portforward.k8s.io`).
 pub const SPDY_TUNNEL_PREFIX: &str = "SPDY/3.1+";
 
 /// SPDY remotecommand versions we accept, most preferred last: the client's order decides.
@@ -47,10 +54,12 @@ const WS_REMOTECOMMAND: [&str; 7] = [
 ];
 const WS_PORTFORWARD: [&str; 2] = [STREAM_PROTOCOL_V4, BASE64_V4];
 
+/// Which kind of streaming request was negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// exec and attach.
     RemoteCommand,
+    /// port-forward.
     PortForward,
 }
 
@@ -61,6 +70,7 @@ pub enum Transport {
     Spdy,
     /// WebSocket with a `*.channel.k8s.io` subprotocol (or none).
     WebSocket {
+        /// Frames are base64 text (the `base64.channel.k8s.io` variants).
         base64: bool,
         /// v5: the client half-closes a channel with `[255, channel]`.
         close_signal: bool,
@@ -73,7 +83,9 @@ pub enum Transport {
 /// [`crate::serve_portforward`] once the 101 is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
+    /// exec/attach or port-forward.
     pub kind: Kind,
+    /// How the streams travel over the upgraded connection.
     pub transport: Transport,
     /// The protocol version agreed: `v4.channel.k8s.io`, `portforward.k8s.io`, … ("" when a
     /// WebSocket client offered no subprotocol, which means the pre-v4 binary protocol).

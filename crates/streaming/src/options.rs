@@ -3,9 +3,13 @@
 /// Which streams an exec or attach asked for (`?stdin=true&stdout=true&stderr=true&tty=true`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamOptions {
+    /// `stdin=true`: the client sends input.
     pub stdin: bool,
+    /// `stdout=true`: the client wants standard output.
     pub stdout: bool,
+    /// `stderr=true`: the client wants standard error.
     pub stderr: bool,
+    /// `tty=true`: a terminal (stdout and stderr merged; resize messages may come).
     pub tty: bool,
     /// The `command` values, in order (exec; empty for attach).
     pub command: Vec<String>,

@@ -38,8 +38,10 @@ const CH_RESIZE: u8 = 4;
 /// A terminal size as the client sends it on the resize stream: `{"Width":80,"Height":24}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct TerminalSize {
+    /// Columns.
     #[serde(rename = "Width", alias = "width")]
     pub width: u16,
+    /// Rows.
     #[serde(rename = "Height", alias = "height")]
     pub height: u16,
 }
@@ -51,11 +53,13 @@ pub struct RemoteCommand {
     /// The client's stdin; EOF when the client closes it (SPDY FIN, WebSocket v5 CLOSE, or
     /// the connection ending).
     pub stdin: Option<StreamReader>,
+    /// The command's stdout (with a tty, the terminal output).
     pub stdout: Option<StreamWriter>,
     /// `None` with a tty: a terminal has one output stream.
     pub stderr: Option<StreamWriter>,
     /// Terminal sizes (with a tty, when the protocol carries them).
     pub resize: Option<mpsc::Receiver<TerminalSize>>,
+    /// Whether the client asked for a terminal.
     pub tty: bool,
     end: End,
 }

@@ -15,12 +15,19 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// Header length: stream id (4) + type (1).
 pub const HEADER_LEN: usize = 5;
 
+/// Frame type of [`Frame::Open`].
 pub const OPEN: u8 = 1;
+/// Frame type of [`Frame::Data`].
 pub const DATA: u8 = 2;
+/// Frame type of [`Frame::Window`].
 pub const WINDOW: u8 = 3;
+/// Frame type of [`Frame::Fin`].
 pub const FIN: u8 = 4;
+/// Frame type of [`Frame::Reset`].
 pub const RESET: u8 = 5;
+/// Frame type of [`Frame::Ping`].
 pub const PING: u8 = 6;
+/// Frame type of [`Frame::Pong`].
 pub const PONG: u8 = 7;
 
 /// RESET codes the crate itself uses; applications may use any other value (>= 0x100 by
@@ -36,48 +43,78 @@ pub mod code {
     pub const FLOW_CONTROL: u32 = 4;
 }
 
+/// One decoded tunnel frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// Opens stream `id`; the header is opaque to the tunnel (the opener says what it wants).
     Open {
+        /// The new stream's id.
         id: u32,
+        /// What the opener asks for; the tunnel does not read it.
         header: Bytes,
     },
+    /// Stream bytes, within the credit the receiver granted.
     Data {
+        /// The stream the bytes belong to.
         id: u32,
+        /// The bytes.
         data: Bytes,
     },
     /// Grants the receiver of this frame `credit` more bytes of DATA on `id`.
     Window {
+        /// The stream the credit is for.
         id: u32,
+        /// Additional bytes the receiver may send.
         credit: u32,
     },
     /// Half-close: the sender of this frame sends no more DATA on `id`.
     Fin {
+        /// The stream being half-closed.
         id: u32,
     },
     /// Aborts `id` on both ends.
     Reset {
+        /// The stream aborted.
         id: u32,
+        /// Why: a [`code`] value or an application's own (>= 0x100).
         code: u32,
+        /// Human-readable detail for logs.
         message: String,
     },
+    /// Keepalive probe on the session (stream 0); the peer answers with a Pong.
     Ping {
+        /// Opaque bytes the Pong echoes.
         payload: Bytes,
     },
+    /// The answer to a Ping.
     Pong {
+        /// The Ping's payload, echoed.
         payload: Bytes,
     },
 }
 
+/// Why bytes could not be decoded as a [`Frame`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Fewer bytes than the 5-byte header; the count received.
     #[error("frame too short: {0} bytes")]
     Short(usize),
+    /// A frame type this version does not know.
     #[error("unknown frame type {ty} on stream {id}")]
-    UnknownType { id: u32, ty: u8 },
+    UnknownType {
+        /// The stream the frame named.
+        id: u32,
+        /// The unknown type byte.
+        ty: u8,
+    },
+    /// A known frame type whose payload does not fit it.
     #[error("malformed {what} frame on stream {id}")]
-    Malformed { id: u32, what: &'static str },
+    Malformed {
+        /// The stream the frame named.
+        id: u32,
+        /// The frame type, by name.
+        what: &'static str,
+    },
 }
 
 impl DecodeError {
@@ -93,6 +130,7 @@ impl DecodeError {
 }
 
 impl Frame {
+    /// The stream the frame belongs to (0 for Ping and Pong, which belong to the session).
     pub fn stream_id(&self) -> u32 {
         match self {
             Frame::Open { id, .. }
@@ -104,6 +142,7 @@ impl Frame {
         }
     }
 
+    /// The frame in wire form: header and payload.
     pub fn encode(&self) -> Bytes {
         let (ty, extra) = match self {
             Frame::Open { header, .. } => (OPEN, header.len()),

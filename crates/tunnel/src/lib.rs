@@ -75,6 +75,7 @@ pub enum Role {
     Listener,
 }
 
+/// Session tuning: flow-control windows, frame and queue sizes, stream limits, keepalive.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Per-stream receive window in bytes: how much the peer may send before we grant more.
@@ -298,6 +299,7 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// The next stream the peer opened, with the header it sent; `None` once the session closed.
     pub async fn accept(&mut self) -> Option<(Bytes, TunnelStream)> {
         self.rx.recv().await
     }
@@ -441,6 +443,7 @@ impl Session {
         ping(&self.shared, &self.tx).await
     }
 
+    /// Whether the session has closed (by either side, a transport error or a missed keepalive).
     pub fn is_closed(&self) -> bool {
         lock(&self.shared.state).closed.is_some()
     }
@@ -732,6 +735,7 @@ impl TunnelStream {
         }
     }
 
+    /// The stream's id within the session.
     pub fn id(&self) -> u32 {
         self.id
     }

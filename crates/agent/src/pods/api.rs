@@ -21,7 +21,9 @@ use super::worker::{LABEL_CONTAINER, LABEL_POD_NAME, LABEL_POD_NS, LABEL_RESTART
 use super::Shared;
 use crate::nodeapi::{full, text, PodApi, Resp};
 
+/// The pod-facing node API: container logs, exec, attach, port-forward, pod proxy and stats.
 pub struct PodsApi {
+    /// The state shared with the pod workers.
     pub shared: Arc<Shared>,
 }
 

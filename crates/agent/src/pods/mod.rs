@@ -47,14 +47,21 @@ pub type StdinPath = Box<dyn Fn(&str) -> PathBuf + Send + Sync>;
 
 /// What every worker shares.
 pub struct Shared {
+    /// The node's name.
     pub node: String,
+    /// API client with the node's credentials.
     pub client: kube::Client,
+    /// Runs the containers.
     pub runtime: Arc<dyn Runtime>,
+    /// Where images are pulled to and unpacked from.
     pub images: ImageStore,
+    /// Gives pods their network namespaces and hostPorts.
     pub net: Arc<dyn PodNetworking>,
+    /// How images are pulled (insecure registries, platform).
     pub pull: PullOptions,
     /// Pods, logs and container directories live here.
     pub root: PathBuf,
+    /// The node's address (`status.hostIP` of its pods).
     pub host_ip: String,
     /// Containers of running pods, by (namespace, pod) → (uid, container name → id), for the
     /// node API.
@@ -65,10 +72,14 @@ pub struct Shared {
     pub log_max: (u64, usize),
 }
 
+/// A running pod as the node API finds it.
 #[derive(Clone, Debug, Default)]
 pub struct PodEntry {
+    /// The pod's uid.
     pub uid: String,
+    /// The pod's IP, once it has one.
     pub ip: Option<String>,
+    /// Whether the pod uses the host's network namespace.
     pub host_network: bool,
 }
 
@@ -113,10 +124,12 @@ pub fn cgroup_root(node: &str) -> String {
 }
 
 impl Shared {
+    /// The cgroup of pod `uid`: `<cgroup root>/pod<uid>`.
     pub fn cgroup_parent(&self, uid: &str) -> String {
         format!("{}/pod{uid}", cgroup_root(&self.node))
     }
 
+    /// The ConfigMaps and Secrets `pod` refers to (missing ones are left out).
     pub async fn sources(&self, pod: &Pod) -> Fetched {
         let ns = pod.namespace().unwrap_or_default();
         let (cm_names, secret_names) = volumes::referenced(pod);

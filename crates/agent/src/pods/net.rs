@@ -13,15 +13,21 @@ use reddwarf_netcfg::{NetworkConfig, PodNetwork};
 
 use super::PodNetworking;
 
+/// Pod networking for the node: a [`PodNetwork`] built once the Node has a podCIDR.
 pub struct NodeNetwork {
+    /// API client, to read the Node's podCIDR.
     pub client: kube::Client,
+    /// The node's name.
     pub node: String,
+    /// The bridge's name.
     pub bridge: String,
+    /// Where network state (allocations, netns files) is kept.
     pub data_dir: PathBuf,
     inner: tokio::sync::OnceCell<PodNetwork>,
 }
 
 impl NodeNetwork {
+    /// Networking for `node`; nothing is set up until the first pod needs it.
     pub fn new(client: kube::Client, node: String, bridge: String, data_dir: PathBuf) -> Self {
         NodeNetwork {
             client,

@@ -67,7 +67,9 @@ pub fn expand(s: &str, vars: &HashMap<&str, &str>) -> String {
 
 /// Looks up what env and volumes refer to: ConfigMaps and Secrets of the pod's namespace.
 pub trait Sources {
+    /// The ConfigMap `name`'s data (binaryData included), if it exists.
     fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>>;
+    /// The Secret `name`'s data, if it exists.
     fn secret(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>>;
 }
 
@@ -188,6 +190,7 @@ pub fn environment(
     Ok(env)
 }
 
+/// The container hostname: `spec.hostname`, or the pod's name.
 pub fn hostname(pod: &Pod) -> String {
     pod.spec
         .as_ref()
@@ -384,6 +387,7 @@ pub fn user(pod: &Pod, c: &Container, image: &ImageConfig) -> UserSpec {
     }
 }
 
+/// The runtime security settings from a container's securityContext.
 pub fn security(c: &Container) -> Security {
     let sc = c.security_context.as_ref();
     let caps = sc.and_then(|s| s.capabilities.as_ref());
@@ -398,6 +402,7 @@ pub fn security(c: &Container) -> Security {
     }
 }
 
+/// Whether the container's securityContext asks for a read-only root filesystem.
 pub fn readonly_rootfs(c: &Container) -> bool {
     c.security_context
         .as_ref()

@@ -80,6 +80,7 @@ async fn usage(shared: &Shared) -> Vec<ContainerUsage> {
     out
 }
 
+/// The Summary API document (`/stats/summary`): the node's and every pod's usage.
 pub async fn summary(shared: &Shared) -> Value {
     let now = super::status::rfc3339(Utc::now());
     let total = meminfo("MemTotal:");

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::worker::{CState, Waiting};
 
+/// A timestamp as Kubernetes writes one: RFC 3339, seconds, UTC.
 pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -86,6 +87,7 @@ fn waiting(w: &Waiting) -> Value {
     json!({ "waiting": v })
 }
 
+/// A pod condition of `type_`; its lastTransitionTime stays the previous one (from `previous`, the last status) unless the status changed; `reason` only when not ok.
 pub fn condition(
     type_: &str,
     ok: bool,

@@ -15,7 +15,9 @@ use super::spec::{field_ref, ConfigError, Sources};
 /// Where a volume's content is, once prepared.
 #[derive(Clone, Debug)]
 pub enum Prepared {
+    /// A host directory to bind-mount.
     Dir(PathBuf),
+    /// A tmpfs (memory-backed emptyDir), with its size limit.
     Tmpfs(Option<u64>),
 }
 

@@ -21,10 +21,15 @@ use super::status;
 use super::volumes::{self, Prepared};
 use super::Shared;
 
+/// Container label: the pod's uid.
 pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
+/// Container label: the pod's name.
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
+/// Container label: the pod's namespace.
 pub const LABEL_POD_NS: &str = "io.kubernetes.pod.namespace";
+/// Container label: the container's name in the pod spec.
 pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
+/// Container label: the restart count the container was started as.
 pub const LABEL_RESTART: &str = "io.kubernetes.container.restartCount";
 /// The image id the container runs (image garbage collection keeps it).
 pub const LABEL_IMAGE: &str = "io.reddwarf.image.id";
@@ -35,27 +40,39 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
 const VOLUME_RESYNC: Duration = Duration::from_secs(5);
 
+/// A container waiting to (re)start, as in `state.waiting`.
 #[derive(Clone, Debug)]
 pub struct Waiting {
+    /// `ContainerCreating`, `CrashLoopBackOff`, `ErrImagePull`, …
     pub reason: String,
+    /// Detail for the status ("" for none).
     pub message: String,
 }
 
+/// A running container, as in `state.running`.
 #[derive(Clone, Debug)]
 pub struct Running {
+    /// The runtime's container id.
     pub id: String,
+    /// When it started (for the status).
     pub started_at: DateTime<Utc>,
+    /// When it started (monotonic, for probes and back-off).
     pub since: Instant,
 }
 
+/// A container that ended, as in `state.terminated`.
 #[derive(Clone, Debug)]
 pub struct Terminated {
+    /// The runtime's container id.
     pub id: String,
+    /// How it ended.
     pub exit: Exit,
+    /// When it started.
     pub started_at: DateTime<Utc>,
 }
 
 impl Terminated {
+    /// `OOMKilled`, `Completed` (exit 0) or `Error`.
     pub fn reason(&self) -> &'static str {
         if self.exit.oom_killed {
             "OOMKilled"
@@ -66,6 +83,7 @@ impl Terminated {
         }
     }
 
+    /// The `{"terminated": …}` container state.
     pub fn to_json(&self) -> Value {
         let mut t = json!({
             "exitCode": self.exit.exit_code,
@@ -84,13 +102,21 @@ impl Terminated {
 /// What the worker knows of one container.
 #[derive(Clone, Debug, Default)]
 pub struct CState {
+    /// Restarts so far.
     pub restart_count: u32,
+    /// Set while the container runs.
     pub running: Option<Running>,
+    /// Set once it ended (until restarted).
     pub terminated: Option<Terminated>,
+    /// The previous run's end (`lastState`).
     pub last_terminated: Option<Terminated>,
+    /// Set while it waits to (re)start.
     pub waiting: Option<Waiting>,
+    /// The image id it runs.
     pub image_id: Option<String>,
+    /// The readiness probe passes (or there is none).
     pub ready: bool,
+    /// Started: the startup probe passed (or there is none).
     pub started: bool,
     backoff: Duration,
     backoff_until: Option<Instant>,
@@ -106,14 +132,21 @@ struct ProbeState {
 
 /// Container exits, from the waiter tasks.
 pub struct ExitEvent {
+    /// The container's name in the pod spec.
     pub name: String,
+    /// The runtime's container id.
     pub id: String,
+    /// How it ended.
     pub exit: Exit,
 }
 
+/// Runs one pod: creates its sandbox, volumes and containers, restarts them by policy, runs probes and reports the status.
 pub struct Worker {
+    /// What every worker shares.
     pub shared: Arc<Shared>,
+    /// The pod's uid.
     pub uid: String,
+    /// The pod as the API last showed it; `None` once gone.
     pub rx: watch::Receiver<Option<Arc<Pod>>>,
     exits_tx: mpsc::Sender<ExitEvent>,
     exits_rx: mpsc::Receiver<ExitEvent>,
@@ -150,6 +183,7 @@ fn container_id(uid: &str, name: &str, restart: u32) -> String {
 }
 
 impl Worker {
+    /// A worker for pod `uid`, fed by `rx`.
     pub fn new(shared: Arc<Shared>, uid: String, rx: watch::Receiver<Option<Arc<Pod>>>) -> Worker {
         let (exits_tx, exits_rx) = mpsc::channel(64);
         Worker {
@@ -250,6 +284,9 @@ impl Worker {
         });
     }
 
+    /// Syncs the pod on every change, container exit and one-second tick until it is deleted
+    /// (containers stopped, sandbox cleaned up) or the manager drops the worker (the agent
+    /// stops; containers keep running).
     pub async fn run(mut self) {
         self.adopt().await;
         // Probes and back-off timers have second granularity.

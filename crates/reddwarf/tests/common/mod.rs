@@ -189,23 +189,8 @@ impl Server {
         content_type: Option<&str>,
         body: Option<&[u8]>,
     ) -> (u16, String) {
-        let pki = self.dir.path().join("pki");
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-s",
-            "-w",
-            "\n%{http_code}",
-            "--max-time",
-            "10",
-            "-X",
-            method,
-            "--cacert",
-        ])
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("admin.crt"))
-        .arg("--key")
-        .arg(pki.join("admin.key"));
+        let mut cmd = self.curl_cmd();
+        cmd.args(["-w", "\n%{http_code}", "--max-time", "10", "-X", method]);
         if let Some(ct) = content_type {
             cmd.args(["-H", &format!("content-type: {ct}")]);
         }
@@ -459,6 +444,123 @@ impl Server {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+impl Server {
+    /// curl with `-s`, the cluster CA and the admin client certificate, ready for more flags
+    /// and a URL: for requests [`Server::curl`] cannot make (streams, extra headers, `-i`).
+    pub fn curl_cmd(&self) -> Command {
+        let pki = self.dir.path().join("pki");
+        let mut cmd = Command::new("curl");
+        cmd.arg("-s")
+            .arg("--cacert")
+            .arg(pki.join("ca.crt"))
+            .arg("--cert")
+            .arg(pki.join("admin.crt"))
+            .arg("--key")
+            .arg(pki.join("admin.key"));
+        cmd
+    }
+
+    /// GET as JSON; None unless the answer is 200.
+    pub fn get_opt(&self, path: &str) -> Option<serde_json::Value> {
+        let (code, body) = self.curl("GET", path, None, None);
+        (code == 200).then(|| serde_json::from_str(&body).expect("JSON"))
+    }
+
+    /// The pod `name` in the default namespace; panics unless it exists.
+    pub fn default_pod(&self, name: &str) -> serde_json::Value {
+        self.api_get(&format!("/api/v1/namespaces/default/pods/{name}"))
+    }
+
+    /// The pods in `ns` matching the label `selector` (`k=v`); none if the list has no items.
+    pub fn pods_matching(&self, ns: &str, selector: &str) -> Vec<serde_json::Value> {
+        self.api_get(&format!(
+            "/api/v1/namespaces/{ns}/pods?labelSelector={}",
+            selector.replace('=', "%3D")
+        ))["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A request with a JSON body; returns (status, body).
+    pub fn send_json(&self, method: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
+        self.curl(
+            method,
+            path,
+            Some("application/json"),
+            Some(body.to_string().as_bytes()),
+        )
+    }
+
+    /// POSTs `body` (owned or borrowed), asserts 201 Created and returns the created object.
+    pub fn create(
+        &self,
+        path: &str,
+        body: impl std::borrow::Borrow<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (code, text) = self.send_json("POST", path, body.borrow());
+        assert_eq!(code, 201, "POST {path}: {text}");
+        parse(&text)
+    }
+
+    /// Runs a watch request that ends by its own timeoutSeconds (curl gives up after 20 s)
+    /// and returns its events, one JSON object per line; `accept` sets the Accept header.
+    pub fn watch_events(
+        &self,
+        path_and_query: &str,
+        accept: Option<&str>,
+    ) -> Vec<serde_json::Value> {
+        let mut cmd = self.curl_cmd();
+        cmd.args(["-N", "--max-time", "20"]);
+        if let Some(a) = accept {
+            cmd.args(["-H", &format!("accept: {a}")]);
+        }
+        let out = cmd
+            .arg(format!("{}{}", self.url, path_and_query))
+            .stdout(Stdio::piped())
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("watch line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Writes `text` to the file `name` in the data dir and returns its path (for `-f`).
+    pub fn write_file(&self, name: &str, text: &str) -> String {
+        let p = self.data_dir().join(name);
+        std::fs::write(&p, text).expect("write file");
+        p.to_string_lossy().into_owned()
+    }
+
+    /// `kubectl.<version> get <what> -o jsonpath=<path>`: the printed value.
+    pub fn jsonpath(&self, version: &str, what: &str, path: &str) -> String {
+        self.kubectl_ok(version, &["get", what, "-o", &format!("jsonpath={path}")])
+    }
+}
+
+/// Parses `text` as JSON; panics with the text when it is not JSON.
+pub fn parse(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// Whether a pod's Ready condition is True.
+pub fn pod_ready(p: &serde_json::Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// The `metadata.name`s of `objects`, as a set.
+pub fn name_set(objects: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    objects
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A bridge name no other test uses at the same time.
