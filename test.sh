@@ -3,14 +3,17 @@
 # binary and drive it with the real kubectl 1.27-1.33 binaries.
 set -euo pipefail
 cd "$(dirname "$0")"
-# `./test.sh --fast`: unit tests only (every crate's --lib), for quick iteration; it needs
+# `./test.sh --fast`: unit tests (every crate's --lib), for quick iteration; it needs
 # neither kubectl nor the Debian packages below, and skips the fmt/clippy gate.
 if [ "${1:-}" = --fast ]; then
   shift
+  # ...plus the API server's REST semantics (tests/registry.rs), which need no binary.
   if command -v cargo-nextest >/dev/null; then
-    exec cargo nextest run --workspace --lib "$@"
+    cargo nextest run --workspace --lib "$@"
+    exec cargo nextest run -p reddwarf-apiserver --tests "$@"
   else
-    exec cargo test --workspace --lib "$@"
+    cargo test --workspace --lib "$@"
+    exec cargo test -p reddwarf-apiserver --tests "$@"
   fi
 fi
 # Formatting and clippy gate the tests. missing_docs is still being driven to zero, so it is

@@ -77,7 +77,10 @@ impl ApiServer {
     }
 
     /// An API server allocating Service cluster IPs and node ports from `service_network`.
-    pub fn with_network(consensus: impl Proposer, service_network: ServiceNetwork) -> Arc<ApiServer> {
+    pub fn with_network(
+        consensus: impl Proposer,
+        service_network: ServiceNetwork,
+    ) -> Arc<ApiServer> {
         ApiServer::with_config(consensus, service_network, &AdmissionConfig::default())
     }
 

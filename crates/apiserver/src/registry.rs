@@ -332,7 +332,9 @@ pub async fn create(
     ))
 }
 
-/// One try of a GuaranteedUpdate.
+/// One try of a GuaranteedUpdate. (Built once per try and matched at once; boxing the
+/// write would only add an allocation.)
+#[allow(clippy::large_enum_variant)]
 pub enum Attempt {
     /// Nothing to write: answer with this.
     Done(Written),

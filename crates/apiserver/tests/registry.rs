@@ -49,11 +49,8 @@ impl Api {
                     ..Default::default()
                 };
                 let consensus = Consensus::start(store, cfg).await.unwrap();
-                let api = ApiServer::with_config(
-                    consensus.clone(),
-                    ServiceNetwork::default(),
-                    admission,
-                );
+                let api =
+                    ApiServer::with_config(consensus.clone(), ServiceNetwork::default(), admission);
                 (api, Some(consensus))
             }
             Path::Direct => {
@@ -115,7 +112,8 @@ impl Api {
     }
 
     async fn post(&self, path: &str, body: Value) -> Answer {
-        self.call("POST", path, "application/json", Some(body)).await
+        self.call("POST", path, "application/json", Some(body))
+            .await
     }
 
     async fn put(&self, path: &str, body: Value) -> Answer {
@@ -135,7 +133,10 @@ impl Api {
 impl Drop for Api {
     fn drop(&mut self) {
         // The raft tasks stop with the runtime; asking first lets them end cleanly.
-        if let (Some(c), Ok(h)) = (self.consensus.clone(), tokio::runtime::Handle::try_current()) {
+        if let (Some(c), Ok(h)) = (
+            self.consensus.clone(),
+            tokio::runtime::Handle::try_current(),
+        ) {
             h.spawn(async move { c.shutdown().await });
         }
     }
@@ -182,14 +183,20 @@ async fn create_update_and_no_op_writes(path: Path) {
     let api = Api::start(path).await;
     let cms = "/api/v1/namespaces/default/configmaps";
     let made = api
-        .post(cms, json!({"metadata": {"generateName": "c-"}, "data": {"a": "1"}}))
+        .post(
+            cms,
+            json!({"metadata": {"generateName": "c-"}, "data": {"a": "1"}}),
+        )
         .await;
     assert_eq!(made.code, 201, "{}", made.body);
     let name = made.body["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("c-") && name.len() > 2);
     // A create naming a resourceVersion is refused.
     let bad = api
-        .post(cms, json!({"metadata": {"name": "x", "resourceVersion": "5"}}))
+        .post(
+            cms,
+            json!({"metadata": {"name": "x", "resourceVersion": "5"}}),
+        )
         .await;
     assert_eq!(bad.code, 400);
     // The same object again: no new revision (no-op).
@@ -271,7 +278,10 @@ async fn status_and_spec_are_written_through_their_own_endpoints(path: Path) {
     assert_eq!(sp.body["metadata"]["generation"], 2);
     // /scale goes through the same update.
     let sc = api
-        .merge_patch(&format!("{deps}/web/scale"), json!({"spec": {"replicas": 5}}))
+        .merge_patch(
+            &format!("{deps}/web/scale"),
+            json!({"spec": {"replicas": 5}}),
+        )
         .await;
     assert_eq!(sc.code, 200, "{}", sc.body);
     assert_eq!(sc.body["kind"], "Scale");
@@ -400,16 +410,13 @@ async fn namespaces_finalize_and_the_immortal_ones(path: Path) {
 async fn claims_binding_and_requesters(path: Path) {
     let api = Api::start(path).await;
     let svcs = "/api/v1/namespaces/default/services";
-    let svc = |name: &str| {
-        json!({"metadata": {"name": name}, "spec": {"clusterIP": "10.43.7.7", "ports": [{"port": 80}]}})
-    };
+    let svc = |name: &str| json!({"metadata": {"name": name}, "spec": {"clusterIP": "10.43.7.7", "ports": [{"port": 80}]}});
     assert_eq!(api.post(svcs, svc("a")).await.code, 201);
     let taken = api.post(svcs, svc("b")).await;
     assert_eq!(taken.code, 422, "{}", taken.body);
     // The bindings resource assigns a pod.
     let pods = "/api/v1/namespaces/default/pods";
-    let pod =
-        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
     assert_eq!(api.post(pods, pod).await.code, 201);
     let b = api
         .post(
@@ -452,14 +459,16 @@ async fn claims_binding_and_requesters(path: Path) {
 }
 
 async fn admission_is_configured_not_global(path: Path) {
-    let api = Api::start_with(path, &AdmissionConfig {
-        not_ready_toleration_seconds: 7,
-        unreachable_toleration_seconds: 9,
-    })
+    let api = Api::start_with(
+        path,
+        &AdmissionConfig {
+            not_ready_toleration_seconds: 7,
+            unreachable_toleration_seconds: 9,
+        },
+    )
     .await;
     let pods = "/api/v1/namespaces/default/pods";
-    let pod =
-        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
     let made = api.post(pods, pod).await;
     assert_eq!(made.code, 201, "{}", made.body);
     let secs: Vec<i64> = made.body["spec"]["tolerations"]

@@ -68,6 +68,7 @@ pub struct DirectProposer {
 }
 
 impl DirectProposer {
+    /// A proposer applying to `store`.
     pub fn new(store: Store) -> DirectProposer {
         DirectProposer {
             store,
