@@ -675,7 +675,7 @@ fn deletion(
     old: &Value,
     opts: &DeleteOptions,
 ) -> ApiResult<Option<Mutation>> {
-    let strategy = kind.strategy;
+    let strategy = &kind.strategy;
     let terminating = old.pointer("/metadata/deletionTimestamp").is_some();
     let remove = Mutation::Delete {
         key: key.as_str().to_string(),

@@ -31,7 +31,7 @@ pub fn include_object(query: &Query) -> ApiResult<&str> {
 
 /// One row for `obj`.
 pub fn row(kind: &ResourceKind, obj: &Value, include: &str, now: i64) -> Value {
-    let mut r = json!({"cells": (kind.row)(obj, now)});
+    let mut r = json!({"cells": kind.strategy.row(kind, obj, now)});
     if let Some(o) = row_object(obj, include) {
         r["object"] = o;
     }
@@ -39,7 +39,13 @@ pub fn row(kind: &ResourceKind, obj: &Value, include: &str, now: i64) -> Value {
 }
 
 pub fn column_definitions(kind: &ResourceKind) -> Value {
-    Value::Array((kind.columns)().iter().map(|c| c.to_json()).collect())
+    Value::Array(
+        kind.strategy
+            .columns(kind)
+            .iter()
+            .map(|c| c.to_json())
+            .collect(),
+    )
 }
 
 pub fn table(

@@ -19,7 +19,7 @@ pub use columns::{Column, TableRow};
 pub use duration::human_duration;
 pub use jsonpath::field_value;
 pub use labels::{label_selector_string, label_set_string};
-pub use strategy::{Basic, Claims, DefaultGcPolicy, Requester, Strategy};
+pub use strategy::{Basic, Claims, DefaultGcPolicy, Requester, Strategy, StrategyRef};
 
 /// The verbs of a resource that serves everything.
 pub const ALL_VERBS: &[&str] = &[
@@ -74,7 +74,7 @@ pub struct ResourceKind {
     pub row: fn(&Value, i64) -> Vec<Value>,
     /// The kind's rules for the generic registry: defaults, validation, what create and
     /// update reset, claims, deletion (see [`Strategy`]).
-    pub strategy: &'static dyn Strategy,
+    pub strategy: StrategyRef,
     /// Where the kind's objects come from: the store, or a handler of its own.
     pub backend: Backend,
     /// Which rule object names of this kind follow.

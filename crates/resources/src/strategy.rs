@@ -7,10 +7,33 @@
 //! validation functions); kinds with more to say have a strategy of their own next to their
 //! catalogue entry.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
+use crate::columns::Column;
 use crate::validation::FieldError;
 use crate::{ResourceKind, SubresourceRole};
+
+/// The strategy a catalogue entry holds: a static one (built-in kinds, usable in `const`
+/// entries) or a shared one built at run time (a custom resource's, from its schema).
+#[derive(Clone)]
+pub enum StrategyRef {
+    Static(&'static dyn Strategy),
+    Shared(Arc<dyn Strategy>),
+}
+
+impl Deref for StrategyRef {
+    type Target = dyn Strategy;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            StrategyRef::Static(s) => *s,
+            StrategyRef::Shared(s) => s.as_ref(),
+        }
+    }
+}
 
 /// Who sent a request, for strategies that record it (a CSR's requester).
 pub struct Requester<'a> {
@@ -97,6 +120,17 @@ pub trait Strategy: Send + Sync {
 
     /// Changes made to an object when its deletion starts, beyond the deletion timestamp.
     fn begin_delete(&self, _obj: &mut Value) {}
+
+    /// Table columns (`kubectl get`): the entry's printer columns unless the strategy has
+    /// its own (a custom resource's `additionalPrinterColumns`).
+    fn columns(&self, kind: &ResourceKind) -> Vec<Column> {
+        (kind.columns)()
+    }
+
+    /// The table cells of one object, matching [`Strategy::columns`].
+    fn row(&self, kind: &ResourceKind, obj: &Value, now: i64) -> Vec<Value> {
+        (kind.row)(obj, now)
+    }
 
     /// The selector a `/scale` reports, as the label-selector string upstream prints.
     fn scale_selector(&self, obj: &Value) -> String {

@@ -11,6 +11,7 @@ use crate::jsonpath::s;
 use crate::labels::label_selector_string;
 use crate::validation;
 use crate::Basic;
+use crate::StrategyRef;
 use crate::{NameRule, ResourceKind};
 
 const ADMISSION: ResourceKind = ResourceKind {
@@ -43,7 +44,7 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
             generation_fields: &["/webhooks"],
             columns: webhook_columns,
             row: webhook_row,
-            strategy: const { &Basic::defaults(defaults::mutating_webhooks) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::mutating_webhooks) }),
             ..ADMISSION
         },
         ResourceKind {
@@ -75,7 +76,9 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            strategy: const { &Basic::defaults(defaults::validating_admission_policy) },
+            strategy: StrategyRef::Static(
+                const { &Basic::defaults(defaults::validating_admission_policy) },
+            ),
             ..ADMISSION
         },
         ResourceKind {
@@ -117,7 +120,9 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            strategy: const { &Basic::defaults(defaults::validating_admission_policy_binding) },
+            strategy: StrategyRef::Static(
+                const { &Basic::defaults(defaults::validating_admission_policy_binding) },
+            ),
             ..ADMISSION
         },
         ResourceKind {
@@ -128,7 +133,9 @@ pub(super) fn admissionregistration() -> Vec<ResourceKind> {
             generation_fields: &["/webhooks"],
             columns: webhook_columns,
             row: webhook_row,
-            strategy: const { &Basic::defaults(defaults::validating_webhooks) },
+            strategy: StrategyRef::Static(
+                const { &Basic::defaults(defaults::validating_webhooks) },
+            ),
             ..ADMISSION
         },
     ]
@@ -178,12 +185,14 @@ pub(super) fn apiregistration() -> Vec<ResourceKind> {
                 .unwrap_or_else(|| "Unknown".into());
             vec![name(o), json!(service), json!(available), age(o, now)]
         },
-        strategy: const {
-            &Basic {
-                defaults: defaults::api_service,
-                validate: validation::api_service,
-            }
-        },
+        strategy: StrategyRef::Static(
+            const {
+                &Basic {
+                    defaults: defaults::api_service,
+                    validate: validation::api_service,
+                }
+            },
+        ),
         ..BASE
     }]
 }
@@ -199,7 +208,9 @@ pub(super) fn apiextensions() -> Vec<ResourceKind> {
         categories: &["api-extensions"],
         status: true,
         generation: true,
-        strategy: const { &Basic::defaults(defaults::custom_resource_definition) },
+        strategy: StrategyRef::Static(
+            const { &Basic::defaults(defaults::custom_resource_definition) },
+        ),
         ..BASE
     }]
 }
@@ -252,7 +263,7 @@ pub(super) fn flowcontrol() -> Vec<ResourceKind> {
                     json!(missing),
                 ]
             },
-            strategy: const { &Basic::defaults(defaults::flow_schema) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::flow_schema) }),
             ..FLOWCONTROL
         },
         ResourceKind {
@@ -291,7 +302,9 @@ pub(super) fn flowcontrol() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            strategy: const { &Basic::defaults(defaults::priority_level_configuration) },
+            strategy: StrategyRef::Static(
+                const { &Basic::defaults(defaults::priority_level_configuration) },
+            ),
             ..FLOWCONTROL
         },
     ]

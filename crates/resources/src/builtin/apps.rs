@@ -12,6 +12,7 @@ use crate::jsonpath::{i, s};
 use crate::labels::{format_label_selector, format_labels, label_selector_parts};
 use crate::validation;
 use crate::Basic;
+use crate::StrategyRef;
 use crate::{int_field, NameRule, ResourceKind};
 
 const APPS: ResourceKind = ResourceKind {
@@ -47,7 +48,9 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: controller_revision_row,
-            strategy: const { &Basic::validated(validation::controller_revision) },
+            strategy: StrategyRef::Static(
+                const { &Basic::validated(validation::controller_revision) },
+            ),
             ..APPS
         },
         ResourceKind {
@@ -87,7 +90,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_label_selector(o.pointer("/spec/selector"))),
                 ]
             },
-            strategy: &DaemonSetStrategy,
+            strategy: StrategyRef::Static(&DaemonSetStrategy),
             ..WORKLOAD
         },
         ResourceKind {
@@ -110,7 +113,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 c
             },
             row: deployment_row,
-            strategy: &DeploymentStrategy,
+            strategy: StrategyRef::Static(&DeploymentStrategy),
             // Upstream bumps the generation on annotation changes too: they are copied to
             // the ReplicaSets.
             generation_fields: &["/spec", "/metadata/annotations"],
@@ -161,12 +164,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_label_selector(o.pointer("/spec/selector"))),
                 ]
             },
-            strategy: const {
-                &Basic {
-                    defaults: defaults::replica_set,
-                    validate: validation::replica_set,
-                }
-            },
+            strategy: StrategyRef::Static(
+                const {
+                    &Basic {
+                        defaults: defaults::replica_set,
+                        validate: validation::replica_set,
+                    }
+                },
+            ),
             ..WORKLOAD
         },
         ResourceKind {
@@ -200,12 +205,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     images,
                 ]
             },
-            strategy: const {
-                &Basic {
-                    defaults: defaults::stateful_set,
-                    validate: validation::stateful_set,
-                }
-            },
+            strategy: StrategyRef::Static(
+                const {
+                    &Basic {
+                        defaults: defaults::stateful_set,
+                        validate: validation::stateful_set,
+                    }
+                },
+            ),
             ..WORKLOAD
         },
     ]

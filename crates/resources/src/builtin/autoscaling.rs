@@ -8,6 +8,7 @@ use crate::defaults;
 use crate::jsonpath::{i, s};
 use crate::Basic;
 use crate::ResourceKind;
+use crate::StrategyRef;
 
 const HPA: ResourceKind = ResourceKind {
     group: "autoscaling",
@@ -21,7 +22,7 @@ const HPA: ResourceKind = ResourceKind {
     generation: true,
     columns: hpa_columns,
     row: hpa_row,
-    strategy: const { &Basic::defaults(defaults::hpa_v2) },
+    strategy: StrategyRef::Static(const { &Basic::defaults(defaults::hpa_v2) }),
     // v2's currentReplicas is omitempty, currentMetrics is not.
     always_emitted: r#"{"status":{"desiredReplicas":0,"currentMetrics":null}}"#,
     ..BASE
@@ -33,7 +34,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
         ResourceKind {
             version: "v1",
             row: hpa_v1_row,
-            strategy: const { &Basic::defaults(defaults::hpa_v1) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::hpa_v1) }),
             always_emitted: r#"{"status":{"currentReplicas":0,"desiredReplicas":0}}"#,
             ..HPA
         },

@@ -14,6 +14,7 @@ use crate::jsonpath::{i, s};
 use crate::labels::format_label_selector;
 use crate::validation;
 use crate::Basic;
+use crate::StrategyRef;
 use crate::{int_field, ResourceKind};
 
 const BATCH: ResourceKind = ResourceKind {
@@ -55,12 +56,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 c
             },
             row: cron_job_row,
-            strategy: const {
-                &Basic {
-                    defaults: defaults::cron_job,
-                    validate: validation::cron_job,
-                }
-            },
+            strategy: StrategyRef::Static(
+                const {
+                    &Basic {
+                        defaults: defaults::cron_job,
+                        validate: validation::cron_job,
+                    }
+                },
+            ),
             ..BATCH
         },
         ResourceKind {
@@ -86,7 +89,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 c
             },
             row: job_row,
-            strategy: &JobStrategy,
+            strategy: StrategyRef::Static(&JobStrategy),
             ..BATCH
         },
     ]

@@ -16,6 +16,7 @@ use crate::labels::format_labels;
 use crate::validation;
 use crate::Backend;
 use crate::Basic;
+use crate::StrategyRef;
 use crate::{
     bool_field, field, int_field, NameRule, ResourceKind, Subresource, SubresourceRole, PROXY_VERBS,
 };
@@ -144,7 +145,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            strategy: const { &Basic::validated(validation::config_map) },
+            strategy: StrategyRef::Static(const { &Basic::validated(validation::config_map) }),
             ..BASE
         },
         ResourceKind {
@@ -165,7 +166,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: |o, now| vec![name(o), json!(format_endpoints(o)), age(o, now)],
-            strategy: const { &Basic::defaults(defaults::endpoints) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::endpoints) }),
             ..BASE
         },
         ResourceKind {
@@ -205,7 +206,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             plural: "limitranges",
             singular: "limitrange",
             short_names: &["limits"],
-            strategy: const { &Basic::defaults(defaults::limit_range) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::limit_range) }),
             ..BASE
         },
         ResourceKind {
@@ -235,7 +236,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: |o, now| vec![name(o), json!(s(o, "/status/phase")), age(o, now)],
-            strategy: &NamespaceStrategy,
+            strategy: StrategyRef::Static(&NamespaceStrategy),
             name_rule: NameRule::Label,
             ..BASE
         },
@@ -252,7 +253,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             selectable_fields: const { &[bool_field("spec.unschedulable", "spec.unschedulable")] },
             columns: node_columns,
             row: node_row,
-            strategy: const { &Basic::defaults(defaults::node) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::node) }),
             ..BASE
         },
         ResourceKind {
@@ -264,7 +265,9 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             status: true,
             columns: pvc_columns,
             row: pvc_row,
-            strategy: const { &Basic::defaults(defaults::persistent_volume_claim) },
+            strategy: StrategyRef::Static(
+                const { &Basic::defaults(defaults::persistent_volume_claim) },
+            ),
             ..BASE
         },
         ResourceKind {
@@ -276,7 +279,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             status: true,
             columns: pv_columns,
             row: pv_row,
-            strategy: const { &Basic::defaults(defaults::persistent_volume) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::persistent_volume) }),
             ..BASE
         },
         ResourceKind {
@@ -302,7 +305,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             },
             columns: pod_columns,
             row: pod_row,
-            strategy: &PodStrategy,
+            strategy: StrategyRef::Static(&PodStrategy),
             ..BASE
         },
         ResourceKind {
@@ -336,12 +339,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_labels(o.pointer("/template/metadata/labels"))),
                 ]
             },
-            strategy: const {
-                &Basic {
-                    defaults: defaults::pod_template_kind,
-                    validate: validation::pod_template,
-                }
-            },
+            strategy: StrategyRef::Static(
+                const {
+                    &Basic {
+                        defaults: defaults::pod_template_kind,
+                        validate: validation::pod_template,
+                    }
+                },
+            ),
             ..BASE
         },
         ResourceKind {
@@ -396,7 +401,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     json!(format_labels(o.pointer("/spec/selector"))),
                 ]
             },
-            strategy: &ReplicationControllerStrategy,
+            strategy: StrategyRef::Static(&ReplicationControllerStrategy),
             ..BASE
         },
         ResourceKind {
@@ -442,12 +447,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            strategy: const {
-                &Basic {
-                    defaults: defaults::secret,
-                    validate: validation::secret,
-                }
-            },
+            strategy: StrategyRef::Static(
+                const {
+                    &Basic {
+                        defaults: defaults::secret,
+                        validate: validation::secret,
+                    }
+                },
+            ),
             ..BASE
         },
         ResourceKind {
@@ -500,7 +507,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: service_row,
-            strategy: &ServiceStrategy,
+            strategy: StrategyRef::Static(&ServiceStrategy),
             name_rule: NameRule::Label1035,
             ..BASE
         },

@@ -12,6 +12,7 @@ use crate::duration::human_duration;
 use crate::jsonpath::s;
 use crate::validation;
 use crate::Basic;
+use crate::StrategyRef;
 use crate::{field, NameRule, ResourceKind, StorageAlias, Subresource, SubresourceRole};
 
 pub(super) fn events() -> Vec<ResourceKind> {
@@ -165,7 +166,7 @@ pub(super) fn certificates() -> Vec<ResourceKind> {
             ]
         },
         row: csr_row,
-        strategy: &CsrStrategy,
+        strategy: StrategyRef::Static(&CsrStrategy),
         ..BASE
     }]
 }
@@ -296,12 +297,14 @@ pub(super) fn scheduling() -> Vec<ResourceKind> {
                 json!(s(o, "/preemptionPolicy")),
             ]
         },
-        strategy: const {
-            &Basic {
-                defaults: defaults::priority_class,
-                validate: validation::priority_class,
-            }
-        },
+        strategy: StrategyRef::Static(
+            const {
+                &Basic {
+                    defaults: defaults::priority_class,
+                    validate: validation::priority_class,
+                }
+            },
+        ),
         ..BASE
     }]
 }
@@ -325,7 +328,7 @@ pub(super) fn coordination() -> Vec<ResourceKind> {
             ]
         },
         row: |o, now| vec![name(o), json!(s(o, "/spec/holderIdentity")), age(o, now)],
-        strategy: const { &Basic::validated(validation::lease) },
+        strategy: StrategyRef::Static(const { &Basic::validated(validation::lease) }),
         ..BASE
     }]
 }
@@ -369,7 +372,7 @@ pub(super) fn discovery() -> Vec<ResourceKind> {
             ]
         },
         row: endpoint_slice_row,
-        strategy: const { &Basic::defaults(defaults::endpoint_slice) },
+        strategy: StrategyRef::Static(const { &Basic::defaults(defaults::endpoint_slice) }),
         ..BASE
     }]
 }

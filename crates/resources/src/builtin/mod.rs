@@ -19,6 +19,7 @@ use serde_json::Value;
 pub use misc::{core_event_to_events_v1, events_v1_to_core_event};
 
 use crate::columns::{default_columns, default_row};
+use crate::StrategyRef;
 use crate::{Backend, Basic, NameRule, ResourceKind, ALL_VERBS};
 
 /// The fields every entry starts from: a namespaced core/v1 kind with all verbs, no
@@ -42,7 +43,7 @@ pub(crate) const BASE: ResourceKind = ResourceKind {
     selectable_fields: &[],
     columns: default_columns,
     row: default_row,
-    strategy: &Basic::NONE,
+    strategy: StrategyRef::Static(&Basic::NONE),
     backend: Backend::Store,
     name_rule: NameRule::Subdomain,
     create_on_update: false,

@@ -9,6 +9,7 @@ use crate::defaults;
 use crate::jsonpath::s;
 use crate::labels::format_label_selector;
 use crate::Basic;
+use crate::StrategyRef;
 use crate::{NameRule, ResourceKind};
 
 const NET: ResourceKind = ResourceKind {
@@ -58,7 +59,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            strategy: const { &Basic::defaults(defaults::ingress_class) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::ingress_class) }),
             ..NET
         },
         ResourceKind {
@@ -148,7 +149,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     age(o, now),
                 ]
             },
-            strategy: const { &Basic::defaults(defaults::network_policy) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::network_policy) }),
             ..NET
         },
         ResourceKind {

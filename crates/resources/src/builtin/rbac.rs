@@ -9,6 +9,7 @@ use crate::defaults;
 use crate::jsonpath::s;
 use crate::validation;
 use crate::Basic;
+use crate::StrategyRef;
 use crate::{NameRule, ResourceKind};
 
 const RBAC: ResourceKind = ResourceKind {
@@ -28,12 +29,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             namespaced: false,
             columns: || binding_columns("clusterRoleBinding"),
             row: binding_row,
-            strategy: const {
-                &Basic {
-                    defaults: defaults::role_binding,
-                    validate: validation::cluster_role_binding,
-                }
-            },
+            strategy: StrategyRef::Static(
+                const {
+                    &Basic {
+                        defaults: defaults::role_binding,
+                        validate: validation::cluster_role_binding,
+                    }
+                },
+            ),
             ..RBAC
         },
         ResourceKind {
@@ -42,7 +45,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             plural: "clusterroles",
             singular: "clusterrole",
             namespaced: false,
-            strategy: const { &Basic::validated(validation::cluster_role) },
+            strategy: StrategyRef::Static(const { &Basic::validated(validation::cluster_role) }),
             ..RBAC
         },
         ResourceKind {
@@ -51,12 +54,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             singular: "rolebinding",
             columns: || binding_columns("roleBinding"),
             row: binding_row,
-            strategy: const {
-                &Basic {
-                    defaults: defaults::role_binding,
-                    validate: validation::role_binding,
-                }
-            },
+            strategy: StrategyRef::Static(
+                const {
+                    &Basic {
+                        defaults: defaults::role_binding,
+                        validate: validation::role_binding,
+                    }
+                },
+            ),
             ..RBAC
         },
         ResourceKind {
@@ -64,7 +69,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             always_emitted: r#"{"rules":null}"#,
             plural: "roles",
             singular: "role",
-            strategy: const { &Basic::validated(validation::role) },
+            strategy: StrategyRef::Static(const { &Basic::validated(validation::role) }),
             ..RBAC
         },
     ]

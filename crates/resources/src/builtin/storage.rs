@@ -10,6 +10,7 @@ use crate::defaults;
 use crate::jsonpath::s;
 use crate::Basic;
 use crate::ResourceKind;
+use crate::StrategyRef;
 
 const STORAGE: ResourceKind = ResourceKind {
     group: "storage.k8s.io",
@@ -36,7 +37,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: csi_driver_row,
-            strategy: const { &Basic::defaults(defaults::csi_driver) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::csi_driver) }),
             ..STORAGE
         },
         ResourceKind {
@@ -94,7 +95,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                 ]
             },
             row: storage_class_row,
-            strategy: const { &Basic::defaults(defaults::storage_class) },
+            strategy: StrategyRef::Static(const { &Basic::defaults(defaults::storage_class) }),
             ..STORAGE
         },
         ResourceKind {
