@@ -28,6 +28,8 @@ mod pagination;
 mod patch;
 mod path;
 mod pod_subresources;
+#[cfg(test)]
+mod proptests;
 mod query;
 mod registry;
 mod request;

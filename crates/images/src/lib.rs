@@ -19,6 +19,8 @@ mod reference;
 mod registry;
 mod store;
 mod unpack;
+#[cfg(test)]
+mod unpack_proptests;
 
 #[cfg(feature = "test-support")]
 pub mod testsupport;

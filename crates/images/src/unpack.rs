@@ -302,6 +302,11 @@ impl Unpacker<'_> {
             if hidden.starts_with(b".wh.") || hidden.is_empty() {
                 return Ok(()); // aufs bookkeeping (.wh..wh.plnk etc.), meaningless to overlay
             }
+            // `.wh..` and `.wh...` would name the directory itself or its parent, which the
+            // removal below would delete, outside the layer for an entry at its top
+            if hidden == b"." || hidden == b".." {
+                return Err(invalid(&raw_path, "whiteout of '.' or '..'"));
+            }
             let target = parent.join(OsStr::from_bytes(hidden));
             remove_existing(&target, false)?;
             return mknod(&target, libc::S_IFCHR, 0, 0, 0);

@@ -394,7 +394,17 @@ fn decode_msg_value(
         },
         Special::FieldsV1 | Special::Json => match bytes_field(1)? {
             None | Some(([], _)) => None,
-            Some((b, _)) => Some(parse_json(b, "raw JSON field")?),
+            Some((b, _)) => {
+                let v = parse_json(b, "raw JSON field")?;
+                // a field set is a JSON object; anything else could not be encoded back
+                if msg.special == Special::FieldsV1 && !v.is_object() {
+                    return Err(Error::malformed(
+                        base,
+                        "fieldsV1 does not hold a JSON object",
+                    ));
+                }
+                Some(v)
+            }
         },
         Special::OrArray | Special::OrBool | Special::OrStringArray => {
             let slots = decode_slots(schema, msg, buf, base, depth)?;

@@ -25,6 +25,8 @@ mod encode;
 mod meta;
 mod schema;
 mod timefmt;
+#[cfg(test)]
+mod timefmt_proptests;
 mod wire;
 
 use serde_json::Value;

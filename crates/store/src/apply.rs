@@ -80,17 +80,22 @@ impl Store {
     }
 
     /// Writes every object and the revision to `out` (a raft snapshot), streaming, and returns
-    /// the caller's applied state read from the same consistent view.
+    /// the caller's applied state read from the same consistent view. The dump ends with a
+    /// marker and the object count, so that one cut anywhere is refused by restore.
     pub fn dump_to(&self, out: &mut impl std::io::Write) -> Result<Option<Vec<u8>>, StoreError> {
         let io = |e: std::io::Error| StoreError::Redb(format!("writing snapshot: {e}"));
         let view = self.read()?;
         let state = view.meta_blob(META_APPLIED)?;
+        out.write_all(&DUMP_MAGIC).map_err(io)?;
+        out.write_all(&END.to_be_bytes()).map_err(io)?;
         out.write_all(&view.revision().to_be_bytes()).map_err(io)?;
         let mut err = None;
+        let mut count = 0u64;
         view.for_each_raw(|key, rev, obj| {
             if err.is_some() {
                 return;
             }
+            count += 1;
             let r = write_chunk(out, key.as_bytes())
                 .and_then(|_| out.write_all(&rev.to_be_bytes()))
                 .and_then(|_| write_chunk(out, obj));
@@ -101,6 +106,8 @@ impl Store {
         if let Some(e) = err {
             return Err(io(e));
         }
+        out.write_all(&END.to_be_bytes()).map_err(io)?;
+        out.write_all(&count.to_be_bytes()).map_err(io)?;
         Ok(state)
     }
 
@@ -122,18 +129,55 @@ impl Store {
         let mut txn = self.inner.db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Redb(e.to_string()))?;
-        let mut rev_buf = [0u8; 8];
-        read_exact(input, &mut rev_buf)?.ok_or_else(truncated)?;
-        let revision = u64::from_be_bytes(rev_buf);
+        let mut head = [0u8; 8];
+        read_exact(input, &mut head)?.ok_or_else(truncated)?;
+        // A dump without the magic is one made before the end marker existed: it starts with
+        // the revision, and only its clean end tells it is complete.
+        let framed = head == DUMP_MAGIC;
+        if framed {
+            read_exact(input, &mut head)?.ok_or_else(truncated)?;
+            if u64::from_be_bytes(head) != END {
+                return Err(StoreError::Corrupt("snapshot dump header".into()));
+            }
+            read_exact(input, &mut head)?.ok_or_else(truncated)?;
+        }
+        let revision = u64::from_be_bytes(head);
         {
             txn.delete_table(OBJECTS)?;
             let mut objects = txn.open_table(OBJECTS)?;
-            while let Some(key) = read_chunk(input)? {
+            let mut count = 0u64;
+            let mut ended = false;
+            while let Some(key) = read_chunk(input, framed)? {
+                let Chunk::Data(key) = key else {
+                    let mut cb = [0u8; 8];
+                    read_exact(input, &mut cb)?.ok_or_else(truncated)?;
+                    if u64::from_be_bytes(cb) != count {
+                        return Err(StoreError::Corrupt(format!(
+                            "snapshot dump ends after {count} of {} objects",
+                            u64::from_be_bytes(cb)
+                        )));
+                    }
+                    ended = true;
+                    break;
+                };
                 let key = String::from_utf8(key).map_err(|_| truncated())?;
                 let mut rb = [0u8; 8];
                 read_exact(input, &mut rb)?.ok_or_else(truncated)?;
-                let obj = read_chunk(input)?.ok_or_else(truncated)?;
+                let Some(Chunk::Data(obj)) = read_chunk(input, false)? else {
+                    return Err(truncated());
+                };
                 objects.insert(key.as_str(), (u64::from_be_bytes(rb), obj.as_slice()))?;
+                count += 1;
+            }
+            // a dump cut right after an object ends cleanly too: only the marker tells
+            if framed && !ended {
+                return Err(truncated());
+            }
+            let mut extra = [0u8; 1];
+            if ended && read_exact(input, &mut extra)?.is_some() {
+                return Err(StoreError::Corrupt(
+                    "bytes after the end of the snapshot dump".into(),
+                ));
             }
             let mut meta = txn.open_table(META)?;
             meta.insert(META_REVISION, revision.to_be_bytes().as_slice())?;
@@ -174,13 +218,34 @@ fn read_exact(input: &mut impl std::io::Read, buf: &mut [u8]) -> Result<Option<(
     Ok(Some(()))
 }
 
-/// One length-prefixed chunk; Ok(None) at a clean end of input.
-fn read_chunk(input: &mut impl std::io::Read) -> Result<Option<Vec<u8>>, StoreError> {
+/// Starts a dump made with an end marker (the format before had none): chosen so that a
+/// reader of that older format refuses such a dump (the `END` after it reads as a chunk too
+/// long) instead of restoring garbage.
+const DUMP_MAGIC: [u8; 8] = *b"rdwdump1";
+
+/// Where a chunk length would be: the end of the objects (then their count follows), or,
+/// after the magic, the header's second word.
+const END: u64 = u64::MAX;
+
+enum Chunk {
+    Data(Vec<u8>),
+    End,
+}
+
+/// One length-prefixed chunk, or the end marker when `end_allowed`; Ok(None) at a clean end
+/// of input.
+fn read_chunk(
+    input: &mut impl std::io::Read,
+    end_allowed: bool,
+) -> Result<Option<Chunk>, StoreError> {
     let mut lb = [0u8; 8];
     if read_exact(input, &mut lb)?.is_none() {
         return Ok(None);
     }
     let len = u64::from_be_bytes(lb);
+    if end_allowed && len == END {
+        return Ok(Some(Chunk::End));
+    }
     // A corrupt length must not allocate unbounded memory: objects are at most a few MiB.
     if len > 64 << 20 {
         return Err(StoreError::Corrupt(format!(
@@ -189,7 +254,7 @@ fn read_chunk(input: &mut impl std::io::Read) -> Result<Option<Vec<u8>>, StoreEr
     }
     let mut buf = vec![0u8; len as usize];
     read_exact(input, &mut buf)?.ok_or_else(truncated)?;
-    Ok(Some(buf))
+    Ok(Some(Chunk::Data(buf)))
 }
 
 type Applied = (EventType, Vec<u8>, Option<Vec<u8>>);
@@ -343,7 +408,11 @@ fn check_preconditions(
 fn is_terminating(ns_json: &[u8]) -> bool {
     serde_json::from_slice::<Value>(ns_json)
         .ok()
-        .map(|v| v.pointer("/metadata/deletionTimestamp").is_some())
+        // JSON null is Go's nil *Time: not being deleted
+        .map(|v| {
+            v.pointer("/metadata/deletionTimestamp")
+                .is_some_and(|d| !d.is_null())
+        })
         .unwrap_or(false)
 }
 

@@ -7,7 +7,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 /// Encode one DER TLV.
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(super) fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -23,7 +23,7 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// Length of the TLV starting at `buf[0]`: (header length, total length).
-fn der_tlv_len(buf: &[u8]) -> Result<(usize, usize)> {
+pub(super) fn der_tlv_len(buf: &[u8]) -> Result<(usize, usize)> {
     let first = *buf.get(1).ok_or_else(|| anyhow!("truncated DER"))?;
     let (header, content) = if first < 0x80 {
         (2, first as usize)

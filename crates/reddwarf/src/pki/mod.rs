@@ -8,6 +8,8 @@
 //! All keys are ECDSA P-256 (rcgen's default with the ring backend).
 
 mod der;
+#[cfg(test)]
+mod der_proptests;
 mod files;
 mod issuance;
 mod kubeconfig;

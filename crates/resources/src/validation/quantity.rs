@@ -21,7 +21,8 @@ pub enum Format {
 pub struct Quantity {
     negative: bool,
     mantissa: u128,
-    exp: i32,
+    /// i64: a client may write any i32 exponent, and arithmetic on it must not overflow.
+    exp: i64,
     /// An approximation, used when an exact computation would overflow.
     approx: f64,
     pub format: Format,
@@ -147,7 +148,10 @@ pub fn parse(s: &str) -> Result<Quantity, &'static str> {
     }
     let p = split(s)?;
     let (base, exponent, format) = interpret(p.suffix).ok_or(SUFFIX_WRONG)?;
-    let digits = format!("{}{}", p.num, p.denom);
+    // trailing zeros of the fraction carry no value; kept, they could push an exact mantissa
+    // (times 2^n for binary suffixes) past u128 and leave only the approximation
+    let denom = p.denom.trim_end_matches('0');
+    let digits = format!("{}{}", p.num, denom);
     let approx_digits: f64 = format!(
         "{}.{}",
         p.num,
@@ -155,23 +159,43 @@ pub fn parse(s: &str) -> Result<Quantity, &'static str> {
     )
     .parse()
     .unwrap_or(0.0);
-    let mut exp = -(p.denom.len() as i32);
-    let mut mantissa: Option<u128> = digits.trim_start_matches('0').parse::<u128>().ok();
-    if digits.trim_start_matches('0').is_empty() {
-        mantissa = Some(0);
+    let mut exp = -(denom.len() as i64);
+    // likewise trailing zeros of the whole digit string: they move into the exponent
+    let mut digits = digits.trim_start_matches('0');
+    let value_digits = digits.trim_end_matches('0');
+    exp += (digits.len() - value_digits.len()) as i64;
+    digits = value_digits;
+    let mut round_up = false;
+    if base == 10 {
+        exp += i64::from(exponent);
+        // Round up to nano precision on the digits, before they must fit a u128: a long
+        // mantissa with a very negative exponent is still a small exact value.
+        if exp < -9 {
+            let drop = usize::try_from(-9 - exp).unwrap_or(usize::MAX);
+            let keep = digits.len().saturating_sub(drop);
+            round_up = digits[keep..].bytes().any(|d| d != b'0');
+            digits = &digits[..keep];
+            exp = -9;
+        }
     }
+    let mut mantissa: Option<u128> = if digits.is_empty() {
+        Some(0)
+    } else {
+        digits.parse::<u128>().ok()
+    };
+    mantissa = mantissa.and_then(|m| m.checked_add(u128::from(round_up)));
     let approx_mult = if base == 10 {
-        exp += exponent;
         10f64.powi(exponent)
     } else {
         mantissa = mantissa.and_then(|m| m.checked_mul(1u128 << exponent));
         2f64.powi(exponent)
     };
     let mut approx = approx_digits * approx_mult;
-    // Round up (away from zero) to nano precision, as upstream does.
+    // Round up (away from zero) to nano precision, as upstream does (binary suffixes with a
+    // long fraction; decimal ones were rounded above).
     if let Some(m) = mantissa {
         if exp < -9 {
-            let drop = (-9 - exp) as u32;
+            let drop = u32::try_from(-9 - exp).unwrap_or(u32::MAX);
             mantissa = match pow10(drop) {
                 Some(d) => Some(m / d + u128::from(m % d != 0)),
                 None => Some(u128::from(m != 0)),
@@ -252,8 +276,10 @@ impl Quantity {
         let abs = if self.exact() && other.exact() {
             let (a, b) = (self, other);
             let min = a.exp.min(b.exp);
-            let scale =
-                |q: &Quantity| pow10((q.exp - min) as u32).and_then(|p| q.mantissa.checked_mul(p));
+            let scale = |q: &Quantity| {
+                let p = u32::try_from(q.exp - min).ok().and_then(pow10)?;
+                q.mantissa.checked_mul(p)
+            };
             match (scale(a), scale(b)) {
                 (Some(x), Some(y)) => Some(x.cmp(&y)),
                 _ => None,
@@ -278,21 +304,21 @@ impl Quantity {
     pub fn milli_value(&self) -> i64 {
         let v: i128 = if self.exact() {
             let e = self.exp + 3;
-            let m = self.mantissa as i128;
-            if e >= 0 {
-                pow10(e as u32)
-                    .and_then(|p| (self.mantissa).checked_mul(p))
-                    .map(|x| x.min(i64::MAX as u128) as i128)
-                    .unwrap_or(i64::MAX as i128)
+            // in u128: a mantissa above i128::MAX must not turn negative
+            let m = self.mantissa;
+            let v = if e >= 0 {
+                u32::try_from(e)
+                    .ok()
+                    .and_then(pow10)
+                    .and_then(|p| m.checked_mul(p))
+                    .unwrap_or(u128::MAX)
             } else {
-                match pow10((-e) as u32) {
-                    Some(d) => {
-                        let d = d as i128;
-                        m / d + i128::from(m % d != 0)
-                    }
-                    None => i128::from(m != 0),
+                match u32::try_from(-e).ok().and_then(pow10) {
+                    Some(d) => m / d + u128::from(m % d != 0),
+                    None => u128::from(m != 0),
                 }
-            }
+            };
+            v.min(i64::MAX as u128) as i128
         } else {
             (self.approx.abs() * 1000.0).ceil().min(i64::MAX as f64) as i128
         };
@@ -379,7 +405,8 @@ impl Quantity {
         if !self.exact() || self.exp < 0 {
             return None;
         }
-        pow10(self.exp as u32).and_then(|p| self.mantissa.checked_mul(p))
+        let p = u32::try_from(self.exp).ok().and_then(pow10)?;
+        self.mantissa.checked_mul(p)
     }
 }
 

@@ -241,6 +241,7 @@ impl HeaderDecoder {
         let start = self.z.total_in();
         loop {
             let consumed = (self.z.total_in() - start) as usize;
+            let (in_before, out_before) = (self.z.total_in(), out.len());
             match self
                 .z
                 .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync)
@@ -254,6 +255,17 @@ impl HeaderDecoder {
             }
             if (self.z.total_in() - start) as usize == block.len() && out.len() < out.capacity() {
                 break;
+            }
+            // Input left, room to write, and nothing taken or made: the zlib stream has ended
+            // (a peer may end it), so more room would never help; growing the buffer forever
+            // would end in a failed allocation that aborts the process.
+            if self.z.total_in() == in_before
+                && out.len() == out_before
+                && out.len() < out.capacity()
+            {
+                return Err(invalid(
+                    "header block continues past the end of its zlib stream",
+                ));
             }
             if out.len() > MAX_CONTROL_LEN * 4 {
                 return Err(invalid("header block too large"));

@@ -4,3 +4,6 @@ pub(crate) mod frame;
 pub(crate) mod session;
 
 pub(crate) use session::{ServerStream, Session};
+
+#[cfg(test)]
+mod proptests;
