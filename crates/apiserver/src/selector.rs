@@ -52,6 +52,17 @@ fn valid_key(k: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
+/// Upstream's `IsValidLabelValue`: empty, or at most 63 alphanumerics, `-`, `_` and `.`,
+/// starting and ending alphanumeric.
+fn valid_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
 fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, ApiError> {
     let rest = rest.trim();
     if !rest.starts_with('(') || !rest.ends_with(')') {
@@ -104,6 +115,18 @@ impl LabelSelector {
             };
             if !valid_key(key) {
                 return Err(bad(&format!("invalid label key \"{key}\"")));
+            }
+            let values: &[String] = match &req {
+                Req::Eq(_, v) | Req::NotEq(_, v) => std::slice::from_ref(v),
+                Req::In(_, vs) | Req::NotIn(_, vs) => vs,
+                Req::Exists(_) | Req::NotExists(_) => &[],
+            };
+            for (i, v) in values.iter().enumerate() {
+                if !valid_value(v) {
+                    return Err(bad(&format!(
+                        "values[{i}][{key}]: Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+                    )));
+                }
             }
             reqs.push(req);
         }
@@ -217,6 +240,17 @@ mod tests {
         }
         assert!(LabelSelector::parse("app in web").is_err());
         assert!(LabelSelector::parse("a b").is_err());
+        // Values are label values, as upstream checks them (400, not an empty answer).
+        for bad in [
+            "app=a b",
+            "app!=-x",
+            "app in (ok,no way)",
+            &format!("app={}", "v".repeat(64)),
+        ] {
+            let e = LabelSelector::parse(bad).unwrap_err();
+            assert_eq!(e.code, 400, "{bad}");
+        }
+        assert!(LabelSelector::parse("app=,tier in (a.b_c-d)").is_ok());
     }
 
     #[test]
