@@ -15,19 +15,27 @@ use crate::User;
 /// What is being done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
+    /// A create (POST, or a PUT that creates).
     Create,
+    /// An update of an existing object, through the object or a subresource.
     Update,
+    /// A delete.
     Delete,
 }
 
 /// The request as admission sees it.
 pub struct Attributes<'a> {
+    /// The catalogue entry of the resource written.
     pub kind: &'a ResourceKind,
+    /// What is being done to it.
     pub operation: Operation,
     /// The subresource written (None: the object itself).
     pub subresource: Option<&'a str>,
+    /// The request's namespace (empty for cluster-scoped resources).
     pub namespace: &'a str,
+    /// The object's name.
     pub name: &'a str,
+    /// Who sent the request.
     pub user: &'a User,
 }
 
@@ -99,6 +107,7 @@ impl Admission {
         self.plugins.iter().map(|p| p.name()).collect()
     }
 
+    /// Runs every plugin's mutating phase in order; the first error refuses the request.
     pub fn mutate(&self, a: &Attributes, obj: &mut Value, store: &Store) -> ApiResult<()> {
         for p in &self.plugins {
             p.mutate(a, obj, store)?;
@@ -106,6 +115,7 @@ impl Admission {
         Ok(())
     }
 
+    /// Runs every plugin's validating phase in order; the first error refuses the request.
     pub fn validate(&self, a: &Attributes, obj: &Value, store: &Store) -> ApiResult<()> {
         for p in &self.plugins {
             p.validate(a, obj, store)?;

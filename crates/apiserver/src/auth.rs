@@ -3,7 +3,10 @@
 /// An authenticated user, attached to requests as an extension by the transport layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct User {
+    /// The user name, from the client certificate or bearer token (`system:...` for the
+    /// server's own components).
     pub name: String,
+    /// The groups the user belongs to (`system:authenticated` among them).
     pub groups: Vec<String>,
 }
 
@@ -19,6 +22,8 @@ impl User {
 
 /// Decides whether a user may perform a verb on a resource. RBAC arrives later; the seam is here.
 pub trait Authorizer: Send + Sync {
+    /// Whether `user` may `verb` (`get`, `create`, ...) `resource` of `group` in `namespace`
+    /// (empty for cluster-scoped requests).
     fn allowed(
         &self,
         user: &User,

@@ -10,6 +10,8 @@ use tower::ServiceExt;
 
 use crate::User;
 
+/// A client that sends requests straight into the API server's router, as the
+/// `system:kube-controller-manager` user.
 #[derive(Clone)]
 pub struct InProcessClient {
     router: Router,
@@ -17,6 +19,7 @@ pub struct InProcessClient {
 }
 
 impl InProcessClient {
+    /// A client of `router` (the API server's, from `ApiServer::router`).
     pub fn new(router: Router) -> InProcessClient {
         InProcessClient {
             router,
@@ -47,6 +50,7 @@ impl InProcessClient {
         Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// A GET; returns the status code and the body as JSON (`Null` when it is not JSON).
     pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, Value)> {
         let (code, text) = self.request("GET", path, None).await?;
         Ok((code, serde_json::from_str(&text).unwrap_or(Value::Null)))

@@ -74,6 +74,8 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
+    /// An API server over `consensus`'s store, with the default service network
+    /// (`10.43.0.0/16`, node ports 30000-32767) and default admission settings.
     pub fn new(consensus: impl Proposer) -> Arc<ApiServer> {
         ApiServer::with_network(consensus, ServiceNetwork::default())
     }
@@ -114,6 +116,8 @@ impl ApiServer {
         self.metrics.register(f)
     }
 
+    /// Sets the `host:port` clients reach this server at: reported in discovery, and the
+    /// address and port the `kubernetes` Service's endpoints point to.
     pub fn set_advertise(&self, addr: String) {
         if let Ok(mut a) = self.advertise.write() {
             *a = addr;
@@ -263,6 +267,8 @@ impl ApiServer {
         Ok(())
     }
 
+    /// Whether [`Self::start_background`] has finished (the bootstrap namespaces exist);
+    /// `/readyz` and the component statuses report it.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }

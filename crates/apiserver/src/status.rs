@@ -7,12 +7,16 @@ use serde_json::{json, Value};
 /// One entry of `details.causes`.
 #[derive(Clone, Debug)]
 pub struct Cause {
+    /// Upstream's cause type (`FieldValueInvalid`, `FieldValueRequired`, ...).
     pub reason: &'static str,
+    /// The human-readable message (`Invalid value: "x": ...`).
     pub message: String,
+    /// The path of the field at fault (`spec.containers[0].image`).
     pub field: String,
 }
 
 impl Cause {
+    /// `field` holds `value`, which is wrong because of `detail`.
     pub fn invalid(field: &str, value: &str, detail: &str) -> Cause {
         Cause {
             reason: "FieldValueInvalid",
@@ -20,6 +24,7 @@ impl Cause {
             field: field.into(),
         }
     }
+    /// `field` is missing; `detail` may be empty.
     pub fn required(field: &str, detail: &str) -> Cause {
         Cause {
             reason: "FieldValueRequired",
@@ -31,6 +36,7 @@ impl Cause {
             field: field.into(),
         }
     }
+    /// `field` may not be set (or changed) as it is, because of `detail`.
     pub fn forbidden(field: &str, detail: &str) -> Cause {
         Cause {
             reason: "FieldValueForbidden",
@@ -43,16 +49,23 @@ impl Cause {
 /// An error answered to a client as a `Status` object.
 #[derive(Clone, Debug)]
 pub struct ApiError {
+    /// The HTTP status code (also the Status's `code`).
     pub code: u16,
+    /// The Status's `reason` (`NotFound`, `Conflict`, ...).
     pub reason: &'static str,
+    /// The Status's `message`.
     pub message: String,
+    /// The Status's `details` (name, group, kind, causes), if any.
     pub details: Option<Value>,
+    /// Seconds the client should wait before retrying: sent as `Retry-After` and
+    /// `details.retryAfterSeconds`.
     pub retry_after: Option<u64>,
     /// For 410 Expired on a continue token: a token to read the rest inconsistently.
     pub continue_token: Option<String>,
 }
 
 impl ApiError {
+    /// An error with no details.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             code,
@@ -79,6 +92,7 @@ impl ApiError {
         .with_details(details(group, resource, name))
     }
 
+    /// 404 for a URL that names no resource (rather than a missing object).
     pub fn path_not_found() -> ApiError {
         ApiError::new(
             404,
@@ -88,6 +102,7 @@ impl ApiError {
         .with_details(json!({}))
     }
 
+    /// 409 AlreadyExists: a create of a name that is taken.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> ApiError {
         ApiError::new(
             409,
@@ -97,6 +112,7 @@ impl ApiError {
         .with_details(details(group, resource, name))
     }
 
+    /// 409 Conflict: a write based on a stale `resourceVersion`.
     pub fn conflict(group: &str, resource: &str, name: &str) -> ApiError {
         ApiError::new(
             409,
@@ -110,6 +126,7 @@ impl ApiError {
         .with_details(details(group, resource, name))
     }
 
+    /// 409 Conflict with a reason of its own in place of the stale-version message.
     pub fn conflict_message(group: &str, resource: &str, name: &str, msg: &str) -> ApiError {
         ApiError::new(
             409,
@@ -157,10 +174,12 @@ impl ApiError {
         .with_details(d)
     }
 
+    /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }
 
+    /// 403 Forbidden on an object, saying `why`.
     pub fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> ApiError {
         ApiError::new(
             403,
@@ -175,6 +194,7 @@ impl ApiError {
         .with_details(details(group, resource, name))
     }
 
+    /// 405: the resource does not serve this verb.
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(
             405,
@@ -184,10 +204,12 @@ impl ApiError {
         .with_details(json!({}))
     }
 
+    /// 401: the request carries no accepted credentials.
     pub fn unauthorized() -> ApiError {
         ApiError::new(401, "Unauthorized", "Unauthorized")
     }
 
+    /// 413: the request body exceeds `limit` bytes.
     pub fn too_large(limit: usize) -> ApiError {
         ApiError::new(
             413,
@@ -196,6 +218,7 @@ impl ApiError {
         )
     }
 
+    /// 415: the body's content type `ct` is not one the server reads.
     pub fn unsupported_media_type(ct: &str) -> ApiError {
         ApiError::new(
             415,
@@ -204,6 +227,7 @@ impl ApiError {
         )
     }
 
+    /// 406: none of the media types in `accept` can be produced.
     pub fn not_acceptable(accept: &str) -> ApiError {
         ApiError::new(
             406,
@@ -212,14 +236,17 @@ impl ApiError {
         )
     }
 
+    /// 410 Expired: a resourceVersion or continue token older than the server keeps.
     pub fn expired(message: impl Into<String>) -> ApiError {
         ApiError::new(410, "Expired", message)
     }
 
+    /// 410 Gone.
     pub fn gone(message: impl Into<String>) -> ApiError {
         ApiError::new(410, "Gone", message)
     }
 
+    /// 500 InternalError; `message` also goes into `details.causes`.
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
         ApiError::new(
             500,
@@ -229,18 +256,21 @@ impl ApiError {
         .with_details(json!({"causes": [{"message": message.to_string()}]}))
     }
 
+    /// 503 ServiceUnavailable, asking the client to retry after a second.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         let mut e = ApiError::new(503, "ServiceUnavailable", message);
         e.retry_after = Some(1);
         e
     }
 
+    /// 504 Timeout, asking the client to retry after a second.
     pub fn timeout(message: impl Into<String>) -> ApiError {
         let mut e = ApiError::new(504, "Timeout", message);
         e.retry_after = Some(1);
         e
     }
 
+    /// The error as a `v1` Status object (the response body).
     pub fn to_status(&self) -> Value {
         let mut v = json!({
             "kind": "Status",

@@ -22,6 +22,8 @@ use rcgen::{
 
 use crate::{error_action, Error};
 
+/// The signer of node client certificates: the only CSRs this controller approves, and one of
+/// the two it signs.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 const BOOTSTRAPPERS: &str = "system:bootstrappers";
@@ -37,6 +39,8 @@ struct CsrSigningController {
     ca_key_pem: String,
 }
 
+/// Runs the approver and signer until the process ends; certificates are signed with the
+/// cluster CA given as PEM.
 pub async fn run(client: Client, ca_cert_pem: String, ca_key_pem: String) {
     let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
     Controller::new(csrs, watcher::Config::default())

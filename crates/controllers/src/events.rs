@@ -19,6 +19,8 @@ const FOLD_WINDOW: Duration = Duration::from_secs(600);
 /// Recent events by what they say: (name, namespace, count, when).
 type Seen = HashMap<String, (String, String, i32, Instant)>;
 
+/// Writes Events on behalf of one component; clones share the memory of recent events, so
+/// repeats fold into one object.
 #[derive(Clone)]
 pub struct Recorder {
     client: Client,
@@ -37,10 +39,12 @@ impl Recorder {
         }
     }
 
+    /// Records a `Normal` event about `regarding`.
     pub async fn normal(&self, regarding: &ObjectReference, reason: &str, note: impl Into<String>) {
         self.record(regarding, "Normal", reason, note.into()).await
     }
 
+    /// Records a `Warning` event about `regarding`.
     pub async fn warning(
         &self,
         regarding: &ObjectReference,

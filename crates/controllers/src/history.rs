@@ -43,6 +43,7 @@ pub fn next_number(revs: &[ControllerRevision]) -> i64 {
     revs.iter().map(|r| r.revision).max().unwrap_or(0) + 1
 }
 
+/// The revision's `data` (the part of the owner's spec it snapshots), if it has any.
 pub fn data_of(rev: &ControllerRevision) -> Option<&serde_json::Value> {
     rev.data.as_ref().map(|d| &d.0)
 }

@@ -91,8 +91,10 @@ pub fn controller_enabled(list: &[String], name: &str) -> bool {
     star
 }
 
+/// What a reconcile can fail with; the controller logs it and requeues the object.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A request to the API server failed (a conflict is retried sooner).
     #[error("kube: {0}")]
     Kube(#[from] kube::Error),
 }

@@ -19,12 +19,17 @@ use crate::{error_action, Error};
 /// The cluster CIDR and the size of each node's slice of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterCidr {
+    /// The network address (host bits cleared).
     pub base: Ipv4Addr,
+    /// The cluster CIDR's prefix length.
     pub prefix: u8,
+    /// The prefix length of each node's subnet (`--node-cidr-mask-size`).
     pub node_prefix: u8,
 }
 
 impl ClusterCidr {
+    /// Parses `--cluster-cidr` (IPv4 `address/prefix`) with the node subnet size, which must
+    /// lie between the cluster prefix and /30; the error names the offending flag.
     pub fn parse(cidr: &str, node_prefix: u8) -> Result<ClusterCidr, String> {
         let (ip, len) = cidr
             .split_once('/')
@@ -85,6 +90,7 @@ struct NodeIpamController {
     pending: Mutex<HashMap<String, u64>>,
 }
 
+/// Runs the allocator until the process ends, giving each Node a subnet of `cidr`.
 pub async fn run(client: Client, cidr: ClusterCidr) {
     let api: Api<Node> = Api::all(client.clone());
     let controller = Controller::new(api, watcher::Config::default());

@@ -6,14 +6,20 @@ use crate::jsonpath::{i, s};
 /// A server-side table column (`meta.k8s.io/v1` TableColumnDefinition).
 #[derive(Clone, Debug)]
 pub struct Column {
+    /// The header kubectl prints (`NAME`, `READY`, ...).
     pub name: &'static str,
+    /// The OpenAPI type of the cells (`string`, `integer`, `date`, ...).
     pub type_: &'static str,
+    /// The OpenAPI format of the cells (`name` for the name column; usually empty).
     pub format: &'static str,
+    /// 0: shown by default; higher: only with `-o wide`.
     pub priority: i32,
+    /// Upstream's description of the column.
     pub description: &'static str,
 }
 
 impl Column {
+    /// A column with an empty `format`.
     pub const fn new(
         name: &'static str,
         type_: &'static str,
@@ -29,6 +35,7 @@ impl Column {
         }
     }
 
+    /// The column as a TableColumnDefinition in a Table response.
     pub fn to_json(&self) -> Value {
         json!({
             "name": self.name,

@@ -38,14 +38,21 @@ use serde_json::Value;
 /// One served resource of one group/version.
 #[derive(Clone)]
 pub struct ResourceKind {
+    /// API group (empty for the core group).
     pub group: &'static str,
+    /// API version within the group (`v1`, `v1beta1`, ...).
     pub version: &'static str,
+    /// The kind name objects carry in `kind` (`Pod`, `Deployment`, ...).
     pub kind: &'static str,
     /// The URL segment (plural, lower case).
     pub plural: &'static str,
+    /// The singular lower-case name discovery reports (`kubectl get pod`).
     pub singular: &'static str,
+    /// Whether objects live in a namespace (false: cluster-scoped).
     pub namespaced: bool,
+    /// Abbreviations discovery advertises for kubectl (`po`, `deploy`, ...).
     pub short_names: &'static [&'static str],
+    /// Discovery categories the resource belongs to (`all`, ...), for `kubectl get <category>`.
     pub categories: &'static [&'static str],
     /// Whether `/status` is a subresource (spec and status are then written separately).
     pub status: bool,
@@ -108,8 +115,11 @@ pub enum Backend {
 /// Both conversions keep `metadata` as it is (managedFields entries keep their apiVersion).
 #[derive(Clone, Copy)]
 pub struct StorageAlias {
+    /// The group of the kind whose collection stores these objects.
     pub group: &'static str,
+    /// That kind's version (the stored form's apiVersion).
     pub version: &'static str,
+    /// That kind's resource (plural), naming the stored collection.
     pub plural: &'static str,
     /// This kind's form to the storage form (apiVersion and kind included).
     pub to_storage: fn(&Value) -> Value,
@@ -121,10 +131,13 @@ pub struct StorageAlias {
 /// what a write through it may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subresource {
+    /// The URL segment after the object's name (`binding`, `proxy`, `approval`, ...).
     pub name: &'static str,
     /// The (group, kind) of its response (version v1), when it is not the parent's.
     pub response: Option<(&'static str, &'static str)>,
+    /// The verbs served on the subresource (discovery lists them).
     pub verbs: &'static [&'static str],
+    /// How the subresource is served.
     pub role: SubresourceRole,
 }
 
@@ -150,8 +163,11 @@ pub const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"]
 /// absent bool is `false` and an absent counter `0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SelectableField {
+    /// The name a field selector uses (`spec.nodeName`).
     pub name: &'static str,
+    /// The dotted JSON path read from the object.
     pub path: &'static str,
+    /// The text compared when the path is absent (Go's zero value as printed).
     pub zero: &'static str,
 }
 
@@ -209,6 +225,8 @@ pub enum NameRule {
 }
 
 impl ResourceKind {
+    /// The `apiVersion` objects of this kind carry: `group/version`, or just `version` for
+    /// the core group.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_string()
@@ -227,6 +245,7 @@ impl ResourceKind {
         self.storage.map_or(self.plural, |s| s.plural)
     }
 
+    /// The kind of a list of these objects (`PodList`).
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
@@ -279,6 +298,7 @@ impl ResourceKind {
         self.extra_subresources.iter().find(|s| s.name == name)
     }
 
+    /// The verbs this resource serves, as discovery lists them.
     pub fn verbs(&self) -> &'static [&'static str] {
         self.verbs
     }
@@ -303,22 +323,26 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
+    /// The catalogue of every built-in kind ([`builtin_kinds`]).
     pub fn builtin() -> Catalogue {
         Catalogue {
             kinds: builtin_kinds(),
         }
     }
 
+    /// Every served kind, in catalogue order.
     pub fn kinds(&self) -> &[ResourceKind] {
         &self.kinds
     }
 
+    /// The kind served at `group/version/plural` (the URL form), if any.
     pub fn by_resource(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceKind> {
         self.kinds
             .iter()
             .find(|k| k.group == group && k.version == version && k.plural == plural)
     }
 
+    /// The kind named `kind` in `group/version` (the object form), if any.
     pub fn by_kind(&self, group: &str, version: &str, kind: &str) -> Option<&ResourceKind> {
         self.kinds
             .iter()
@@ -341,6 +365,7 @@ impl Catalogue {
         out
     }
 
+    /// The kinds of one group/version, in catalogue order (its discovery document).
     pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&ResourceKind> {
         self.kinds
             .iter()

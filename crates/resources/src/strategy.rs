@@ -20,7 +20,9 @@ use crate::{ResourceKind, SubresourceRole};
 /// entries) or a shared one built at run time (a custom resource's, from its schema).
 #[derive(Clone)]
 pub enum StrategyRef {
+    /// A strategy that lives for the whole program (built-in kinds).
     Static(&'static dyn Strategy),
+    /// A strategy built at run time (a custom resource's), shared between clones of the entry.
     Shared(Arc<dyn Strategy>),
 }
 
@@ -37,7 +39,9 @@ impl Deref for StrategyRef {
 
 /// Who sent a request, for strategies that record it (a CSR's requester).
 pub struct Requester<'a> {
+    /// The authenticated user name.
     pub name: &'a str,
+    /// The groups the user belongs to.
     pub groups: &'a [String],
 }
 
@@ -55,7 +59,9 @@ pub enum Claims {
 /// The propagation policy a DELETE without one gets, and the warning upstream sends then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DefaultGcPolicy {
+    /// The propagation policy applied (`Orphan`, ...).
     pub policy: &'static str,
+    /// The warning header text sent with such a DELETE.
     pub warning: &'static str,
 }
 
@@ -147,7 +153,9 @@ pub type ValidateFn = fn(&Value, Option<&Value>, &mut Vec<FieldError>);
 
 /// The strategy of a kind whose only rules are its defaults and its validation.
 pub struct Basic {
+    /// Called as [`Strategy::defaults`].
     pub defaults: DefaultsFn,
+    /// Called as [`Strategy::validate`].
     pub validate: ValidateFn,
 }
 

@@ -33,6 +33,8 @@ use crate::events::{self, Recorder};
 use cache::{uid, Cache};
 pub use plugins::{tolerated, tolerates};
 
+/// The profile name: pods whose `spec.schedulerName` is this (or unset) are scheduled here,
+/// and events and metrics are reported under it.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 /// Bindings in flight at once (each is one raft write; the proposer batches them).
 const MAX_BINDS_IN_FLIGHT: usize = 64;
@@ -74,6 +76,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the scheduler's metrics to `r` (served on `/metrics`).
     pub fn register(&self, r: &mut Registry) {
         r.register(
             "scheduler_schedule_attempts",
@@ -303,6 +306,7 @@ struct Scheduler {
     volume_decisions: HashMap<String, Arc<volumes::Decision>>,
 }
 
+/// Runs the scheduler until the process ends, recording into `metrics`.
 pub async fn run(client: Client, metrics: Metrics) {
     let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .map(|e| e.map(Ev::Pod));

@@ -41,6 +41,7 @@ fn labels_of(pod: &Pod) -> BTreeMap<String, String> {
 
 pub use crate::taints::tolerates;
 
+/// Whether any of `tolerations` tolerates `taint`.
 pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
     tolerations.iter().any(|t| tolerates(t, taint))
 }

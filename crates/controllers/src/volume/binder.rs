@@ -60,6 +60,7 @@ fn claim_key(pvc: &PersistentVolumeClaim) -> (String, String) {
     (pvc.namespace().unwrap_or_default(), pvc.name_any())
 }
 
+/// Runs the PersistentVolume controller until the process ends.
 pub async fn run(client: Client) {
     let cfg = watcher::Config::default;
     let claims = watcher(Api::<PersistentVolumeClaim>::all(client.clone()), cfg())

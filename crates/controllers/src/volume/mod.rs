@@ -21,7 +21,9 @@ pub const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 pub const ANN_BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
 /// On a claim: the node the scheduler chose, for a provisioner to create the volume on.
 pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+/// On a claim: the provisioner expected to create its volume, from the claim's class.
 pub const ANN_STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
+/// The beta spelling of [`ANN_STORAGE_PROVISIONER`], still written alongside it.
 pub const ANN_BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
 /// On a volume: the plugin that provisioned it.
 pub const ANN_DYNAMICALLY_PROVISIONED: &str = "pv.kubernetes.io/provisioned-by";
@@ -29,13 +31,16 @@ pub const ANN_DYNAMICALLY_PROVISIONED: &str = "pv.kubernetes.io/provisioned-by";
 pub const ANN_BETA_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
 /// The provisioner of classes whose volumes are created by hand (local volumes).
 pub const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
+/// The finalizer that keeps a claim while a pod still uses it.
 pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
+/// The finalizer that keeps a volume while it is Bound.
 pub const PV_PROTECTION_FINALIZER: &str = "kubernetes.io/pv-protection";
 
 fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
+/// Whether the object carries annotation `key` (whatever its value).
 pub fn has_annotation(meta: &kube::api::ObjectMeta, key: &str) -> bool {
     annotation(meta, key).is_some()
 }
@@ -55,6 +60,7 @@ pub fn volume_class(pv: &PersistentVolume) -> &str {
         .unwrap_or("")
 }
 
+/// The volume the claim is bound to (`spec.volumeName`), or "".
 pub fn claim_volume_name(pvc: &PersistentVolumeClaim) -> &str {
     pvc.spec
         .as_ref()
@@ -62,10 +68,12 @@ pub fn claim_volume_name(pvc: &PersistentVolumeClaim) -> &str {
         .unwrap_or("")
 }
 
+/// The claim the volume is bound or pre-bound to (`spec.claimRef`).
 pub fn claim_ref_of(pv: &PersistentVolume) -> Option<&ObjectReference> {
     pv.spec.as_ref()?.claim_ref.as_ref()
 }
 
+/// The volume's `status.phase`, or "".
 pub fn volume_phase(pv: &PersistentVolume) -> &str {
     pv.status
         .as_ref()
@@ -73,6 +81,7 @@ pub fn volume_phase(pv: &PersistentVolume) -> &str {
         .unwrap_or("")
 }
 
+/// The claim's `status.phase`, or "".
 pub fn claim_phase(pvc: &PersistentVolumeClaim) -> &str {
     pvc.status
         .as_ref()
@@ -158,6 +167,8 @@ fn storage(
         .unwrap_or_else(|| quantity::parse("0").expect("zero parses"))
 }
 
+/// The storage the claim requests (`spec.resources.requests.storage`; 0 if absent or
+/// unparsable).
 pub fn requested_storage(pvc: &PersistentVolumeClaim) -> quantity::Quantity {
     storage(
         pvc.spec
@@ -167,6 +178,7 @@ pub fn requested_storage(pvc: &PersistentVolumeClaim) -> quantity::Quantity {
     )
 }
 
+/// The volume's capacity (`spec.capacity.storage`; 0 if absent or unparsable).
 pub fn volume_storage(pv: &PersistentVolume) -> quantity::Quantity {
     storage(pv.spec.as_ref().and_then(|s| s.capacity.as_ref()))
 }

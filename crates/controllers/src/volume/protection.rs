@@ -51,6 +51,7 @@ fn has_finalizer(meta: &kube::api::ObjectMeta, f: &str) -> bool {
     meta.finalizers.iter().flatten().any(|x| x == f)
 }
 
+/// Runs the PersistentVolumeClaim protection controller until the process ends.
 pub async fn run_pvc_protection(client: Client) {
     let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
@@ -116,6 +117,7 @@ fn pod_uses_claim(pod: &Pod, claim: &str) -> bool {
             .any(|(c, ephemeral)| c == claim && (!ephemeral || !shut_down))
 }
 
+/// Runs the PersistentVolume protection controller until the process ends.
 pub async fn run_pv_protection(client: Client) {
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     Controller::new(volumes, watcher::Config::default())

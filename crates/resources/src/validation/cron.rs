@@ -13,17 +13,24 @@ pub const STAR_BIT: u64 = 1 << 63;
 pub struct Schedule {
     /// The `TZ=`/`CRON_TZ=` prefix, if any.
     pub location: Option<String>,
+    /// When the schedule fires.
     pub kind: ScheduleKind,
 }
 
+/// The two forms a schedule takes: field bit sets, or a fixed interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScheduleKind {
     /// Bit `n` set: value `n` matches (plus [`STAR_BIT`]).
     Spec {
+        /// Minutes 0-59.
         minute: u64,
+        /// Hours 0-23.
         hour: u64,
+        /// Days of the month 1-31.
         dom: u64,
+        /// Months 1-12.
         month: u64,
+        /// Days of the week 0-6 (Sunday 0).
         dow: u64,
     },
     /// `@every <duration>`, in whole seconds (at least one).

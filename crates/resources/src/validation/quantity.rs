@@ -5,14 +5,21 @@
 
 use std::cmp::Ordering;
 
+/// Upstream's error for a string that is not shaped like a quantity.
 pub const FORMAT_WRONG: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+/// Upstream's error for a quantity-shaped string whose suffix is unknown (`1mi`).
 pub const SUFFIX_WRONG: &str = "unable to parse quantity's suffix";
 
+/// The suffix family a quantity was written in; [`Quantity::canonical`] prints in the same
+/// family where it can (upstream's `Format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Decimal SI suffixes: `n u m k M G T P E`, or none.
     DecimalSI,
+    /// Binary SI suffixes: `Ki Mi Gi Ti Pi Ei`.
     BinarySI,
+    /// Exponent notation: `e3`, `E-2`.
     DecimalExponent,
 }
 
@@ -25,6 +32,7 @@ pub struct Quantity {
     exp: i64,
     /// An approximation, used when an exact computation would overflow.
     approx: f64,
+    /// The suffix family it was parsed from.
     pub format: Format,
 }
 
@@ -241,10 +249,12 @@ impl Quantity {
         }
     }
 
+    /// Whether the value is exactly zero (never true of an approximation).
     pub fn is_zero(&self) -> bool {
         self.exact() && self.mantissa == 0
     }
 
+    /// Whether the value is below zero (`-0` is not).
     pub fn is_negative(&self) -> bool {
         self.negative && !self.is_zero()
     }
