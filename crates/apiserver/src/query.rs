@@ -13,7 +13,10 @@ fn decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                // Two hex digits exactly (from_str_radix alone would take a sign: `%+1`).
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
@@ -79,6 +82,8 @@ mod tests {
         assert_eq!(q.get("limit"), Some("5"));
         assert!(q.has("x"));
         assert_eq!(Query::parse(Some("a=%zz%2")).get("a"), Some("%zz%2"));
+        // Not an escape: a sign is not a hex digit.
+        assert_eq!(Query::parse(Some("a=%+1")).get("a"), Some("% 1"));
     }
 
     #[test]

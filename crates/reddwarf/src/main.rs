@@ -40,7 +40,7 @@ enum Command {
 }
 
 #[derive(clap::Args, Clone, Debug)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Where state, certificates and the admin kubeconfig live.
     #[arg(long, env = "REDDWARF_DATA_DIR", default_value = "./reddwarf-data")]
     pub data_dir: PathBuf,
