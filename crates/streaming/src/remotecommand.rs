@@ -306,6 +306,11 @@ fn spawn_resize(r: StreamReader) -> (mpsc::Receiver<TerminalSize>, JoinHandle<()
     (rx, tokio::spawn(parse_resizes(r, tx)))
 }
 
+/// The most a resize value may take: a TerminalSize is a few dozen bytes; more means a
+/// client that never ends its value, which would otherwise grow the buffer without bound
+/// and be re-parsed on every chunk.
+const MAX_PENDING_RESIZE: usize = 4096;
+
 async fn parse_resizes<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<TerminalSize>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
@@ -327,6 +332,10 @@ async fn parse_resizes<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<Terminal
             }
         };
         buf.drain(..consumed);
+        if buf.len() > MAX_PENDING_RESIZE {
+            // As a bad value: upstream stops reading resizes.
+            return;
+        }
         for s in sizes {
             if tx.send(s).await.is_err() {
                 return;
@@ -366,5 +375,25 @@ mod tests {
         );
         assert_eq!(rx.recv().await, None);
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_endless_resize_value_stops_the_resize_stream() {
+        let (mut w, r) = tokio::io::duplex(64 * 1024);
+        let (tx, mut rx) = mpsc::channel(16);
+        let task = tokio::spawn(parse_resizes(r, tx));
+        use tokio::io::AsyncWriteExt;
+        w.write_all(b"{\"Width\":80,\"Height\":24}\n")
+            .await
+            .unwrap();
+        // A value that never ends; the writer stays open, so only the cap ends the task.
+        let mut endless = b"{\"Width\":".to_vec();
+        endless.extend(std::iter::repeat_n(b' ', 8 * 1024));
+        w.write_all(&endless).await.unwrap();
+        assert_eq!(rx.recv().await.map(|s| s.width), Some(80));
+        let end = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await;
+        assert_eq!(end, Ok(None), "the resize stream kept buffering");
+        task.await.unwrap();
+        drop(w);
     }
 }
