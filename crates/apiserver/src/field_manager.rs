@@ -105,13 +105,14 @@ impl<'a> FieldManager<'a> {
             .then(|| reddwarf_merge::field_set_of(&[&["status"]]))
     }
 
-    /// Records an Update by this manager: `before` (`{}` on create) became `after`.
-    pub fn track_update(&self, before: &Value, after: &mut Value) {
+    /// Runs `f` with the merge crate's request for this write and the kind's schema root.
+    fn with_request<T>(
+        &self,
+        f: impl FnOnce(&Request, Option<&reddwarf_merge::TypeRef>) -> T,
+    ) -> T {
         let av = self.kind.api_version();
         let time = meta::now_rfc3339();
         let root = merge_schema::root(&av, self.kind.kind);
-        let managed =
-            reddwarf_merge::managed_fields_for_update(before, after, !self.subresource.is_empty());
         let reset = self.reset_fields();
         let req = Request {
             manager: &self.manager,
@@ -120,14 +121,17 @@ impl<'a> FieldManager<'a> {
             time: &time,
             ignored: reset.as_ref(),
         };
-        match reddwarf_merge::update(
-            before,
-            after,
-            &managed,
-            &req,
-            merge_schema::schema(),
-            root.as_ref(),
-        ) {
+        f(&req, root.as_ref())
+    }
+
+    /// Records an Update by this manager: `before` (`{}` on create) became `after`.
+    pub fn track_update(&self, before: &Value, after: &mut Value) {
+        let managed =
+            reddwarf_merge::managed_fields_for_update(before, after, !self.subresource.is_empty());
+        let updated = self.with_request(|req, root| {
+            reddwarf_merge::update(before, after, &managed, req, merge_schema::schema(), root)
+        });
+        match updated {
             Ok(m) => m.write_to(after),
             // Ownership is bookkeeping: an object the schema cannot walk keeps its old
             // entries rather than failing the write.
@@ -161,27 +165,19 @@ impl<'a> FieldManager<'a> {
     /// Server-side apply of `applied` onto `live` (`{}` when the object does not exist
     /// yet). Returns the new object (with managedFields) and whether anything changed.
     pub fn apply(&self, live: &Value, applied: &Value) -> ApiResult<(Value, bool)> {
-        let av = self.kind.api_version();
-        let time = meta::now_rfc3339();
-        let root = merge_schema::root(&av, self.kind.kind);
         let managed = ManagedFields::from_object(live).map_err(merge_error)?;
-        let reset = self.reset_fields();
-        let req = Request {
-            manager: &self.manager,
-            api_version: &av,
-            subresource: self.subresource,
-            time: &time,
-            ignored: reset.as_ref(),
-        };
-        match reddwarf_merge::apply(
-            live,
-            applied,
-            &managed,
-            self.force,
-            &req,
-            merge_schema::schema(),
-            root.as_ref(),
-        ) {
+        let result = self.with_request(|req, root| {
+            reddwarf_merge::apply(
+                live,
+                applied,
+                &managed,
+                self.force,
+                req,
+                merge_schema::schema(),
+                root,
+            )
+        });
+        match result {
             Ok(a) => {
                 let changed = a.changed || a.managed_fields.to_json() != managed.to_json();
                 Ok((a.object, changed))

@@ -8,18 +8,25 @@ use crate::strategy::{meta_mut, reset_for_update, Claims, DefaultGcPolicy, Reque
 use crate::validation::{self, FieldError};
 use crate::{defaults, label_set_string, ResourceKind};
 
+/// A strategy's `defaults` and `validate`, delegated to the kind's functions.
+macro_rules! defaults_and_validation {
+    ($defaults:path, $validate:path) => {
+        fn defaults(&self, obj: &mut Value) {
+            $defaults(obj)
+        }
+
+        fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+            $validate(obj, old, errs)
+        }
+    };
+}
+
 /// Pods: graceful deletion (a pod on a node gets its grace period, so its kubelet can stop
 /// it and then delete it) and the rules of ephemeral containers.
 pub(crate) struct PodStrategy;
 
 impl Strategy for PodStrategy {
-    fn defaults(&self, obj: &mut Value) {
-        defaults::pod(obj)
-    }
-
-    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-        validation::pod(obj, old, errs)
-    }
+    defaults_and_validation!(defaults::pod, validation::pod);
 
     fn validate_part(&self, pointer: &str, obj: &Value, old: &Value, errs: &mut Vec<FieldError>) {
         if pointer == "/spec/ephemeralContainers" {
@@ -53,13 +60,10 @@ impl Strategy for PodStrategy {
 pub(crate) struct ReplicationControllerStrategy;
 
 impl Strategy for ReplicationControllerStrategy {
-    fn defaults(&self, obj: &mut Value) {
-        defaults::replication_controller(obj)
-    }
-
-    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-        validation::replication_controller(obj, old, errs)
-    }
+    defaults_and_validation!(
+        defaults::replication_controller,
+        validation::replication_controller
+    );
 
     fn scale_selector(&self, obj: &Value) -> String {
         obj.pointer("/spec/selector")
@@ -72,13 +76,7 @@ impl Strategy for ReplicationControllerStrategy {
 pub(crate) struct ServiceStrategy;
 
 impl Strategy for ServiceStrategy {
-    fn defaults(&self, obj: &mut Value) {
-        defaults::service(obj)
-    }
-
-    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-        validation::service(obj, old, errs)
-    }
+    defaults_and_validation!(defaults::service, validation::service);
 
     fn claims(&self) -> Claims {
         Claims::ServiceAddresses
@@ -90,13 +88,7 @@ impl Strategy for ServiceStrategy {
 pub(crate) struct NamespaceStrategy;
 
 impl Strategy for NamespaceStrategy {
-    fn defaults(&self, obj: &mut Value) {
-        defaults::namespace(obj)
-    }
-
-    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-        validation::namespace(obj, old, errs)
-    }
+    defaults_and_validation!(defaults::namespace, validation::namespace);
 
     fn prepare_for_update(
         &self,
@@ -137,13 +129,7 @@ impl Strategy for NamespaceStrategy {
 pub(crate) struct DeploymentStrategy;
 
 impl Strategy for DeploymentStrategy {
-    fn defaults(&self, obj: &mut Value) {
-        defaults::deployment(obj)
-    }
-
-    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-        validation::deployment(obj, old, errs)
-    }
+    defaults_and_validation!(defaults::deployment, validation::deployment);
 
     fn prepare_for_update(
         &self,
@@ -176,13 +162,7 @@ const DS_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
 pub(crate) struct DaemonSetStrategy;
 
 impl Strategy for DaemonSetStrategy {
-    fn defaults(&self, obj: &mut Value) {
-        defaults::daemon_set(obj)
-    }
-
-    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-        validation::daemon_set(obj, old, errs)
-    }
+    defaults_and_validation!(defaults::daemon_set, validation::daemon_set);
 
     fn prepare_for_create(&self, obj: &mut Value, _: &Requester<'_>) {
         let annotations = meta_mut(obj)
@@ -233,13 +213,7 @@ impl Strategy for DaemonSetStrategy {
 pub(crate) struct JobStrategy;
 
 impl Strategy for JobStrategy {
-    fn defaults(&self, obj: &mut Value) {
-        defaults::job(obj)
-    }
-
-    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-        validation::job(obj, old, errs)
-    }
+    defaults_and_validation!(defaults::job, validation::job);
 
     fn default_gc_policy(&self) -> Option<DefaultGcPolicy> {
         Some(DefaultGcPolicy {
