@@ -3,7 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
-use reddwarf_resources::{ResourceKind, SubresourceRole};
+use reddwarf_resources::ResourceKind;
 use serde_json::{json, Value};
 
 use crate::aggregation;
@@ -32,14 +32,6 @@ fn sub_kind(k: &ResourceKind, sub: &str) -> Option<(&'static str, &'static str, 
         return Some(("autoscaling", "v1", "Scale"));
     }
     let x = k.extra_subresource(sub)?;
-    if x.role == SubresourceRole::Proxy {
-        let kind = match k.kind {
-            "Pod" => "PodProxyOptions",
-            "Node" => "NodeProxyOptions",
-            _ => "ServiceProxyOptions",
-        };
-        return Some(("", "v1", kind));
-    }
     x.response.map(|(g, kind)| (g, "v1", kind))
 }
 

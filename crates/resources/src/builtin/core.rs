@@ -22,10 +22,10 @@ use crate::{
 };
 
 /// A `proxy` subresource: answers with the parent's `<Kind>ProxyOptions` in discovery.
-const fn proxy() -> Subresource {
+const fn proxy(options: &'static str) -> Subresource {
     Subresource {
         name: "proxy",
-        response: None,
+        response: Some(("", options)),
         verbs: PROXY_VERBS,
         role: SubresourceRole::Proxy,
     }
@@ -70,7 +70,7 @@ const POD_SUBRESOURCES: &[Subresource] = &[
         "PodPortForwardOptions",
         &["create", "get"],
     ),
-    proxy(),
+    proxy("PodProxyOptions"),
     pod_part("resize", "/spec/containers"),
 ];
 
@@ -249,7 +249,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             short_names: &["no"],
             status: true,
             create_keeps_status: true,
-            extra_subresources: const { &[proxy()] },
+            extra_subresources: const { &[proxy("NodeProxyOptions")] },
             selectable_fields: const { &[bool_field("spec.unschedulable", "spec.unschedulable")] },
             columns: node_columns,
             row: node_row,
@@ -488,7 +488,7 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
             categories: &["all"],
             status: true,
             delete_returns_object: true,
-            extra_subresources: const { &[proxy()] },
+            extra_subresources: const { &[proxy("ServiceProxyOptions")] },
             selectable_fields: const {
                 &[
                     field("spec.clusterIP", "spec.clusterIP"),
