@@ -178,7 +178,13 @@ impl NodeLifecycleController {
                 .probes
                 .get(&name)
                 .is_some_and(|p| now.duration_since(p.seen) > self.grace);
-            let mut ready = ready_status(&node).unwrap_or("Unknown").to_string();
+            // A node that has not posted a Ready condition yet is only judged once it has been
+            // silent for the grace period (upstream's startup grace): a kubelet registers the
+            // Node before its first status, and tainting it in between sends pods elsewhere.
+            let Some(ready) = ready_status(&node).or(silent.then_some("Unknown")) else {
+                continue;
+            };
+            let mut ready = ready.to_string();
             if silent && ready != "Unknown" {
                 self.mark_unknown(&node).await;
                 ready = "Unknown".into();

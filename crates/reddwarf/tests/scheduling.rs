@@ -216,8 +216,33 @@ fn a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         "--default-unreachable-toleration-seconds",
         "2",
     ]);
+    // A Node registered before its kubelet's first status is not judged (or tainted) until
+    // it has been silent for the grace period.
+    s.apply("apiVersion: v1\nkind: Node\nmetadata:\n  name: mute\n");
+    let started = std::time::Instant::now();
     let mut doomed = SimNodes::start(&s, "doomed", 1, &[]);
     let _healthy = SimNodes::start(&s, "healthy", 1, &[]);
+    let taints_of = |name: &str| -> Vec<String> {
+        s.api_get(&format!("/api/v1/nodes/{name}"))["spec"]["taints"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        format!(
+                            "{}:{}",
+                            t["key"].as_str().unwrap(),
+                            t["effect"].as_str().unwrap()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The controller checks every 375 ms here, so well within the 3 s grace it has looked.
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(started.elapsed()));
+    if started.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(taints_of("mute"), Vec::<String>::new());
+    }
     s.apply(&pod("victim", "  nodeName: doomed-0\n"));
     s.apply(&pod(
         "stayer",
@@ -297,6 +322,10 @@ fn a_silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         )),
         "healthy-0"
     );
+    // The node that never posted a status is Unknown and unreachable by now.
+    eventually("mute tainted unreachable", Duration::from_secs(20), || {
+        (taints_of("mute").len() == 2).then_some(())
+    });
     // The node comes back: its taints go.
     let _back = SimNodes::start(&s, "doomed", 1, &[]);
     eventually("taints removed", Duration::from_secs(20), || {
