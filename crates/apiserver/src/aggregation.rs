@@ -35,7 +35,12 @@ pub fn remote_groups(api: &ApiServer) -> Vec<RemoteGroup> {
             let spec = &s["spec"];
             let group = spec["group"].as_str()?.to_string();
             let version = spec["version"].as_str()?.to_string();
-            if group.is_empty() || !api.catalogue.in_group_version(&group, &version).is_empty() {
+            if group.is_empty()
+                || !api
+                    .catalogue()
+                    .in_group_version(&group, &version)
+                    .is_empty()
+            {
                 return None;
             }
             Some((
@@ -110,7 +115,7 @@ const LOCAL_PRIORITIES: &[(&str, &str, i64, i64)] = &[
 /// autoregistration creates them.
 pub fn local_api_services(api: &ApiServer) -> Vec<Value> {
     let mut out = Vec::new();
-    for (group, versions) in api.catalogue.groups() {
+    for (group, versions) in api.catalogue().groups() {
         for version in versions {
             let Some((_, _, gp, vp)) = LOCAL_PRIORITIES
                 .iter()

@@ -34,10 +34,22 @@ impl InProcessClient {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(u16, String)> {
+        self.request_with(method, path, body, "application/json")
+            .await
+    }
+
+    /// One request with a body of `content_type` (a patch type).
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        content_type: &str,
+    ) -> anyhow::Result<(u16, String)> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("accept", "application/json")
             .body(match body {
                 Some(v) => Body::from(serde_json::to_vec(v)?),

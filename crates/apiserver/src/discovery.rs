@@ -76,7 +76,7 @@ fn aggregated_group(api: &ApiServer, group: &str, versions: &[&str]) -> Value {
         "metadata": meta,
         "versions": versions.iter().map(|v| json!({
             "version": v,
-            "resources": api.catalogue.in_group_version(group, v).into_iter().map(aggregated_resource).collect::<Vec<_>>(),
+            "resources": api.catalogue().in_group_version(group, v).into_iter().map(aggregated_resource).collect::<Vec<_>>(),
             "freshness": "Current",
         })).collect::<Vec<_>>(),
     })
@@ -133,7 +133,7 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
 
 pub fn apis(api: &ApiServer, wanted: Wanted) -> Response {
     let groups: Vec<_> = api
-        .catalogue
+        .catalogue()
         .groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
@@ -171,7 +171,7 @@ pub fn apis(api: &ApiServer, wanted: Wanted) -> Response {
 
 pub fn group(api: &ApiServer, name: &str) -> Response {
     let found = api
-        .catalogue
+        .catalogue()
         .groups()
         .into_iter()
         .find(|(g, _)| *g == name && !g.is_empty())
@@ -196,7 +196,8 @@ pub fn group(api: &ApiServer, name: &str) -> Response {
 }
 
 pub fn resources(api: &ApiServer, group: &str, version: &str) -> Response {
-    let kinds = api.catalogue.in_group_version(group, version);
+    let catalogue = api.catalogue();
+    let kinds = catalogue.in_group_version(group, version);
     if kinds.is_empty() {
         return aggregation::unavailable(api, group, version)
             .unwrap_or_else(ApiError::path_not_found)

@@ -171,8 +171,8 @@ async fn resource(
     wanted: Wanted,
     body: bytes::Bytes,
 ) -> Result<Response, ApiError> {
-    let kind = api
-        .catalogue
+    let catalogue = api.catalogue();
+    let kind = catalogue
         .by_resource(&rp.group, &rp.version, &rp.resource)
         .ok_or_else(|| {
             crate::aggregation::unavailable(api, &rp.group, &rp.version)

@@ -12,6 +12,7 @@ mod auth;
 mod client;
 mod codec;
 mod componentstatus;
+mod crd;
 mod discovery;
 mod field_manager;
 mod handler;
@@ -60,7 +61,9 @@ use reddwarf_store::Store;
 pub struct ApiServer {
     pub(crate) consensus: Arc<dyn Proposer>,
     pub(crate) store: Store,
-    pub(crate) catalogue: Catalogue,
+    /// The served kinds: built-ins plus established custom resources, swapped whole when a
+    /// CustomResourceDefinition changes.
+    pub(crate) catalogue_cell: Arc<crd::CatalogueCell>,
     pub(crate) snapshots: pagination::Snapshots,
     pub(crate) authorizer: Box<dyn Authorizer>,
     ready: AtomicBool,
@@ -96,9 +99,11 @@ impl ApiServer {
     ) -> Arc<ApiServer> {
         let consensus: Arc<dyn Proposer> = Arc::new(consensus);
         let store = consensus.store().clone();
+        let catalogue_cell = Arc::new(crd::CatalogueCell::new(Catalogue::builtin()));
+        catalogue_cell.follow(&store);
         Arc::new(ApiServer {
             store,
-            catalogue: Catalogue::builtin(),
+            catalogue_cell,
             snapshots: pagination::Snapshots::default(),
             authorizer: Box::new(AllowAll),
             ready: AtomicBool::new(false),
@@ -109,6 +114,12 @@ impl ApiServer {
             tunnels: Default::default(),
             consensus,
         })
+    }
+
+    /// The served kinds now: built-ins and the custom resources of established definitions.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue_cell.refresh_if_stale(&self.store);
+        self.catalogue_cell.load()
     }
 
     /// Publishes another component's metrics on `/metrics`.
@@ -209,6 +220,7 @@ impl ApiServer {
                 }
             });
         }
+        tokio::spawn(crd::controller::run(self.clone(), client.clone()));
         tokio::spawn(namespace_controller::run(self.clone(), client));
         self.ready.store(true, Ordering::Release);
         Ok(())

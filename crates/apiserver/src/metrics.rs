@@ -318,7 +318,7 @@ pub fn serve(api: &ApiServer) -> Response {
             .set(rm.last_applied.map(|l| l.index).unwrap_or(0) as i64);
     }
     if let Ok(view) = api.store.read() {
-        for k in api.catalogue.kinds() {
+        for k in api.catalogue().kinds() {
             if let Ok(n) = view.count(&ObjectKey::resource_prefix(
                 k.storage_group(),
                 k.storage_plural(),

@@ -76,7 +76,7 @@ async fn finalize(
     // Only what can be listed and collection-deleted (not bindings), as upstream's
     // namespaced-resources deleter does.
     for k in api
-        .catalogue
+        .catalogue()
         .kinds()
         .iter()
         .filter(|k| k.namespaced && k.serves("list") && k.serves("deletecollection"))

@@ -37,10 +37,10 @@ fn cache() -> &'static Cache {
 
 pub fn index(api: &ApiServer) -> Response {
     let mut paths = Map::new();
-    for (g, vs) in api.catalogue.groups() {
+    for (g, vs) in api.catalogue().groups() {
         for v in vs {
             let p = gv_path(g, v);
-            let fp = fingerprint(api.catalogue.in_group_version(g, v));
+            let fp = fingerprint(api.catalogue().in_group_version(g, v));
             paths.insert(
                 p.clone(),
                 json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&fp))}),
@@ -57,7 +57,8 @@ pub fn document(api: &ApiServer, path: &str) -> Response {
         ["apis", g, v] => (*g, *v),
         _ => return ApiError::path_not_found().into_response(),
     };
-    let kinds = api.catalogue.in_group_version(g, v);
+    let catalogue = api.catalogue();
+    let kinds = catalogue.in_group_version(g, v);
     if kinds.is_empty() {
         return ApiError::path_not_found().into_response();
     }

@@ -120,6 +120,66 @@ impl Definitions {
         PATCH_DEFINITION.into()
     }
 
+    /// A custom resource's object and list definitions from its version's schema, named as
+    /// upstream names them (the group reversed, then version and kind:
+    /// `com.example.stable.v1.CronTab`).
+    pub(crate) fn add_custom(&mut self, k: &ResourceKind, schema: &Value) -> (String, String) {
+        let mut rev: Vec<&str> = k.group.split('.').collect();
+        rev.reverse();
+        let base = format!("{}.{}", rev.join("."), k.version);
+        let meta = message("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            .map(|m| self.add(m))
+            .unwrap_or_default();
+        let list_meta = message("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")
+            .map(|m| self.add(m))
+            .unwrap_or_default();
+        let type_meta = |m: &mut Map<String, Value>| {
+            for (key, what) in [
+                ("apiVersion", "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"),
+                ("kind", "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"),
+            ] {
+                m.insert(key.into(), json!({"description": what, "type": "string"}));
+            }
+        };
+        let mut obj = match self.flavor {
+            Flavor::V3 => schema.clone(),
+            Flavor::V2 => v2_schema(schema),
+        };
+        if !obj.is_object() {
+            obj = json!({"type": "object"});
+        }
+        if !obj["properties"].is_object() {
+            obj["properties"] = json!({});
+        }
+        if let Some(props) = obj["properties"].as_object_mut() {
+            type_meta(props);
+            props.insert("metadata".into(), self.reference(&meta));
+        }
+        let obj_name = format!("{base}.{}", k.kind);
+        if let Value::Object(m) = obj {
+            self.insert(&obj_name, m);
+        }
+        let mut list_props = Map::new();
+        type_meta(&mut list_props);
+        list_props.insert(
+            "items".into(),
+            json!({"description": format!("List of {}. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md", k.plural),
+                "items": self.reference(&obj_name), "type": "array"}),
+        );
+        list_props.insert("metadata".into(), self.reference(&list_meta));
+        let list_name = format!("{base}.{}", k.list_kind());
+        let mut list = Map::new();
+        list.insert(
+            "description".into(),
+            format!("{} is a list of {}", k.list_kind(), k.kind).into(),
+        );
+        list.insert("properties".into(), Value::Object(list_props));
+        list.insert("required".into(), json!(["items"]));
+        list.insert("type".into(), "object".into());
+        self.insert(&list_name, list);
+        (obj_name, list_name)
+    }
+
     /// A placeholder for a kind that has no protobuf message (nothing is known of its fields).
     pub(crate) fn add_opaque(&mut self, name: &str) -> String {
         if !self.defs.contains_key(name) {
@@ -490,7 +550,44 @@ fn upper_first(s: &str) -> String {
 
 /// Definition names a kind's paths refer to: (object, list). Adds them (and what they
 /// reference) to `defs` with their group-version-kind.
+/// A v3 schema as OpenAPI v2 can say it: without `nullable` and the combinators v2 lacks
+/// (upstream publishes custom resources' v2 schemas the same way).
+fn v2_schema(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "nullable" | "oneOf" | "anyOf" | "not"))
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        // Maps of schemas: each value is a schema.
+                        "properties" | "patternProperties" | "definitions" => match v {
+                            Value::Object(ps) => Value::Object(
+                                ps.iter().map(|(n, s)| (n.clone(), v2_schema(s))).collect(),
+                            ),
+                            other => other.clone(),
+                        },
+                        "items" | "additionalProperties" => v2_schema(v),
+                        "allOf" => match v {
+                            Value::Array(a) => Value::Array(a.iter().map(v2_schema).collect()),
+                            other => other.clone(),
+                        },
+                        _ => v.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 pub(crate) fn kind_definitions(defs: &mut Definitions, k: &ResourceKind) -> (String, String) {
+    if let Some(schema) = k.strategy.openapi_schema() {
+        let (obj, list) = defs.add_custom(k, schema);
+        defs.add_gvk(&obj, k.group, k.version, k.kind);
+        defs.add_gvk(&list, k.group, k.version, &k.list_kind());
+        return (obj, list);
+    }
     let av = k.api_version();
     let obj = match message_for_kind(&av, k.kind) {
         Some(m) => defs.add(m),
@@ -840,6 +937,10 @@ pub(crate) fn fingerprint<'a>(kinds: impl IntoIterator<Item = &'a ResourceKind>)
                 "|{}/{}/{}/{}/{}/{}/{}",
                 k.group, k.version, k.kind, k.plural, k.namespaced, k.status, k.scale
             ));
+            // A custom resource's document changes with its schema.
+            if let Some(schema) = k.strategy.openapi_schema() {
+                s.push_str(&format!("/{}", hash(&schema.to_string())));
+            }
         }
     }
     s

@@ -46,7 +46,8 @@ pub fn serve(api: &ApiServer, headers: &HeaderMap) -> Response {
     if !proto && !json {
         return crate::status::ApiError::not_acceptable(accept).into_response();
     }
-    let kinds: Vec<&ResourceKind> = api.catalogue.kinds().iter().collect();
+    let catalogue = api.catalogue();
+    let kinds: Vec<&ResourceKind> = catalogue.kinds().iter().collect();
     let fp = fingerprint(kinds.iter().copied());
     let cached = cache().lock().ok().and_then(|c| {
         (c.fingerprint == fp)
@@ -114,11 +115,26 @@ fn path_item(p: &PathSpec, defs: &Definitions, tag: &str) -> Value {
             params.push(json!({"in": "body", "name": "body", "required": o.method != "delete", "schema": defs.reference(b)}));
         }
         params.extend(o.params.iter().map(param));
-        let consumes = if o.method == "patch" {
+        let (g, v, k) = &o.gvk;
+        let av = if g.is_empty() {
+            v.clone()
+        } else {
+            format!("{g}/{v}")
+        };
+        // Strategic merge needs Go types: kinds without them (custom resources) do not
+        // consume it, which is how kubectl picks a merge patch for them.
+        let typed = crate::merge_schema::root(&av, k).is_some();
+        let consumes = if o.method == "patch" && typed {
             json!([
                 "application/json-patch+json",
                 "application/merge-patch+json",
                 "application/strategic-merge-patch+json",
+                "application/apply-patch+yaml"
+            ])
+        } else if o.method == "patch" {
+            json!([
+                "application/json-patch+json",
+                "application/merge-patch+json",
                 "application/apply-patch+yaml"
             ])
         } else {

@@ -35,9 +35,8 @@ pub async fn serve(
 pub async fn bind_resource(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response> {
     let b = codec::decode_object(scope.headers, body)?;
     let name = meta_str(&b, "name").to_string();
-    let pods = scope
-        .api
-        .catalogue
+    let catalogue = scope.api.catalogue();
+    let pods = catalogue
         .by_resource("", "v1", "pods")
         .ok_or_else(|| ApiError::internal("the catalogue has no pods"))?;
     let rp = ResourcePath {

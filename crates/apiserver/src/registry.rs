@@ -34,7 +34,7 @@ pub fn from_storage(kind: &ResourceKind, v: Value) -> Value {
     match kind.storage {
         None => v,
         Some(alias) => {
-            let mut out = (alias.from_storage)(&v);
+            let mut out = alias.from_storage.apply(&v);
             kind.fill_always_emitted(&mut out);
             canonical_order(&mut out);
             out
@@ -57,7 +57,7 @@ pub(crate) fn canonical_order(obj: &mut Value) {
 /// in canonical field order, for a kind with a storage alias; untouched otherwise.
 fn to_storage(kind: &ResourceKind, obj: &mut Value) {
     if let Some(alias) = kind.storage {
-        *obj = (alias.to_storage)(obj);
+        *obj = alias.to_storage.apply(obj);
         canonical_order(obj);
     }
 }
@@ -111,7 +111,26 @@ pub fn check_type(scope: &Scope, obj: &mut Value) -> ApiResult<()> {
         _ => {}
     }
     let mode = scope.write.field_validation;
-    for unknown in codec::check_schema(obj, mode == FieldValidation::Strict)? {
+    // A custom resource's schema prunes what it does not declare; built-ins decode against
+    // their compiled-in types.
+    let unknown = match kind.strategy.prune(obj) {
+        Some(pruned) => {
+            let unknown: Vec<String> = pruned
+                .iter()
+                .map(|p| format!("unknown field {p:?}"))
+                .collect();
+            if mode == FieldValidation::Strict && !unknown.is_empty() {
+                let (k, v) = (kind.kind, kind.version);
+                return Err(ApiError::bad_request(format!(
+                    "{k} in version {v:?} cannot be handled as a {k}: strict decoding error: {}",
+                    unknown.join(", ")
+                )));
+            }
+            unknown
+        }
+        None => codec::check_schema(obj, mode == FieldValidation::Strict)?,
+    };
+    for unknown in unknown {
         if mode == FieldValidation::Warn {
             scope.warn(unknown);
         }

@@ -44,8 +44,9 @@ pub fn scale_of(kind: &ResourceKind, parent: &Value) -> Value {
             meta.insert(k.into(), v.clone());
         }
     }
+    let paths = kind.strategy.scale_paths();
     let mut spec = Map::new();
-    match parent.pointer("/spec/replicas").and_then(Value::as_i64) {
+    match parent.pointer(&paths.spec_replicas).and_then(Value::as_i64) {
         Some(0) | None => {}
         Some(n) => {
             spec.insert("replicas".into(), json!(n));
@@ -56,7 +57,7 @@ pub fn scale_of(kind: &ResourceKind, parent: &Value) -> Value {
     status.insert(
         "replicas".into(),
         json!(parent
-            .pointer("/status/replicas")
+            .pointer(&paths.status_replicas)
             .and_then(Value::as_i64)
             .unwrap_or(0)),
     );
@@ -96,7 +97,7 @@ fn get(scope: &Scope) -> ApiResult<Response> {
 
 /// The parent with the Scale's replicas (`scaleUpdatedObjectInfo`): the Scale's
 /// resourceVersion and uid become the update's preconditions.
-fn apply_scale(name: &str, parent: &Value, scale: &Value) -> ApiResult<Value> {
+fn apply_scale(kind: &ResourceKind, name: &str, parent: &Value, scale: &Value) -> ApiResult<Value> {
     if let Some(k) = scale.get("kind").and_then(Value::as_str) {
         if !k.is_empty() && k != "Scale" {
             return Err(ApiError::bad_request(format!(
@@ -132,10 +133,12 @@ fn apply_scale(name: &str, parent: &Value, scale: &Value) -> ApiResult<Value> {
         ));
     }
     let mut new = parent.clone();
-    if !new.get("spec").is_some_and(Value::is_object) {
-        new["spec"] = json!({});
-    }
-    new["spec"]["replicas"] = json!(replicas);
+    let spec_path = kind.strategy.scale_paths().spec_replicas;
+    reddwarf_resources::strategy::copy_part(
+        &spec_path,
+        &json!(spec_path_value(&spec_path, replicas)),
+        &mut new,
+    );
     let meta = new
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
@@ -153,6 +156,17 @@ fn apply_scale(name: &str, parent: &Value, scale: &Value) -> ApiResult<Value> {
         meta.insert("uid".into(), json!(uid));
     }
     Ok(new)
+}
+
+/// An object holding only `replicas` at `pointer`, to copy into the parent.
+fn spec_path_value(pointer: &str, replicas: i64) -> Value {
+    let mut v = json!(replicas);
+    for seg in pointer.rsplit('/').filter(|s| !s.is_empty()) {
+        let mut m = Map::new();
+        m.insert(seg.replace("~1", "/").replace("~0", "~"), v);
+        v = Value::Object(m);
+    }
+    v
 }
 
 /// Runs `change` through the parent's normal update path and answers with the resulting
@@ -200,7 +214,7 @@ async fn update(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response> {
         }
     }
     let name = name(scope);
-    let change = |parent: &Value| apply_scale(&name, parent, &scale).map(Some);
+    let change = |parent: &Value| apply_scale(scope.kind, &name, parent, &scale).map(Some);
     write(scope, &change).await
 }
 
@@ -211,7 +225,7 @@ async fn patch(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response> {
     let change = |parent: &Value| {
         let current = scale_of(scope.kind, parent);
         let patched = patch::apply(&ct, &current, body)?;
-        apply_scale(&name, parent, &patched).map(Some)
+        apply_scale(scope.kind, &name, parent, &patched).map(Some)
     };
     write(scope, &change).await
 }
@@ -253,12 +267,14 @@ mod tests {
             json!({"metadata": {"name": "web", "resourceVersion": "7"}, "spec": {"replicas": 1}});
         let s =
             json!({"metadata": {"name": "web", "resourceVersion": "5"}, "spec": {"replicas": 4}});
-        let n = apply_scale("web", &d, &s).unwrap();
+        let deployments = kind("deployments");
+        let kind = &deployments;
+        let n = apply_scale(kind, "web", &d, &s).unwrap();
         assert_eq!(n["spec"]["replicas"], 4);
         assert_eq!(n["metadata"]["resourceVersion"], "5");
         let neg = json!({"spec": {"replicas": -1}});
-        assert_eq!(apply_scale("web", &d, &neg).unwrap_err().code, 422);
+        assert_eq!(apply_scale(kind, "web", &d, &neg).unwrap_err().code, 422);
         let other = json!({"metadata": {"name": "x"}, "spec": {"replicas": 1}});
-        assert_eq!(apply_scale("web", &d, &other).unwrap_err().code, 400);
+        assert_eq!(apply_scale(kind, "web", &d, &other).unwrap_err().code, 400);
     }
 }

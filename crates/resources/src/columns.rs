@@ -108,6 +108,9 @@ pub(crate) fn name(obj: &Value) -> Value {
     Value::String(s(obj, "/metadata/name").to_string())
 }
 
+/// ObjectMeta's description of `creationTimestamp`, which date columns of it carry.
+pub(crate) const CREATION_TIMESTAMP: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
 /// Upstream's default table convertor (`apiserver/pkg/registry/rest/table.go`) for kinds
 /// without a printer: NAME and CREATED AT (RFC 3339, UTC).
 pub(crate) fn default_columns() -> Vec<Column> {
@@ -118,7 +121,7 @@ pub(crate) fn default_columns() -> Vec<Column> {
             type_: "date",
             format: "",
             priority: 0,
-            description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+            description: CREATION_TIMESTAMP,
         },
     ]
 }

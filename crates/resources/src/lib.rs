@@ -5,6 +5,7 @@
 
 mod builtin;
 mod columns;
+pub mod custom;
 mod defaults;
 mod duration;
 mod jsonpath;
@@ -19,7 +20,7 @@ pub use columns::{Column, TableRow};
 pub use duration::human_duration;
 pub use jsonpath::field_value;
 pub use labels::{label_selector_string, label_set_string};
-pub use strategy::{Basic, Claims, DefaultGcPolicy, Requester, Strategy, StrategyRef};
+pub use strategy::{Basic, Claims, DefaultGcPolicy, Requester, ScalePaths, Strategy, StrategyRef};
 
 /// The verbs of a resource that serves everything.
 pub const ALL_VERBS: &[&str] = &[
@@ -122,9 +123,34 @@ pub struct StorageAlias {
     /// That kind's resource (plural), naming the stored collection.
     pub plural: &'static str,
     /// This kind's form to the storage form (apiVersion and kind included).
-    pub to_storage: fn(&Value) -> Value,
+    pub to_storage: Convert,
     /// The storage form to this kind's form.
-    pub from_storage: fn(&Value) -> Value,
+    pub from_storage: Convert,
+}
+
+/// One direction of a conversion between versions.
+#[derive(Clone, Copy)]
+pub enum Convert {
+    /// A conversion function (built-in kinds whose versions differ in shape).
+    Fn(fn(&Value) -> Value),
+    /// Only `apiVersion` changes, to this value (custom resources, conversion strategy None).
+    ApiVersion(&'static str),
+}
+
+impl Convert {
+    /// `v` converted.
+    pub fn apply(&self, v: &Value) -> Value {
+        match self {
+            Convert::Fn(f) => f(v),
+            Convert::ApiVersion(av) => {
+                let mut out = v.clone();
+                if let Some(m) = out.as_object_mut() {
+                    m.insert("apiVersion".into(), Value::String((*av).to_string()));
+                }
+                out
+            }
+        }
+    }
 }
 
 /// A subresource beyond `status` and `scale`: its name, what it answers with, its verbs and
@@ -311,9 +337,7 @@ impl ResourceKind {
 
     /// Whether an update from `old` to `new` changes what bumps `metadata.generation`.
     pub fn generation_changed(&self, old: &Value, new: &Value) -> bool {
-        self.generation_fields
-            .iter()
-            .any(|p| old.pointer(p) != new.pointer(p))
+        self.strategy.generation_changed(self, old, new)
     }
 }
 
@@ -328,6 +352,18 @@ impl Catalogue {
         Catalogue {
             kinds: builtin_kinds(),
         }
+    }
+
+    /// The built-in kinds followed by `custom` ones (served custom resources), which never
+    /// shadow a built-in: a custom kind at a built-in's group/version/resource is left out.
+    pub fn with_custom(custom: impl IntoIterator<Item = ResourceKind>) -> Catalogue {
+        let mut c = Catalogue::builtin();
+        for k in custom {
+            if c.by_resource(k.group, k.version, k.plural).is_none() {
+                c.kinds.push(k);
+            }
+        }
+        c
     }
 
     /// Every served kind, in catalogue order.

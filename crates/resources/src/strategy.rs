@@ -65,6 +65,27 @@ pub struct DefaultGcPolicy {
     pub warning: &'static str,
 }
 
+/// Where a kind's `/scale` reads and writes (JSON pointers into the object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    /// The desired replicas (`specReplicasPath`).
+    pub spec_replicas: String,
+    /// The observed replicas (`statusReplicasPath`).
+    pub status_replicas: String,
+    /// The label selector string (`labelSelectorPath`), when the definition names one.
+    pub label_selector: Option<String>,
+}
+
+impl Default for ScalePaths {
+    fn default() -> Self {
+        ScalePaths {
+            spec_replicas: "/spec/replicas".into(),
+            status_replicas: "/status/replicas".into(),
+            label_selector: None,
+        }
+    }
+}
+
 /// A kind's rules for the generic registry. Every method has the behaviour of a kind that
 /// says nothing special.
 pub trait Strategy: Send + Sync {
@@ -143,6 +164,30 @@ pub trait Strategy: Send + Sync {
         obj.pointer("/spec/selector")
             .map(crate::label_selector_string)
             .unwrap_or_default()
+    }
+
+    /// Where `/scale` reads and writes replicas.
+    fn scale_paths(&self) -> ScalePaths {
+        ScalePaths::default()
+    }
+
+    /// Removes the fields a schema-driven kind (a custom resource) does not know and returns
+    /// their paths; `None` for kinds whose unknown fields the decoder's built-in schemas find.
+    fn prune(&self, _obj: &mut Value) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The kind's OpenAPI v3 schema when it comes from a definition (a custom resource's
+    /// `openAPIV3Schema`); built-ins publish their compiled-in types.
+    fn openapi_schema(&self) -> Option<&Value> {
+        None
+    }
+
+    /// Whether an update from `old` to `new` bumps `metadata.generation`.
+    fn generation_changed(&self, kind: &ResourceKind, old: &Value, new: &Value) -> bool {
+        kind.generation_fields
+            .iter()
+            .any(|p| old.pointer(p) != new.pointer(p))
     }
 }
 

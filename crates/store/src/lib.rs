@@ -18,7 +18,7 @@ pub use error::{MutationError, StoreError};
 pub use key::ObjectKey;
 pub use mutation::{Batch, Mutation, Outcome};
 pub use read::{ListPage, ReadView};
-pub use watch::{Event, EventType, Gone, WatchHub, WatchRegistration, Watcher};
+pub use watch::{Event, EventType, Gone, Observer, WatchHub, WatchRegistration, Watcher};
 
 use std::path::Path;
 use std::sync::Arc;

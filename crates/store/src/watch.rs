@@ -55,6 +55,17 @@ pub struct WatchHub {
 struct HubInner {
     state: Mutex<HubState>,
     revision: AtomicU64,
+    observers: Mutex<Vec<(String, Arc<dyn Observer>)>>,
+}
+
+/// Something kept in step with a part of the store on the apply path itself: told of each
+/// committed change under its prefix before any watcher or proposer hears of it (the API
+/// server's catalogue of custom resources follows their definitions this way on every member).
+pub trait Observer: Send + Sync {
+    /// Committed changes under the observer's prefix, in revision order.
+    fn changed(&self, events: &[Arc<Event>]);
+    /// The store's contents were replaced (a snapshot was installed): re-read everything.
+    fn reset(&self);
 }
 
 struct HubState {
@@ -138,6 +149,7 @@ impl WatchHub {
                     floor,
                 }),
                 revision: AtomicU64::new(revision),
+                observers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -153,6 +165,7 @@ impl WatchHub {
     }
 
     pub(crate) fn publish(&self, events: Vec<Arc<Event>>, revision: Revision) {
+        self.notify(&events);
         let mut st = self.inner.state.lock().expect("watch hub lock");
         for ev in events {
             let mut dead = Vec::new();
@@ -177,7 +190,25 @@ impl WatchHub {
         self.inner.revision.store(revision, Ordering::Release);
     }
 
+    fn notify(&self, events: &[Arc<Event>]) {
+        let observers = self.inner.observers.lock().expect("observers lock").clone();
+        for (prefix, o) in observers {
+            let mine: Vec<Arc<Event>> = events
+                .iter()
+                .filter(|e| e.key.starts_with(&prefix))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                o.changed(&mine);
+            }
+        }
+    }
+
     pub(crate) fn reset(&self, revision: Revision) {
+        let observers = self.inner.observers.lock().expect("observers lock").clone();
+        for (_, o) in observers {
+            o.reset();
+        }
         let mut st = self.inner.state.lock().expect("watch hub lock");
         st.ring.clear();
         st.slots.clear();
@@ -188,6 +219,18 @@ impl WatchHub {
 }
 
 impl Store {
+    /// Keeps `observer` in step with the keys under `prefix` from now on (see [`Observer`]).
+    /// The caller reads the current state itself after registering.
+    pub fn observe(&self, prefix: String, observer: Arc<dyn Observer>) {
+        self.inner
+            .hub
+            .inner
+            .observers
+            .lock()
+            .expect("observers lock")
+            .push((prefix, observer));
+    }
+
     /// Registers a watcher for keys under `reg.prefix`, delivering every event after
     /// `reg.after`: first the backlog from the ring, then live events. A revision older than
     /// the ring answers [`Gone`].

@@ -208,9 +208,7 @@ pub(super) fn apiextensions() -> Vec<ResourceKind> {
         categories: &["api-extensions"],
         status: true,
         generation: true,
-        strategy: StrategyRef::Static(
-            const { &Basic::defaults(defaults::custom_resource_definition) },
-        ),
+        strategy: StrategyRef::Static(&crate::custom::DefinitionStrategy),
         ..BASE
     }]
 }

@@ -13,7 +13,7 @@ use crate::jsonpath::s;
 use crate::validation;
 use crate::Basic;
 use crate::StrategyRef;
-use crate::{field, NameRule, ResourceKind, StorageAlias, Subresource, SubresourceRole};
+use crate::{field, Convert, NameRule, ResourceKind, StorageAlias, Subresource, SubresourceRole};
 
 pub(super) fn events() -> Vec<ResourceKind> {
     vec![ResourceKind {
@@ -52,8 +52,8 @@ pub(super) fn events() -> Vec<ResourceKind> {
             group: "",
             version: "v1",
             plural: "events",
-            to_storage: events_v1_to_core_event,
-            from_storage: core_event_to_events_v1,
+            to_storage: Convert::Fn(events_v1_to_core_event),
+            from_storage: Convert::Fn(core_event_to_events_v1),
         }),
         ..BASE
     }]

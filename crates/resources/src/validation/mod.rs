@@ -21,6 +21,9 @@ mod field;
 mod names;
 mod pod;
 pub mod quantity;
+// What custom resources' definitions validate with.
+pub(crate) use field::{q, IMMUTABLE};
+pub(crate) use names::{dns1123_subdomain, max_len_error};
 mod rbac;
 mod scheduling;
 mod service;

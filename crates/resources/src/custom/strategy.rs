@@ -1,0 +1,136 @@
+//! The strategy of one served version of a custom resource: its schema's defaults, pruning
+//! and validation, its printer columns, and where its scale subresource reads and writes.
+
+use serde_json::Value;
+
+use super::printer::{self, PrinterColumn};
+use crate::columns::Column;
+use crate::strategy::ScalePaths;
+use crate::validation::FieldError;
+use crate::{ResourceKind, Strategy};
+
+/// A dotted path (`.spec.replicas`) as a JSON pointer (`/spec/replicas`).
+fn pointer(dotted: &str) -> String {
+    dotted
+        .trim_start_matches('.')
+        .split('.')
+        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// The rules of one served version of a custom resource.
+pub struct CustomStrategy {
+    schema: Option<reddwarf_schema::Schema>,
+    rules: super::rules::RuleCache,
+    raw_schema: Option<Value>,
+    status_subresource: bool,
+    columns: Vec<PrinterColumn>,
+    scale: ScalePaths,
+}
+
+impl CustomStrategy {
+    /// The strategy of `version` (one entry of the definition's `spec.versions`).
+    pub fn new(_crd: &Value, version: &Value) -> Result<CustomStrategy, String> {
+        let schema = match version.pointer("/schema/openAPIV3Schema") {
+            Some(s) => Some(reddwarf_schema::Schema::parse(s)?),
+            None => None,
+        };
+        let scale = match version.pointer("/subresources/scale") {
+            Some(s) => ScalePaths {
+                spec_replicas: pointer(s["specReplicasPath"].as_str().unwrap_or(".spec.replicas")),
+                status_replicas: pointer(
+                    s["statusReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".status.replicas"),
+                ),
+                label_selector: s["labelSelectorPath"].as_str().map(pointer),
+            },
+            None => ScalePaths::default(),
+        };
+        Ok(CustomStrategy {
+            schema,
+            rules: Default::default(),
+            raw_schema: version.pointer("/schema/openAPIV3Schema").cloned(),
+            status_subresource: version.pointer("/subresources/status").is_some(),
+            columns: PrinterColumn::of_version(version),
+            scale,
+        })
+    }
+
+    /// The version's structural schema, when it has one.
+    pub fn schema(&self) -> Option<&reddwarf_schema::Schema> {
+        self.schema.as_ref()
+    }
+}
+
+impl Strategy for CustomStrategy {
+    fn defaults(&self, obj: &mut Value) {
+        if let Some(s) = &self.schema {
+            s.apply_defaults(obj);
+        }
+    }
+
+    fn validate(&self, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
+        let Some(s) = &self.schema else {
+            return;
+        };
+        let mut rules = super::rules::CelHook {
+            cache: &self.rules,
+            budget: reddwarf_cel::Budget::per_request(),
+            exhausted: false,
+        };
+        for c in s.validate(obj, old, &mut rules) {
+            errs.push(FieldError {
+                reason: c.reason,
+                field: c.field,
+                message: c.message,
+            });
+        }
+    }
+
+    fn prune(&self, obj: &mut Value) -> Option<Vec<String>> {
+        Some(match &self.schema {
+            Some(s) => s.prune(obj),
+            None => Vec::new(),
+        })
+    }
+
+    fn generation_changed(&self, _kind: &ResourceKind, old: &Value, new: &Value) -> bool {
+        // Upstream bumps a custom object's generation on any change but metadata (and status,
+        // when status has its own endpoint).
+        let differs = |k: &String| old.get(k) != new.get(k);
+        let skip = |k: &str| k == "metadata" || (self.status_subresource && k == "status");
+        let keys = old
+            .as_object()
+            .into_iter()
+            .chain(new.as_object())
+            .flat_map(|m| m.keys());
+        keys.filter(|k| !skip(k)).any(differs)
+    }
+
+    fn columns(&self, _kind: &ResourceKind) -> Vec<Column> {
+        printer::columns(&self.columns)
+    }
+
+    fn row(&self, _kind: &ResourceKind, obj: &Value, _now: i64) -> Vec<Value> {
+        printer::row(&self.columns, obj)
+    }
+
+    fn scale_selector(&self, obj: &Value) -> String {
+        self.scale
+            .label_selector
+            .as_deref()
+            .and_then(|p| obj.pointer(p))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn scale_paths(&self) -> ScalePaths {
+        self.scale.clone()
+    }
+
+    fn openapi_schema(&self) -> Option<&Value> {
+        self.raw_schema.as_ref()
+    }
+}
