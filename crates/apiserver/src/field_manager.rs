@@ -108,11 +108,11 @@ impl<'a> FieldManager<'a> {
     /// Runs `f` with the merge crate's request for this write and the kind's schema root.
     fn with_request<T>(
         &self,
-        f: impl FnOnce(&Request, Option<&reddwarf_merge::TypeRef>) -> T,
+        f: impl FnOnce(&Request, &dyn reddwarf_merge::Schema, Option<&reddwarf_merge::TypeRef>) -> T,
     ) -> T {
         let av = self.kind.api_version();
         let time = meta::now_rfc3339();
-        let root = merge_schema::root(&av, self.kind.kind);
+        let (schema, root) = merge_schema::for_kind(self.kind);
         let reset = self.reset_fields();
         let req = Request {
             manager: &self.manager,
@@ -121,15 +121,15 @@ impl<'a> FieldManager<'a> {
             time: &time,
             ignored: reset.as_ref(),
         };
-        f(&req, root.as_ref())
+        f(&req, schema.as_ref(), root.as_ref())
     }
 
     /// Records an Update by this manager: `before` (`{}` on create) became `after`.
     pub fn track_update(&self, before: &Value, after: &mut Value) {
         let managed =
             reddwarf_merge::managed_fields_for_update(before, after, !self.subresource.is_empty());
-        let updated = self.with_request(|req, root| {
-            reddwarf_merge::update(before, after, &managed, req, merge_schema::schema(), root)
+        let updated = self.with_request(|req, schema, root| {
+            reddwarf_merge::update(before, after, &managed, req, schema, root)
         });
         match updated {
             Ok(m) => m.write_to(after),
@@ -166,16 +166,8 @@ impl<'a> FieldManager<'a> {
     /// yet). Returns the new object (with managedFields) and whether anything changed.
     pub fn apply(&self, live: &Value, applied: &Value) -> ApiResult<(Value, bool)> {
         let managed = ManagedFields::from_object(live).map_err(merge_error)?;
-        let result = self.with_request(|req, root| {
-            reddwarf_merge::apply(
-                live,
-                applied,
-                &managed,
-                self.force,
-                req,
-                merge_schema::schema(),
-                root,
-            )
+        let result = self.with_request(|req, schema, root| {
+            reddwarf_merge::apply(live, applied, &managed, self.force, req, schema, root)
         });
         match result {
             Ok(a) => {

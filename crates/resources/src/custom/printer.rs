@@ -221,7 +221,7 @@ impl PrinterColumn {
     /// The cell of one object, as upstream's table convertor renders it: the first value the
     /// path reaches, as text for `string` columns and as the typed value otherwise (null when
     /// absent or of another type).
-    pub fn cell(&self, obj: &Value) -> Value {
+    pub fn cell(&self, obj: &Value, now: i64) -> Value {
         let Some(v) = self.path.find(obj).into_iter().next() else {
             return Value::Null;
         };
@@ -239,8 +239,12 @@ impl PrinterColumn {
                 Value::Bool(_) => v.clone(),
                 _ => Value::Null,
             },
+            // Dates are shown as their age, as upstream's table convertor renders them.
             "date" => match v {
-                Value::String(_) => v.clone(),
+                Value::String(s) => match crate::columns::parse_rfc3339(s) {
+                    Some(t) => Value::String(crate::human_duration(now - t)),
+                    None => Value::String("<invalid>".into()),
+                },
                 _ => Value::Null,
             },
             _ => Value::Null,
@@ -276,8 +280,8 @@ pub(crate) fn columns(cols: &[PrinterColumn]) -> Vec<Column> {
 }
 
 /// The cells of one custom object, matching [`columns`].
-pub(crate) fn row(cols: &[PrinterColumn], obj: &Value) -> Vec<Value> {
+pub(crate) fn row(cols: &[PrinterColumn], obj: &Value, now: i64) -> Vec<Value> {
     let mut out = vec![name(obj)];
-    out.extend(cols.iter().map(|c| c.cell(obj)));
+    out.extend(cols.iter().map(|c| c.cell(obj, now)));
     out
 }

@@ -112,8 +112,8 @@ impl Strategy for CustomStrategy {
         printer::columns(&self.columns)
     }
 
-    fn row(&self, _kind: &ResourceKind, obj: &Value, _now: i64) -> Vec<Value> {
-        printer::row(&self.columns, obj)
+    fn row(&self, _kind: &ResourceKind, obj: &Value, now: i64) -> Vec<Value> {
+        printer::row(&self.columns, obj, now)
     }
 
     fn scale_selector(&self, obj: &Value) -> String {
