@@ -223,6 +223,12 @@ async fn resource(
         slim: headers.contains_key(crate::slim::OMIT_MANAGED_FIELDS),
         write,
     };
+    if let Some(why) = kind.strategy.unavailable() {
+        return Err(ApiError::new(503, "ServiceUnavailable", why.to_string()));
+    }
+    if let Some(w) = kind.strategy.deprecation() {
+        scope.warn(w.to_string());
+    }
     let sub = rp.subresource.as_deref();
     match sub {
         None => {}

@@ -177,6 +177,17 @@ pub trait Strategy: Send + Sync {
         None
     }
 
+    /// A `Warning` every request to this kind carries (a deprecated custom resource version).
+    fn deprecation(&self) -> Option<&str> {
+        None
+    }
+
+    /// Why this kind cannot be served at all right now (a custom resource version that needs
+    /// a conversion webhook); None when it can.
+    fn unavailable(&self) -> Option<&str> {
+        None
+    }
+
     /// The kind's OpenAPI v3 schema when it comes from a definition (a custom resource's
     /// `openAPIV3Schema`); built-ins publish their compiled-in types.
     fn openapi_schema(&self) -> Option<&Value> {

@@ -26,11 +26,66 @@ pub struct CustomStrategy {
     status_subresource: bool,
     columns: Vec<PrinterColumn>,
     scale: ScalePaths,
+    deprecation: Option<String>,
+    unavailable: Option<String>,
+}
+
+/// Upstream's version priority (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1` > others,
+/// alphabetically): the sort key, lowest first.
+fn version_priority(v: &str) -> (u8, i64, i64, String) {
+    let parse = |s: &str| -> Option<(i64, u8, i64)> {
+        let rest = s.strip_prefix('v')?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major: i64 = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        if tail.is_empty() {
+            return Some((major, 0, 0));
+        }
+        for (word, rank) in [("beta", 1u8), ("alpha", 2u8)] {
+            if let Some(n) = tail.strip_prefix(word) {
+                return Some((major, rank, n.parse().ok()?));
+            }
+        }
+        None
+    };
+    match parse(v) {
+        Some((major, rank, minor)) => (rank, -major, -minor, String::new()),
+        None => (3, 0, 0, v.to_string()),
+    }
 }
 
 impl CustomStrategy {
     /// The strategy of `version` (one entry of the definition's `spec.versions`).
-    pub fn new(_crd: &Value, version: &Value) -> Result<CustomStrategy, String> {
+    pub fn new(crd: &Value, version: &Value) -> Result<CustomStrategy, String> {
+        let group = crd["spec"]["group"].as_str().unwrap_or("");
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or("");
+        let name = version["name"].as_str().unwrap_or("");
+        let deprecation = (version["deprecated"] == true).then(|| {
+            if let Some(w) = version["deprecationWarning"].as_str() {
+                return w.to_string();
+            }
+            let mut msg = format!("{group}/{name} {kind} is deprecated");
+            let mut others: Vec<&str> = crd["spec"]["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v["served"] == true && v["deprecated"] != true)
+                .filter_map(|v| v["name"].as_str())
+                .collect();
+            others.sort_by_key(|v| version_priority(v));
+            if let Some(best) = others.first() {
+                msg.push_str(&format!("; use {group}/{best} {kind}"));
+            }
+            msg
+        });
+        let storage = super::storage_version(crd).unwrap_or("");
+        let unavailable = (crd.pointer("/spec/conversion/strategy") == Some(&Value::from("Webhook"))
+            && name != storage)
+            .then(|| {
+                format!(
+                    "{group}/{name} {kind} needs a conversion webhook to convert from the storage version {storage}, and this server does not call conversion webhooks yet; use {group}/{storage}"
+                )
+            });
         let schema = match version.pointer("/schema/openAPIV3Schema") {
             Some(s) => Some(reddwarf_schema::Schema::parse(s)?),
             None => None,
@@ -54,6 +109,8 @@ impl CustomStrategy {
             status_subresource: version.pointer("/subresources/status").is_some(),
             columns: PrinterColumn::of_version(version),
             scale,
+            deprecation,
+            unavailable,
         })
     }
 
@@ -128,6 +185,14 @@ impl Strategy for CustomStrategy {
 
     fn scale_paths(&self) -> ScalePaths {
         self.scale.clone()
+    }
+
+    fn deprecation(&self) -> Option<&str> {
+        self.deprecation.as_deref()
+    }
+
+    fn unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
     }
 
     fn openapi_schema(&self) -> Option<&Value> {
