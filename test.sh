@@ -30,6 +30,7 @@ command -v skopeo >/dev/null || need+=(skopeo)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v iptables >/dev/null || need+=(iptables)
 command -v nsenter >/dev/null || need+=(util-linux)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -38,6 +39,15 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# The official Python client, for the tests that drive the API with it: a venv beside the
+# build directory (reused between runs; rebuilt when it is missing or broken).
+pyenv="${CARGO_TARGET_DIR:-$PWD/target}/pyenv"
+if ! "$pyenv/bin/python" -c 'import kubernetes' 2>/dev/null; then
+  rm -rf "$pyenv"
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/pip" install -q --disable-pip-version-check 'kubernetes==33.1.0'
+fi
+export REDDWARF_PYTHON="$pyenv/bin/python"
 kdir="$(dirname "$(readlink -f "$(command -v kubectl)")")"
 for v in 1.27 1.28 1.29 1.30 1.31 1.32 1.33; do
   [ -x "$kdir/kubectl.$v" ] || { echo "test.sh: $kdir/kubectl.$v is missing" >&2; exit 1; }

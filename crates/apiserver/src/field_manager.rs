@@ -176,9 +176,12 @@ impl<'a> FieldManager<'a> {
             }
             Err(ApplyError::Invalid(e)) => Err(merge_error(e)),
             Err(ApplyError::Conflicts(c)) => {
+                // The URL names the object when the configuration does not.
                 let name = applied
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| live.pointer("/metadata/name").and_then(Value::as_str))
                     .unwrap_or("");
                 let mut e = ApiError::new(409, "Conflict", c.message());
                 let mut details = json!({
