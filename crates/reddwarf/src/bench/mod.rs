@@ -3,6 +3,7 @@
 //! they assert nothing.
 
 mod create;
+mod custom;
 mod pods;
 mod read;
 mod report;
@@ -31,6 +32,8 @@ pub struct BenchArgs {
 pub enum Scenario {
     /// Durable creates of ConfigMaps: throughput, latency, and fsyncs (group commit).
     Create(create::CreateArgs),
+    /// Creates of custom objects (a large schema with CEL rules) next to ConfigMaps.
+    Custom(custom::CustomArgs),
     /// Updates (PUT) of existing ConfigMaps: throughput and latency.
     Update(update::UpdateArgs),
     /// GETs of single objects, optionally with writes going on.
@@ -74,6 +77,7 @@ pub struct Common {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = match args.scenario {
         Scenario::Create(a) => create::run(a).await?,
+        Scenario::Custom(a) => custom::run(a).await?,
         Scenario::Update(a) => update::run(a).await?,
         Scenario::Get(a) => read::get(a).await?,
         Scenario::List(a) => read::list(a).await?,

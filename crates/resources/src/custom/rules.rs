@@ -9,15 +9,19 @@ use reddwarf_cel::{Budget, Compiled, Outcome, Rule};
 use reddwarf_schema::{Cause, RuleHook};
 use serde_json::Value;
 
+/// One `x-kubernetes-validations` array, compiled (a rule that does not compile keeps its
+/// error).
+type CompiledRules = Arc<Vec<Result<Compiled, String>>>;
+
 /// The compiled rules of one schema, by the address of their `x-kubernetes-validations`
 /// array inside the schema (stable: the schema is owned by the strategy and never changes).
 #[derive(Default)]
 pub(crate) struct RuleCache {
-    compiled: Mutex<HashMap<usize, Arc<Vec<Result<Compiled, String>>>>>,
+    compiled: Mutex<HashMap<usize, CompiledRules>>,
 }
 
 impl RuleCache {
-    fn get(&self, rules: &Value, schema: &Value, root: bool) -> Arc<Vec<Result<Compiled, String>>> {
+    fn get(&self, rules: &Value, schema: &Value, root: bool) -> CompiledRules {
         let key = rules as *const Value as usize;
         let mut map = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
