@@ -290,6 +290,12 @@ fn to_partial(body: &[u8], v1beta1: bool) -> Option<Vec<u8>> {
 
 /// Picks the first acceptable media type from `Accept`, in the client's order.
 pub fn negotiate(headers: &HeaderMap) -> ApiResult<Wanted> {
+    negotiate_with(headers, true)
+}
+
+/// [`negotiate`] for a kind that may have no protobuf form (custom resources): protobuf
+/// clauses are then skipped, and nothing else acceptable is a 406 naming JSON and YAML only.
+pub fn negotiate_with(headers: &HeaderMap, protobuf: bool) -> ApiResult<Wanted> {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -345,9 +351,16 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Wanted> {
         match mt.as_str() {
             "application/json" | "*/*" | "application/*" => return Ok(Wanted::Json),
             "application/yaml" => return Ok(Wanted::Yaml),
-            "application/vnd.kubernetes.protobuf" => return Ok(Wanted::Protobuf),
+            "application/vnd.kubernetes.protobuf" if protobuf => return Ok(Wanted::Protobuf),
             _ => {}
         }
+    }
+    if !protobuf {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            format!("only the following media types are accepted: application/json, application/yaml, application/json;stream=watch (asked for {accept:?})"),
+        ));
     }
     Err(ApiError::not_acceptable(&accept))
 }

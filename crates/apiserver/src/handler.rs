@@ -181,6 +181,22 @@ async fn resource(
     if !rp.namespace.is_empty() && !kind.namespaced {
         return Err(ApiError::path_not_found());
     }
+    // Kinds without Go types (custom resources) have no protobuf form, as upstream's.
+    let wanted = if kind.strategy.openapi_schema().is_some() {
+        if codec::content_type(headers) == "application/vnd.kubernetes.protobuf" {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/apply-patch+yaml, application/merge-patch+json, application/json-patch+json",
+            ));
+        }
+        match wanted {
+            Wanted::Protobuf => codec::negotiate_with(headers, false)?,
+            w => w,
+        }
+    } else {
+        wanted
+    };
     let verb = match (method.as_str(), rp.name.is_some()) {
         ("GET", false) if query.flag("watch") => "watch",
         ("GET", false) => "list",

@@ -331,6 +331,37 @@ fn a_definition_serves_its_resource_to_kubectl() {
         json!([{"name": "http", "port": 80}, {"name": "metrics", "port": 9090}]),
     );
 
+    // No protobuf form: asked for only protobuf, 406; protobuf or JSON, JSON; a protobuf
+    // body, 415.
+    let accept = |a: &str| {
+        let out = s
+            .curl_cmd()
+            .args([
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{content_type}",
+                "-H",
+            ])
+            .arg(format!("accept: {a}"))
+            .arg(format!("{}{CT}", s.url))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(accept("application/vnd.kubernetes.protobuf").starts_with("406"));
+    assert_eq!(
+        accept("application/vnd.kubernetes.protobuf, application/json"),
+        "200 application/json"
+    );
+    let (code, _) = s.curl(
+        "POST",
+        CT,
+        Some("application/vnd.kubernetes.protobuf"),
+        Some(b"k8s\0"),
+    );
+    assert_eq!(code, 415);
+
     // A watch sees custom objects like any other.
     let events = s.watch_events(
         &format!("{CT}?watch=true&resourceVersion=0&timeoutSeconds=1"),
