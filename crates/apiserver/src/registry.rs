@@ -31,7 +31,7 @@ pub enum Written {
 /// emits and in canonical order, for a kind with a storage alias; the object itself
 /// otherwise.
 pub fn from_storage(kind: &ResourceKind, v: Value) -> Value {
-    match kind.storage {
+    let mut out = match kind.storage {
         None => v,
         Some(alias) => {
             let mut out = alias.from_storage.apply(&v);
@@ -39,7 +39,12 @@ pub fn from_storage(kind: &ResourceKind, v: Value) -> Value {
             canonical_order(&mut out);
             out
         }
+    };
+    if kind.strategy.defaults_on_read() {
+        kind.strategy.defaults(&mut out);
+        canonical_order(&mut out);
     }
+    out
 }
 
 pub fn parse_stored(bytes: &[u8]) -> ApiResult<Value> {

@@ -351,7 +351,7 @@ impl Scope<'_> {
     /// The stored bytes of an object as served in this request's version; borrowed (no
     /// decode) for kinds without a storage alias.
     pub fn served_bytes<'b>(&self, bytes: &'b [u8]) -> ApiResult<std::borrow::Cow<'b, [u8]>> {
-        if self.kind.storage.is_none() {
+        if !self.kind.converts_on_read() {
             return Ok(std::borrow::Cow::Borrowed(bytes));
         }
         let v = self.decode_stored(bytes)?;
@@ -416,7 +416,7 @@ impl Scope<'_> {
     /// Sends an object read from the store (or returned by a proposal), converted to this
     /// request's version.
     pub fn respond_stored(&self, code: StatusCode, bytes: Vec<u8>) -> ApiResult<Response> {
-        if self.kind.storage.is_none() {
+        if !self.kind.converts_on_read() {
             return self.respond(code, bytes);
         }
         let served = self.served_bytes(&bytes)?.into_owned();

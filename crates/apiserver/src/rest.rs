@@ -175,7 +175,7 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
         .api
         .metrics
         .storage("list", scope.kind, started.elapsed());
-    if scope.kind.storage.is_some() {
+    if scope.kind.converts_on_read() {
         for (_, b) in page.items.iter_mut() {
             *b = scope.served_bytes(b)?.into_owned();
         }

@@ -128,7 +128,7 @@ impl Stream {
     async fn deliver(&self, ev: &Event, last: &mut Revision) -> bool {
         *last = ev.revision;
         let filtering = !self.selectors.is_empty();
-        if !filtering && matches!(self.framing, Framing::Json) && self.kind.storage.is_none() {
+        if !filtering && matches!(self.framing, Framing::Json) && !self.kind.converts_on_read() {
             // The stored bytes are the object as served: splice them into the frame instead of
             // parsing and re-encoding them once per watcher.
             let mut f = Vec::with_capacity(ev.object.len() + 32);

@@ -548,3 +548,113 @@ fn versions_share_one_collection_and_deprecated_ones_warn() {
     let created: Value = parse(&body);
     assert_eq!(created["spec"]["color"], "red");
 }
+
+#[test]
+fn custom_objects_live_like_built_ins() {
+    let s = Server::start();
+    // Cluster scope, and defaults added to a schema later show on objects stored before.
+    let cluster = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: zones.infra.example.com}
+spec:
+  group: infra.example.com
+  scope: Cluster
+  names: {plural: zones, singular: zone, kind: Zone}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              region: {type: string}
+"#;
+    s.apply(cluster);
+    established(&s, "crd/zones.infra.example.com");
+    s.apply("apiVersion: infra.example.com/v1\nkind: Zone\nmetadata:\n  name: eu-1\nspec:\n  region: eu\n");
+    let zone = s.api_get("/apis/infra.example.com/v1/zones/eu-1");
+    assert!(zone["metadata"].get("namespace").is_none(), "{zone}");
+    let (code, _) = s.curl(
+        "GET",
+        "/apis/infra.example.com/v1/namespaces/default/zones",
+        None,
+        None,
+    );
+    assert_eq!(
+        code, 404,
+        "a cluster-scoped resource has no namespaced path"
+    );
+    s.apply(&cluster.replace(
+        "              region: {type: string}\n",
+        "              region: {type: string}\n              tier: {type: string, default: standard}\n",
+    ));
+    eventually("the default shows on read", Duration::from_secs(20), || {
+        let zone = s.api_get("/apis/infra.example.com/v1/zones/eu-1");
+        (zone["spec"]["tier"] == "standard").then_some(())
+    });
+    let listed = s.api_get("/apis/infra.example.com/v1/zones");
+    assert_eq!(listed["items"][0]["spec"]["tier"], "standard");
+
+    // Namespace deletion removes custom objects; the garbage collector deletes dependents
+    // whose owner is gone.
+    s.apply(CRONTABS);
+    established(&s, "crd/crontabs.stable.example.com");
+    s.kubectl_ok("1.33", &["create", "namespace", "doomed"]);
+    s.kubectl_stdin(
+        &["create", "-n", "doomed", "-f", "-"],
+        &crontab("inside", "  cronSpec: \"* * * * *\"\n"),
+    );
+    let owner = s.create(
+        "/api/v1/namespaces/default/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}),
+    );
+    let (code, body) = s.send_json(
+        "POST",
+        CT,
+        &json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+            "metadata": {"name": "dependent", "ownerReferences": [{"apiVersion": "v1",
+                "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}]},
+            "spec": {"cronSpec": "* * * * *"}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    s.kubectl_ok("1.33", &["delete", "namespace", "doomed", "--timeout=30s"]);
+    let (code, _) = s.curl(
+        "GET",
+        "/apis/stable.example.com/v1/namespaces/doomed/crontabs/inside",
+        None,
+        None,
+    );
+    assert_eq!(code, 404);
+    s.kubectl_ok("1.33", &["delete", "configmap", "owner"]);
+    eventually(
+        "the dependent is collected",
+        Duration::from_secs(60),
+        || {
+            let (code, _) = s.curl("GET", &format!("{CT}/dependent"), None, None);
+            (code == 404).then_some(())
+        },
+    );
+
+    // A version that would need a conversion webhook says so.
+    let webhook = CRONTABS
+        .replace("crontabs", "hooks")
+        .replace("crontab\n", "hook\n")
+        .replace("CronTab", "Hook")
+        .replace("[ct]", "[hk]")
+        .replace(
+            "  versions:\n  - name: v1\n",
+            "  conversion:\n    strategy: Webhook\n    webhook:\n      conversionReviewVersions: [v1]\n      clientConfig:\n        url: https://127.0.0.1:1/convert\n  versions:\n  - name: v1beta1\n    served: true\n    storage: false\n    schema:\n      openAPIV3Schema:\n        type: object\n  - name: v1\n",
+        );
+    s.apply(&webhook);
+    established(&s, "crd/hooks.stable.example.com");
+    let (code, body) = s.curl("GET", "/apis/stable.example.com/v1beta1/hooks", None, None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("conversion webhook"), "{body}");
+    let (code, body) = s.curl("GET", "/apis/stable.example.com/v1/hooks", None, None);
+    assert_eq!(code, 200, "the storage version needs no conversion: {body}");
+}

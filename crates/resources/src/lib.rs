@@ -276,6 +276,12 @@ impl ResourceKind {
         format!("{}List", self.kind)
     }
 
+    /// Whether a stored object must be decoded to be served (converted from another
+    /// version's form, or defaulted on read); otherwise its bytes are served as they are.
+    pub fn converts_on_read(&self) -> bool {
+        self.storage.is_some() || self.strategy.defaults_on_read()
+    }
+
     /// Subresources served for this kind, by name.
     pub fn subresources(&self) -> Vec<&'static str> {
         let mut v = Vec::new();

@@ -177,6 +177,13 @@ pub trait Strategy: Send + Sync {
         None
     }
 
+    /// Whether stored objects get [`Strategy::defaults`] when read (a custom resource whose
+    /// schema has defaults: objects stored before a default was added show it, as upstream
+    /// defaults what it reads from storage).
+    fn defaults_on_read(&self) -> bool {
+        false
+    }
+
     /// A `Warning` every request to this kind carries (a deprecated custom resource version).
     fn deprecation(&self) -> Option<&str> {
         None

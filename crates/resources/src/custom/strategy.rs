@@ -9,6 +9,15 @@ use crate::strategy::ScalePaths;
 use crate::validation::FieldError;
 use crate::{ResourceKind, Strategy};
 
+/// Whether a schema sets a default anywhere.
+fn has_default(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("default") || m.values().any(has_default),
+        Value::Array(a) => a.iter().any(has_default),
+        _ => false,
+    }
+}
+
 /// A dotted path (`.spec.replicas`) as a JSON pointer (`/spec/replicas`).
 fn pointer(dotted: &str) -> String {
     dotted
@@ -28,6 +37,7 @@ pub struct CustomStrategy {
     scale: ScalePaths,
     deprecation: Option<String>,
     unavailable: Option<String>,
+    has_defaults: bool,
 }
 
 /// Upstream's version priority (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1` > others,
@@ -111,6 +121,9 @@ impl CustomStrategy {
             scale,
             deprecation,
             unavailable,
+            has_defaults: version
+                .pointer("/schema/openAPIV3Schema")
+                .is_some_and(has_default),
         })
     }
 
@@ -185,6 +198,10 @@ impl Strategy for CustomStrategy {
 
     fn scale_paths(&self) -> ScalePaths {
         self.scale.clone()
+    }
+
+    fn defaults_on_read(&self) -> bool {
+        self.has_defaults
     }
 
     fn deprecation(&self) -> Option<&str> {
