@@ -42,6 +42,30 @@ pub fn storage_version(crd: &Value) -> Option<&str> {
         .and_then(|v| v["name"].as_str())
 }
 
+/// Upstream's version priority (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1` > others,
+/// alphabetically): the sort key, lowest first.
+pub(crate) fn version_priority(v: &str) -> (u8, i64, i64, String) {
+    let parse = |s: &str| -> Option<(i64, u8, i64)> {
+        let rest = s.strip_prefix('v')?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major: i64 = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        if tail.is_empty() {
+            return Some((major, 0, 0));
+        }
+        for (word, rank) in [("beta", 1u8), ("alpha", 2u8)] {
+            if let Some(n) = tail.strip_prefix(word) {
+                return Some((major, rank, n.parse().ok()?));
+            }
+        }
+        None
+    };
+    match parse(v) {
+        Some((major, rank, minor)) => (rank, -major, -minor, String::new()),
+        None => (3, 0, 0, v.to_string()),
+    }
+}
+
 /// The catalogue entries a definition serves: one per served version, named by its accepted
 /// names. Nothing until the names are accepted (upstream serves a definition once it is
 /// `NamesAccepted` or `Established`), and nothing whose schema does not compile.
@@ -80,7 +104,9 @@ pub fn kinds_from_crd(crd: &Value) -> Vec<ResourceKind> {
     let Some(storage) = storage_version(crd) else {
         return Vec::new();
     };
-    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    let mut versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    // Discovery lists versions by upstream's priority, the preferred one first.
+    versions.sort_by_key(|v| version_priority(v["name"].as_str().unwrap_or("")));
     let several = versions.len() > 1;
     let group = intern(group);
     let storage_api_version = intern(&format!("{group}/{storage}"));

@@ -40,30 +40,6 @@ pub struct CustomStrategy {
     has_defaults: bool,
 }
 
-/// Upstream's version priority (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1` > others,
-/// alphabetically): the sort key, lowest first.
-fn version_priority(v: &str) -> (u8, i64, i64, String) {
-    let parse = |s: &str| -> Option<(i64, u8, i64)> {
-        let rest = s.strip_prefix('v')?;
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let major: i64 = digits.parse().ok()?;
-        let tail = &rest[digits.len()..];
-        if tail.is_empty() {
-            return Some((major, 0, 0));
-        }
-        for (word, rank) in [("beta", 1u8), ("alpha", 2u8)] {
-            if let Some(n) = tail.strip_prefix(word) {
-                return Some((major, rank, n.parse().ok()?));
-            }
-        }
-        None
-    };
-    match parse(v) {
-        Some((major, rank, minor)) => (rank, -major, -minor, String::new()),
-        None => (3, 0, 0, v.to_string()),
-    }
-}
-
 impl CustomStrategy {
     /// The strategy of `version` (one entry of the definition's `spec.versions`).
     pub fn new(crd: &Value, version: &Value) -> Result<CustomStrategy, String> {
@@ -82,7 +58,7 @@ impl CustomStrategy {
                 .filter(|v| v["served"] == true && v["deprecated"] != true)
                 .filter_map(|v| v["name"].as_str())
                 .collect();
-            others.sort_by_key(|v| version_priority(v));
+            others.sort_by_key(|v| super::version_priority(v));
             if let Some(best) = others.first() {
                 msg.push_str(&format!("; use {group}/{best} {kind}"));
             }

@@ -36,7 +36,7 @@ fn served_versions_become_entries_once_names_are_accepted() {
     assert!(kinds_from_crd(&crd(&[])).is_empty());
     let kinds = kinds_from_crd(&crd(&["NamesAccepted", "Established"]));
     let versions: Vec<&str> = kinds.iter().map(|k| k.version).collect();
-    assert_eq!(versions, ["v1", "v1beta1"]);
+    assert_eq!(versions, ["v1", "v1beta1"], "by priority");
     let v1 = &kinds[0];
     assert_eq!(
         (v1.group, v1.kind, v1.plural),
@@ -120,4 +120,16 @@ fn names_are_interned_once() {
     let a = intern_list(&["x".into(), "y".into()]);
     let b = intern_list(&["x".into(), "y".into()]);
     assert!(std::ptr::eq(a, b));
+}
+
+#[test]
+fn versions_sort_by_upstream_priority() {
+    let mut v = vec![
+        "v1alpha1", "v2", "foo", "v1beta2", "v1", "v10", "v1beta1", "bar",
+    ];
+    v.sort_by_key(|x| version_priority(x));
+    assert_eq!(
+        v,
+        ["v10", "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"]
+    );
 }
