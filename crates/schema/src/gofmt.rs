@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 /// Go's `strconv.Quote`.
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -25,6 +25,10 @@ mod tests;
 use serde_json::Value;
 
 pub use crd::validate_crd_schema;
+/// Go's `strconv.Quote` (what `%q` prints), for messages that embed strings as upstream's.
+pub use gofmt::quote as go_quote;
+/// `IsDNS1035Label`: upstream's messages for a value that is not a DNS-1035 label.
+pub use validate::dns1035_label;
 
 /// One field error, as upstream's field.Error renders in a 422 Status cause.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -952,7 +952,8 @@ fn embedded_resource(path: &str, m: &serde_json::Map<String, Value>, out: &mut V
     }
 }
 
-fn dns1035_label(s: &str) -> Vec<String> {
+/// `IsDNS1035Label`'s messages for `s` (none when it is a DNS-1035 label).
+pub fn dns1035_label(s: &str) -> Vec<String> {
     let mut errs = vec![];
     if s.len() > 63 {
         errs.push("must be no more than 63 characters".to_owned());

@@ -6,31 +6,13 @@ use serde_json::{json, Value};
 
 use super::{condition_true, CLEANUP_FINALIZER};
 use crate::validation::FieldError;
-use crate::validation::{dns1123_subdomain, max_len_error, q, IMMUTABLE};
+use crate::validation::{dns1123_subdomain, q, IMMUTABLE};
 use crate::{Requester, ResourceKind, Strategy};
 
 /// The CustomResourceDefinition strategy.
 pub struct DefinitionStrategy;
 
-const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-
-/// `IsDNS1035Label`.
-fn dns1035_label(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 63 {
-        errs.push(max_len_error(63));
-    }
-    let b = s.as_bytes();
-    let ok = !b.is_empty()
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[b.len() - 1] != b'-';
-    if !ok {
-        errs.push(DNS1035_MSG.into());
-    }
-    errs
-}
+use reddwarf_schema::dns1035_label;
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")

@@ -23,7 +23,7 @@ mod pod;
 pub mod quantity;
 // What custom resources' definitions validate with.
 pub(crate) use field::{q, IMMUTABLE};
-pub(crate) use names::{dns1123_subdomain, max_len_error};
+pub(crate) use names::dns1123_subdomain;
 mod rbac;
 mod scheduling;
 mod service;
