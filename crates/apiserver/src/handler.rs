@@ -242,6 +242,9 @@ async fn resource(
     if let Some(why) = kind.strategy.unavailable() {
         return Err(ApiError::new(503, "ServiceUnavailable", why.to_string()));
     }
+    if let (Some(why), "create") = (kind.strategy.create_refused(), verb) {
+        return Err(ApiError::new(405, "MethodNotAllowed", why.to_string()));
+    }
     if let Some(w) = kind.strategy.deprecation() {
         scope.warn(w.to_string());
     }

@@ -395,12 +395,56 @@ fn deleting_a_definition_removes_its_objects_then_its_routes() {
     );
     s.apply("apiVersion: stable.example.com/v1\nkind: Backup\nmetadata:\n  name: keep\nspec:\n  cronSpec: \"* * * * *\"\n");
 
+    // An object with a finalizer of its own holds the definition in Terminating: creates are
+    // refused meanwhile, reads and deletes still served.
+    let (code, body) = s.curl(
+        "PATCH",
+        &format!("{CT}/a"),
+        Some("application/merge-patch+json"),
+        Some(br#"{"metadata":{"finalizers":["example.com/hold"]}}"#),
+    );
+    assert_eq!(code, 200, "{body}");
     s.kubectl_ok(
         "1.33",
         &[
             "delete",
             "crd",
             "crontabs.stable.example.com",
+            "--wait=false",
+        ],
+    );
+    let crd_path =
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/crontabs.stable.example.com";
+    eventually("the cleanup is under way", Duration::from_secs(20), || {
+        let crd = s.api_get(crd_path);
+        let c = crd["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Terminating")?
+            .clone();
+        (c["reason"] == "InstanceDeletionInProgress").then_some(())
+    });
+    let (code, body) = s.send_json(
+        "POST",
+        CT,
+        &json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+            "metadata": {"name": "late"}, "spec": {"cronSpec": "* * * * *"}}),
+    );
+    assert_eq!(code, 405, "{body}");
+    assert!(body.contains("create not allowed while custom resource definition is terminating"));
+    let (code, body) = s.curl(
+        "PATCH",
+        &format!("{CT}/a"),
+        Some("application/merge-patch+json"),
+        Some(br#"{"metadata":{"finalizers":null}}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "wait",
+            "--for=delete",
+            "crd/crontabs.stable.example.com",
             "--timeout=30s",
         ],
     );

@@ -189,6 +189,12 @@ pub trait Strategy: Send + Sync {
         None
     }
 
+    /// Why creating objects of this kind is refused right now (a custom resource whose
+    /// definition is being deleted); None when creates are served.
+    fn create_refused(&self) -> Option<&str> {
+        None
+    }
+
     /// Why this kind cannot be served at all right now (a custom resource version that needs
     /// a conversion webhook); None when it can.
     fn unavailable(&self) -> Option<&str> {

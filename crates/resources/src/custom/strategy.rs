@@ -38,6 +38,7 @@ pub struct CustomStrategy {
     deprecation: Option<String>,
     unavailable: Option<String>,
     has_defaults: bool,
+    terminating: bool,
 }
 
 impl CustomStrategy {
@@ -100,6 +101,7 @@ impl CustomStrategy {
             has_defaults: version
                 .pointer("/schema/openAPIV3Schema")
                 .is_some_and(has_default),
+            terminating: crd.pointer("/metadata/deletionTimestamp").is_some(),
         })
     }
 
@@ -182,6 +184,11 @@ impl Strategy for CustomStrategy {
 
     fn deprecation(&self) -> Option<&str> {
         self.deprecation.as_deref()
+    }
+
+    fn create_refused(&self) -> Option<&str> {
+        self.terminating
+            .then_some("create not allowed while custom resource definition is terminating")
     }
 
     fn unavailable(&self) -> Option<&str> {
