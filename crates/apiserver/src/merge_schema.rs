@@ -63,7 +63,7 @@ pub fn for_kind(kind: &ResourceKind) -> (Arc<dyn Schema + Send + Sync>, Option<T
         return (builtin, root(&av, kind.kind));
     };
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<CustomSchema>>>> = OnceLock::new();
-    let key = format!("{av}/{}/{json}", kind.kind);
+    let key = format!("{av}/{}/{:x}", kind.kind, kind.strategy.schema_digest());
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()

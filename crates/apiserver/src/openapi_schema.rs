@@ -938,8 +938,8 @@ pub(crate) fn fingerprint<'a>(kinds: impl IntoIterator<Item = &'a ResourceKind>)
                 k.group, k.version, k.kind, k.plural, k.namespaced, k.status, k.scale
             ));
             // A custom resource's document changes with its schema.
-            if let Some(schema) = k.strategy.openapi_schema() {
-                s.push_str(&format!("/{}", hash(&schema.to_string())));
+            if k.strategy.openapi_schema().is_some() {
+                s.push_str(&format!("/{:x}", k.strategy.schema_digest()));
             }
         }
     }

@@ -382,15 +382,61 @@ pub fn evaluate(
     old: Option<&Json>,
     budget: &mut Budget,
 ) -> Outcome {
+    evaluate_subject(
+        c,
+        &Subject::new(schema, value, old, c.resource_root),
+        budget,
+    )
+}
+
+/// A value and its old value, converted to CEL once for every rule of one schema node
+/// (the old value only if a transition rule asks for it).
+pub struct Subject<'a> {
+    schema: &'a Json,
+    old_json: Option<&'a Json>,
+    resource_root: bool,
+    value: Option<Value>,
+    old: std::cell::OnceCell<Option<Value>>,
+}
+
+impl<'a> Subject<'a> {
+    /// The subject of the rules at a node whose schema is `schema` (`resource_root` for the
+    /// custom resource's root); a null value is one no rule checks.
+    pub fn new(
+        schema: &'a Json,
+        value: &'a Json,
+        old: Option<&'a Json>,
+        resource_root: bool,
+    ) -> Subject<'a> {
+        Subject {
+            schema,
+            old_json: old.filter(|o| !o.is_null()),
+            resource_root,
+            value: (!value.is_null()).then(|| convert::to_value(value, schema, resource_root)),
+            old: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn old(&self) -> Option<&Value> {
+        self.old
+            .get_or_init(|| {
+                self.old_json
+                    .map(|o| convert::to_value(o, self.schema, self.resource_root))
+            })
+            .as_ref()
+    }
+}
+
+/// [`evaluate`] on a [`Subject`] shared by the rules of one node.
+pub fn evaluate_subject(c: &Compiled, subject: &Subject<'_>, budget: &mut Budget) -> Outcome {
     let Some(program) = &c.program else {
         return Outcome::Pass;
     };
-    if value.is_null() {
+    let Some(self_value) = subject.value.clone() else {
         // Upstream validates only non-null values.
         return Outcome::Pass;
-    }
-    let old = old.filter(|o| !o.is_null());
-    if c.transition && old.is_none() && !c.rule.optional_old_self {
+    };
+    if c.transition && subject.old_json.is_none() && !c.rule.optional_old_self {
         return Outcome::Pass;
     }
     if budget.is_exhausted() {
@@ -399,14 +445,13 @@ pub fn evaluate(
             field_path: None,
         };
     }
-    let self_value = convert::to_value(value, schema, c.resource_root);
     let old_value = if c.transition {
-        old.map(|o| convert::to_value(o, schema, c.resource_root))
+        subject.old().cloned()
     } else {
         None
     };
     let mut ctx = env::root().new_inner_scope();
-    ctx.add_variable_from_value("self", self_value);
+    ctx.add_variable_from_value("self", self_value.clone());
     if c.rule.optional_old_self {
         ctx.add_variable_from_value("oldSelf", convert::optional(old_value.clone()));
     } else if let Some(o) = &old_value {
@@ -453,7 +498,7 @@ pub fn evaluate(
     if let Some(mp) = &c.message_program {
         // Upstream evaluates the message with plain `oldSelf`, never optional.
         let mut mctx = env::root().new_inner_scope();
-        mctx.add_variable_from_value("self", convert::to_value(value, schema, c.resource_root));
+        mctx.add_variable_from_value("self", self_value);
         if let Some(o) = old_value {
             mctx.add_variable_from_value("oldSelf", o);
         }

@@ -207,6 +207,12 @@ pub trait Strategy: Send + Sync {
         None
     }
 
+    /// A digest of [`Strategy::openapi_schema`], computed once: caches of what is derived from
+    /// the schema (merge metadata, OpenAPI documents) key on it instead of the schema's text.
+    fn schema_digest(&self) -> u64 {
+        0
+    }
+
     /// Whether an update from `old` to `new` bumps `metadata.generation`.
     fn generation_changed(&self, kind: &ResourceKind, old: &Value, new: &Value) -> bool {
         kind.generation_fields

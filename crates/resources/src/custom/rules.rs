@@ -93,6 +93,7 @@ impl RuleHook for CelHook<'_> {
             return;
         }
         let compiled = self.cache.get(rules, schema, path.is_empty());
+        let subject = reddwarf_cel::Subject::new(schema, value, old, path.is_empty());
         let shown = type_name(schema);
         let field = if path.is_empty() { "<nil>" } else { path };
         for c in compiled.iter() {
@@ -112,7 +113,7 @@ impl RuleHook for CelHook<'_> {
             if c.is_transition() && old.is_none() && !c.rule().optional_old_self {
                 continue;
             }
-            match reddwarf_cel::evaluate(c, schema, value, old, &mut self.budget) {
+            match reddwarf_cel::evaluate_subject(c, &subject, &mut self.budget) {
                 Outcome::Pass => {}
                 Outcome::Fail {
                     message,

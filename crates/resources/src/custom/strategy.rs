@@ -39,6 +39,7 @@ pub struct CustomStrategy {
     unavailable: Option<String>,
     has_defaults: bool,
     terminating: bool,
+    digest: u64,
 }
 
 impl CustomStrategy {
@@ -102,6 +103,15 @@ impl CustomStrategy {
                 .pointer("/schema/openAPIV3Schema")
                 .is_some_and(has_default),
             terminating: crd.pointer("/metadata/deletionTimestamp").is_some(),
+            digest: {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                version
+                    .pointer("/schema/openAPIV3Schema")
+                    .map(Value::to_string)
+                    .hash(&mut h);
+                h.finish()
+            },
         })
     }
 
@@ -193,6 +203,10 @@ impl Strategy for CustomStrategy {
 
     fn unavailable(&self) -> Option<&str> {
         self.unavailable.as_deref()
+    }
+
+    fn schema_digest(&self) -> u64 {
+        self.digest
     }
 
     fn openapi_schema(&self) -> Option<&Value> {
