@@ -1,8 +1,8 @@
 //! Runtime cost accounting.
 //!
 //! The `cel` interpreter has no cost tracker or interrupt hook, so the compiled
-//! rule is rewritten: every evaluated node `e` (except literals and the
-//! comprehension accumulators) becomes `@rd.charge(e)`, a function that charges
+//! rule is rewritten: every evaluated node `e` (except literals, variable and field
+//! reads, and the comprehension accumulators) becomes `@rd.charge(e)`, a function that charges
 //! the meter for the value `e` produced and fails once the limit is passed. A
 //! failure aborts the evaluation, and once the meter is exhausted every further
 //! charge fails at once, so nothing keeps running after the limit. Each loop
@@ -128,12 +128,19 @@ pub fn instrument(e: &IdedExpr) -> IdedExpr {
         Expr::Literal(_) | Expr::Unspecified => return e.clone(),
         // Accumulators: the node that builds the next accumulator is charged
         // for it; charging each read too would double count every iteration.
-        Expr::Ident(name) if name.starts_with('@') => return e.clone(),
-        Expr::Ident(_) => e.expr.clone(),
+        // Reading a variable or a field does no work of its own. Charging it would cost
+        // more than the read: the interpreter copies a value deeply into every function
+        // call (the charge too), so a charged `self.spec` would copy the whole object at
+        // each use. What can grow or repeat (calls, literals built, loop iterations) is
+        // still charged by the size of what it produces.
+        Expr::Ident(_) => return e.clone(),
         Expr::Select(s) => {
             let mut s = s.clone();
             s.operand = Box::new(instrument(&s.operand));
-            Expr::Select(s)
+            return IdedExpr {
+                id: e.id,
+                expr: Expr::Select(s),
+            };
         }
         Expr::Call(c) => Expr::Call(CallExpr {
             func_name: if c.func_name == "_?._" {
