@@ -99,9 +99,17 @@ impl CustomStrategy {
             scale,
             deprecation,
             unavailable,
+            // Objects are defaulted when written; reading must default again only where they
+            // may have been written under another schema: the definition's spec changed since
+            // it was created (a default may have been added), or another version (with its
+            // own defaults) wrote them.
             has_defaults: version
                 .pointer("/schema/openAPIV3Schema")
-                .is_some_and(has_default),
+                .is_some_and(has_default)
+                && (crd.pointer("/metadata/generation").and_then(Value::as_i64) != Some(1)
+                    || crd["spec"]["versions"]
+                        .as_array()
+                        .is_some_and(|v| v.len() > 1)),
             terminating: crd.pointer("/metadata/deletionTimestamp").is_some(),
             digest: {
                 use std::hash::{Hash, Hasher};

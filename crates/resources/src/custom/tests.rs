@@ -133,3 +133,30 @@ fn versions_sort_by_upstream_priority() {
         ["v10", "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"]
     );
 }
+
+#[test]
+fn only_objects_that_may_predate_the_schema_are_defaulted_on_read() {
+    let crd = |generation: i64, versions: Value| {
+        json!({
+            "metadata": {"name": "things.example.com", "generation": generation},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"kind": "Thing", "plural": "things"}, "versions": versions},
+            "status": {"acceptedNames": {"kind": "Thing", "plural": "things"},
+                "conditions": [{"type": "Established", "status": "True"}]},
+        })
+    };
+    let defaulted =
+        json!({"type": "object", "properties": {"a": {"type": "string", "default": "x"}}});
+    let one = json!([{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": defaulted}}]);
+    let two = json!([
+        {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": defaulted}},
+        {"name": "v2", "served": true, "storage": false, "schema": {"openAPIV3Schema": defaulted}},
+    ]);
+    let on_read = |c: Value| kinds_from_crd(&c)[0].strategy.defaults_on_read();
+    assert!(!on_read(crd(1, one.clone())), "one schema since creation");
+    assert!(on_read(crd(2, one)), "the schema may have changed");
+    assert!(
+        on_read(crd(1, two)),
+        "another version may have written them"
+    );
+}
