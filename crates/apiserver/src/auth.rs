@@ -32,6 +32,26 @@ pub trait Authorizer: Send + Sync {
         resource: &str,
         namespace: &str,
     ) -> bool;
+
+    /// The rules `user` has in `namespace` (SelfSubjectRulesReview).
+    fn rules(&self, user: &User, namespace: &str) -> Rules;
+}
+
+/// Resolves a bearer token to its user (the server's token sources: the token file, the node
+/// token), for TokenReview.
+pub trait TokenAuthenticator: Send + Sync {
+    /// The user `token` authenticates, if any.
+    fn authenticate_token(&self, token: &str) -> Option<User>;
+}
+
+/// What a user may do, as SelfSubjectRulesReview reports it: resource rules
+/// (`verbs`, `apiGroups`, `resources`) and non-resource rules (`verbs`, `nonResourceURLs`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rules {
+    /// `{verbs, apiGroups, resources}` objects.
+    pub resource: Vec<serde_json::Value>,
+    /// `{verbs, nonResourceURLs}` objects.
+    pub non_resource: Vec<serde_json::Value>,
 }
 
 /// Group of agents that authenticated with the node token and have no certificate yet.
@@ -50,5 +70,20 @@ impl Authorizer for AllowAll {
                 && matches!(verb, "create" | "get" | "list" | "watch");
         }
         true
+    }
+
+    fn rules(&self, user: &User, _: &str) -> Rules {
+        use serde_json::json;
+        if user.groups.iter().any(|g| g == BOOTSTRAPPERS_GROUP) {
+            return Rules {
+                resource: vec![json!({"verbs": ["create", "get", "list", "watch"],
+                    "apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"]})],
+                non_resource: Vec::new(),
+            };
+        }
+        Rules {
+            resource: vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+            non_resource: vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+        }
     }
 }

@@ -279,6 +279,7 @@ async fn resource(
         // stores nothing.
         (Backend::Binding, _) => pod_subresources::bind_resource(&scope, &body).await,
         (Backend::ComponentStatuses, _) => crate::componentstatus::serve(&scope, verb),
+        (Backend::Review, _) => crate::reviews::serve(&scope, &body),
         _ if sub == Some("scale") => scale::serve(&scope, verb, &body).await,
         (_, "watch") => watch::serve(&scope).await,
         (_, "list") => rest::list(&scope).await,

@@ -35,6 +35,7 @@ mod query;
 mod registry;
 mod request;
 mod rest;
+mod reviews;
 mod scale;
 mod selector;
 mod service_alloc;
@@ -45,7 +46,7 @@ mod watch;
 pub use slim::OMIT_MANAGED_FIELDS;
 
 pub use admission::AdmissionConfig;
-pub use auth::{AllowAll, Authorizer, User, BOOTSTRAPPERS_GROUP};
+pub use auth::{AllowAll, Authorizer, Rules, TokenAuthenticator, User, BOOTSTRAPPERS_GROUP};
 pub use client::InProcessClient;
 pub use service_alloc::ServiceNetwork;
 pub use status::{ApiError, Cause};
@@ -66,6 +67,8 @@ pub struct ApiServer {
     pub(crate) catalogue_cell: Arc<crd::CatalogueCell>,
     pub(crate) snapshots: pagination::Snapshots,
     pub(crate) authorizer: Box<dyn Authorizer>,
+    /// The token sources TokenReview checks (set by the server binary).
+    pub(crate) tokens: std::sync::RwLock<Option<Arc<dyn TokenAuthenticator>>>,
     ready: AtomicBool,
     /// host:port clients use to reach this server (discovery's serverAddressByClientCIDRs).
     pub(crate) advertise: std::sync::RwLock<String>,
@@ -106,6 +109,7 @@ impl ApiServer {
             catalogue_cell,
             snapshots: pagination::Snapshots::default(),
             authorizer: Box::new(AllowAll),
+            tokens: std::sync::RwLock::new(None),
             ready: AtomicBool::new(false),
             advertise: std::sync::RwLock::new(String::new()),
             service_network,
@@ -125,6 +129,13 @@ impl ApiServer {
     /// Publishes another component's metrics on `/metrics`.
     pub fn register_metrics(&self, f: impl FnOnce(&mut prometheus_client::registry::Registry)) {
         self.metrics.register(f)
+    }
+
+    /// The token sources TokenReview answers from (the ones the transport authenticates with).
+    pub fn set_token_authenticator(&self, tokens: Arc<dyn TokenAuthenticator>) {
+        if let Ok(mut t) = self.tokens.write() {
+            *t = Some(tokens);
+        }
     }
 
     /// Sets the `host:port` clients reach this server at: reported in discovery, and the

@@ -77,6 +77,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let api = ApiServer::with_config(consensus.clone(), network, &admission);
     api.set_advertise(format!("{}:{}", advertise_ip(local), local.port()));
+    api.set_token_authenticator(tokens.clone());
     let router = api.router();
     let kubeconfig = args.data_dir.join("admin.kubeconfig");
     pki::write_admin_kubeconfig(&kubeconfig, &format!("https://{}", host_port(local)), &pki)?;

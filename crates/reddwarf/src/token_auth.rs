@@ -81,6 +81,11 @@ impl TokenAuth {
         self.tokens.insert(token.to_string(), user);
     }
 
+    /// The user `token` names, if known.
+    pub fn user(&self, token: &str) -> Option<User> {
+        self.tokens.get(token.trim()).cloned()
+    }
+
     /// The user a request's `Authorization: Bearer <token>` header names, if the token is known.
     pub fn authenticate(&self, headers: &http::HeaderMap) -> Option<User> {
         let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -88,7 +93,13 @@ impl TokenAuth {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
-        self.tokens.get(token.trim()).cloned()
+        self.user(token)
+    }
+}
+
+impl reddwarf_apiserver::TokenAuthenticator for TokenAuth {
+    fn authenticate_token(&self, token: &str) -> Option<User> {
+        self.user(token)
     }
 }
 

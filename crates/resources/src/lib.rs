@@ -110,6 +110,9 @@ pub enum Backend {
     ComponentStatuses,
     /// `bindings`: a create assigns a pod to a node and stores nothing of its own.
     Binding,
+    /// The authentication and authorization reviews: a create answers a question about
+    /// who a request is or what it may do, and stores nothing.
+    Review,
 }
 
 /// Where an aliased kind is stored, and how its objects convert to and from that form.

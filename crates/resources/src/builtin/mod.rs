@@ -5,6 +5,7 @@
 
 mod admission;
 mod apps;
+mod auth;
 mod autoscaling;
 mod batch;
 mod core;
@@ -68,6 +69,8 @@ pub fn builtin_kinds() -> Vec<ResourceKind> {
     kinds.extend(admission::apiregistration());
     kinds.extend(apps::kinds());
     kinds.extend(misc::events());
+    kinds.extend(auth::authentication());
+    kinds.extend(auth::authorization());
     kinds.extend(autoscaling::kinds());
     kinds.extend(batch::kinds());
     kinds.extend(misc::certificates());
