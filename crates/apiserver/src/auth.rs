@@ -54,6 +54,87 @@ pub struct Rules {
     pub non_resource: Vec<serde_json::Value>,
 }
 
+/// Upstream's impersonation (`kubectl --as`, `--as-group`, `--as-uid`): the
+/// `Impersonate-User` and `Impersonate-Group` headers make the request act as another user,
+/// when the requester may `impersonate` that user and each group. Without the headers the
+/// requester is returned as is.
+pub fn impersonate(
+    authorizer: &dyn Authorizer,
+    headers: &http::HeaderMap,
+    requester: User,
+) -> Result<User, crate::ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(String::from)
+            .collect()
+    };
+    let user = values("impersonate-user").into_iter().next();
+    let groups = values("impersonate-group");
+    let uid = values("impersonate-uid");
+    let Some(name) = user else {
+        if !groups.is_empty() || !uid.is_empty() {
+            return Err(crate::ApiError::bad_request(format!(
+                "requested {} without impersonating a user",
+                if groups.is_empty() { "a uid" } else { "groups" }
+            )));
+        }
+        return Ok(requester);
+    };
+    let check = |group: &str, resource: &str, value: &str, namespace: &str| {
+        if authorizer.allowed(&requester, "impersonate", group, resource, namespace) {
+            return Ok(());
+        }
+        Err(crate::ApiError::forbidden(
+            group,
+            resource,
+            value,
+            &format!(
+                "User {:?} cannot impersonate resource {resource:?} in API group {group:?} {}",
+                requester.name,
+                if namespace.is_empty() {
+                    "at the cluster scope".to_string()
+                } else {
+                    format!("in the namespace {namespace:?}")
+                }
+            ),
+        ))
+    };
+    let service_account = name
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|r| r.split_once(':'));
+    match service_account {
+        Some((ns, sa)) => check("", "serviceaccounts", sa, ns)?,
+        None => check("", "users", &name, "")?,
+    }
+    for g in &groups {
+        check("", "groups", g, "")?;
+    }
+    for u in &uid {
+        check("authentication.k8s.io", "uids", u, "")?;
+    }
+    let mut out_groups = groups;
+    if let Some((ns, _)) = service_account {
+        for g in [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{ns}"),
+        ] {
+            if !out_groups.contains(&g) {
+                out_groups.push(g);
+            }
+        }
+    }
+    if name != "system:anonymous" && !out_groups.iter().any(|g| g == "system:authenticated") {
+        out_groups.push("system:authenticated".into());
+    }
+    Ok(User {
+        name,
+        groups: out_groups,
+    })
+}
+
 /// Group of agents that authenticated with the node token and have no certificate yet.
 pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
 

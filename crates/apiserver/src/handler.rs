@@ -54,6 +54,10 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     let Some(user) = parts.extensions.get::<User>().cloned() else {
         return ApiError::unauthorized().into_response();
     };
+    let user = match crate::auth::impersonate(api.authorizer.as_ref(), &parts.headers, user) {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
     if target == Target::OpenApiV2 {
         return openapi_v2::serve(&api, &parts.headers);
     }

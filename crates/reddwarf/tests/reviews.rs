@@ -126,3 +126,73 @@ fn token_and_access_reviews_answer_and_validate() {
     );
     assert_eq!(code, 405);
 }
+
+#[test]
+fn impersonation_acts_as_another_user_when_allowed() {
+    let s = Server::start();
+    let who = parse(&s.kubectl_ok(
+        "1.33",
+        &[
+            "auth",
+            "whoami",
+            "--as=bob",
+            "--as-group=devs",
+            "-o",
+            "json",
+        ],
+    ));
+    assert_eq!(who["status"]["userInfo"]["username"], "bob");
+    assert_eq!(
+        who["status"]["userInfo"]["groups"],
+        json!(["devs", "system:authenticated"])
+    );
+    let sa = parse(&s.kubectl_ok(
+        "1.33",
+        &[
+            "auth",
+            "whoami",
+            "--as=system:serviceaccount:ci:builder",
+            "-o",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        sa["status"]["userInfo"]["groups"],
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:ci",
+            "system:authenticated"
+        ])
+    );
+    // Groups without a user are refused; a node-token holder may not impersonate anyone.
+    let (code, body) = {
+        let out = s
+            .curl_cmd()
+            .args(["-w", "\n%{http_code}", "-H", "Impersonate-Group: devs"])
+            .arg(format!("{}/api/v1/namespaces", s.url))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().to_string(), body.to_string())
+    };
+    assert_eq!(code, "400", "{body}");
+    let token = std::fs::read_to_string(s.data_dir().join("node-token")).expect("node token");
+    let out = std::process::Command::new("curl")
+        .arg("-s")
+        .arg("--cacert")
+        .arg(s.data_dir().join("pki/ca.crt"))
+        .args(["-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .args(["-H", "Impersonate-User: bob"])
+        .arg(format!("{}/api/v1/namespaces", s.url))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    assert_eq!(code.trim(), "403", "{body}");
+    assert!(
+        body.contains(r#"users \"bob\" is forbidden: User \"system:bootstrap:node-token\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"#),
+        "{body}"
+    );
+}
