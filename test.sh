@@ -39,13 +39,14 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# The official Python client, for the tests that drive the API with it: a venv beside the
-# build directory (reused between runs; rebuilt when it is missing or broken).
+# The official Python client, for the tests that drive the API with it, and PyJWT, a generic
+# JWT library that checks service-account tokens against the OIDC discovery documents: a venv
+# beside the build directory (reused between runs; rebuilt when it is missing or broken).
 pyenv="${CARGO_TARGET_DIR:-$PWD/target}/pyenv"
-if ! "$pyenv/bin/python" -c 'import kubernetes' 2>/dev/null; then
+if ! "$pyenv/bin/python" -c 'import kubernetes, jwt' 2>/dev/null; then
   rm -rf "$pyenv"
   python3 -m venv "$pyenv"
-  "$pyenv/bin/pip" install -q --disable-pip-version-check 'kubernetes==33.1.0'
+  "$pyenv/bin/pip" install -q --disable-pip-version-check 'kubernetes==33.1.0' 'PyJWT[crypto]==2.10.1'
 fi
 export REDDWARF_PYTHON="$pyenv/bin/python"
 kdir="$(dirname "$(readlink -f "$(command -v kubectl)")")"

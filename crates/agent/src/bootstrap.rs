@@ -76,7 +76,14 @@ pub async fn credentials(
         match validity(&c.cert_pem) {
             // Renew in the last fifth of the lifetime, as the kubelet's certificate manager
             // does (it picks a point between 70 and 90%).
-            Some((left, life)) if left > life / 5 => return Ok(c),
+            Some((left, life)) if left > life / 5 => {
+                if !refused(server, &c).await {
+                    return Ok(c);
+                }
+                // Revoked by the cluster's administrator (`reddwarf certificate revoke`):
+                // join again with the token, if there is one.
+                tracing::warn!("the server refuses the node certificate: bootstrapping again");
+            }
             Some((left, _)) if left > 60 => {
                 tracing::info!("node certificate expires in {left}s: renewing");
                 let ep = Endpoint {
@@ -123,7 +130,7 @@ pub async fn credentials(
         port: server.1,
         tls: client_config(&ca_pem, None, &[])?,
     };
-    let (cert_pem, key_pem) = request_certificate(&ep, Some(&parsed.encode()), node).await?;
+    let (cert_pem, key_pem) = request_certificate(&ep, Some(&parsed.bearer()), node).await?;
     let c = Credentials {
         ca_pem,
         cert_pem,
@@ -210,6 +217,20 @@ async fn fetch_ca(server: &(String, u16)) -> Result<String> {
         );
     }
     String::from_utf8(body.to_vec()).context("/cacerts is not text")
+}
+
+/// Whether the server answers a request made with the stored certificate with 401 (a
+/// revoked certificate); an unreachable server is not a refusal.
+async fn refused(server: &(String, u16), c: &Credentials) -> bool {
+    let Ok(tls) = client_config(&c.ca_pem, Some((&c.cert_pem, &c.key_pem)), &[]) else {
+        return false;
+    };
+    let ep = Endpoint {
+        host: server.0.clone(),
+        port: server.1,
+        tls,
+    };
+    matches!(request(&ep, "GET", "/api", None, None).await, Ok((401, _)))
 }
 
 /// One HTTP/1.1 request on a fresh connection.

@@ -141,6 +141,7 @@ pub async fn run(
         index: Default::default(),
         stdin_path,
         log_max: (cfg.container_log_max_bytes, cfg.container_log_max_files),
+        tokens: Default::default(),
     });
     let pod_workers = tokio::spawn(pods::run(shared.clone()));
     // The node's hostname label is its name (node.rs), which the volumes' affinity names.

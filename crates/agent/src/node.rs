@@ -264,11 +264,8 @@ impl NodeReporter {
     /// Patches the status if it differs from the server's copy (`force`: always).
     async fn report_status(&self, force: bool) -> Result<bool> {
         let name = &self.cfg.node_name;
-        let current = self
-            .api
-            .get_status(name)
-            .await
-            .context("reading the node")?;
+        // The Node itself, not nodes/status: the node role may get nodes and only write status.
+        let current = self.api.get(name).await.context("reading the node")?;
         let current = serde_json::to_value(&current)?;
         let status = self.status(current.get("status"));
         let differs = {

@@ -1,6 +1,9 @@
 //! The node token (`DIR/node-token` on the server): `K10<sha256 of the CA PEM>::server:<secret>`,
 //! as k3s spells it. The hash lets an agent pin the cluster CA before it trusts the server; the
 //! whole token is the bearer credential of its first contact (asking for a certificate).
+//! A bootstrap token (`<id>.<secret>`, a `bootstrap.kubernetes.io/token` Secret in
+//! `kube-system`) joins the same way as `K10<CA hash>::<id>.<secret>`; its bearer credential
+//! is `<id>.<secret>`.
 
 use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
@@ -10,8 +13,10 @@ use sha2::{Digest, Sha256};
 pub struct NodeToken {
     /// Lower-case hex SHA-256 of the cluster CA certificate's PEM.
     pub ca_hash: String,
-    /// The credential part after `::server:`.
+    /// The credential part after `::server:`, or a bootstrap token's `<id>.<secret>`.
     pub secret: String,
+    /// Whether the credential is a bootstrap token.
+    pub bootstrap: bool,
 }
 
 /// Lower-case hex SHA-256 of a CA certificate's PEM: the hash a node token pins.
@@ -30,6 +35,7 @@ impl NodeToken {
         NodeToken {
             ca_hash: ca_hash(ca_pem),
             secret: hex(&secret),
+            bootstrap: false,
         }
     }
 
@@ -42,24 +48,52 @@ impl NodeToken {
         let Some((hash, cred)) = rest.split_once("::") else {
             bail!("not a node token: missing '::' after the CA hash");
         };
-        let Some(secret) = cred.strip_prefix("server:") else {
-            bail!("not a node token: the credential after '::' must be server:<secret>");
-        };
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             bail!("not a node token: the CA hash must be 64 hex digits");
         }
+        let is_bootstrap = cred.split_once('.').is_some_and(|(id, secret)| {
+            let ok = |s: &str, n: usize| {
+                s.len() == n
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            };
+            ok(id, 6) && ok(secret, 16)
+        });
+        if is_bootstrap {
+            return Ok(NodeToken {
+                ca_hash: hash.to_ascii_lowercase(),
+                secret: cred.to_string(),
+                bootstrap: true,
+            });
+        }
+        let Some(secret) = cred.strip_prefix("server:") else {
+            bail!("not a node token: the credential after '::' must be server:<secret> or a bootstrap token <id>.<secret>");
+        };
         if secret.len() < 16 {
             bail!("not a node token: the secret is too short");
         }
         Ok(NodeToken {
             ca_hash: hash.to_ascii_lowercase(),
             secret: secret.to_string(),
+            bootstrap: false,
         })
     }
 
-    /// What the server writes and the agent's `--token` takes; also the bearer credential.
+    /// What the server writes and the agent's `--token` takes.
     pub fn encode(&self) -> String {
+        if self.bootstrap {
+            return format!("K10{}::{}", self.ca_hash, self.secret);
+        }
         format!("K10{}::server:{}", self.ca_hash, self.secret)
+    }
+
+    /// The bearer credential of the first contact: the whole node token, or the bootstrap
+    /// token itself.
+    pub fn bearer(&self) -> String {
+        if self.bootstrap {
+            return self.secret.clone();
+        }
+        self.encode()
     }
 }
 
@@ -71,6 +105,11 @@ mod tests {
     fn round_trips_and_rejects_garbage() {
         let t = NodeToken::generate("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n");
         assert_eq!(NodeToken::parse(&t.encode()).unwrap(), t);
+        assert_eq!(t.bearer(), t.encode());
+        let b = NodeToken::parse(&format!("K10{}::abc123.0123456789abcdef", t.ca_hash)).unwrap();
+        assert!(b.bootstrap);
+        assert_eq!(b.bearer(), "abc123.0123456789abcdef");
+        assert_eq!(NodeToken::parse(&b.encode()).unwrap(), b);
         assert_eq!(NodeToken::parse(&format!(" {}\n", t.encode())).unwrap(), t);
         for bad in [
             "",

@@ -88,16 +88,24 @@ pub struct Admission {
 
 impl Admission {
     /// The built-in plugins in upstream's order.
-    pub fn new(config: &AdmissionConfig) -> Admission {
+    pub fn new(
+        config: &AdmissionConfig,
+        rbac: std::sync::Arc<crate::rbac::Rbac>,
+        signer: crate::sa_token::SignerCell,
+    ) -> Admission {
         Admission {
             plugins: vec![
                 Box::new(NamespaceLifecycle),
+                Box::new(ServiceAccount),
+                Box::new(crate::node_authz::NodeRestriction),
+                Box::new(crate::sa_token::LegacyTokens(signer)),
                 Box::new(Priority),
                 Box::new(DefaultTolerationSeconds {
                     not_ready: config.not_ready_toleration_seconds,
                     unreachable: config.unreachable_toleration_seconds,
                 }),
                 Box::new(DefaultStorageClass),
+                Box::new(crate::rbac::escalation::Escalation(rbac)),
             ],
         }
     }
@@ -147,6 +155,100 @@ impl Plugin for NamespaceLifecycle {
                 a.name,
                 "this namespace may not be deleted",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// ServiceAccount: a pod runs as a service account (`default` unless it names one) and, unless
+/// it or its account opts out, gets upstream's `kube-api-access-<suffix>` projected volume
+/// (a token bound to the pod, the cluster CA, the namespace) mounted in every container at
+/// `/var/run/secrets/kubernetes.io/serviceaccount`. Unlike upstream, a pod whose account does
+/// not exist yet is admitted: its agent waits for the account before starting it.
+struct ServiceAccount;
+
+/// Where service-account credentials are mounted in containers.
+const SA_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+impl Plugin for ServiceAccount {
+    fn name(&self) -> &'static str {
+        "ServiceAccount"
+    }
+
+    fn mutate(&self, a: &Attributes, pod: &mut Value, store: &Store) -> ApiResult<()> {
+        if a.operation != Operation::Create || !a.is("", "pods") {
+            return Ok(());
+        }
+        if pod["metadata"]["annotations"]
+            .get("kubernetes.io/config.mirror")
+            .is_some()
+        {
+            return Ok(());
+        }
+        let account = match pod["spec"]["serviceAccountName"].as_str() {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => {
+                pod["spec"]["serviceAccountName"] = json!("default");
+                "default".to_string()
+            }
+        };
+        let automount = match pod["spec"]["automountServiceAccountToken"].as_bool() {
+            Some(b) => b,
+            None => {
+                let key = ObjectKey::new("", "serviceaccounts", a.namespace, &account);
+                store
+                    .read()
+                    .ok()
+                    .and_then(|v| v.get(key.as_str()).ok().flatten())
+                    .and_then(|(_, b)| serde_json::from_slice::<Value>(&b).ok())
+                    .and_then(|sa| sa["automountServiceAccountToken"].as_bool())
+                    .unwrap_or(true)
+            }
+        };
+        if !automount {
+            return Ok(());
+        }
+        let mounted = |c: &Value| {
+            c["volumeMounts"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["mountPath"] == SA_MOUNT_PATH))
+        };
+        let containers = ["initContainers", "containers"];
+        let wanted = containers.iter().any(|f| {
+            pod["spec"][*f]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| !mounted(c)))
+        });
+        if !wanted {
+            return Ok(());
+        }
+        // Upstream's suffix alphabet (no vowels, no look-alikes).
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let suffix: String = (0..5)
+            .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+            .collect();
+        let volume = format!("kube-api-access-{suffix}");
+        let projection = json!({"name": volume, "projected": {"sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]}});
+        match pod["spec"]["volumes"].as_array_mut() {
+            Some(v) => v.push(projection),
+            None => pod["spec"]["volumes"] = json!([projection]),
+        }
+        let mount = json!({"name": volume, "readOnly": true, "mountPath": SA_MOUNT_PATH});
+        for f in containers {
+            for c in pod["spec"][f].as_array_mut().into_iter().flatten() {
+                if mounted(c) {
+                    continue;
+                }
+                match c["volumeMounts"].as_array_mut() {
+                    Some(m) => m.push(mount.clone()),
+                    None => c["volumeMounts"] = json!([mount.clone()]),
+                }
+            }
         }
         Ok(())
     }
@@ -344,14 +446,21 @@ mod tests {
 
     #[test]
     fn plugins_run_in_upstream_order() {
-        let a = Admission::new(&AdmissionConfig::default());
+        let signer = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+            crate::sa_token::Signer::ephemeral(),
+        )));
+        let a = Admission::new(&AdmissionConfig::default(), Default::default(), signer);
         assert_eq!(
             a.names(),
             [
                 "NamespaceLifecycle",
+                "ServiceAccount",
+                "NodeRestriction",
+                "ServiceAccountTokens",
                 "Priority",
                 "DefaultTolerationSeconds",
-                "DefaultStorageClass"
+                "DefaultStorageClass",
+                "RBACEscalation"
             ]
         );
     }

@@ -27,6 +27,14 @@ impl InProcessClient {
         }
     }
 
+    /// The same client acting as `user` (held to what `user` may do).
+    pub fn as_user(&self, user: User) -> InProcessClient {
+        InProcessClient {
+            router: self.router.clone(),
+            user,
+        }
+    }
+
     /// One request; returns the status code and the body text.
     pub async fn request(
         &self,

@@ -9,6 +9,7 @@ use axum::Router;
 use http::Method;
 use http_body_util::{BodyExt, Limited};
 
+use crate::auth::Authorizer;
 use crate::codec::{self, Wanted, MAX_BODY};
 use crate::path::{self, ResourcePath, Target};
 use crate::query::Query;
@@ -54,10 +55,21 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     let Some(user) = parts.extensions.get::<User>().cloned() else {
         return ApiError::unauthorized().into_response();
     };
-    let user = match crate::auth::impersonate(api.authorizer.as_ref(), &parts.headers, user) {
+    let user = match crate::auth::impersonate(&api.authorizer, &parts.headers, user) {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
+    if !matches!(
+        target,
+        Target::Resource(_) | Target::NotFound | Target::NodeTunnel
+    ) {
+        let verb = parts.method.as_str().to_ascii_lowercase();
+        let attrs = crate::auth::Attributes::path(&verb, parts.uri.path());
+        let decision = api.authorizer.authorize(&user, &attrs);
+        if !decision.allowed {
+            return attrs.forbidden(&user, &decision.reason).into_response();
+        }
+    }
     if target == Target::OpenApiV2 {
         return openapi_v2::serve(&api, &parts.headers);
     }
@@ -67,29 +79,27 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     // Node-bound requests keep their body and upgrade unread: they are streamed to the node.
     if let Target::Resource(rp) = &target {
         if node_proxy::is_node_request(rp) {
-            let verb = if parts.method == Method::GET {
+            let sub = rp.subresource.as_deref().unwrap_or("");
+            // Exec, attach and port-forward are creates even over a WebSocket GET (upstream's
+            // AuthorizePodWebsocketUpgradeCreatePermission).
+            let verb = if parts.method == Method::GET
+                && !matches!(sub, "exec" | "attach" | "portforward")
+            {
                 "get"
             } else {
                 "create"
             };
-            let resource = format!(
-                "{}/{}",
-                rp.resource,
-                rp.subresource.as_deref().unwrap_or("")
+            let attrs = crate::auth::Attributes::resource(
+                verb,
+                "",
+                &rp.resource,
+                sub,
+                &rp.namespace,
+                rp.name.as_deref().unwrap_or(""),
             );
-            if !api
-                .authorizer
-                .allowed(&user, verb, "", &resource, &rp.namespace)
-            {
-                return ApiError::new(
-                    403,
-                    "Forbidden",
-                    format!(
-                        "{resource} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"\"",
-                        user.name
-                    ),
-                )
-                .into_response();
+            let decision = api.authorizer.authorize(&user, &attrs);
+            if !decision.allowed {
+                return attrs.forbidden(&user, &decision.reason).into_response();
             }
             let started = std::time::Instant::now();
             let (method, headers) = (parts.method.clone(), parts.headers.clone());
@@ -125,6 +135,16 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
             get_only(&|| discovery::resources(&api, &group, &version))
         }
         Target::Metrics => get_only(&|| metrics::serve(&api)),
+        Target::OpenIdConfiguration => get_only(&|| {
+            let advertise = api.advertise.read().map(|a| a.clone()).unwrap_or_default();
+            let doc = api
+                .signer()
+                .discovery(&format!("https://{advertise}/openid/v1/jwks"));
+            json_response("application/json", &doc)
+        }),
+        Target::OpenIdKeys => {
+            get_only(&|| json_response("application/jwk-set+json", &api.signer().jwks()))
+        }
         Target::OpenApiV3Index => get_only(&|| openapi::index(&api)),
         Target::OpenApiV3 { path } => get_only(&|| openapi::document(&api, &path)),
         Target::Resource(rp) => {
@@ -162,6 +182,14 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         | Target::OpenApiV2
         | Target::NodeTunnel => ApiError::path_not_found().into_response(),
     }
+}
+
+fn json_response(content_type: &'static str, doc: &serde_json::Value) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, content_type)],
+        doc.to_string(),
+    )
+        .into_response()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -212,18 +240,17 @@ async fn resource(
         ("DELETE", false) => "deletecollection",
         _ => return Err(ApiError::method_not_allowed()),
     };
-    if !api
-        .authorizer
-        .allowed(user, verb, kind.group, kind.plural, &rp.namespace)
-    {
-        return Err(ApiError::new(
-            403,
-            "Forbidden",
-            format!(
-                "{} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group \"{}\"",
-                kind.plural, user.name, kind.plural, kind.group
-            ),
-        ));
+    let attrs = crate::auth::Attributes::resource(
+        verb,
+        kind.group,
+        kind.plural,
+        rp.subresource.as_deref().unwrap_or(""),
+        &rp.namespace,
+        rp.name.as_deref().unwrap_or(""),
+    );
+    let decision = api.authorizer.authorize(user, &attrs);
+    if !decision.allowed {
+        return Err(attrs.forbidden(user, &decision.reason));
     }
     let write = match verb {
         "create" | "update" | "patch" | "delete" | "deletecollection" => {

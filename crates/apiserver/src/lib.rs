@@ -21,6 +21,7 @@ mod merge_schema;
 mod meta;
 mod metrics;
 mod namespace_controller;
+mod node_authz;
 pub mod node_proxy;
 mod openapi;
 mod openapi_schema;
@@ -32,10 +33,12 @@ mod pod_subresources;
 #[cfg(test)]
 mod proptests;
 mod query;
+pub mod rbac;
 mod registry;
 mod request;
 mod rest;
 mod reviews;
+pub mod sa_token;
 mod scale;
 mod selector;
 mod service_alloc;
@@ -46,7 +49,10 @@ mod watch;
 pub use slim::OMIT_MANAGED_FIELDS;
 
 pub use admission::AdmissionConfig;
-pub use auth::{AllowAll, Authorizer, Rules, TokenAuthenticator, User, BOOTSTRAPPERS_GROUP};
+pub use auth::{
+    Attributes, Authorizer, Decision, Rules, TokenAuthenticator, User, BOOTSTRAPPERS_GROUP,
+    MASTERS_GROUP,
+};
 pub use client::InProcessClient;
 pub use service_alloc::ServiceNetwork;
 pub use status::{ApiError, Cause};
@@ -66,9 +72,11 @@ pub struct ApiServer {
     /// CustomResourceDefinition changes.
     pub(crate) catalogue_cell: Arc<crd::CatalogueCell>,
     pub(crate) snapshots: pagination::Snapshots,
-    pub(crate) authorizer: Box<dyn Authorizer>,
+    pub(crate) authorizer: auth::Chain,
     /// The token sources TokenReview checks (set by the server binary).
     pub(crate) tokens: std::sync::RwLock<Option<Arc<dyn TokenAuthenticator>>>,
+    /// The service-account token key (an ephemeral one until the binary sets the cluster's).
+    signer: sa_token::SignerCell,
     ready: AtomicBool,
     /// host:port clients use to reach this server (discovery's serverAddressByClientCIDRs).
     pub(crate) advertise: std::sync::RwLock<String>,
@@ -104,16 +112,25 @@ impl ApiServer {
         let store = consensus.store().clone();
         let catalogue_cell = Arc::new(crd::CatalogueCell::new(Catalogue::builtin()));
         catalogue_cell.follow(&store);
+        let rbac = rbac::Rbac::follow(&store);
+        let signer: sa_token::SignerCell = Arc::new(std::sync::RwLock::new(Arc::new(
+            sa_token::Signer::ephemeral(),
+        )));
+        let authorizer = auth::Chain {
+            rbac: rbac.clone(),
+            node: node_authz::NodeAuthorizer::new(store.clone()),
+        };
         Arc::new(ApiServer {
             store,
             catalogue_cell,
             snapshots: pagination::Snapshots::default(),
-            authorizer: Box::new(AllowAll),
+            authorizer,
             tokens: std::sync::RwLock::new(None),
+            signer: signer.clone(),
             ready: AtomicBool::new(false),
             advertise: std::sync::RwLock::new(String::new()),
             service_network,
-            admission: admission::Admission::new(admission),
+            admission: admission::Admission::new(admission, rbac, signer.clone()),
             metrics: metrics::Metrics::new(consensus.stats()),
             tunnels: Default::default(),
             consensus,
@@ -136,6 +153,33 @@ impl ApiServer {
         if let Ok(mut t) = self.tokens.write() {
             *t = Some(tokens);
         }
+    }
+
+    /// The cluster's service-account key (PKCS#8 DER of a P-256 key) and the tokens' issuer.
+    pub fn set_service_account_key(&self, pkcs8: &[u8], issuer: &str) -> anyhow::Result<()> {
+        let signer = sa_token::Signer::from_pkcs8(pkcs8, issuer).map_err(anyhow::Error::msg)?;
+        if let Ok(mut s) = self.signer.write() {
+            *s = Arc::new(signer);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn signer(&self) -> Arc<sa_token::Signer> {
+        sa_token::current(&self.signer)
+    }
+
+    /// The user a bearer token names: a static or node token, a bootstrap token, else a
+    /// service-account token
+    /// this cluster issued for the API audience whose account (and pod) still exist.
+    pub fn authenticate_bearer(&self, token: &str) -> Option<User> {
+        let tokens = self.tokens.read().ok().and_then(|t| t.clone());
+        if let Some(u) = tokens.and_then(|t| t.authenticate_token(token)) {
+            return Some(u);
+        }
+        if let Some(u) = sa_token::authenticate_bootstrap(&self.store, token) {
+            return Some(u);
+        }
+        sa_token::authenticate(&self.signer(), &self.store, token, &[]).map(|(u, _)| u)
     }
 
     /// Sets the `host:port` clients reach this server at: reported in discovery, and the
@@ -163,6 +207,54 @@ impl ApiServer {
                 .await?;
             if code != 201 && code != 409 {
                 anyhow::bail!("creating namespace {ns}: {code} {text}");
+            }
+        }
+        // Upstream's bootstrap policy, then who may join: holders of the node token ask for
+        // node certificates, as kubeadm's kubelet-bootstrap binding allows.
+        rbac::aggregation::reconcile_bootstrap(&client).await?;
+        let join = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding", "metadata": {"name": "reddwarf:node-bootstrapper"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node-bootstrapper"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": BOOTSTRAPPERS_GROUP}]});
+        // One controller keeps both Endpoints and EndpointSlices here (upstream runs two, each
+        // with its own role): its account holds the slice controller's role as well.
+        let slices = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding", "metadata": {"name": "reddwarf:endpoint-controller:endpointslices"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:controller:endpointslice-controller"},
+            "subjects": [{"kind": "ServiceAccount", "name": "endpoint-controller", "namespace": "kube-system"}]});
+        // Controllers read single objects live where upstream's read informer caches: the
+        // manager identity their reads go as, which may list and watch everything, may also
+        // get everything.
+        let reads = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole", "metadata": {"name": "reddwarf:controller-manager:reads"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get"]}]});
+        let (code, text) = client
+            .request(
+                "POST",
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                Some(&reads),
+            )
+            .await?;
+        if code != 201 && code != 409 {
+            anyhow::bail!("creating role {}: {code} {text}", reads["metadata"]["name"]);
+        }
+        let manager_reads = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding", "metadata": {"name": "reddwarf:controller-manager:reads"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "reddwarf:controller-manager:reads"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:kube-controller-manager"}]});
+        for binding in [join, slices, manager_reads] {
+            let (code, text) = client
+                .request(
+                    "POST",
+                    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                    Some(&binding),
+                )
+                .await?;
+            if code != 201 && code != 409 {
+                anyhow::bail!(
+                    "creating binding {}: {code} {text}",
+                    binding["metadata"]["name"]
+                );
             }
         }
         // Upstream's `kubernetes` Service: the first address of the service network, pointing
@@ -231,8 +323,18 @@ impl ApiServer {
                 }
             });
         }
+        tokio::spawn(rbac::aggregation::run(
+            self.authorizer.rbac.clone(),
+            client.as_user(User::service_account(
+                "kube-system",
+                "clusterrole-aggregation-controller",
+            )),
+        ));
         tokio::spawn(crd::controller::run(self.clone(), client.clone()));
-        tokio::spawn(namespace_controller::run(self.clone(), client));
+        tokio::spawn(namespace_controller::run(
+            self.clone(),
+            client.as_user(User::service_account("kube-system", "namespace-controller")),
+        ));
         self.ready.store(true, Ordering::Release);
         Ok(())
     }

@@ -25,6 +25,10 @@ pub enum Target {
     Resource(ResourcePath),
     /// The node agents' tunnel endpoint (a WebSocket upgrade).
     NodeTunnel,
+    /// `/.well-known/openid-configuration` (service-account issuer discovery).
+    OpenIdConfiguration,
+    /// `/openid/v1/jwks` (the service-account token keys).
+    OpenIdKeys,
     NotFound,
 }
 
@@ -83,6 +87,8 @@ fn parse_trimmed(path: &str) -> Target {
             version: v.to_string(),
         },
         ["reddwarf", "v1", "tunnel"] => Target::NodeTunnel,
+        [".well-known", "openid-configuration"] => Target::OpenIdConfiguration,
+        ["openid", "v1", "jwks"] => Target::OpenIdKeys,
         ["api", v, rest @ ..] => resource("", v, rest),
         ["apis", g, v, rest @ ..] => resource(g, v, rest),
         _ => Target::NotFound,

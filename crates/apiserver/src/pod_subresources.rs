@@ -27,6 +27,7 @@ pub async fn serve(
             bind(scope, &name, &b).await
         }
         ("eviction", "POST") => evict(scope, &name, body).await,
+        ("token", "POST") => crate::sa_token::token_request(scope, &name, body),
         _ => Err(ApiError::method_not_allowed()),
     }
 }

@@ -8,12 +8,9 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::auth::User;
+use crate::auth::{Attributes, Authorizer, User};
 use crate::request::Scope;
 use crate::status::{ApiError, ApiResult, Cause};
-
-/// The audience tokens are checked for when a TokenReview names none.
-const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 pub fn serve(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response> {
     let mut obj = scope.decode_body(body)?;
@@ -155,30 +152,33 @@ fn subject(scope: &Scope<'_>, spec: &Value) -> ApiResult<User> {
 
 /// Whether `user` may do what the spec's attributes say.
 fn access(scope: &Scope<'_>, user: &User, spec: &Value) -> Value {
-    let allowed = match spec.get("resourceAttributes").filter(|v| !v.is_null()) {
+    let decision = match spec.get("resourceAttributes").filter(|v| !v.is_null()) {
         Some(r) => {
             let s = |k: &str| r[k].as_str().unwrap_or("");
-            let resource = match s("subresource") {
-                "" => s("resource").to_string(),
-                sub => format!("{}/{sub}", s("resource")),
-            };
-            scope
-                .api
-                .authorizer
-                .allowed(user, s("verb"), s("group"), &resource, s("namespace"))
+            let attrs = Attributes::resource(
+                s("verb"),
+                s("group"),
+                s("resource"),
+                s("subresource"),
+                s("namespace"),
+                s("name"),
+            );
+            scope.api.authorizer.authorize(user, &attrs)
         }
         None => {
             let n = &spec["nonResourceAttributes"];
-            scope.api.authorizer.allowed(
-                user,
+            let attrs = Attributes::path(
                 n["verb"].as_str().unwrap_or(""),
-                "",
                 n["path"].as_str().unwrap_or(""),
-                "",
-            )
+            );
+            scope.api.authorizer.authorize(user, &attrs)
         }
     };
-    json!({"allowed": allowed})
+    let mut status = json!({"allowed": decision.allowed});
+    if !decision.reason.is_empty() {
+        status["reason"] = json!(decision.reason);
+    }
+    status
 }
 
 /// Whom a token names, by the server's own token sources; tokens are good for the API
@@ -195,13 +195,28 @@ fn token_review(scope: &Scope<'_>, spec: &Value) -> ApiResult<Value> {
         .read()
         .map_err(|_| ApiError::internal("token sources unavailable"))?
         .clone();
-    let user = tokens.and_then(|t| t.authenticate_token(token));
-    let Some(user) = user else {
+    let api_audience = scope.api.signer().issuer().to_string();
+    // Static and node tokens are good for the API audience only.
+    if let Some(user) = tokens.and_then(|t| t.authenticate_token(token)) {
+        if !audiences.is_empty() && !audiences.contains(&api_audience.as_str()) {
+            return Ok(json!({"user": {},
+                "error": "[invalid bearer token, token audiences is invalid for the target audiences]"}));
+        }
+        return Ok(
+            json!({"authenticated": true, "user": user_info(&user), "audiences": [api_audience]}),
+        );
+    }
+    if let Some(user) = crate::sa_token::authenticate_bootstrap(&scope.api.store, token) {
+        if audiences.is_empty() || audiences.contains(&api_audience.as_str()) {
+            return Ok(
+                json!({"authenticated": true, "user": user_info(&user), "audiences": [api_audience]}),
+            );
+        }
+    }
+    let found =
+        crate::sa_token::authenticate(&scope.api.signer(), &scope.api.store, token, &audiences);
+    let Some((user, good)) = found else {
         return Ok(json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}));
     };
-    if !audiences.is_empty() && !audiences.contains(&API_AUDIENCE) {
-        return Ok(json!({"user": {},
-            "error": "[invalid bearer token, token audiences is invalid for the target audiences]"}));
-    }
-    Ok(json!({"authenticated": true, "user": user_info(&user), "audiences": [API_AUDIENCE]}))
+    Ok(json!({"authenticated": true, "user": user_info(&user), "audiences": good}))
 }

@@ -77,7 +77,7 @@ impl ApiError {
         }
     }
 
-    fn with_details(mut self, details: Value) -> ApiError {
+    pub(crate) fn with_details(mut self, details: Value) -> ApiError {
         self.details = Some(details);
         self
     }
@@ -192,6 +192,22 @@ impl ApiError {
             ),
         )
         .with_details(details(group, resource, name))
+    }
+
+    /// 403 as upstream's `NewForbidden`: the object's name is left out of the message and the
+    /// details when the request names none (lists, creates).
+    pub fn forbidden_named(group: &str, resource: &str, name: &str, why: &str) -> ApiError {
+        if !name.is_empty() {
+            return ApiError::forbidden(group, resource, name, why);
+        }
+        let mut d = details(group, resource, name);
+        d.as_object_mut().map(|m| m.remove("name"));
+        ApiError::new(
+            403,
+            "Forbidden",
+            format!("{} is forbidden: {why}", qualified(group, resource)),
+        )
+        .with_details(d)
     }
 
     /// 405: the resource does not serve this verb.

@@ -441,6 +441,25 @@ async fn claims_binding_and_requesters(path: Path) {
         name: "alice".into(),
         groups: vec!["devs".into(), "system:authenticated".into()],
     };
+    // RBAC: alice may create CSRs.
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    let role = api
+        .post(
+            &format!("{rbac}/clusterroles"),
+            json!({"metadata": {"name": "csr"}, "rules": [{"apiGroups": ["certificates.k8s.io"],
+                "resources": ["certificatesigningrequests"], "verbs": ["create"]}]}),
+        )
+        .await;
+    assert_eq!(role.code, 201, "{}", role.body);
+    let binding = api
+        .post(
+            &format!("{rbac}/clusterrolebindings"),
+            json!({"metadata": {"name": "csr"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole", "name": "csr"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
+        )
+        .await;
+    assert_eq!(binding.code, 201, "{}", binding.body);
     let made = api
         .call_as(
             who,

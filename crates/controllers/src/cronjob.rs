@@ -15,9 +15,7 @@ use jiff::{Timestamp, ToSpan};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{
-    Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, PropagationPolicy,
-};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -27,6 +25,7 @@ use serde_json::json;
 use crate::events::{self, Recorder};
 use crate::job::is_finished;
 use crate::ownership::{controller_ref, is_controlled_by};
+use crate::MergeStatus;
 use crate::{error_action, Error};
 
 /// Annotation with the time a Job was scheduled for, in the CronJob's time zone.
@@ -544,12 +543,7 @@ async fn write_status(
     }
     let patch =
         json!({"metadata": {"resourceVersion": cj.meta().resource_version}, "status": value});
-    cjs.patch_status(
-        &cj.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
+    cjs.merge_status(&cj.name_any(), &patch).await?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -178,13 +178,23 @@ async fn reconcile(
     {
         return Ok(Action::await_change());
     }
-    let patch = match sign(&csr, &ctx) {
-        Ok(pem) => serde_json::json!({"status": {"certificate": base64_std(pem.as_bytes())}}),
-        Err(why) => serde_json::json!({"status": {"conditions": [{
-            "type": "Failed", "status": "True", "reason": "SignerValidationFailure",
-            "message": why, "lastUpdateTime": now(), "lastTransitionTime": now()}]}}),
-    };
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    // An update of the status, not a patch: the signer's upstream role allows only that.
+    let mut updated = serde_json::to_value(csr.as_ref()).unwrap_or_default();
+    match sign(&csr, &ctx) {
+        Ok(pem) => updated["status"]["certificate"] = base64_std(pem.as_bytes()).into(),
+        Err(why) => {
+            let failed = serde_json::json!({
+                "type": "Failed", "status": "True", "reason": "SignerValidationFailure",
+                "message": why, "lastUpdateTime": now(), "lastTransitionTime": now()});
+            match updated["status"]["conditions"].as_array_mut() {
+                Some(c) => c.push(failed),
+                None => updated["status"]["conditions"] = serde_json::json!([failed]),
+            }
+        }
+    }
+    let updated: CertificateSigningRequest =
+        serde_json::from_value(updated).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+    api.replace_status(&name, &PostParams::default(), &updated)
         .await?;
     Ok(Action::await_change())
 }

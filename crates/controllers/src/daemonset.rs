@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodTemplateSpec, Toleration,
 };
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -29,6 +29,7 @@ use crate::ownership::controller_ref;
 use crate::pod_state::{is_pod_available, is_pod_ready};
 use crate::pod_template::pod_template_hash;
 use crate::taints::untolerated_taint;
+use crate::MergeStatus;
 use crate::{retry_after_error, Error};
 
 /// Label with the DaemonSet's template generation (deprecated upstream, still set).
@@ -365,10 +366,9 @@ async fn current_revision(
                 let c = collision.unwrap_or(0) + 1;
                 collision = Some(c);
                 Api::<DaemonSet>::namespaced(ctx.client.clone(), &ns)
-                    .patch_status(
+                    .merge_status(
                         &ds.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({"status": {"collisionCount": c}})),
+                        &serde_json::json!({"status": {"collisionCount": c}}),
                     )
                     .await?;
             }
@@ -765,11 +765,7 @@ async fn update_status(
         .any(|(k, v)| old.get(k).unwrap_or(&serde_json::Value::Null) != v);
     if changed {
         Api::<DaemonSet>::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default())
-            .patch_status(
-                &ds.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
+            .merge_status(&ds.name_any(), &serde_json::json!({ "status": status }))
             .await?;
     }
     Ok(pending_availability)

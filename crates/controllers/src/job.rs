@@ -19,9 +19,7 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
-};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -33,6 +31,7 @@ use crate::label_selector::selector_string;
 use crate::ownership::{controller_of, controller_ref, is_controlled_by};
 use crate::pod_state::{is_pod_active, is_pod_ready, is_pod_terminal, pod_phase};
 use crate::pod_template::pod_from_template;
+use crate::MergeStatus;
 use crate::{error_action, Error};
 
 /// Keeps a finished pod around until the job has counted it.
@@ -52,19 +51,25 @@ const MSG_COMPLETIONS: &str = "Reached expected number of succeeded pods";
 
 struct JobController {
     client: Client,
+    /// Acts as the ttl-after-finished controller.
+    ttl_client: Client,
     recorder: Recorder,
     /// job uid -> consecutive pod failures since the last success and when the last was seen
     /// (upstream's backoff records, which are in memory too).
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
-pub async fn run(client: Client) {
+/// Runs the job controller; `ttl_client` deletes finished jobs whose TTL ran out (upstream's
+/// ttl-after-finished controller, with its own identity: the job controller may not delete
+/// jobs).
+pub async fn run(client: Client, ttl_client: Client) {
     let jobs: Api<Job> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     tokio::spawn(release_orphan_pods(client.clone()));
     let ctx = Arc::new(JobController {
         recorder: Recorder::new(client.clone(), "job-controller"),
         client,
+        ttl_client,
         backoff: Mutex::new(HashMap::new()),
     });
     Controller::new(jobs, watcher::Config::default())
@@ -217,7 +222,8 @@ async fn reconcile(cached: Arc<Job>, ctx: Arc<JobController>) -> Result<Action, 
         if job.metadata.deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }
-        return ttl_after_finished(&job, &jobs, &old_status).await;
+        let expiring: Api<Job> = Api::namespaced(ctx.ttl_client.clone(), &ns);
+        return ttl_after_finished(&job, &expiring, &old_status).await;
     }
 
     let now = Timestamp::now();
@@ -557,9 +563,7 @@ async fn write_status(
         }
     }
     let patch = json!({"metadata": {"resourceVersion": rv}, "status": value});
-    let updated = jobs
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+    let updated = jobs.merge_status(name, &patch).await?;
     Ok(updated.resource_version())
 }
 

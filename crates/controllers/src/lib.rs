@@ -99,31 +99,64 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-/// Starts every controller; each runs until the process ends.
-pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<()>> {
+/// The upstream identity each controller acts as (`--use-service-account-credentials`: a
+/// service account in kube-system per controller; the scheduler as `system:kube-scheduler`).
+/// `None`: a reddwarf component with no upstream role, acting as the control plane itself.
+pub fn identity(controller: &str) -> Option<&'static str> {
+    Some(match controller {
+        "serviceaccount" => "service-account-controller",
+        "garbagecollector" => "generic-garbage-collector",
+        "job" => "job-controller",
+        "ttl-after-finished" => "ttl-after-finished-controller",
+        "cronjob" => "cronjob-controller",
+        "podgc" => "pod-garbage-collector",
+        "root-ca-cert-publisher" => "root-ca-cert-publisher",
+        "csrsigning" => "certificate-controller",
+        "nodelifecycle" | "nodeipam" => "node-controller",
+        "scheduler" => return Some("system:kube-scheduler"),
+        "replicaset" => "replicaset-controller",
+        "replicationcontroller" => "replication-controller",
+        "deployment" => "deployment-controller",
+        "daemonset" => "daemon-set-controller",
+        "statefulset" => "statefulset-controller",
+        "persistentvolume-binder" => "persistent-volume-binder",
+        "persistentvolumeclaim-protection" => "pvc-protection-controller",
+        "persistentvolume-protection" => "pv-protection-controller",
+        "endpoint+endpointslice" => "endpoint-controller",
+        _ => return None,
+    })
+}
+
+/// Starts every controller; each runs until the process ends. `client_for(name)` is the
+/// client controller `name` acts through (see [`identity`]).
+pub fn start(
+    client_for: impl Fn(&'static str) -> Client,
+    settings: Settings,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let c = client_for;
     let runs: Vec<(&'static str, BoxFuture<'static, ()>)> = vec![
         (
             "serviceaccount",
-            Box::pin(serviceaccount::run(client.clone())),
+            Box::pin(serviceaccount::run(c("serviceaccount"))),
         ),
-        ("garbagecollector", Box::pin(gc::run(client.clone()))),
-        ("job", Box::pin(job::run(client.clone()))),
-        ("cronjob", Box::pin(cronjob::run(client.clone()))),
+        ("garbagecollector", Box::pin(gc::run(c("garbagecollector")))),
+        ("job", Box::pin(job::run(c("job"), c("ttl-after-finished")))),
+        ("cronjob", Box::pin(cronjob::run(c("cronjob")))),
         (
             "podgc",
-            Box::pin(podgc::run(
-                client.clone(),
-                settings.terminated_pod_gc_threshold,
-            )),
+            Box::pin(podgc::run(c("podgc"), settings.terminated_pod_gc_threshold)),
         ),
         (
             "root-ca-cert-publisher",
-            Box::pin(root_ca::run(client.clone(), settings.root_ca_pem.clone())),
+            Box::pin(root_ca::run(
+                c("root-ca-cert-publisher"),
+                settings.root_ca_pem.clone(),
+            )),
         ),
         (
             "csrsigning",
             Box::pin(csr::run(
-                client.clone(),
+                c("csrsigning"),
                 settings.root_ca_pem,
                 settings.ca_key_pem,
             )),
@@ -131,57 +164,64 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
         (
             "nodelifecycle",
             Box::pin(nodelifecycle::run(
-                client.clone(),
+                c("nodelifecycle"),
                 settings.node_monitor_grace_period,
             )),
         ),
         (
             "scheduler",
-            Box::pin(scheduler::run(client.clone(), settings.scheduler_metrics)),
+            Box::pin(scheduler::run(c("scheduler"), settings.scheduler_metrics)),
         ),
         (
             "replicaset",
             Box::pin(replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(
-                client.clone(),
+                c("replicaset"),
             )),
         ),
         (
             "replicationcontroller",
             Box::pin(replicaset::run::<
                 k8s_openapi::api::core::v1::ReplicationController,
-            >(client.clone())),
+            >(c("replicationcontroller"))),
         ),
-        ("deployment", Box::pin(deployment::run(client.clone()))),
+        ("deployment", Box::pin(deployment::run(c("deployment")))),
         (
             "nodeipam",
-            Box::pin(nodeipam::run(client.clone(), settings.cluster_cidr)),
+            Box::pin(nodeipam::run(c("nodeipam"), settings.cluster_cidr)),
         ),
-        ("daemonset", Box::pin(daemonset::run(client.clone()))),
-        ("statefulset", Box::pin(statefulset::run(client.clone()))),
+        ("daemonset", Box::pin(daemonset::run(c("daemonset")))),
+        ("statefulset", Box::pin(statefulset::run(c("statefulset")))),
         (
             "apiservice-availability",
-            Box::pin(apiservice::run(client.clone())),
+            Box::pin(apiservice::run(c("apiservice-availability"))),
         ),
         (
             "persistentvolume-binder",
-            Box::pin(volume::binder::run(client.clone())),
+            Box::pin(volume::binder::run(c("persistentvolume-binder"))),
         ),
         (
             "persistentvolumeclaim-protection",
-            Box::pin(volume::protection::run_pvc_protection(client.clone())),
+            Box::pin(volume::protection::run_pvc_protection(c(
+                "persistentvolumeclaim-protection",
+            ))),
         ),
         (
             "persistentvolume-protection",
-            Box::pin(volume::protection::run_pv_protection(client.clone())),
+            Box::pin(volume::protection::run_pv_protection(c(
+                "persistentvolume-protection",
+            ))),
         ),
         (
             "local-path-provisioner",
             Box::pin(volume::local_path::run(
-                client.clone(),
+                c("local-path-provisioner"),
                 settings.local_storage_path.clone(),
             )),
         ),
-        ("endpoint+endpointslice", Box::pin(endpoints::run(client))),
+        (
+            "endpoint+endpointslice",
+            Box::pin(endpoints::run(c("endpoint+endpointslice"))),
+        ),
     ];
     runs.into_iter()
         .filter(|(name, _)| controller_enabled(&settings.controllers, name))
@@ -192,6 +232,53 @@ pub fn start(client: Client, settings: Settings) -> Vec<tokio::task::JoinHandle<
             })
         })
         .collect()
+}
+
+/// A JSON merge patch of an object's status, written as an update of the status subresource
+/// (read, merge, replace with the read resourceVersion): the controllers' upstream roles may
+/// update their objects' status, not patch it. A `metadata.resourceVersion` in the patch is a
+/// precondition, as in a patch; a concurrent change is a conflict the controller retries.
+pub(crate) trait MergeStatus<K> {
+    /// Merges `patch` into the object `name` and updates its status.
+    fn merge_status(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> impl std::future::Future<Output = Result<K, kube::Error>> + Send;
+}
+
+impl<K> MergeStatus<K> for kube::Api<K>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug + Send + Sync,
+{
+    async fn merge_status(&self, name: &str, patch: &serde_json::Value) -> Result<K, kube::Error> {
+        let current = self.get(name).await?;
+        let mut merged = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
+        merge(&mut merged, patch);
+        let updated: K = serde_json::from_value(merged).map_err(kube::Error::SerdeError)?;
+        self.replace_status(name, &kube::api::PostParams::default(), &updated)
+            .await
+    }
+}
+
+/// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
+fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::json!({});
+    }
+    if let serde_json::Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+    }
 }
 
 /// Requeue after an error: soon, but not in a hot loop.

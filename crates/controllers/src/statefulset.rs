@@ -25,6 +25,7 @@ use crate::label_selector::selector_string;
 use crate::ownership::controller_ref;
 use crate::pod_state::{is_pod_available, is_pod_ready};
 use crate::pod_template::pod_from_template;
+use crate::MergeStatus;
 use crate::{retry_after_error, Error};
 
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -187,10 +188,9 @@ async fn revisions(
                         let c = collision.unwrap_or(0) + 1;
                         collision = Some(c);
                         Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
-                            .patch_status(
+                            .merge_status(
                                 &set.name_any(),
-                                &PatchParams::default(),
-                                &Patch::Merge(serde_json::json!({"status": {"collisionCount": c}})),
+                                &serde_json::json!({"status": {"collisionCount": c}}),
                             )
                             .await?;
                     }
@@ -392,14 +392,11 @@ async fn fix_claim_owners(
         let same =
             have.len() == want.len() && want.iter().all(|w| have.iter().any(|h| h.uid == w.uid));
         if !same {
-            let patch = serde_json::json!({"metadata": {
-                "ownerReferences": want,
-                "resourceVersion": existing.metadata.resource_version,
-            }});
-            if let Err(e) = api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                .await
-            {
+            // An update, guarded by the resourceVersion read: the controller's upstream role
+            // may update claims, not patch them.
+            let mut updated = existing.clone();
+            updated.metadata.owner_references = (!want.is_empty()).then_some(want);
+            if let Err(e) = api.replace(&name, &PostParams::default(), &updated).await {
                 tracing::debug!("statefulset: owner references of claim {name}: {e}");
             }
         }
@@ -753,11 +750,7 @@ async fn update_status(
         .any(|(k, v)| old.get(k).unwrap_or(&serde_json::Value::Null) != v);
     if changed {
         Api::<StatefulSet>::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default())
-            .patch_status(
-                &set.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
+            .merge_status(&set.name_any(), &serde_json::json!({ "status": status }))
             .await?;
     }
     Ok(pending)

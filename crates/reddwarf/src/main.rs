@@ -3,6 +3,7 @@
 
 mod agent;
 mod bench;
+mod certificate;
 mod client;
 mod in_process;
 mod pki;
@@ -26,6 +27,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: API server, storage and consensus.
@@ -37,6 +40,9 @@ enum Command {
     SimNodes(simnodes::SimNodesArgs),
     /// A worker node: registers with the server, keeps the tunnel to it, runs its pods.
     Agent(agent::AgentArgs),
+    /// Rotate or revoke client certificates the cluster CA issued.
+    #[command(subcommand)]
+    Certificate(certificate::CertificateCommand),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -66,6 +72,9 @@ pub(crate) struct ServerArgs {
     /// Where Service cluster IPs come from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// The `iss` of service-account tokens, and the audience the API accepts them for.
+    #[arg(long, default_value = reddwarf_apiserver::sa_token::DEFAULT_ISSUER)]
+    pub service_account_issuer: String,
     /// Static bearer tokens, one per line: `token,user,uid,"group1,group2"`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
@@ -173,5 +182,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => rt.block_on(bench::run(args)),
         Command::SimNodes(args) => rt.block_on(simnodes::run(args)),
         Command::Agent(args) => rt.block_on(agent::run(args)),
+        Command::Certificate(cmd) => certificate::run(cmd),
     }
 }

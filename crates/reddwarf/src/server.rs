@@ -53,6 +53,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let tokens = Arc::new(tokens);
     let ca_pem = Arc::new(pki.ca_cert_pem.clone());
+    let revocations = Arc::new(pki::revocation::Revocations::new(
+        &args.data_dir.join("pki"),
+    ));
 
     let store = Store::open(&args.data_dir.join("state.redb")).context("opening the store")?;
     let listener = TcpListener::bind(&args.listen)
@@ -78,6 +81,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let api = ApiServer::with_config(consensus.clone(), network, &admission);
     api.set_advertise(format!("{}:{}", advertise_ip(local), local.port()));
     api.set_token_authenticator(tokens.clone());
+    let sa_key =
+        pki::service_account_key(&args.data_dir.join("pki")).context("service-account key")?;
+    api.set_service_account_key(&sa_key, &args.service_account_issuer)?;
     let router = api.router();
     let kubeconfig = args.data_dir.join("admin.kubeconfig");
     pki::write_admin_kubeconfig(&kubeconfig, &format!("https://{}", host_port(local)), &pki)?;
@@ -86,6 +92,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(server_tls);
     let serve = {
         let router = router.clone();
+        let api = api.clone();
         async move {
             loop {
                 let (tcp, peer) = match listener.accept().await {
@@ -99,12 +106,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let router = router.clone();
-                let tokens = tokens.clone();
+                let api = api.clone();
+                let revocations = revocations.clone();
                 let ca_pem = ca_pem.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     if let Err(e) =
-                        serve_connection(acceptor, router, tokens, ca_pem, tcp, peer, watcher).await
+                        serve_connection(acceptor, router, api, revocations, ca_pem, tcp, watcher)
+                            .await
                     {
                         tracing::debug!("connection from {peer}: {e}");
                     }
@@ -120,7 +129,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // becomes leader, stopped when it stops being one (one member is always the leader).
     let leadership = {
         let mut raft_metrics = consensus.raft().metrics();
-        let client = crate::in_process::kube_client(router.clone());
+        let router = router.clone();
         let settings = reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
             ca_key_pem: pki.ca_key_pem.clone(),
@@ -142,7 +151,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                     (true, false) => {
                         tracing::info!("leading: starting the scheduler and controllers");
                         running = Some(reddwarf_controllers::start(
-                            client.clone(),
+                            |name| {
+                                crate::in_process::kube_client(
+                                    router.clone(),
+                                    crate::in_process::controller_user(name),
+                                )
+                            },
                             settings.clone(),
                         ));
                     }
@@ -284,21 +298,30 @@ fn advertise_ip(local: SocketAddr) -> String {
 async fn serve_connection(
     acceptor: TlsAcceptor,
     router: axum::Router,
-    tokens: Arc<TokenAuth>,
+    api: Arc<ApiServer>,
+    revocations: Arc<pki::revocation::Revocations>,
     ca_pem: Arc<String>,
     tcp: tokio::net::TcpStream,
-    _peer: SocketAddr,
     watcher: hyper_util::server::graceful::Watcher,
 ) -> anyhow::Result<()> {
     let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await??;
-    let user = tls::peer_identity(tls.get_ref().1).map(|id| {
-        let mut groups = id.groups;
-        groups.push("system:authenticated".into());
-        User {
-            name: id.user,
-            groups,
-        }
-    });
+    // A revoked certificate authenticates nothing: every request on the connection is a 401.
+    let revoked = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .is_some_and(|der| revocations.is_revoked(der));
+    let user = tls::peer_identity(tls.get_ref().1)
+        .filter(|_| !revoked)
+        .map(|id| {
+            let mut groups = id.groups;
+            groups.push("system:authenticated".into());
+            User {
+                name: id.user,
+                groups,
+            }
+        });
     let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         // The CA is public: a joining agent downloads it and checks it against its token's hash.
         if req.uri().path() == "/cacerts" && req.method() == http::Method::GET {
@@ -308,9 +331,15 @@ async fn serve_connection(
                 .expect("static response");
             return futures::future::Either::Left(std::future::ready(Ok(resp)));
         }
-        // A client certificate wins; otherwise a known bearer token authenticates.
-        if let Some(u) = user.clone().or_else(|| tokens.authenticate(req.headers())) {
+        // A client certificate wins; otherwise a known bearer token authenticates; a request
+        // with no credentials at all is anonymous (an unknown token is refused with 401).
+        if let Some(u) = user.clone().or_else(|| {
+            let token = crate::token_auth::bearer(req.headers())?;
+            api.authenticate_bearer(token)
+        }) {
             req.extensions_mut().insert(u);
+        } else if !revoked && !req.headers().contains_key(http::header::AUTHORIZATION) {
+            req.extensions_mut().insert(User::anonymous());
         }
         futures::future::Either::Right(router.clone().oneshot(req.map(axum::body::Body::new)))
     });

@@ -87,14 +87,17 @@ impl TokenAuth {
     }
 
     /// The user a request's `Authorization: Bearer <token>` header names, if the token is known.
+    #[cfg(test)]
     pub fn authenticate(&self, headers: &http::HeaderMap) -> Option<User> {
-        let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        self.user(token)
+        self.user(bearer(headers)?)
     }
+}
+
+/// The token of a request's `Authorization: Bearer <token>` header.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl reddwarf_apiserver::TokenAuthenticator for TokenAuth {

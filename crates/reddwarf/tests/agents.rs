@@ -167,10 +167,8 @@ fn the_token_only_asks_for_certificates_and_a_wrong_one_is_refused() {
         .arg(format!("{}/reddwarf/v1/tunnel", s.url))
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).ends_with("401"),
-        "anonymous callers are refused"
-    );
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.ends_with("403"), "anonymous callers are refused: {out}");
 }
 
 #[test]
@@ -196,4 +194,54 @@ fn a_killed_agent_goes_unknown_and_a_restarted_one_is_ready_again_without_the_to
     let csrs = s.kubectl_ok("1.33", &["get", "csr", "--no-headers"]);
     assert_eq!(csrs.lines().count(), 1, "{csrs}");
     assert!(a.terminate().success());
+
+    // A revoked certificate authenticates nothing; the agent joins again with the token.
+    // Copies of the revoked pair: the agent replaces its files when it joins again.
+    let cert = s.data_dir().join("revoked-node.crt");
+    let key = s.data_dir().join("revoked-node.key");
+    std::fs::copy(a.data_dir.join("pki/node.crt"), &cert).unwrap();
+    std::fs::copy(a.data_dir.join("pki/node.key"), &key).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .args(["certificate", "revoke"])
+        .arg(&cert)
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .output()
+        .expect("reddwarf certificate revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_cert = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(s.data_dir().join("pki/ca.crt"))
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg(format!("{}{path}", s.url))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(with_cert("/api/v1/nodes/n1"), "401");
+    let token = std::fs::read_to_string(s.data_dir().join("node-token")).unwrap();
+    a.spawn(Some(token.trim()));
+    eventually("a second certificate", Duration::from_secs(30), || {
+        let csrs = s.kubectl_ok("1.33", &["get", "csr", "--no-headers"]);
+        (csrs.lines().count() == 2).then_some(())
+    });
+    // Running again on its new certificate: its third tunnel since the first start.
+    eventually(
+        "the agent back with a new certificate",
+        Duration::from_secs(30),
+        || (a.log().matches("tunnel to").count() >= 3).then_some(()),
+    );
+    a.wait_ready(&s);
+    assert!(a.log().contains("the server refuses the node certificate"));
+    assert_eq!(with_cert("/api/v1/nodes/n1"), "401");
+    let status = a.terminate();
+    assert!(status.success(), "{status}:\n{}", a.log());
 }

@@ -939,10 +939,11 @@ fn semantic_errors_answer_upstream_statuses() {
     let st = status(code, &body, 404, "NotFound");
     assert_eq!(st["message"], "namespaces \"missing\" not found");
 
-    // Anonymous (no client certificate): 401 with a Status body.
+    // An unknown bearer token: 401 with a Status body (no credentials at all is anonymous, 403).
     let out = std::process::Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}", "--max-time", "10", "--cacert"])
         .arg(s.data_dir().join("pki").join("ca.crt"))
+        .args(["-H", "Authorization: Bearer nobody"])
         .arg(format!("{}/api/v1/namespaces", s.url))
         .output()
         .expect("curl");

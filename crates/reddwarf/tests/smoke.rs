@@ -1,5 +1,6 @@
 //! Smoke tests: the server starts, serves its health endpoints, refuses anonymous callers
-//! and accepts bearer tokens from a token auth file.
+//! (403 beyond the public endpoints, as upstream's anonymous user) and accepts bearer tokens
+//! from a token auth file.
 
 mod common;
 
@@ -12,7 +13,7 @@ fn starts_serves_health_and_refuses_anonymous() {
     assert_eq!(s.curl_status(&format!("{}/version", s.url), false), 200);
     assert_eq!(
         s.curl_status(&format!("{}/api/v1/namespaces", s.url), false),
-        401
+        403
     );
     assert_eq!(
         s.curl_status(&format!("{}/api/v1/namespaces", s.url), true),
@@ -40,6 +41,20 @@ fn bearer_tokens_from_a_token_auth_file() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     };
+    // Authenticated, but RBAC grants alice nothing yet.
+    assert_eq!(curl("secret-1"), "403");
+    s.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "rolebinding",
+            "alice",
+            "--clusterrole=view",
+            "--user=alice",
+            "-n",
+            "default",
+        ],
+    );
     assert_eq!(curl("secret-1"), "200");
     assert_eq!(curl("wrong"), "401");
 }

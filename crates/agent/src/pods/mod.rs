@@ -70,7 +70,13 @@ pub struct Shared {
     pub stdin_path: Option<StdinPath>,
     /// Container log rotation: (max bytes, max files).
     pub log_max: (u64, usize),
+    /// Projected service-account tokens by (pod uid, audience, expiration): the token and
+    /// when to ask for a new one.
+    pub tokens: Mutex<HashMap<TokenKey, (Vec<u8>, std::time::Instant)>>,
 }
+
+/// A projected token's identity: (pod uid, audience, expiration seconds).
+pub type TokenKey = (String, String, i64);
 
 /// A running pod as the node API finds it.
 #[derive(Clone, Debug, Default)]
@@ -97,6 +103,8 @@ pub fn log_dir(root: &Path, pod: &Pod) -> PathBuf {
 pub struct Fetched {
     cms: HashMap<String, BTreeMap<String, String>>,
     secrets: HashMap<String, BTreeMap<String, Vec<u8>>>,
+    /// Service-account tokens by (audience, expiration); `Err` says why there is none.
+    tokens: HashMap<(String, i64), Result<Vec<u8>, String>>,
 }
 
 impl spec::Sources for Fetched {
@@ -105,6 +113,12 @@ impl spec::Sources for Fetched {
     }
     fn secret(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
         self.secrets.get(name).cloned()
+    }
+    fn token(&self, audience: &str, expiration: i64) -> Result<Vec<u8>, String> {
+        self.tokens
+            .get(&(audience.to_string(), expiration))
+            .cloned()
+            .unwrap_or_else(|| Err("no token was requested".into()))
     }
 }
 
@@ -157,7 +171,92 @@ impl Shared {
                 secrets.insert(n, data);
             }
         }
-        Fetched { cms, secrets }
+        let tokens = self.projected_tokens(pod).await;
+        Fetched {
+            cms,
+            secrets,
+            tokens,
+        }
+    }
+
+    /// The service-account tokens `pod`'s projected volumes ask for, bound to the pod, as
+    /// the kubelet's token manager: reused until 80% of their lifetime has passed.
+    async fn projected_tokens(&self, pod: &Pod) -> HashMap<(String, i64), Result<Vec<u8>, String>> {
+        let mut out = HashMap::new();
+        let Some(spec) = pod.spec.as_ref() else {
+            return out;
+        };
+        let wanted: Vec<(String, i64)> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| v.projected.as_ref())
+            .flat_map(|p| p.sources.iter().flatten())
+            .filter_map(|s| s.service_account_token.as_ref())
+            .map(|t| {
+                (
+                    t.audience.clone().unwrap_or_default(),
+                    t.expiration_seconds.unwrap_or(3600),
+                )
+            })
+            .collect();
+        let uid = pod.uid().unwrap_or_default();
+        let ns = pod.namespace().unwrap_or_default();
+        let account = spec
+            .service_account_name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into());
+        for (audience, expiration) in wanted {
+            let key = (uid.clone(), audience.clone(), expiration);
+            let cached = self
+                .tokens
+                .lock()
+                .ok()
+                .and_then(|t| t.get(&key).cloned())
+                .filter(|(_, renew)| std::time::Instant::now() < *renew);
+            if let Some((token, _)) = cached {
+                out.insert((audience, expiration), Ok(token));
+                continue;
+            }
+            let mut body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": expiration,
+                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                             "name": pod.name_any(), "uid": uid}}});
+            if !audience.is_empty() {
+                body["spec"]["audiences"] = json!([audience]);
+            }
+            let path = format!("/api/v1/namespaces/{ns}/serviceaccounts/{account}/token");
+            let result = async {
+                let req = http::Request::post(path)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(serde_json::to_vec(&body).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                let resp: serde_json::Value =
+                    self.client.request(req).await.map_err(|e| e.to_string())?;
+                resp["status"]["token"]
+                    .as_str()
+                    .map(|t| t.as_bytes().to_vec())
+                    .ok_or_else(|| "the token request returned no token".to_string())
+            }
+            .await;
+            if let Ok(token) = &result {
+                let renew = std::time::Instant::now()
+                    + std::time::Duration::from_secs((expiration.max(600) as u64) * 4 / 5);
+                if let Ok(mut t) = self.tokens.lock() {
+                    t.insert(key, (token.clone(), renew));
+                }
+            }
+            out.insert((audience, expiration), result);
+        }
+        out
+    }
+
+    /// Forgets the tokens of a pod that is gone.
+    pub fn forget_tokens(&self, uid: &str) {
+        if let Ok(mut t) = self.tokens.lock() {
+            t.retain(|(u, _, _), _| u != uid);
+        }
     }
 
     /// PVC volumes → host paths of their bound PVs (hostPath or local).

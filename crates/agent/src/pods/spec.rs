@@ -71,6 +71,10 @@ pub trait Sources {
     fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>>;
     /// The Secret `name`'s data, if it exists.
     fn secret(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>>;
+    /// A service-account token of the pod for `audience` (empty: the API's), or why not.
+    fn token(&self, _audience: &str, _expiration: i64) -> Result<Vec<u8>, String> {
+        Err("service-account tokens are not available here".into())
+    }
 }
 
 /// An error that keeps the container from starting (`CreateContainerConfigError`).

@@ -330,9 +330,19 @@ fn prepare_one(
                     }
                 }
             }
-            // serviceAccountToken: tokens are not issued yet (the seam for the TokenRequest API);
-            // the rest of the projection (ca.crt, namespace) is written.
-            let _ = ns;
+            if let Some(t) = &s.service_account_token {
+                let audience = t.audience.as_deref().unwrap_or("");
+                match src.token(audience, t.expiration_seconds.unwrap_or(3600)) {
+                    Ok(token) => {
+                        files.insert(t.path.clone(), (token, mode));
+                    }
+                    Err(e) => {
+                        return Err(ConfigError(format!(
+                            "failed to fetch token for service account of pod {ns}: {e}"
+                        )))
+                    }
+                }
+            }
         }
         atomic_write(vdir, &files).map_err(io)?;
         return Ok(Prepared::Dir(vdir.to_path_buf()));

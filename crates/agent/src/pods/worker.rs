@@ -1144,6 +1144,7 @@ impl Worker {
             }
         }
         let _ = std::fs::remove_dir_all(self.log_dir(pod));
+        self.shared.forget_tokens(&self.uid);
     }
 
     /// Patches the pod's status when it differs from what was last reported.

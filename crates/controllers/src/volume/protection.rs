@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -15,36 +15,50 @@ use kube::{Client, Resource, ResourceExt};
 
 use super::{pod_claim_names, volume_phase, PVC_PROTECTION_FINALIZER, PV_PROTECTION_FINALIZER};
 use crate::api_errors::is_not_found;
-use crate::finalizers::remove_finalizer;
 use crate::Error;
 
-/// Adds `finalizer` unless the object is being deleted or has it (a merge patch guarded by
-/// the resourceVersion read, so a concurrent change of the list is not lost).
+/// Writes the object with `finalizers` as an update guarded by the resourceVersion read (the
+/// protection controllers' upstream roles may update claims and volumes, not patch them).
+async fn write_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> kube::Result<bool>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let mut updated = obj.clone();
+    updated.meta_mut().finalizers = (!finalizers.is_empty()).then_some(finalizers);
+    match api
+        .replace(&obj.name_any(), &PostParams::default(), &updated)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds `finalizer` unless the object is being deleted or has it.
 async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> kube::Result<()>
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let mut fins = obj.meta().finalizers.clone().unwrap_or_default();
     if obj.meta().deletion_timestamp.is_some() || fins.iter().any(|f| f == finalizer) {
         return Ok(());
     }
     fins.push(finalizer.to_string());
-    let patch = serde_json::json!({"metadata": {
-        "finalizers": fins,
-        "resourceVersion": obj.meta().resource_version,
-    }});
-    match api
-        .patch(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e),
+    write_finalizers(api, obj, fins).await.map(|_| ())
+}
+
+/// Removes `finalizer`; Ok(false) when the object is gone.
+async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> kube::Result<bool>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let fins = obj.meta().finalizers.clone().unwrap_or_default();
+    if !fins.iter().any(|f| f == finalizer) {
+        return Ok(true);
     }
+    let rest = fins.into_iter().filter(|f| f != finalizer).collect();
+    write_finalizers(api, obj, rest).await
 }
 
 fn has_finalizer(meta: &kube::api::ObjectMeta, f: &str) -> bool {

@@ -2,6 +2,7 @@
 //! admin kubeconfig (or, for `startup`, servers it starts itself). Benchmarks report numbers;
 //! they assert nothing.
 
+mod authz;
 mod create;
 mod custom;
 mod pods;
@@ -30,6 +31,8 @@ pub struct BenchArgs {
 
 #[derive(clap::Subcommand, Clone, Debug)]
 pub enum Scenario {
+    /// The cost of one authorization decision, in process, over many bindings.
+    Authz(authz::AuthzArgs),
     /// Durable creates of ConfigMaps: throughput, latency, and fsyncs (group commit).
     Create(create::CreateArgs),
     /// Creates of custom objects (a large schema with CEL rules) next to ConfigMaps.
@@ -76,6 +79,7 @@ pub struct Common {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = match args.scenario {
+        Scenario::Authz(a) => authz::run(a)?,
         Scenario::Create(a) => create::run(a).await?,
         Scenario::Custom(a) => custom::run(a).await?,
         Scenario::Update(a) => update::run(a).await?,

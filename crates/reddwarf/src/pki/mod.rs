@@ -13,6 +13,7 @@ mod der_proptests;
 mod files;
 mod issuance;
 mod kubeconfig;
+pub mod revocation;
 mod san;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -137,4 +138,31 @@ pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> Result<Pki> {
         admin_cert_pem,
         admin_key_pem,
     })
+}
+
+/// The file holding the service-account token key.
+pub const SERVICE_ACCOUNT_KEY: &str = "service-account.key";
+
+/// The cluster's service-account signing key (PKCS#8 DER of a P-256 key), created once in
+/// `dir` (PEM, mode 0600) and read back on every start: tokens outlive restarts.
+pub fn service_account_key(dir: &Path) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let path = dir.join(SERVICE_ACCOUNT_KEY);
+    if let Some(pem) = files::read_optional(&path)? {
+        files::restrict_key_mode(&path);
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        return base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .with_context(|| format!("{} is not a PEM private key", path.display()));
+    }
+    let der = reddwarf_apiserver::sa_token::Signer::generate_pkcs8();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    files::write_atomic(&path, pem.as_bytes(), 0o600)?;
+    Ok(der)
 }

@@ -477,6 +477,14 @@ pub(super) fn kinds() -> Vec<ResourceKind> {
                     .unwrap_or(0);
                 vec![name(o), json!(n), age(o, now)]
             },
+            extra_subresources: const {
+                &[handled(
+                    "token",
+                    "authentication.k8s.io",
+                    "TokenRequest",
+                    &["create"],
+                )]
+            },
             ..BASE
         },
         ResourceKind {
