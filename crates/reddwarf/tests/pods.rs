@@ -694,6 +694,49 @@ fn the_server_runs_pods_on_its_own_host_with_its_embedded_agent() {
     );
     let out = s.kubectl_ok("1.33", &["exec", "here", "--", "hostname"]);
     assert_eq!(out.trim(), "here");
+
+    // The pod's service-account credentials, projected by the agent: a token bound to the pod,
+    // the cluster CA and the namespace.
+    let dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let token = s.kubectl_ok(
+        "1.33",
+        &["exec", "here", "--", "cat", &format!("{dir}/token")],
+    );
+    let ns = s.kubectl_ok(
+        "1.33",
+        &["exec", "here", "--", "cat", &format!("{dir}/namespace")],
+    );
+    assert_eq!(ns, "default");
+    let ca = s.kubectl_ok(
+        "1.33",
+        &["exec", "here", "--", "cat", &format!("{dir}/ca.crt")],
+    );
+    assert_eq!(
+        ca,
+        std::fs::read_to_string(s.data_dir().join("pki/ca.crt")).unwrap()
+    );
+    let review = |token: &str| {
+        let (code, body) = s.send_json(
+            "POST",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            &serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": token}}),
+        );
+        assert_eq!(code, 201, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["status"].clone()
+    };
+    let status = review(token.trim());
+    assert_eq!(status["authenticated"], true, "{status}");
+    assert_eq!(
+        status["user"]["username"],
+        "system:serviceaccount:default:default"
+    );
+    s.kubectl_ok(
+        "1.33",
+        &["delete", "pod", "here", "--grace-period=0", "--force"],
+    );
+    let status = review(token.trim());
+    assert!(status.get("authenticated").is_none(), "{status}");
     drop(s);
 }
 
