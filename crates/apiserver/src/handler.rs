@@ -73,6 +73,12 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     if target == Target::OpenApiV2 {
         return openapi_v2::serve(&api, &parts.headers);
     }
+    if target == Target::Snapshot {
+        if parts.method != Method::GET {
+            return ApiError::method_not_allowed().into_response();
+        }
+        return crate::backup::serve(&api);
+    }
     if target == Target::NodeTunnel {
         return node_proxy::accept_tunnel(&api, parts, &user);
     }
@@ -180,6 +186,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         | Target::Version
         | Target::Health(_)
         | Target::OpenApiV2
+        | Target::Snapshot
         | Target::NodeTunnel => ApiError::path_not_found().into_response(),
     }
 }

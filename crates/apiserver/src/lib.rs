@@ -9,6 +9,7 @@
 pub mod admission;
 mod aggregation;
 mod auth;
+mod backup;
 mod client;
 mod codec;
 mod componentstatus;

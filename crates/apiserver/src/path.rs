@@ -29,6 +29,8 @@ pub enum Target {
     OpenIdConfiguration,
     /// `/openid/v1/jwks` (the service-account token keys).
     OpenIdKeys,
+    /// `/reddwarf/v1/snapshot`: a consistent dump of the store (online backup).
+    Snapshot,
     NotFound,
 }
 
@@ -89,6 +91,7 @@ fn parse_trimmed(path: &str) -> Target {
         ["reddwarf", "v1", "tunnel"] => Target::NodeTunnel,
         [".well-known", "openid-configuration"] => Target::OpenIdConfiguration,
         ["openid", "v1", "jwks"] => Target::OpenIdKeys,
+        ["reddwarf", "v1", "snapshot"] => Target::Snapshot,
         ["api", v, rest @ ..] => resource("", v, rest),
         ["apis", g, v, rest @ ..] => resource(g, v, rest),
         _ => Target::NotFound,

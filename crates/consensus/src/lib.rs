@@ -16,7 +16,7 @@ mod state_machine;
 pub use direct::{DirectProposer, Proposal, Proposer};
 pub use log_store::LogStore;
 pub use proposer::{Consensus, ConsensusConfig, ProposeError, Stats};
-pub use state_machine::StateMachine;
+pub use state_machine::{restore_new_cluster, StateMachine};
 
 use reddwarf_store::{Batch, Outcome};
 

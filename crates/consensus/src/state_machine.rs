@@ -27,6 +27,15 @@ struct AppliedState {
 
 type Meta = SnapshotMeta<u64, openraft::BasicNode>;
 
+/// Fills an empty `store` from a dump (`reddwarf snapshot save`) as the start of a new
+/// cluster: the objects and their revisions, and no raft history (no applied entry, no
+/// membership), so the next start initializes a one-member cluster over them.
+pub fn restore_new_cluster(store: &Store, dump: &mut impl std::io::Read) -> anyhow::Result<()> {
+    let fresh = postcard::to_allocvec(&AppliedState::default())?;
+    store.restore_from(dump, &fresh)?;
+    Ok(())
+}
+
 fn snapshot_file(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.snap"))
 }

@@ -9,6 +9,7 @@ mod in_process;
 mod pki;
 mod server;
 mod simnodes;
+mod snapshot;
 mod tls;
 mod token_auth;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Rotate or revoke client certificates the cluster CA issued.
     #[command(subcommand)]
     Certificate(certificate::CertificateCommand),
+    /// Online backups of a running cluster.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -78,6 +82,10 @@ pub(crate) struct ServerArgs {
     /// Static bearer tokens, one per line: `token,user,uid,"group1,group2"`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Start a new one-member cluster from a snapshot (`reddwarf snapshot save`): same objects
+    /// and resourceVersions, new identity. The data dir must not hold a cluster yet.
+    #[arg(long)]
+    pub restore: Option<PathBuf>,
     /// Raft log entries between snapshots (each snapshot lets the log before it be purged).
     #[arg(long, default_value_t = 20_000)]
     pub raft_snapshot_entries: u64,
@@ -183,5 +191,6 @@ fn main() -> anyhow::Result<()> {
         Command::SimNodes(args) => rt.block_on(simnodes::run(args)),
         Command::Agent(args) => rt.block_on(agent::run(args)),
         Command::Certificate(cmd) => certificate::run(cmd),
+        Command::Snapshot(cmd) => rt.block_on(snapshot::run(cmd)),
     }
 }

@@ -57,7 +57,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         &args.data_dir.join("pki"),
     ));
 
-    let store = Store::open(&args.data_dir.join("state.redb")).context("opening the store")?;
+    let state_path = args.data_dir.join("state.redb");
+    if args.restore.is_some() {
+        anyhow::ensure!(
+            !state_path.exists(),
+            "{} already holds a cluster: restore into a new --data-dir",
+            args.data_dir.display()
+        );
+    }
+    let store = Store::open(&state_path).context("opening the store")?;
+    if let Some(file) = &args.restore {
+        let f = std::fs::File::open(file)
+            .with_context(|| format!("opening the snapshot {}", file.display()))?;
+        let restored = reddwarf_consensus::restore_new_cluster(
+            &store,
+            &mut std::io::BufReader::with_capacity(1 << 20, f),
+        );
+        if let Err(e) = restored {
+            drop(store);
+            // Leave no half-restored cluster behind: the next attempt starts clean.
+            let _ = std::fs::remove_file(&state_path);
+            return Err(e.context(format!("restoring {}", file.display())));
+        }
+        tracing::info!(
+            "restored {} at revision {} into a new cluster",
+            file.display(),
+            store.revision()
+        );
+    }
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

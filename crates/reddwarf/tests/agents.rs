@@ -234,11 +234,16 @@ fn a_killed_agent_goes_unknown_and_a_restarted_one_is_ready_again_without_the_to
         (csrs.lines().count() == 2).then_some(())
     });
     // Running again on its new certificate: its third tunnel since the first start.
-    eventually(
-        "the agent back with a new certificate",
-        Duration::from_secs(30),
-        || (a.log().matches("tunnel to").count() >= 3).then_some(()),
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while a.log().matches("tunnel to").count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent is not back with a new certificate:\n{}\nserver:\n{}",
+            a.log(),
+            common::tail(&s.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     a.wait_ready(&s);
     assert!(a.log().contains("the server refuses the node certificate"));
     assert_eq!(with_cert("/api/v1/nodes/n1"), "401");
