@@ -13,6 +13,7 @@
 
 mod apiservice;
 mod cronjob;
+pub use cronjob::next_after;
 pub mod csr;
 mod daemonset;
 mod deployment;

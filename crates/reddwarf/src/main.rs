@@ -86,6 +86,13 @@ pub(crate) struct ServerArgs {
     /// and resourceVersions, new identity. The data dir must not hold a cluster yet.
     #[arg(long)]
     pub restore: Option<PathBuf>,
+    /// When to save a snapshot into DIR/backups (cron syntax, `@every 6h` too; empty: never),
+    /// as k3s's etcd snapshots.
+    #[arg(long, default_value = "0 */12 * * *")]
+    pub snapshot_schedule: String,
+    /// Scheduled snapshots kept in DIR/backups (the oldest go first).
+    #[arg(long, default_value_t = 5)]
+    pub snapshot_retention: usize,
     /// Raft log entries between snapshots (each snapshot lets the log before it be purged).
     #[arg(long, default_value_t = 20_000)]
     pub raft_snapshot_entries: u64,

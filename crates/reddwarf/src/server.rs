@@ -85,6 +85,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             store.revision()
         );
     }
+    let _scheduled_snapshots = crate::snapshot::schedule(
+        store.clone(),
+        &args.data_dir,
+        &args.snapshot_schedule,
+        args.snapshot_retention,
+    )?;
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

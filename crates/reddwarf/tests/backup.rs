@@ -197,3 +197,62 @@ fn a_snapshot_taken_during_writes_restores_exactly_what_was_acknowledged() {
     );
     assert!(!fresh.path().join("state.redb").exists());
 }
+
+#[test]
+fn scheduled_snapshots_keep_the_newest_and_restore() {
+    let s = Server::start_with(&[
+        "--snapshot-schedule",
+        "@every 1s",
+        "--snapshot-retention",
+        "2",
+    ]);
+    s.kubectl_ok(
+        "1.33",
+        &["create", "configmap", "kept", "--from-literal=k=v"],
+    );
+    let backups = s.data_dir().join("backups");
+    let snapshots = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&backups)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|e| e == "snap"));
+        v.sort();
+        v
+    };
+    // Several rounds pass; only the newest two stay.
+    let first = common::eventually(
+        "a scheduled snapshot",
+        std::time::Duration::from_secs(20),
+        || snapshots().first().cloned(),
+    );
+    common::eventually(
+        "older snapshots pruned",
+        std::time::Duration::from_secs(20),
+        || {
+            let now = snapshots();
+            (!now.contains(&first) && now.len() == 2).then_some(())
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(snapshots().len() <= 2, "{:?}", snapshots());
+    let newest = snapshots().pop().unwrap();
+    let restored = Server::start_with(&["--restore", newest.to_str().unwrap()]);
+    let cm = restored.api_get("/api/v1/namespaces/default/configmaps/kept");
+    assert_eq!(cm["data"]["k"], "v");
+    // A schedule that does not parse stops the server at start with the reason.
+    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--disable-agent",
+            "--snapshot-schedule",
+            "every day",
+        ])
+        .arg("--data-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .expect("reddwarf server");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--snapshot-schedule"));
+}
