@@ -4,38 +4,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{kubectl_path, parse, Server};
+use common::{kubectl_with, parse, stdout_ok, token_kubeconfig, Server};
 use serde_json::json;
-
-fn token_kubeconfig(s: &Server, name: &str, token: &str) -> String {
-    let ca = s.data_dir().join("pki/ca.crt");
-    s.write_file(
-        &format!("{name}.kubeconfig"),
-        &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
-            s.url,
-            ca.display()
-        ),
-    )
-}
-
-fn kubectl_with(s: &Server, version: &str, kubeconfig: &str, args: &[&str]) -> Output {
-    Command::new(kubectl_path(version))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(
-            s.data_dir()
-                .join(format!("cache-{version}-{}", kubeconfig.len())),
-        )
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("kubectl")
-}
 
 /// GET `path` with a bearer token: (status, body).
 fn get_with_token(s: &Server, token: &str, path: &str) -> (u16, String) {
@@ -49,16 +21,6 @@ fn get_with_token(s: &Server, token: &str, path: &str) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -95,7 +57,7 @@ fn service_account_tokens_carry_their_roles_and_die_with_their_pod() {
         let token = token.trim();
         assert_eq!(token.split('.').count(), 3, "{token}");
         let k = token_kubeconfig(&s, &format!("bot-{v}"), token);
-        ok(&kubectl_with(&s, v, &k, &["get", "configmaps", "-n", "ci"]));
+        stdout_ok(&kubectl_with(&s, v, &k, &["get", "configmaps", "-n", "ci"]));
         let out = kubectl_with(&s, v, &k, &["get", "secrets", "-n", "ci"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -106,7 +68,7 @@ fn service_account_tokens_carry_their_roles_and_die_with_their_pod() {
     // (kubectl 1.27 asks for SelfSubjectReview in its beta versions, which 1.33 no longer serves.)
     let token = s.kubectl_ok("1.33", &["create", "token", "bot", "-n", "ci"]);
     let k = token_kubeconfig(&s, "bot", token.trim());
-    let who = parse(&ok(&kubectl_with(
+    let who = parse(&stdout_ok(&kubectl_with(
         &s,
         "1.33",
         &k,

@@ -7,7 +7,7 @@ mod common;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{eventually, kubectl_path, parse, Server};
+use common::{eventually, kubectl_with, parse, stdout_ok, token_kubeconfig, Server};
 use serde_json::json;
 
 /// A static token file (upstream's CSV) in a directory of its own.
@@ -17,45 +17,6 @@ fn token_file(text: &str) -> (tempfile::TempDir, String) {
     std::fs::write(&path, text).expect("token file");
     let p = path.display().to_string();
     (dir, p)
-}
-
-/// A kubeconfig for `token` (no client certificate), written into the data dir.
-fn token_kubeconfig(s: &Server, name: &str, token: &str) -> String {
-    let ca = s.data_dir().join("pki/ca.crt");
-    s.write_file(
-        &format!("{name}.kubeconfig"),
-        &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
-            s.url,
-            ca.display()
-        ),
-    )
-}
-
-fn kubectl_with(s: &Server, version: &str, kubeconfig: &str, args: &[&str]) -> Output {
-    std::process::Command::new(kubectl_path(version))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(
-            s.data_dir()
-                .join(format!("cache-{version}-{}", kubeconfig.len())),
-        )
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("kubectl")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn refused(out: &Output) -> String {
@@ -88,9 +49,9 @@ fn a_view_user_in_one_namespace_reads_there_and_nothing_more() {
     s.kubectl_ok("1.33", &["create", "configmap", "c1", "-n", "team"]);
     let jane = token_kubeconfig(&s, "jane", "jane-token");
     for v in ["1.27", "1.33"] {
-        let pods = ok(&kubectl_with(&s, v, &jane, &["get", "pods", "-n", "team"]));
+        let pods = stdout_ok(&kubectl_with(&s, v, &jane, &["get", "pods", "-n", "team"]));
         assert!(!pods.contains("Forbidden"), "{pods}");
-        ok(&kubectl_with(
+        stdout_ok(&kubectl_with(
             &s,
             v,
             &jane,
@@ -145,7 +106,7 @@ fn a_view_user_in_one_namespace_reads_there_and_nothing_more() {
             "{err}"
         );
         assert_eq!(
-            ok(&kubectl_with(
+            stdout_ok(&kubectl_with(
                 &s,
                 v,
                 &jane,
@@ -163,7 +124,7 @@ fn a_view_user_in_one_namespace_reads_there_and_nothing_more() {
         assert_eq!(String::from_utf8_lossy(&no.stdout).trim(), "no");
     }
     // can-i --list: view's resources in the namespace, and no secrets or writes.
-    let list = ok(&kubectl_with(
+    let list = stdout_ok(&kubectl_with(
         &s,
         "1.33",
         &jane,
@@ -182,14 +143,14 @@ fn a_view_user_in_one_namespace_reads_there_and_nothing_more() {
             .any(|w| line.contains(w));
         assert!(!writes || line.starts_with("selfsubject"), "{line}");
     }
-    let other = ok(&kubectl_with(
+    let other = stdout_ok(&kubectl_with(
         &s,
         "1.33",
         &jane,
         &["auth", "can-i", "--list", "-n", "other"],
     ));
     assert!(!other.lines().any(|l| l.starts_with("pods ")), "{other}");
-    let who = parse(&ok(&kubectl_with(
+    let who = parse(&stdout_ok(&kubectl_with(
         &s,
         "1.33",
         &jane,
@@ -273,7 +234,7 @@ fn roles_grant_only_what_their_writer_holds_and_aggregate() {
     );
     let lead = token_kubeconfig(&s, "lead", "lead-token");
     // What the namespace admin holds, it may grant.
-    ok(&kubectl_with(
+    stdout_ok(&kubectl_with(
         &s,
         "1.33",
         &lead,
@@ -287,7 +248,7 @@ fn roles_grant_only_what_their_writer_holds_and_aggregate() {
             "team",
         ],
     ));
-    ok(&kubectl_with(
+    stdout_ok(&kubectl_with(
         &s,
         "1.33",
         &lead,

@@ -795,3 +795,46 @@ pub fn busybox_image(dir: &Path) -> (PathBuf, PathBuf) {
     .expect("skopeo oci-archive");
     (images, layout)
 }
+
+/// A kubeconfig for `token` (no client certificate), written into the server's data dir as
+/// `<name>.kubeconfig`.
+pub fn token_kubeconfig(s: &Server, name: &str, token: &str) -> String {
+    let ca = s.data_dir().join("pki/ca.crt");
+    s.write_file(
+        &format!("{name}.kubeconfig"),
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+            s.url,
+            ca.display()
+        ),
+    )
+}
+
+/// Runs `kubectl.<version>` with another kubeconfig (a cache dir of its own per kubeconfig).
+pub fn kubectl_with(s: &Server, version: &str, kubeconfig: &str, args: &[&str]) -> Output {
+    let file = Path::new(kubeconfig)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Command::new(kubectl_path(version))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(s.data_dir().join(format!("cache-{version}-{file}")))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl")
+}
+
+/// Asserts kubectl succeeded; returns its stdout.
+pub fn stdout_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
