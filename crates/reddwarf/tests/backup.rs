@@ -109,7 +109,13 @@ fn a_snapshot_taken_during_writes_restores_exactly_what_was_acknowledged() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Two more acknowledgements: at least one write began after the snapshot's read view.
+    let after_save = acked.lock().unwrap().len();
+    common::eventually(
+        "writes after the snapshot",
+        std::time::Duration::from_secs(30),
+        || (acked.lock().unwrap().len() >= after_save + 2).then_some(()),
+    );
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     let original = config_maps(&s, "b");
