@@ -196,7 +196,9 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-async fn fetch_ca(server: &(String, u16)) -> Result<String> {
+/// Downloads the cluster CA from `/cacerts` without trusting it yet: the caller checks it
+/// against a token's hash.
+pub async fn fetch_ca(server: &(String, u16)) -> Result<String> {
     let provider = ring_provider();
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?

@@ -67,3 +67,43 @@ pub fn serve(api: &Arc<ApiServer>) -> Response {
     )
         .into_response()
 }
+
+/// `GET /reddwarf/v1/cluster`: members, leader, term and progress (`reddwarf cluster
+/// status`); `DELETE /reddwarf/v1/cluster/members/<id>` removes a member (`reddwarf cluster
+/// remove`). Cluster admins only, like the snapshot.
+pub async fn cluster(
+    api: &Arc<ApiServer>,
+    method: &http::Method,
+    member: Option<&str>,
+) -> Response {
+    use crate::status::ApiError;
+    match (method.clone(), member) {
+        (http::Method::GET, None) => match api.consensus.cluster_status().await {
+            Ok(Some(s)) => crate::codec::json_value(
+                http::StatusCode::OK,
+                &serde_json::to_value(&s).unwrap_or_default(),
+            ),
+            Ok(None) => {
+                ApiError::new(404, "NotFound", "this server is not a raft member").into_response()
+            }
+            Err(e) => ApiError::unavailable(e.to_string()).into_response(),
+        },
+        (http::Method::DELETE, Some(id)) => {
+            let Ok(id) = id.parse::<u64>() else {
+                return ApiError::bad_request(format!("member id {id:?} is not a number"))
+                    .into_response();
+            };
+            match api.consensus.remove_member(id).await {
+                Ok(()) => crate::codec::json_value(
+                    http::StatusCode::OK,
+                    &serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "message": format!("member {id} removed")}),
+                ),
+                Err(reddwarf_consensus::ProposeError::Unavailable(m)) => {
+                    ApiError::unavailable(m).into_response()
+                }
+                Err(e) => ApiError::bad_request(e.to_string()).into_response(),
+            }
+        }
+        _ => ApiError::method_not_allowed().into_response(),
+    }
+}

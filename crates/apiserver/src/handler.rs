@@ -79,6 +79,9 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         }
         return crate::backup::serve(&api);
     }
+    if let Target::Cluster(member) = &target {
+        return crate::backup::cluster(&api, &parts.method, member.as_deref()).await;
+    }
     if target == Target::NodeTunnel {
         return node_proxy::accept_tunnel(&api, parts, &user);
     }
@@ -187,6 +190,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         | Target::Health(_)
         | Target::OpenApiV2
         | Target::Snapshot
+        | Target::Cluster(_)
         | Target::NodeTunnel => ApiError::path_not_found().into_response(),
     }
 }
@@ -321,7 +325,10 @@ async fn resource(
         _ if sub == Some("scale") => scale::serve(&scope, verb, &body).await,
         (_, "watch") => watch::serve(&scope).await,
         (_, "list") => rest::list(&scope).await,
-        (_, "get") => rest::get(&scope),
+        (_, "get") => match rest::consistent_get(&scope).await {
+            Ok(()) => rest::get(&scope),
+            Err(e) => Err(e),
+        },
         (_, "create") if rp.name.is_none() => rest::create(&scope, &body).await,
         (_, "update") => rest::update(&scope, &body).await,
         (_, "patch") => rest::patch(&scope, &body).await,

@@ -36,7 +36,7 @@ pub fn health(api: &ApiServer, path: &str, query: &Query) -> Response {
     let mut checks = vec![
         ("ping", true),
         ("log", true),
-        ("raft", true),
+        ("raft", api.consensus.raft_ready()),
         ("storage", true),
     ];
     if endpoint == "readyz" {

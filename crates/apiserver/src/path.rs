@@ -31,6 +31,8 @@ pub enum Target {
     OpenIdKeys,
     /// `/reddwarf/v1/snapshot`: a consistent dump of the store (online backup).
     Snapshot,
+    /// `/reddwarf/v1/cluster` (status) and `/reddwarf/v1/cluster/members/<id>` (removal).
+    Cluster(Option<String>),
     NotFound,
 }
 
@@ -92,6 +94,8 @@ fn parse_trimmed(path: &str) -> Target {
         [".well-known", "openid-configuration"] => Target::OpenIdConfiguration,
         ["openid", "v1", "jwks"] => Target::OpenIdKeys,
         ["reddwarf", "v1", "snapshot"] => Target::Snapshot,
+        ["reddwarf", "v1", "cluster"] => Target::Cluster(None),
+        ["reddwarf", "v1", "cluster", "members", id] => Target::Cluster(Some(id.to_string())),
         ["api", v, rest @ ..] => resource("", v, rest),
         ["apis", g, v, rest @ ..] => resource(g, v, rest),
         _ => Target::NotFound,

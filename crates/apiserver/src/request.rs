@@ -136,8 +136,10 @@ impl Selectors {
 
 /// Where a list reads from.
 pub enum ListFrom {
-    /// The current state (`resourceVersion` unset, or `0`).
+    /// This member's current state (`resourceVersion=0`).
     Current,
+    /// The current state, linearizable across members (`resourceVersion` unset).
+    Consistent,
     /// At least this revision (`NotOlderThan`, the default when a version is given).
     NotOlderThan(Revision),
     /// Exactly this revision.
@@ -195,7 +197,7 @@ impl ListOptions {
                         v => ListFrom::NotOlderThan(parse_rv(v)?),
                     }
                 }
-                (None, None) => ListFrom::Current,
+                (None, None) => ListFrom::Consistent,
             }
         };
         Ok(ListOptions {
@@ -431,6 +433,7 @@ impl Scope<'_> {
             reddwarf_consensus::ProposeError::ShuttingDown => {
                 ApiError::unavailable("the server is shutting down")
             }
+            reddwarf_consensus::ProposeError::Unavailable(m) => ApiError::unavailable(m),
             other => ApiError::internal(other),
         }
     }

@@ -45,6 +45,25 @@ pub fn get(scope: &Scope) -> ApiResult<Response> {
     }
 }
 
+/// A read without a resourceVersion is linearizable: on a member of several it waits for
+/// the leader's read index (503 when no majority answers); `resourceVersion=0` reads the
+/// member's own state without asking anyone.
+pub async fn consistent_get(scope: &Scope<'_>) -> ApiResult<()> {
+    match scope.query.get("resourceVersion") {
+        None | Some("") => linearize(scope).await,
+        Some(_) => Ok(()),
+    }
+}
+
+async fn linearize(scope: &Scope<'_>) -> ApiResult<()> {
+    scope
+        .api
+        .consensus
+        .linearize()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))
+}
+
 /// Waits (briefly, as upstream does) for the store to reach `rev`.
 async fn wait_for_revision(scope: &Scope<'_>, rev: Revision) -> ApiResult<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -106,6 +125,10 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             (current()?, None)
         }
         ListFrom::Current => (current()?, None),
+        ListFrom::Consistent => {
+            linearize(scope).await?;
+            (current()?, None)
+        }
     };
     // Selectors are tested on the stored form (an aliased kind's selectable fields name it).
     let filtering = !opts.selectors.is_empty();

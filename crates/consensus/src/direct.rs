@@ -38,6 +38,30 @@ pub trait Proposer: Send + Sync + 'static {
     fn raft(&self) -> Option<&Raft> {
         None
     }
+
+    /// Waits until a read of the store is linearizable (see [`Consensus::linearize`]).
+    fn linearize(&self) -> Proposal<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Whether this member knows a leader (the `/readyz` raft check).
+    fn raft_ready(&self) -> bool {
+        true
+    }
+
+    /// The cluster's members and progress, if this proposer is a raft member.
+    fn cluster_status(&self) -> Proposal<'_, Option<crate::ClusterStatus>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Removes a member from the cluster.
+    fn remove_member(&self, _id: u64) -> Proposal<'_, ()> {
+        Box::pin(async {
+            Err(ProposeError::Raft(
+                "this server is not a raft member".into(),
+            ))
+        })
+    }
 }
 
 impl Proposer for Consensus {
@@ -55,6 +79,22 @@ impl Proposer for Consensus {
 
     fn raft(&self) -> Option<&Raft> {
         Some(Consensus::raft(self))
+    }
+
+    fn linearize(&self) -> Proposal<'_, ()> {
+        Box::pin(Consensus::linearize(self))
+    }
+
+    fn raft_ready(&self) -> bool {
+        Consensus::raft_ready(self)
+    }
+
+    fn cluster_status(&self) -> Proposal<'_, Option<crate::ClusterStatus>> {
+        Box::pin(async { Ok(Some(Consensus::cluster_status(self).await)) })
+    }
+
+    fn remove_member(&self, id: u64) -> Proposal<'_, ()> {
+        Box::pin(Consensus::remove_member(self, id))
     }
 }
 

@@ -10,11 +10,14 @@
 mod direct;
 mod log_store;
 mod network;
+mod peer;
 mod proposer;
 mod state_machine;
 
 pub use direct::{DirectProposer, Proposal, Proposer};
 pub use log_store::LogStore;
+pub use network::{PeerError, Peers, PEER_PATH};
+pub use peer::{ClusterStatus, MemberStatus};
 pub use proposer::{Consensus, ConsensusConfig, ProposeError, Stats};
 pub use state_machine::{restore_new_cluster, StateMachine};
 

@@ -5,7 +5,9 @@ mod agent;
 mod bench;
 mod certificate;
 mod client;
+mod cluster;
 mod in_process;
+mod member;
 mod pki;
 mod server;
 mod simnodes;
@@ -47,6 +49,9 @@ enum Command {
     /// Online backups of a running cluster.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
+    /// Control-plane members: status, removal.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -57,6 +62,17 @@ pub(crate) struct ServerArgs {
     /// Address to serve HTTPS on (port 0 picks a free port; the kubeconfig names the real one).
     #[arg(long, env = "REDDWARF_LISTEN", default_value = "0.0.0.0:6443")]
     pub listen: String,
+    /// Join the cluster of the member at this URL (`https://HOST:PORT`) as a new member; needs
+    /// `--token`. Only on first start: a member restarts from its data dir alone.
+    #[arg(long, env = "REDDWARF_JOIN")]
+    pub join: Option<String>,
+    /// The server token of the cluster to join (`DIR/server-token` of any member).
+    #[arg(long, env = "REDDWARF_TOKEN")]
+    pub token: Option<String>,
+    /// The address other members and clients reach this member at (default: the listen
+    /// address, or 127.0.0.1 when listening on every address).
+    #[arg(long)]
+    pub advertise_address: Option<String>,
     /// Extra subject alternative names for the serving certificate (repeatable).
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
@@ -199,5 +215,6 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => rt.block_on(agent::run(args)),
         Command::Certificate(cmd) => certificate::run(cmd),
         Command::Snapshot(cmd) => rt.block_on(snapshot::run(cmd)),
+        Command::Cluster(cmd) => rt.block_on(cluster::run(cmd)),
     }
 }

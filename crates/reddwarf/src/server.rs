@@ -32,15 +32,69 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         args.node_cidr_mask_size,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let pki =
-        pki::load_or_create(&args.data_dir.join("pki"), &args.tls_san).context("certificates")?;
+    let state_path = args.data_dir.join("state.redb");
+    let member = match crate::member::load(&args.data_dir)? {
+        Some(m) => {
+            if args.join.is_some() && m.joined {
+                tracing::info!("member {} of its cluster already: --join is ignored", m.id);
+            }
+            m
+        }
+        None => match &args.join {
+            Some(url) => {
+                anyhow::ensure!(
+                    args.restore.is_none(),
+                    "--join and --restore exclude each other: a joining member receives the cluster's data"
+                );
+                anyhow::ensure!(
+                    !state_path.exists(),
+                    "{} already holds a cluster: a joining member needs an empty --data-dir",
+                    args.data_dir.display()
+                );
+                let token = args.token.as_deref().context(
+                    "--join needs --token: the server token (DIR/server-token of any member)",
+                )?;
+                let m = crate::member::fetch_bundle(&args.data_dir, url, token).await?;
+                tracing::info!("joining through {url} as member {}", m.id);
+                m
+            }
+            None => {
+                // The founding member (or a data dir from before membership was recorded).
+                let m = crate::member::Member {
+                    id: 1,
+                    seed: None,
+                    joined: true,
+                };
+                crate::member::save(&args.data_dir, &m)?;
+                m
+            }
+        },
+    };
+    let listen: SocketAddr = tokio::net::lookup_host(&args.listen)
+        .await
+        .with_context(|| format!("resolving --listen {}", args.listen))?
+        .next()
+        .with_context(|| format!("--listen {} names no address", args.listen))?;
+    // Peers dial the advertised address: the serving certificate must name it.
+    let mut sans = args.tls_san.clone();
+    let advertise_host = match &args.advertise_address {
+        Some(a) => a.clone(),
+        None => advertise_ip(listen),
+    };
+    sans.push(advertise_host.clone());
+    let pki = pki::load_or_create(&args.data_dir.join("pki"), &sans).context("certificates")?;
+    let (member_cert, member_key) = pki::member_cert(&args.data_dir.join("pki"), &pki, member.id)
+        .context("member certificate")?;
+    let peer_tls = tls::client_config(&pki.ca_cert_pem, Some((&member_cert, &member_key)))?;
     let server_tls = tls::server_config(&pki)?;
     let mut tokens = match &args.token_auth_file {
         Some(p) => TokenAuth::load(p)?,
         None => TokenAuth::default(),
     };
     // Agents join with the node token: it pins the CA and lets them ask for a certificate.
-    let node_token = node_token(&args.data_dir, &pki.ca_cert_pem)?;
+    let node_token = cluster_token(&args.data_dir, "node-token", &pki.ca_cert_pem)?;
+    // Members join with the server token, checked by POST /reddwarf/raft/join.
+    let server_token = cluster_token(&args.data_dir, "server-token", &pki.ca_cert_pem)?;
     tokens.insert(
         &node_token,
         User {
@@ -57,7 +111,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         &args.data_dir.join("pki"),
     ));
 
-    let state_path = args.data_dir.join("state.redb");
     if args.restore.is_some() {
         anyhow::ensure!(
             !state_path.exists(),
@@ -95,27 +148,50 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let advertise = if advertise_host.contains(':') {
+        format!("[{advertise_host}]:{}", local.port())
+    } else {
+        format!("{advertise_host}:{}", local.port())
+    };
     let consensus = Consensus::start(
         store,
         ConsensusConfig {
-            advertise: local.to_string(),
+            node_id: member.id,
+            advertise: advertise.clone(),
             snapshot_dir: args.data_dir.join("snapshots"),
             snapshot_every: args.raft_snapshot_entries.max(10),
+            peer_tls: Some(peer_tls),
+            join: !member.joined,
             ..Default::default()
         },
     )
     .await
     .context("starting consensus")?;
+    let sa_key =
+        pki::service_account_key(&args.data_dir.join("pki")).context("service-account key")?;
+    let peer_service = Arc::new(PeerService {
+        consensus: consensus.clone(),
+        server_token: server_token.clone(),
+        bundle: crate::member::JoinBundle {
+            id: 0,
+            ca_cert: pki.ca_cert_pem.clone(),
+            ca_key: pki.ca_key_pem.clone(),
+            service_account_key: std::fs::read_to_string(
+                args.data_dir.join("pki").join(pki::SERVICE_ACCOUNT_KEY),
+            )
+            .unwrap_or_default(),
+            node_token: node_token.clone(),
+            server_token: server_token.clone(),
+        },
+    });
 
     let admission = reddwarf_apiserver::AdmissionConfig {
         not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
         unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
     };
     let api = ApiServer::with_config(consensus.clone(), network, &admission);
-    api.set_advertise(format!("{}:{}", advertise_ip(local), local.port()));
+    api.set_advertise(advertise.clone());
     api.set_token_authenticator(tokens.clone());
-    let sa_key =
-        pki::service_account_key(&args.data_dir.join("pki")).context("service-account key")?;
     api.set_service_account_key(&sa_key, &args.service_account_issuer)?;
     let router = api.router();
     let kubeconfig = args.data_dir.join("admin.kubeconfig");
@@ -142,12 +218,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 let api = api.clone();
                 let revocations = revocations.clone();
                 let ca_pem = ca_pem.clone();
+                let peer_service = peer_service.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) =
-                        serve_connection(acceptor, router, api, revocations, ca_pem, tcp, watcher)
-                            .await
-                    {
+                    let shared = Shared {
+                        router,
+                        api,
+                        revocations,
+                        ca_pem,
+                        peer: peer_service,
+                    };
+                    if let Err(e) = serve_connection(acceptor, shared, tcp, watcher).await {
                         tracing::debug!("connection from {peer}: {e}");
                     }
                 });
@@ -155,7 +236,39 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     };
     let serve = tokio::spawn(serve);
-    api.start_background().await.context("bootstrap")?;
+    if !member.joined {
+        join_cluster(&consensus, &args.data_dir, &member, &advertise).await;
+    }
+    // The bootstrap writes go through the leader: on a member of several they wait for one
+    // (and for this member to have caught up), so a restart while the majority is away
+    // still serves what it has.
+    {
+        let mut attempt = 0u32;
+        loop {
+            let caught_up = consensus.linearize().await;
+            let done = match caught_up {
+                Ok(()) => api.start_background().await.context("bootstrap"),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
+            match done {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    if attempt == 1 || attempt % 30 == 0 {
+                        tracing::warn!("bootstrap waits for the cluster: {e:#}");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown_signal() => {
+                            serve.abort();
+                            consensus.shutdown().await;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
     let scheduler_metrics = reddwarf_controllers::scheduler::Metrics::default();
     api.register_metrics(|r| scheduler_metrics.register(r));
     // The scheduler and controllers run on the raft leader only: started when this member
@@ -285,10 +398,11 @@ fn embedded_agent(
     }))
 }
 
-/// The node token in `DIR/node-token`, created on first start and kept while the CA stays.
-fn node_token(dir: &std::path::Path, ca_pem: &str) -> anyhow::Result<String> {
+/// A token in `DIR/<name>` (`node-token` for agents, `server-token` for members), created on
+/// first start and kept while the CA stays.
+fn cluster_token(dir: &std::path::Path, name: &str, ca_pem: &str) -> anyhow::Result<String> {
     use reddwarf_agent::token::NodeToken;
-    let path = dir.join("node-token");
+    let path = dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         match NodeToken::parse(&existing) {
             Ok(t) if t.ca_hash == reddwarf_agent::token::ca_hash(ca_pem) => return Ok(t.encode()),
@@ -328,15 +442,157 @@ fn advertise_ip(local: SocketAddr) -> String {
     }
 }
 
-async fn serve_connection(
-    acceptor: TlsAcceptor,
+/// What every connection's requests are served with.
+struct Shared {
     router: axum::Router,
     api: Arc<ApiServer>,
     revocations: Arc<pki::revocation::Revocations>,
     ca_pem: Arc<String>,
+    peer: Arc<PeerService>,
+}
+
+/// The peer side of the listen port: `/reddwarf/raft/join` for joining members (server
+/// token), every other `/reddwarf/raft/<rpc>` for members (member certificates) only.
+struct PeerService {
+    consensus: Consensus,
+    server_token: String,
+    bundle: crate::member::JoinBundle,
+}
+
+/// Largest peer request body (a snapshot chunk or a forwarded batch of big objects).
+const MAX_PEER_BODY: usize = 1 << 30;
+
+impl PeerService {
+    async fn serve(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        member: bool,
+    ) -> http::Response<axum::body::Body> {
+        use http::StatusCode;
+        use http_body_util::BodyExt;
+        let text = |code: StatusCode, msg: String| {
+            http::Response::builder()
+                .status(code)
+                .header(http::header::CONTENT_TYPE, "text/plain")
+                .body(axum::body::Body::from(msg))
+                .expect("static response")
+        };
+        if req.method() != http::Method::POST {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "peer RPCs are POSTs\n".into(),
+            );
+        }
+        let rpc = req
+            .uri()
+            .path()
+            .strip_prefix(reddwarf_consensus::PEER_PATH)
+            .unwrap_or("")
+            .to_string();
+        if rpc == "join" {
+            let ok = crate::token_auth::bearer(req.headers())
+                .is_some_and(|t| crate::member::same_secret(t.trim(), self.server_token.trim()));
+            if !ok {
+                return text(
+                    StatusCode::UNAUTHORIZED,
+                    "joining needs the cluster's server token (DIR/server-token of a member)\n"
+                        .into(),
+                );
+            }
+            return match self.consensus.allocate_member_id().await {
+                Ok(id) => {
+                    let b = &self.bundle;
+                    let bundle = crate::member::JoinBundle {
+                        id,
+                        ca_cert: b.ca_cert.clone(),
+                        ca_key: b.ca_key.clone(),
+                        service_account_key: b.service_account_key.clone(),
+                        node_token: b.node_token.clone(),
+                        server_token: b.server_token.clone(),
+                    };
+                    http::Response::builder()
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(axum::body::Body::from(
+                            serde_json::to_vec(&bundle).unwrap_or_default(),
+                        ))
+                        .expect("static response")
+                }
+                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            };
+        }
+        if !member {
+            return text(
+                StatusCode::FORBIDDEN,
+                "peer RPCs need a control-plane member certificate\n".into(),
+            );
+        }
+        let body = match http_body_util::Limited::new(req.into_body(), MAX_PEER_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the body: {e}\n")),
+        };
+        match self.consensus.serve_peer(&rpc, &body).await {
+            Ok(answer) => http::Response::builder()
+                .header(http::header::CONTENT_TYPE, "application/octet-stream")
+                .body(axum::body::Body::from(answer))
+                .expect("static response"),
+            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        }
+    }
+}
+
+/// Asks the cluster to add this member (through the member it joined through, which
+/// forwards to the leader) until it has, then records it.
+async fn join_cluster(
+    consensus: &Consensus,
+    dir: &std::path::Path,
+    member: &crate::member::Member,
+    advertise: &str,
+) {
+    let Some(seed) = member.seed.clone() else {
+        return;
+    };
+    let mut attempt = 0u32;
+    loop {
+        if consensus.is_member() {
+            break;
+        }
+        match consensus.join_via(&seed, advertise).await {
+            Ok(()) => break,
+            Err(e) => {
+                attempt += 1;
+                if attempt == 1 || attempt % 15 == 0 {
+                    tracing::warn!("joining through {seed}: {e} (retrying)");
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    let joined = crate::member::Member {
+        joined: true,
+        ..member.clone()
+    };
+    if let Err(e) = crate::member::save(dir, &joined) {
+        tracing::error!("recording the membership: {e:#}");
+    }
+    tracing::info!("member {} joined the cluster", member.id);
+}
+
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    shared: Shared,
     tcp: tokio::net::TcpStream,
     watcher: hyper_util::server::graceful::Watcher,
 ) -> anyhow::Result<()> {
+    let Shared {
+        router,
+        api,
+        revocations,
+        ca_pem,
+        peer,
+    } = shared;
     let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await??;
     // A revoked certificate authenticates nothing: every request on the connection is a 401.
     let revoked = tls
@@ -355,27 +611,44 @@ async fn serve_connection(
                 groups,
             }
         });
-    let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-        // The CA is public: a joining agent downloads it and checks it against its token's hash.
-        if req.uri().path() == "/cacerts" && req.method() == http::Method::GET {
-            let resp = http::Response::builder()
-                .header(http::header::CONTENT_TYPE, "application/x-pem-file")
-                .body(axum::body::Body::from(ca_pem.to_string()))
-                .expect("static response");
-            return futures::future::Either::Left(std::future::ready(Ok(resp)));
-        }
-        // A client certificate wins; otherwise a known bearer token authenticates; a request
-        // with no credentials at all is anonymous (an unknown token is refused with 401).
-        if let Some(u) = user.clone().or_else(|| {
-            let token = crate::token_auth::bearer(req.headers())?;
-            api.authenticate_bearer(token)
-        }) {
-            req.extensions_mut().insert(u);
-        } else if !revoked && !req.headers().contains_key(http::header::AUTHORIZATION) {
-            req.extensions_mut().insert(User::anonymous());
-        }
-        futures::future::Either::Right(router.clone().oneshot(req.map(axum::body::Body::new)))
-    });
+    let member = user
+        .as_ref()
+        .is_some_and(|u| u.groups.iter().any(|g| g == pki::MEMBERS_GROUP));
+    type Answer = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<http::Response<axum::body::Body>, std::convert::Infallible>,
+                > + Send,
+        >,
+    >;
+    let svc = tower::service_fn(
+        move |mut req: http::Request<hyper::body::Incoming>| -> Answer {
+            // The CA is public: a joining agent downloads it and checks it against its token's hash.
+            if req.uri().path() == "/cacerts" && req.method() == http::Method::GET {
+                let resp = http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "application/x-pem-file")
+                    .body(axum::body::Body::from(ca_pem.to_string()))
+                    .expect("static response");
+                return Box::pin(std::future::ready(Ok(resp)));
+            }
+            // Peer traffic never reaches the API router.
+            if req.uri().path().starts_with(reddwarf_consensus::PEER_PATH) {
+                let peer = peer.clone();
+                return Box::pin(async move { Ok(peer.serve(req, member).await) });
+            }
+            // A client certificate wins; otherwise a known bearer token authenticates; a request
+            // with no credentials at all is anonymous (an unknown token is refused with 401).
+            if let Some(u) = user.clone().or_else(|| {
+                let token = crate::token_auth::bearer(req.headers())?;
+                api.authenticate_bearer(token)
+            }) {
+                req.extensions_mut().insert(u);
+            } else if !revoked && !req.headers().contains_key(http::header::AUTHORIZATION) {
+                req.extensions_mut().insert(User::anonymous());
+            }
+            Box::pin(router.clone().oneshot(req.map(axum::body::Body::new)))
+        },
+    );
     let svc = hyper_util::service::TowerToHyperService::new(svc);
     let builder = auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);

@@ -21,7 +21,6 @@ use super::{
 
 /// Issue a client certificate signed by the cluster CA: CN = `user`, one O attribute per group,
 /// client auth, 1 year. Returns (certificate PEM, private key PEM). `user` must not be empty.
-#[cfg_attr(not(test), allow(dead_code))] // for tests now; a kubeconfig subcommand later
 pub fn issue_client_cert(pki: &Pki, user: &str, groups: &[String]) -> Result<(String, String)> {
     let ca_key = KeyPair::from_pem(&pki.ca_key_pem).context("parsing the CA key")?;
     let issuer =

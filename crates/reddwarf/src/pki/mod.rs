@@ -166,3 +166,35 @@ pub fn service_account_key(dir: &Path) -> Result<Vec<u8>> {
     files::write_atomic(&path, pem.as_bytes(), 0o600)?;
     Ok(der)
 }
+
+/// The group every control-plane member's certificate carries; only it may call the peer
+/// RPCs under `/reddwarf/raft/`.
+pub const MEMBERS_GROUP: &str = "reddwarf:members";
+
+/// This member's peer certificate (`member.crt`/`member.key`: CN
+/// `system:reddwarf:member:<id>`, O `reddwarf:members`), issued from the cluster CA when missing,
+/// for another id, or expiring.
+pub fn member_cert(dir: &Path, pki: &Pki, id: u64) -> Result<(String, String)> {
+    let user = format!("system:reddwarf:member:{id}");
+    let groups = [MEMBERS_GROUP.to_string()];
+    let ca_der = der::pem_to_der(&pki.ca_cert_pem)?;
+    if let Some((cert, key)) = files::read_pair(dir, "member.crt", "member.key")? {
+        if verify::check_client_cert(&ca_der, &cert, &key, &user, &groups).is_ok() {
+            return Ok((cert, key));
+        }
+    }
+    let (cert, key) = issuance::issue_client_cert(pki, &user, &groups)?;
+    files::write_atomic(&dir.join("member.key"), key.as_bytes(), 0o600)?;
+    files::write_atomic(&dir.join("member.crt"), cert.as_bytes(), 0o644)?;
+    Ok((cert, key))
+}
+
+/// Writes the cluster secrets a joining member receives (CA certificate and key,
+/// service-account key) into `dir` before [`load_or_create`] reads them.
+pub fn install_shared(dir: &Path, ca_cert: &str, ca_key: &str, sa_key: &str) -> Result<()> {
+    create_private_dir(dir)?;
+    files::write_atomic(&dir.join(CA_KEY), ca_key.as_bytes(), 0o600)?;
+    files::write_atomic(&dir.join(CA_CERT), ca_cert.as_bytes(), 0o644)?;
+    files::write_atomic(&dir.join(SERVICE_ACCOUNT_KEY), sa_key.as_bytes(), 0o600)?;
+    Ok(())
+}
