@@ -1,0 +1,318 @@
+//! High availability with three real `reddwarf server` processes on 127.0.0.1: members join
+//! with the server token, writes through any member are read from every other, the leader's
+//! loss costs seconds and no acknowledged write, a lost majority answers 503 and recovers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{eventually, parse, Server};
+
+/// A port free now: members keep theirs across restarts (the cluster records the address).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Cluster {
+    members: Vec<Server>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let first = Server::start_with(&["--listen", &format!("127.0.0.1:{}", free_port())]);
+        let token = std::fs::read_to_string(first.data_dir().join("server-token"))
+            .expect("server-token")
+            .trim()
+            .to_string();
+        let join = first.url.clone();
+        let mut members = vec![first];
+        for _ in 1..n {
+            members.push(Server::start_with(&[
+                "--listen",
+                &format!("127.0.0.1:{}", free_port()),
+                "--join",
+                &join,
+                "--token",
+                &token,
+            ]));
+        }
+        let c = Cluster { members };
+        c.wait_voters(n);
+        c
+    }
+
+    fn status(&self, via: usize) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+            .args(["cluster", "status", "-o", "json", "--kubeconfig"])
+            .arg(self.members[via].kubeconfig())
+            .output()
+            .expect("reddwarf cluster status");
+        assert!(
+            out.status.success(),
+            "cluster status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    fn wait_voters(&self, n: usize) {
+        eventually("every member to be a voter", Duration::from_secs(60), || {
+            let s = self.status(0);
+            let voters = s["members"]
+                .as_array()?
+                .iter()
+                .filter(|m| m["role"] == "voter")
+                .count();
+            (voters == n).then_some(())
+        });
+    }
+
+    /// Index (into `members`) of the leader, as a running member reports it.
+    fn leader(&self) -> usize {
+        let via = (0..self.members.len())
+            .find(|i| self.members[*i].child.is_some())
+            .expect("a running member");
+        let s = eventually("a leader", Duration::from_secs(30), || {
+            let s = self.status(via);
+            s["leader"].as_u64().map(|_| s)
+        });
+        let id = s["leader"].as_u64().expect("leader id");
+        let addr = s["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|m| m["id"].as_u64() == Some(id))
+            .and_then(|m| m["address"].as_str())
+            .expect("leader address")
+            .to_string();
+        self.members
+            .iter()
+            .position(|m| m.url.ends_with(&addr))
+            .expect("leader among the members")
+    }
+}
+
+fn configmap(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name}, "data": {"v": name}})
+}
+
+/// Name → resourceVersion of the configmaps in `default`, read through `s`.
+fn configmaps(s: &Server) -> Option<BTreeMap<String, String>> {
+    let v = s.get_opt("/api/v1/namespaces/default/configmaps")?;
+    Some(
+        v["items"]
+            .as_array()?
+            .iter()
+            .map(|i| {
+                (
+                    i["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    i["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn writes_through_any_member_are_read_at_once_from_every_other() {
+    let c = Cluster::start(3);
+    for (i, m) in c.members.iter().enumerate() {
+        let name = format!("through-{i}");
+        let created = m.create("/api/v1/namespaces/default/configmaps", configmap(&name));
+        let rv = created["metadata"]["resourceVersion"].clone();
+        // Linearizable reads: no waiting, every member already answers with the same object.
+        for other in &c.members {
+            let got = other.api_get(&format!("/api/v1/namespaces/default/configmaps/{name}"));
+            assert_eq!(got["metadata"]["resourceVersion"], rv, "{name} via {}", other.url);
+        }
+    }
+    // kubectl on each member's own kubeconfig sees the same objects and resourceVersions.
+    let views: Vec<String> = c
+        .members
+        .iter()
+        .map(|m| {
+            m.kubectl_ok(
+                "1.33",
+                &[
+                    "get",
+                    "configmaps",
+                    "-o",
+                    "custom-columns=NAME:.metadata.name,RV:.metadata.resourceVersion",
+                ],
+            )
+        })
+        .collect();
+    assert!(views[0].contains("through-2"), "{}", views[0]);
+    assert_eq!(views[0], views[1]);
+    assert_eq!(views[0], views[2]);
+
+    // Peer RPCs need a member certificate: the admin's is refused, so is no certificate.
+    let m = &c.members[0];
+    let (code, body) = m.curl("POST", "/reddwarf/raft/vote", None, Some(b"x"));
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = m.curl("POST", "/reddwarf/raft/join", None, None);
+    assert_eq!(code, 401);
+    // Only cluster admins see the membership.
+    let status = c.status(1);
+    assert_eq!(status["members"].as_array().map(|a| a.len()), Some(3));
+}
+
+#[test]
+fn leader_kill_during_a_write_storm_loses_no_acknowledged_write() {
+    let mut c = Cluster::start(3);
+    let leader = c.leader();
+    let writers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let acknowledged = Mutex::new(Vec::<String>::new());
+    let stop = AtomicBool::new(false);
+    let killed_at = Mutex::new(None::<Instant>);
+    let resumed_after = Mutex::new(None::<Duration>);
+    let mut leader_process = c.members[leader].child.take().expect("leader running");
+    std::thread::scope(|scope| {
+        for (w, &i) in writers.iter().enumerate() {
+            let m = &c.members[i];
+            let (acknowledged, stop, killed_at, resumed_after) =
+                (&acknowledged, &stop, &killed_at, &resumed_after);
+            scope.spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let name = format!("storm-{w}-{n}");
+                    n += 1;
+                    let (code, _) = m.send_json(
+                        "POST",
+                        "/api/v1/namespaces/default/configmaps",
+                        &configmap(&name),
+                    );
+                    if code == 201 {
+                        acknowledged.lock().unwrap().push(name);
+                        if let Some(t) = *killed_at.lock().unwrap() {
+                            let mut r = resumed_after.lock().unwrap();
+                            if r.is_none() {
+                                *r = Some(t.elapsed());
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        *killed_at.lock().unwrap() = Some(Instant::now());
+        let _ = leader_process.kill();
+        let _ = leader_process.wait();
+        eventually("writes to resume", Duration::from_secs(30), || {
+            resumed_after.lock().unwrap().map(|_| ())
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let resumed = resumed_after.lock().unwrap().expect("resumed");
+    assert!(
+        resumed < Duration::from_secs(5),
+        "writes resumed {resumed:?} after the leader was killed"
+    );
+    // The killed member restarts with its data, catches up, and all three agree.
+    c.members[leader].spawn();
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(acknowledged.len() > 10, "{acknowledged:?}");
+    let views = eventually("the members to converge", Duration::from_secs(60), || {
+        let views: Vec<_> = c.members.iter().map(configmaps).collect::<Option<_>>()?;
+        let views: Vec<BTreeMap<String, String>> = views;
+        (views[0] == views[1] && views[1] == views[2]).then_some(views)
+    });
+    for name in &acknowledged {
+        assert!(views[0].contains_key(name), "acknowledged {name} is lost");
+    }
+}
+
+#[test]
+fn a_lost_majority_answers_503_and_recovers_when_a_member_returns() {
+    let mut c = Cluster::start(3);
+    let survivor = 2;
+    c.members[0].create(
+        "/api/v1/namespaces/default/configmaps",
+        configmap("before"),
+    );
+    c.members[0].kill9();
+    c.members[1].kill9();
+    let s = &c.members[survivor];
+    let started = Instant::now();
+    let (code, body) = s.send_json(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &configmap("during"),
+    );
+    assert_eq!(code, 503, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let status = parse(&body);
+    assert_eq!(status["reason"], "ServiceUnavailable", "{body}");
+    // A consistent read cannot be served; this member's own state still can.
+    let (code, _) = s.curl("GET", "/api/v1/namespaces/default/configmaps/before", None, None);
+    assert_eq!(code, 503);
+    let (code, body) = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?resourceVersion=0",
+        None,
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"before\""), "{body}");
+    // One member back: a majority again, writes resume.
+    c.members[1].spawn();
+    let s = &c.members[survivor];
+    eventually("writes to resume", Duration::from_secs(30), || {
+        let (code, _) = s.send_json(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &configmap("after"),
+        );
+        (code == 201 || code == 409).then_some(())
+    });
+    assert!(configmaps(&c.members[1]).is_some_and(|v| v.contains_key("after")));
+}
+
+#[test]
+fn members_are_removed_and_the_rest_go_on() {
+    let c = Cluster::start(3);
+    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .args(["cluster", "remove", "3", "--kubeconfig"])
+        .arg(c.members[1].kubeconfig())
+        .output()
+        .expect("reddwarf cluster remove");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = c.status(0);
+    let ids: Vec<u64> = s["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    assert_eq!(ids.len(), 2, "{s}");
+    assert!(!ids.contains(&3), "{s}");
+    let table = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .args(["cluster", "status", "--kubeconfig"])
+        .arg(c.members[0].kubeconfig())
+        .output()
+        .expect("reddwarf cluster status");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("voter") && table.contains("LAG"), "{table}");
+    // Two voters remain: a majority of two, so writes go on.
+    c.members[0].create(
+        "/api/v1/namespaces/default/configmaps",
+        configmap("after-removal"),
+    );
+}
