@@ -19,7 +19,7 @@ pub use log_store::LogStore;
 pub use network::{PeerError, Peers, PEER_PATH};
 pub use peer::{ClusterStatus, MemberStatus};
 pub use proposer::{Consensus, ConsensusConfig, ProposeError, Stats};
-pub use state_machine::{restore_new_cluster, StateMachine};
+pub use state_machine::{apply_log_tail, restore_new_cluster, StateMachine};
 
 use reddwarf_store::{Batch, Outcome};
 

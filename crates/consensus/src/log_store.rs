@@ -11,7 +11,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use crate::{storage_err, TypeConfig};
 
 /// index -> postcard-encoded `Entry<TypeConfig>`.
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// vote, committed, last purged log id.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 

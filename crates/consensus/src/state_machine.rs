@@ -36,6 +36,50 @@ pub fn restore_new_cluster(store: &Store, dump: &mut impl std::io::Read) -> anyh
     Ok(())
 }
 
+/// Applies every entry this member holds in its raft log beyond what it has applied, whether
+/// or not it learned of its commit: for `--force-new-cluster`, where the majority that could
+/// say is gone. An entry the old leader acknowledged reached a majority, so the survivors that
+/// hold it keep it; one that was never acknowledged may take effect, as a timed-out write may.
+/// Returns how many entries were applied.
+pub fn apply_log_tail(store: &Store) -> anyhow::Result<usize> {
+    let mut st: AppliedState = match store.applied_state()? {
+        None => AppliedState::default(),
+        Some(b) => postcard::from_bytes(&b)?,
+    };
+    let from = st.last_applied.map(|l| l.index + 1).unwrap_or(0);
+    let entries: Vec<Entry<TypeConfig>> = {
+        let txn = store.database().begin_read()?;
+        let table = match txn.open_table(crate::log_store::LOG) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for item in table.range(from..)? {
+            let (_, v) = item?;
+            out.push(postcard::from_bytes(v.value())?);
+        }
+        out
+    };
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let mut batches = Vec::new();
+    for e in &entries {
+        st.last_applied = Some(e.log_id);
+        match &e.payload {
+            EntryPayload::Normal(b) => batches.push(b),
+            EntryPayload::Membership(m) => {
+                st.membership = StoredMembership::new(Some(e.log_id), m.clone())
+            }
+            EntryPayload::Blank => {}
+        }
+    }
+    let state = postcard::to_stdvec(&st)?;
+    store.apply(&batches, &state)?;
+    Ok(entries.len())
+}
+
 fn snapshot_file(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.snap"))
 }

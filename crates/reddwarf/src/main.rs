@@ -102,6 +102,10 @@ pub(crate) struct ServerArgs {
     /// and resourceVersions, new identity. The data dir must not hold a cluster yet.
     #[arg(long)]
     pub restore: Option<PathBuf>,
+    /// Disaster recovery: start a new one-member cluster from this member's data when a
+    /// majority of its cluster is lost for good (join the others anew afterwards).
+    #[arg(long)]
+    pub force_new_cluster: bool,
     /// When to save a snapshot into DIR/backups (cron syntax, `@every 6h` too; empty: never),
     /// as k3s's etcd snapshots.
     #[arg(long, default_value = "0 */12 * * *")]

@@ -111,15 +111,23 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         &args.data_dir.join("pki"),
     ));
 
-    if args.restore.is_some() {
-        anyhow::ensure!(
-            !state_path.exists(),
-            "{} already holds a cluster: restore into a new --data-dir",
-            args.data_dir.display()
-        );
-    }
+    let restore = match (&args.restore, args.force_new_cluster) {
+        (Some(_), true) => {
+            anyhow::bail!("--restore and --force-new-cluster exclude each other")
+        }
+        (Some(file), false) => {
+            anyhow::ensure!(
+                !state_path.exists(),
+                "{} already holds a cluster: restore into a new --data-dir",
+                args.data_dir.display()
+            );
+            Some(file.clone())
+        }
+        (None, true) => Some(force_new_cluster(&args.data_dir, &state_path, &member)?),
+        (None, false) => None,
+    };
     let store = Store::open(&state_path).context("opening the store")?;
-    if let Some(file) = &args.restore {
+    if let Some(file) = &restore {
         let f = std::fs::File::open(file)
             .with_context(|| format!("opening the snapshot {}", file.display()))?;
         let restored = reddwarf_consensus::restore_new_cluster(
@@ -396,6 +404,56 @@ fn embedded_agent(
             tracing::error!("embedded agent: {e:#}");
         }
     }))
+}
+
+/// Disaster recovery when a majority of members is lost for good: this member's applied
+/// state becomes a new one-member cluster (same objects and resourceVersions, this member's
+/// id). The old store is kept beside it; the dump is what the restore path reads.
+fn force_new_cluster(
+    dir: &std::path::Path,
+    state_path: &std::path::Path,
+    member: &crate::member::Member,
+) -> anyhow::Result<std::path::PathBuf> {
+    anyhow::ensure!(
+        state_path.exists(),
+        "--force-new-cluster starts from a member's data: {} holds none",
+        dir.display()
+    );
+    let dump = dir.join("force-new-cluster.dump");
+    {
+        let old = Store::open(state_path).context("opening the store")?;
+        let tail = reddwarf_consensus::apply_log_tail(&old)
+            .context("applying the rest of this member's raft log")?;
+        if tail > 0 {
+            tracing::warn!("applied the last {tail} raft log entries this member holds");
+        }
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&dump).with_context(|| format!("creating {}", dump.display()))?,
+        );
+        old.dump_to(&mut out).context("reading this member's state")?;
+        let f = out.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = state_path.with_extension(format!("redb.before-force-new-cluster-{secs}"));
+    std::fs::rename(state_path, &aside)?;
+    crate::member::save(
+        dir,
+        &crate::member::Member {
+            id: member.id,
+            seed: None,
+            joined: true,
+        },
+    )?;
+    tracing::warn!(
+        "forcing a new one-member cluster from this member's state (the old store is kept as {})",
+        aside.display()
+    );
+    Ok(dump)
 }
 
 /// A token in `DIR/<name>` (`node-token` for agents, `server-token` for members), created on

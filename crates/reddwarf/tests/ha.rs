@@ -316,3 +316,49 @@ fn members_are_removed_and_the_rest_go_on() {
         configmap("after-removal"),
     );
 }
+
+#[test]
+fn a_survivor_of_a_lost_majority_forces_a_new_cluster_with_everything_committed() {
+    let mut c = Cluster::start(3);
+    let created = c.members[0].create(
+        "/api/v1/namespaces/default/configmaps",
+        configmap("kept"),
+    );
+    // Every member holds the write in its log (applied or not: the survivor applies the rest
+    // of its log when it forces the new cluster).
+    eventually("every member to hold the log", Duration::from_secs(30), || {
+        let s = c.status(0);
+        s["members"]
+            .as_array()?
+            .iter()
+            .all(|m| m["lag"].as_u64() == Some(0))
+            .then_some(())
+    });
+    c.members[0].kill9();
+    c.members[1].kill9();
+    let survivor = &mut c.members[2];
+    survivor.kill9();
+    survivor.extra_args.push("--force-new-cluster".into());
+    survivor.spawn();
+    survivor.extra_args.pop();
+    let kept = survivor.api_get("/api/v1/namespaces/default/configmaps/kept");
+    assert_eq!(
+        kept["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+    survivor.create(
+        "/api/v1/namespaces/default/configmaps",
+        configmap("after-recovery"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .args(["cluster", "status", "-o", "json", "--kubeconfig"])
+        .arg(survivor.kubeconfig())
+        .output()
+        .expect("reddwarf cluster status");
+    let s = parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(s["members"].as_array().map(|m| m.len()), Some(1), "{s}");
+    // A restart without the flag stays the new one-member cluster.
+    survivor.kill9();
+    survivor.spawn();
+    survivor.api_get("/api/v1/namespaces/default/configmaps/after-recovery");
+}
