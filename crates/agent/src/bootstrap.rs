@@ -90,6 +90,7 @@ pub async fn credentials(
                     host: server.0.clone(),
                     port: server.1,
                     tls: client_config(&c.ca_pem, Some((&c.cert_pem, &c.key_pem)), &[])?,
+                    alternates: None,
                 };
                 match request_certificate(&ep, None, node).await {
                     Ok((cert_pem, key_pem)) => {
@@ -129,6 +130,7 @@ pub async fn credentials(
         host: server.0.clone(),
         port: server.1,
         tls: client_config(&ca_pem, None, &[])?,
+        alternates: None,
     };
     let (cert_pem, key_pem) = request_certificate(&ep, Some(&parsed.bearer()), node).await?;
     let c = Credentials {
@@ -209,6 +211,7 @@ pub async fn fetch_ca(server: &(String, u16)) -> Result<String> {
         host: server.0.clone(),
         port: server.1,
         tls: Arc::new(config),
+        alternates: None,
     };
     let (code, body) = request(&ep, "GET", "/cacerts", None, None).await?;
     if code != 200 {
@@ -231,6 +234,7 @@ async fn refused(server: &(String, u16), c: &Credentials) -> bool {
         host: server.0.clone(),
         port: server.1,
         tls,
+        alternates: None,
     };
     matches!(request(&ep, "GET", "/api", None, None).await, Ok((401, _)))
 }

@@ -21,6 +21,43 @@ pub struct Endpoint {
     pub port: u16,
     /// TLS settings: the pinned cluster CA, and the node's certificate once it has one.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Other control-plane members to move to when this one cannot be reached.
+    pub alternates: Option<Arc<Servers>>,
+}
+
+/// Every control-plane member an agent may use, and the one it uses now: connections go to
+/// the current one and move on, in order, when it cannot be reached.
+pub struct Servers {
+    list: Vec<(String, u16)>,
+    current: std::sync::atomic::AtomicUsize,
+}
+
+impl Servers {
+    /// The members, the first one current.
+    pub fn new(list: Vec<(String, u16)>) -> Arc<Servers> {
+        Arc::new(Servers {
+            list,
+            current: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn current(&self) -> usize {
+        self.current.load(std::sync::atomic::Ordering::Relaxed) % self.list.len().max(1)
+    }
+}
+
+/// `https://a:1,https://b:2` (or one URL) → every (host, port).
+pub fn parse_server_urls(urls: &str) -> Result<Vec<(String, u16)>> {
+    let list: Vec<(String, u16)> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(parse_server_url)
+        .collect::<Result<_>>()?;
+    if list.is_empty() {
+        bail!("no --server given: the control plane's https://HOST:PORT");
+    }
+    Ok(list)
 }
 
 /// rustls' ring crypto provider, the one every TLS config of the agent uses.
@@ -83,32 +120,58 @@ pub fn client_config(
 }
 
 impl Endpoint {
-    /// `host:port` for a URL or a `Host` header, with an IPv6 host in brackets.
+    /// `host:port` for a URL or a `Host` header, with an IPv6 host in brackets: the current
+    /// member's when there are several.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
+        match &self.alternates {
+            Some(s) if !s.list.is_empty() => {
+                let (h, p) = &s.list[s.current()];
+                authority(h, *p)
+            }
+            _ => authority(&self.host, self.port),
         }
     }
 
-    /// A TLS connection with `config` (whose ALPN decides HTTP/1.1 or HTTP/2).
+    /// A TLS connection with `config` (whose ALPN decides HTTP/1.1 or HTTP/2): to the current
+    /// member, or the next one that answers when it does not.
     pub async fn connect(
         &self,
         config: Arc<rustls::ClientConfig>,
     ) -> Result<(TlsStream<TcpStream>, std::net::SocketAddr)> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+        let Some(servers) = self.alternates.as_ref().filter(|s| s.list.len() > 1) else {
+            return connect_to(&self.host, self.port, config).await;
+        };
+        let start = servers.current();
+        let n = servers.list.len();
+        let mut last = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let (host, port) = &servers.list[i];
+            let attempt = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                connect_to(host, *port, config.clone()),
+            )
             .await
-            .with_context(|| format!("connecting to {}", self.authority()))?;
-        tcp.set_nodelay(true)?;
-        let local = tcp.local_addr()?;
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|e| anyhow!("server name {:?}: {e}", self.host))?;
-        let tls = TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS with {}", self.authority()))?;
-        Ok((tls, local))
+            .unwrap_or_else(|_| {
+                Err(anyhow!(
+                    "connecting to {} timed out",
+                    authority(host, *port)
+                ))
+            });
+            match attempt {
+                Ok(c) => {
+                    if k > 0 {
+                        tracing::info!("control plane: moved to {}", authority(host, *port));
+                        servers
+                            .current
+                            .store(i, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    return Ok(c);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no control-plane member to connect to")))
     }
 
     /// A kube client over one HTTP/2 connection, re-dialled when it drops.
@@ -126,6 +189,33 @@ impl Endpoint {
         });
         kube::Client::new(service, "default")
     }
+}
+
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+async fn connect_to(
+    host: &str,
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<(TlsStream<TcpStream>, std::net::SocketAddr)> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .with_context(|| format!("connecting to {}", authority(host, port)))?;
+    tcp.set_nodelay(true)?;
+    let local = tcp.local_addr()?;
+    let name =
+        ServerName::try_from(host.to_string()).map_err(|e| anyhow!("server name {host:?}: {e}"))?;
+    let tls = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .with_context(|| format!("TLS with {}", authority(host, port)))?;
+    Ok((tls, local))
 }
 
 struct H2 {
@@ -147,8 +237,14 @@ impl H2 {
             .connect(self.tls.clone())
             .await
             .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
-        let (send, c) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await?;
+        // Pings notice a member that went silent (not only one that closed the connection),
+        // so the next request dials another.
+        let (send, c) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(std::time::Duration::from_secs(5))
+            .keep_alive_timeout(std::time::Duration::from_secs(5))
+            .handshake(TokioIo::new(tls))
+            .await?;
         tokio::spawn(async move {
             if let Err(e) = c.await {
                 tracing::debug!("API connection ended: {e}");

@@ -91,14 +91,35 @@ pub async fn run(
     let runtime_version = format!("{rt_name}://{rt_version}");
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let server = https::parse_server_url(&cfg.server)?;
-    let creds =
-        bootstrap::credentials(&server, cfg.token.as_deref(), &cfg.data_dir, &cfg.node_name)
-            .await?;
+    // Several members (`--server a,b,c`): bootstrap through the first that answers; the API
+    // client moves between them; every member gets a tunnel, so any member reaches the node.
+    let servers = https::parse_server_urls(&cfg.server)?;
+    let mut creds = None;
+    let mut last_err = None;
+    for server in &servers {
+        match bootstrap::credentials(server, cfg.token.as_deref(), &cfg.data_dir, &cfg.node_name)
+            .await
+        {
+            Ok(c) => {
+                creds = Some(c);
+                break;
+            }
+            Err(e) => {
+                tracing::warn!("{}:{}: {e:#}", server.0, server.1);
+                last_err = Some(e);
+            }
+        }
+    }
+    let creds = match creds {
+        Some(c) => c,
+        None => return Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no --server"))),
+    };
+    let tls = https::client_config(&creds.ca_pem, Some((&creds.cert_pem, &creds.key_pem)), &[])?;
     let ep = https::Endpoint {
-        host: server.0.clone(),
-        port: server.1,
-        tls: https::client_config(&creds.ca_pem, Some((&creds.cert_pem, &creds.key_pem)), &[])?,
+        host: servers[0].0.clone(),
+        port: servers[0].1,
+        tls: tls.clone(),
+        alternates: Some(https::Servers::new(servers.clone())),
     };
     // The node's address is the one it reaches the server from.
     let (_, local) = ep.connect(ep.tls.clone()).await?;
@@ -169,12 +190,25 @@ pub async fn run(
         node_name: cfg.node_name.clone(),
         pods: Arc::new(pods::api::PodsApi { shared }),
     });
-    let tunnel = tokio::spawn(tunnel::run(ep.clone(), api));
+    let tunnels: Vec<_> = servers
+        .iter()
+        .map(|(host, port)| {
+            let ep = https::Endpoint {
+                host: host.clone(),
+                port: *port,
+                tls: tls.clone(),
+                alternates: None,
+            };
+            tokio::spawn(tunnel::run(ep, api.clone()))
+        })
+        .collect();
     tracing::info!("agent for node {} running", cfg.node_name);
     shutdown.await;
     tracing::info!("agent stopping (pods keep running)");
     heartbeat.abort();
-    tunnel.abort();
+    for t in tunnels {
+        t.abort();
+    }
     pod_workers.abort();
     local_volumes.abort();
     image_gc.abort();

@@ -7,9 +7,10 @@ use reddwarf_agent::AgentConfig;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct AgentArgs {
-    /// The server, `https://HOST:PORT`.
-    #[arg(long, env = "REDDWARF_SERVER", default_value = "")]
-    pub server: String,
+    /// The server, `https://HOST:PORT`; several control-plane members as a comma-separated
+    /// list (or repeated): the agent moves to the next when its member is lost.
+    #[arg(long, env = "REDDWARF_SERVER", value_delimiter = ',')]
+    pub server: Vec<String>,
     /// The server's node token (its DIR/node-token). Needed until the agent holds a certificate.
     #[arg(long, env = "REDDWARF_TOKEN")]
     pub token: Option<String>,
@@ -120,7 +121,7 @@ pub fn runtime(
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let cfg = args.node.config(
-        args.server.clone(),
+        args.server.join(","),
         args.token.clone(),
         args.data_dir.clone(),
     )?;

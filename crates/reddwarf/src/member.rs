@@ -113,6 +113,7 @@ pub async fn fetch_bundle(dir: &Path, url: &str, token: &str) -> anyhow::Result<
         host: server.0.clone(),
         port: server.1,
         tls,
+        alternates: None,
     };
     let (code, body) = reddwarf_agent::bootstrap::request(
         &ep,

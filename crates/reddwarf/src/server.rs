@@ -431,7 +431,8 @@ fn force_new_cluster(
             1 << 20,
             std::fs::File::create(&dump).with_context(|| format!("creating {}", dump.display()))?,
         );
-        old.dump_to(&mut out).context("reading this member's state")?;
+        old.dump_to(&mut out)
+            .context("reading this member's state")?;
         let f = out.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{eventually, parse, Server};
+use common::{eventually, parse, Agent, Server};
 
 /// A port free now: members keep theirs across restarts (the cluster records the address).
 fn free_port() -> u16 {
@@ -27,7 +27,15 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
-        let first = Server::start_with(&["--listen", &format!("127.0.0.1:{}", free_port())]);
+        Cluster::start_with(n, &[])
+    }
+
+    /// `n` members, each started with `extra` flags too.
+    fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut args = vec!["--listen", listen.as_str()];
+        args.extend_from_slice(extra);
+        let first = Server::start_with(&args);
         let token = std::fs::read_to_string(first.data_dir().join("server-token"))
             .expect("server-token")
             .trim()
@@ -35,14 +43,17 @@ impl Cluster {
         let join = first.url.clone();
         let mut members = vec![first];
         for _ in 1..n {
-            members.push(Server::start_with(&[
+            let listen = format!("127.0.0.1:{}", free_port());
+            let mut args = vec![
                 "--listen",
-                &format!("127.0.0.1:{}", free_port()),
+                listen.as_str(),
                 "--join",
                 &join,
                 "--token",
                 &token,
-            ]));
+            ];
+            args.extend_from_slice(extra);
+            members.push(Server::start_with(&args));
         }
         let c = Cluster { members };
         c.wait_voters(n);
@@ -64,15 +75,19 @@ impl Cluster {
     }
 
     fn wait_voters(&self, n: usize) {
-        eventually("every member to be a voter", Duration::from_secs(60), || {
-            let s = self.status(0);
-            let voters = s["members"]
-                .as_array()?
-                .iter()
-                .filter(|m| m["role"] == "voter")
-                .count();
-            (voters == n).then_some(())
-        });
+        eventually(
+            "every member to be a voter",
+            Duration::from_secs(60),
+            || {
+                let s = self.status(0);
+                let voters = s["members"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["role"] == "voter")
+                    .count();
+                (voters == n).then_some(())
+            },
+        );
     }
 
     /// Index (into `members`) of the leader, as a running member reports it.
@@ -135,7 +150,11 @@ fn writes_through_any_member_are_read_at_once_from_every_other() {
         // Linearizable reads: no waiting, every member already answers with the same object.
         for other in &c.members {
             let got = other.api_get(&format!("/api/v1/namespaces/default/configmaps/{name}"));
-            assert_eq!(got["metadata"]["resourceVersion"], rv, "{name} via {}", other.url);
+            assert_eq!(
+                got["metadata"]["resourceVersion"], rv,
+                "{name} via {}",
+                other.url
+            );
         }
     }
     // kubectl on each member's own kubeconfig sees the same objects and resourceVersions.
@@ -239,10 +258,7 @@ fn leader_kill_during_a_write_storm_loses_no_acknowledged_write() {
 fn a_lost_majority_answers_503_and_recovers_when_a_member_returns() {
     let mut c = Cluster::start(3);
     let survivor = 2;
-    c.members[0].create(
-        "/api/v1/namespaces/default/configmaps",
-        configmap("before"),
-    );
+    c.members[0].create("/api/v1/namespaces/default/configmaps", configmap("before"));
     c.members[0].kill9();
     c.members[1].kill9();
     let s = &c.members[survivor];
@@ -253,11 +269,20 @@ fn a_lost_majority_answers_503_and_recovers_when_a_member_returns() {
         &configmap("during"),
     );
     assert_eq!(code, 503, "{body}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let status = parse(&body);
     assert_eq!(status["reason"], "ServiceUnavailable", "{body}");
     // A consistent read cannot be served; this member's own state still can.
-    let (code, _) = s.curl("GET", "/api/v1/namespaces/default/configmaps/before", None, None);
+    let (code, _) = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps/before",
+        None,
+        None,
+    );
     assert_eq!(code, 503);
     let (code, body) = s.curl(
         "GET",
@@ -320,20 +345,21 @@ fn members_are_removed_and_the_rest_go_on() {
 #[test]
 fn a_survivor_of_a_lost_majority_forces_a_new_cluster_with_everything_committed() {
     let mut c = Cluster::start(3);
-    let created = c.members[0].create(
-        "/api/v1/namespaces/default/configmaps",
-        configmap("kept"),
-    );
+    let created = c.members[0].create("/api/v1/namespaces/default/configmaps", configmap("kept"));
     // Every member holds the write in its log (applied or not: the survivor applies the rest
     // of its log when it forces the new cluster).
-    eventually("every member to hold the log", Duration::from_secs(30), || {
-        let s = c.status(0);
-        s["members"]
-            .as_array()?
-            .iter()
-            .all(|m| m["lag"].as_u64() == Some(0))
-            .then_some(())
-    });
+    eventually(
+        "every member to hold the log",
+        Duration::from_secs(30),
+        || {
+            let s = c.status(0);
+            s["members"]
+                .as_array()?
+                .iter()
+                .all(|m| m["lag"].as_u64() == Some(0))
+                .then_some(())
+        },
+    );
     c.members[0].kill9();
     c.members[1].kill9();
     let survivor = &mut c.members[2];
@@ -361,4 +387,65 @@ fn a_survivor_of_a_lost_majority_forces_a_new_cluster_with_everything_committed(
     survivor.kill9();
     survivor.spawn();
     survivor.api_get("/api/v1/namespaces/default/configmaps/after-recovery");
+}
+
+/// The Ready condition's status and the Lease's renewTime of node `name`, read through `s`.
+fn node_ready_and_renewed(s: &Server, name: &str) -> Option<(String, String)> {
+    let node = s.get_opt(&format!("/api/v1/nodes/{name}"))?;
+    let ready = node["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?["status"]
+        .as_str()?
+        .to_string();
+    let lease = s.get_opt(&format!(
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+    ))?;
+    Some((ready, lease["spec"]["renewTime"].as_str()?.to_string()))
+}
+
+#[test]
+fn an_agent_moves_to_another_member_without_its_node_going_not_ready() {
+    // A short grace period: a node whose heartbeats stopped would go Unknown while watched.
+    let mut c = Cluster::start_with(3, &["--node-monitor-grace-period", "15s"]);
+    let urls: Vec<String> = c.members.iter().map(|m| m.url.clone()).collect();
+    let mut agent = Agent::start_with(&c.members[1], "ha-node", &[], &[], &urls.join(","));
+    // Every member holds a tunnel to the node: the node API answers through each.
+    for m in &c.members {
+        eventually(
+            "the node API through every member",
+            Duration::from_secs(30),
+            || {
+                let (code, body) = m.curl("GET", "/api/v1/nodes/ha-node/proxy/healthz", None, None);
+                (code == 200 && body.trim() == "ok").then_some(())
+            },
+        );
+    }
+    // The agent's member (the first in its list) goes away for good.
+    c.members[0].kill9();
+    let observer = &c.members[2];
+    // (Reads wait out the election when the lost member led.)
+    let (_, renewed_before) = eventually(
+        "the node through another member",
+        Duration::from_secs(30),
+        || node_ready_and_renewed(observer, "ha-node"),
+    );
+    let until = Instant::now() + Duration::from_secs(25);
+    let mut renewed = false;
+    while Instant::now() < until {
+        if let Some((ready, renew)) = node_ready_and_renewed(observer, "ha-node") {
+            assert_eq!(ready, "True", "the node went {ready}:\n{}", agent.log());
+            renewed |= renew != renewed_before;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        renewed,
+        "the lease was not renewed after the member was lost:\n{}",
+        agent.log()
+    );
+    assert!(agent.log().contains("moved to"), "{}", agent.log());
+    let (code, _) = observer.curl("GET", "/api/v1/nodes/ha-node/proxy/healthz", None, None);
+    assert_eq!(code, 200);
+    agent.kill9();
 }
