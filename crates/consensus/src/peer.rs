@@ -95,7 +95,14 @@ impl Consensus {
                 let answer = self.read_index_here().await;
                 postcard::to_stdvec(&answer)
             }
+            // From a joining member, which may reach any member: forwarded to the leader.
             "admin" => {
+                let op: Admin = postcard::from_bytes(body).map_err(codec_err)?;
+                let answer = self.admin(op).await;
+                postcard::to_stdvec(&answer)
+            }
+            // Forwarded by a member: run here or refuse (no second hop).
+            "admin-leader" => {
                 let op: Admin = postcard::from_bytes(body).map_err(codec_err)?;
                 let answer = self.admin_here(op).await;
                 postcard::to_stdvec(&answer)
@@ -118,7 +125,12 @@ impl Consensus {
                 };
                 inner
                     .peers
-                    .call::<_, Result<AdminAnswer, ProposeError>>(&addr, "admin", &op, timeout)
+                    .call::<_, Result<AdminAnswer, ProposeError>>(
+                        &addr,
+                        "admin-leader",
+                        &op,
+                        timeout,
+                    )
                     .await
                     .map_err(|e| ProposeError::Unavailable(format!("reaching the leader: {e}")))?
             }

@@ -233,6 +233,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| sm_err(ErrorVerb::Read, e))?;
         std::io::copy(&mut src, &mut dst).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         dst.sync_all().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        tracing::info!(
+            "installed a snapshot up to log index {} (revision {})",
+            meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            self.store.revision()
+        );
         save_meta(&self.store, &self.dir, meta)
     }
 

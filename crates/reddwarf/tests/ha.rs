@@ -449,3 +449,97 @@ fn an_agent_moves_to_another_member_without_its_node_going_not_ready() {
     assert_eq!(code, 200);
     agent.kill9();
 }
+
+#[test]
+fn a_deployment_keeps_its_replica_count_through_three_leader_changes() {
+    let mut c = Cluster::start(3);
+    let deploy = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "steady"},
+        "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "steady"}},
+            "template": {"metadata": {"labels": {"app": "steady"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    c.members[0].create("/apis/apps/v1/namespaces/default/deployments", &deploy);
+    let pods = |s: &Server| -> Option<Vec<String>> {
+        let v = s.get_opt("/api/v1/namespaces/default/pods?labelSelector=app%3Dsteady")?;
+        Some(
+            v["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+                .collect(),
+        )
+    };
+    let first = eventually("five pods", Duration::from_secs(30), || {
+        pods(&c.members[0]).filter(|p| p.len() == 5)
+    });
+    let mut seen: std::collections::BTreeSet<String> = first.into_iter().collect();
+    for round in 0..3 {
+        let leader = c.leader();
+        c.members[leader].kill9();
+        let observer = (leader + 1) % 3;
+        // Through the election and a while after it, every list has exactly the five pods.
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            if let Some(p) = pods(&c.members[observer]) {
+                assert_eq!(p.len(), 5, "round {round}: {p:?}");
+                seen.extend(p);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c.members[leader].spawn();
+        // A leader again (it waits for one) before the next round.
+        c.leader();
+    }
+    // No pod was ever created beyond the five (none made and deleted again either).
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let d = c.members[1].api_get("/apis/apps/v1/namespaces/default/deployments/steady");
+    assert_eq!(d["status"]["replicas"], 5, "{d}");
+}
+
+#[test]
+fn a_fourth_member_joins_through_a_snapshot_and_a_member_is_removed() {
+    // Snapshots every 50 entries: the log the new member would need is purged by then.
+    let mut c = Cluster::start_with(3, &["--raft-snapshot-entries", "50"]);
+    let mut items = Vec::new();
+    for i in 0..400 {
+        items.push(configmap(&format!("bulk-{i}")));
+    }
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let file = c.members[0].write_file("bulk.json", &list.to_string());
+    c.members[0].kubectl_ok("1.33", &["create", "-f", &file, "-o", "name"]);
+    let token = std::fs::read_to_string(c.members[0].data_dir().join("server-token"))
+        .expect("server-token");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let join = c.members[1].url.clone();
+    let fourth = Server::start_with(&[
+        "--listen",
+        &listen,
+        "--join",
+        &join,
+        "--token",
+        token.trim(),
+        "--raft-snapshot-entries",
+        "50",
+    ]);
+    assert!(
+        fourth.log().contains("installed a snapshot"),
+        "{}",
+        common::tail(&fourth.log(), 30)
+    );
+    c.members.push(fourth);
+    c.wait_voters(4);
+    let expected = configmaps(&c.members[0]).expect("list");
+    assert!(expected.len() >= 400);
+    assert_eq!(configmaps(&c.members[3]).as_ref(), Some(&expected));
+    // Removing the fourth again leaves three voters that go on writing.
+    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .args(["cluster", "remove", "4", "--kubeconfig"])
+        .arg(c.members[0].kubeconfig())
+        .output()
+        .expect("reddwarf cluster remove");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    c.members[3].kill9();
+    c.wait_voters(3);
+    c.members[2].create("/api/v1/namespaces/default/configmaps", configmap("after"));
+}
