@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod direct;
+pub mod linearizability;
 mod log_store;
 mod network;
 mod peer;
@@ -16,7 +17,7 @@ mod state_machine;
 
 pub use direct::{DirectProposer, Proposal, Proposer};
 pub use log_store::LogStore;
-pub use network::{PeerError, Peers, PEER_PATH};
+pub use network::{PeerCall, PeerError, PeerTransport, Peers, Transport, PEER_PATH};
 pub use peer::{ClusterStatus, MemberStatus};
 pub use proposer::{Consensus, ConsensusConfig, ProposeError, Stats};
 pub use state_machine::{apply_log_tail, restore_new_cluster, StateMachine};

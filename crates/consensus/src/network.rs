@@ -49,16 +49,41 @@ pub enum PeerError {
     },
 }
 
+/// A boxed peer-call future.
+pub type PeerCall =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, PeerError>> + Send>>;
+
+/// Another way to carry peer RPCs than HTTP/2 over TLS: in-process members with injected
+/// faults (drops, delays, duplicates, partitions) in the randomized consistency tests.
+pub trait Transport: Send + Sync + 'static {
+    /// Delivers `body` to `rpc` of the member at `addr` and returns its answer.
+    fn call(&self, addr: &str, rpc: &str, body: Vec<u8>, timeout: Duration) -> PeerCall;
+}
+
+/// A [`Transport`] in the consensus settings (which are `Debug`).
+#[derive(Clone)]
+pub struct PeerTransport(pub Arc<dyn Transport>);
+
+impl std::fmt::Debug for PeerTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerTransport")
+    }
+}
+
 /// Connections to the other members, shared by raft's replication streams and the forwarders.
 pub struct Peers {
     tls: Option<Arc<rustls::ClientConfig>>,
     conns: Mutex<HashMap<String, SendRequest<Full<Bytes>>>>,
+    transport: Option<Arc<dyn Transport>>,
 }
 
 impl Peers {
     /// Peers reached with `tls` (the member certificate as client identity, the cluster CA as
     /// the only root); `None` is a member that cannot reach any peer (tests of one member).
-    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Arc<Peers> {
+    pub fn new(
+        tls: Option<Arc<rustls::ClientConfig>>,
+        transport: Option<PeerTransport>,
+    ) -> Arc<Peers> {
         let tls = tls.map(|c| {
             let mut c = (*c).clone();
             c.alpn_protocols = vec![b"h2".to_vec()];
@@ -67,6 +92,7 @@ impl Peers {
         Arc::new(Peers {
             tls,
             conns: Mutex::new(HashMap::new()),
+            transport: transport.map(|t| t.0),
         })
     }
 
@@ -133,6 +159,9 @@ impl Peers {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, PeerError> {
+        if let Some(t) = &self.transport {
+            return t.call(addr, rpc, body, timeout).await;
+        }
         let failed = |reason: String| PeerError::Failed {
             addr: addr.to_string(),
             reason,

@@ -34,6 +34,8 @@ pub struct ConsensusConfig {
     /// This member joins an existing cluster: on first start it waits to be added instead of
     /// founding a one-member cluster of its own.
     pub join: bool,
+    /// Carries peer RPCs instead of HTTP/2 (in-process tests); `None` in a server.
+    pub transport: Option<crate::network::PeerTransport>,
 }
 
 impl Default for ConsensusConfig {
@@ -47,6 +49,7 @@ impl Default for ConsensusConfig {
             snapshot_every: 20_000,
             peer_tls: None,
             join: false,
+            transport: None,
         }
     }
 }
@@ -168,7 +171,7 @@ impl Consensus {
         let stats = Arc::new(Stats::default());
         let log = LogStore::open(store.database().clone(), stats.clone())?;
         let sm = StateMachine::new(store.clone(), &cfg.snapshot_dir)?;
-        let peers = Peers::new(cfg.peer_tls.clone());
+        let peers = Peers::new(cfg.peer_tls.clone(), cfg.transport.clone());
         let network = Network {
             peers: peers.clone(),
         };

@@ -177,6 +177,41 @@ fn writes_through_any_member_are_read_at_once_from_every_other() {
     assert_eq!(views[0], views[1]);
     assert_eq!(views[0], views[2]);
 
+    // A watch on a follower delivers the same events, in order, with the leader's
+    // resourceVersions.
+    let from = c.members[0].api_get("/api/v1/namespaces/default/configmaps")["metadata"]
+        ["resourceVersion"]
+        .as_str()
+        .expect("list revision")
+        .to_string();
+    let written: Vec<String> = (0..3)
+        .map(|i| {
+            let o = c.members[0].create(
+                "/api/v1/namespaces/default/configmaps",
+                configmap(&format!("watched-{i}")),
+            );
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for m in &c.members[1..] {
+        let events = m.watch_events(
+            &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={from}&timeoutSeconds=2"),
+            None,
+        );
+        let seen: Vec<String> = events
+            .iter()
+            .filter(|e| e["type"] == "ADDED")
+            .filter_map(|e| {
+                e["object"]["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(seen, written, "{events:?}");
+    }
     // Peer RPCs need a member certificate: the admin's is refused, so is no certificate.
     let m = &c.members[0];
     let (code, body) = m.curl("POST", "/reddwarf/raft/vote", None, Some(b"x"));
@@ -538,7 +573,11 @@ fn a_fourth_member_joins_through_a_snapshot_and_a_member_is_removed() {
         .arg(c.members[0].kubeconfig())
         .output()
         .expect("reddwarf cluster remove");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     c.members[3].kill9();
     c.wait_voters(3);
     c.members[2].create("/api/v1/namespaces/default/configmaps", configmap("after"));

@@ -5,6 +5,7 @@
 mod authz;
 mod create;
 mod custom;
+mod ha;
 mod pods;
 mod read;
 mod report;
@@ -49,6 +50,9 @@ pub enum Scenario {
     Startup(startup::StartupArgs),
     /// Simulated nodes and pods: how fast pods are scheduled and running.
     Schedule(schedule::ScheduleArgs),
+    /// A cluster of members: failover time after leader kills, and a member joining through
+    /// a snapshot of many objects.
+    Ha(ha::HaArgs),
     /// Real pods on real node agents: create → Running, delete → gone, agent memory, and
     /// port-forward (tunnel) vs direct throughput.
     Pods(pods::PodsArgs),
@@ -89,6 +93,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Startup(a) => startup::run(a).await?,
         Scenario::Schedule(a) => schedule::run(a).await?,
         Scenario::Pods(a) => pods::run(a).await?,
+        Scenario::Ha(a) => ha::run(a).await?,
     };
     report.print();
     Ok(())
