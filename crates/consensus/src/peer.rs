@@ -178,18 +178,35 @@ impl Consensus {
                     .membership()
                     .get_node(&id)
                     .map(|n| n.addr.clone());
-                if !is_voter || known.as_deref() != Some(addr.as_str()) {
-                    // Blocking: returns once the learner has caught up with the log.
-                    raft.add_learner(id, BasicNode { addr: addr.clone() }, true)
+                match known {
+                    // A member back at another address: the same member, so replacing its
+                    // address is safe (SetNodes), and it keeps its role.
+                    Some(old) if old != addr => {
+                        raft.change_membership(
+                            ChangeMembers::SetNodes(BTreeMap::from([(
+                                id,
+                                BasicNode { addr: addr.clone() },
+                            )])),
+                            true,
+                        )
                         .await
                         .map_err(raft_err)?;
+                        tracing::info!("member {id} moved from {old} to {addr}");
+                    }
+                    Some(_) => {}
+                    None => {
+                        // Blocking: returns once the learner has caught up with the log.
+                        raft.add_learner(id, BasicNode { addr: addr.clone() }, true)
+                            .await
+                            .map_err(raft_err)?;
+                    }
                 }
                 if !is_voter {
                     raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
                         .await
                         .map_err(raft_err)?;
+                    tracing::info!("member {id} at {addr} is a voter");
                 }
-                tracing::info!("member {id} at {addr} is a voter");
                 Ok(AdminAnswer::Done)
             }
             Admin::Remove { id } => {
@@ -253,6 +270,16 @@ impl Consensus {
             .await
             .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
         answer.map(|_| ())
+    }
+
+    /// The address the cluster has recorded for this member, if it is in the membership.
+    pub fn recorded_address(&self) -> Option<String> {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&self.inner.id)
+            .map(|n| n.addr.clone())
     }
 
     /// Whether this member is a voter of its cluster (founded, or added and promoted).

@@ -54,6 +54,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 let token = args.token.as_deref().context(
                     "--join needs --token: the server token (DIR/server-token of any member)",
                 )?;
+                let (seed_host, _) = crate::member::host_port(url)?;
+                let seed_loopback = seed_host == "localhost"
+                    || seed_host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                let own = match &args.advertise_address {
+                    Some(a) => a.clone(),
+                    None => advertise_ip(
+                        tokio::net::lookup_host(&args.listen)
+                            .await?
+                            .next()
+                            .context("--listen names no address")?,
+                    ),
+                };
+                let own_loopback = own
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+                anyhow::ensure!(
+                    seed_loopback || !own_loopback,
+                    "this member would advertise {own}, which members on other machines cannot reach: give --advertise-address (or --listen with this machine's address)"
+                );
                 let m = crate::member::fetch_bundle(&args.data_dir, url, token).await?;
                 tracing::info!("joining through {url} as member {}", m.id);
                 m
@@ -179,6 +200,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         pki::service_account_key(&args.data_dir.join("pki")).context("service-account key")?;
     let peer_service = Arc::new(PeerService {
         consensus: consensus.clone(),
+        loopback: advertise_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
         server_token: server_token.clone(),
         bundle: crate::member::JoinBundle {
             id: 0,
@@ -246,6 +270,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let serve = tokio::spawn(serve);
     if !member.joined {
         join_cluster(&consensus, &args.data_dir, &member, &advertise).await;
+    }
+    // A member restarted on another address (or given --advertise-address at last) has the
+    // cluster record the new one, so peers and followers reach it.
+    {
+        let consensus = consensus.clone();
+        let advertise = advertise.clone();
+        tokio::spawn(async move {
+            loop {
+                match consensus.recorded_address() {
+                    Some(a) if a == advertise => return,
+                    Some(a) => match consensus.add_member(consensus.id(), &advertise).await {
+                        Ok(()) => {
+                            tracing::info!(
+                                "the cluster now reaches this member at {advertise} (was {a})"
+                            );
+                            return;
+                        }
+                        Err(e) => tracing::debug!("recording this member's address: {e}"),
+                    },
+                    None => {}
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
     }
     // The bootstrap writes go through the leader: on a member of several they wait for one
     // (and for this member to have caught up), so a restart while the majority is away
@@ -514,6 +562,8 @@ struct Shared {
 /// token), every other `/reddwarf/raft/<rpc>` for members (member certificates) only.
 struct PeerService {
     consensus: Consensus,
+    /// Whether this member advertises a loopback address (reachable from this machine only).
+    loopback: bool,
     server_token: String,
     bundle: crate::member::JoinBundle,
 }
@@ -526,6 +576,7 @@ impl PeerService {
         &self,
         req: http::Request<hyper::body::Incoming>,
         member: bool,
+        remote: SocketAddr,
     ) -> http::Response<axum::body::Body> {
         use http::StatusCode;
         use http_body_util::BodyExt;
@@ -556,6 +607,12 @@ impl PeerService {
                     StatusCode::UNAUTHORIZED,
                     "joining needs the cluster's server token (DIR/server-token of a member)\n"
                         .into(),
+                );
+            }
+            if self.loopback && !remote.ip().is_loopback() {
+                return text(
+                    StatusCode::CONFLICT,
+                    "this member advertises a loopback address, which a member on another machine cannot reach: restart it with --advertise-address\n".into(),
                 );
             }
             return match self.consensus.allocate_member_id().await {
@@ -652,6 +709,7 @@ async fn serve_connection(
         ca_pem,
         peer,
     } = shared;
+    let remote = tcp.peer_addr()?;
     let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await??;
     // A revoked certificate authenticates nothing: every request on the connection is a 401.
     let revoked = tls
@@ -693,7 +751,7 @@ async fn serve_connection(
             // Peer traffic never reaches the API router.
             if req.uri().path().starts_with(reddwarf_consensus::PEER_PATH) {
                 let peer = peer.clone();
-                return Box::pin(async move { Ok(peer.serve(req, member).await) });
+                return Box::pin(async move { Ok(peer.serve(req, member, remote).await) });
             }
             // A client certificate wins; otherwise a known bearer token authenticates; a request
             // with no credentials at all is anonymous (an unknown token is refused with 401).

@@ -582,3 +582,42 @@ fn a_fourth_member_joins_through_a_snapshot_and_a_member_is_removed() {
     c.wait_voters(3);
     c.members[2].create("/api/v1/namespaces/default/configmaps", configmap("after"));
 }
+
+#[test]
+fn a_member_restarted_on_another_port_is_reached_there() {
+    let mut c = Cluster::start(3);
+    let leader = c.leader();
+    let moved = (leader + 1) % 3;
+    let m = &mut c.members[moved];
+    m.kill9();
+    let i = m
+        .extra_args
+        .iter()
+        .position(|a| a == "--listen")
+        .expect("--listen");
+    let new = format!("127.0.0.1:{}", free_port());
+    m.extra_args[i + 1] = new.clone();
+    m.spawn();
+    eventually(
+        "the cluster to record the new address",
+        Duration::from_secs(30),
+        || {
+            let s = c.status(leader);
+            s["members"]
+                .as_array()?
+                .iter()
+                .any(|m| m["address"] == new.as_str() && m["role"] == "voter")
+                .then_some(())
+        },
+    );
+    // Writes through it (forwarded to the leader) and to it (replicated) both work.
+    c.members[moved].create(
+        "/api/v1/namespaces/default/configmaps",
+        configmap("from-moved"),
+    );
+    c.members[leader].create(
+        "/api/v1/namespaces/default/configmaps",
+        configmap("to-moved"),
+    );
+    c.members[moved].api_get("/api/v1/namespaces/default/configmaps/to-moved");
+}
