@@ -403,11 +403,20 @@ impl Consensus {
         }
     }
 
-    /// Whether this member is ready to serve: it knows a leader and has applied what it
-    /// holds of the log that is committed.
+    /// Whether this member is ready to serve: it knows a leader and has applied what it holds
+    /// of the log (a member still catching up on a long log, or installing a snapshot, is
+    /// not ready).
     pub fn raft_ready(&self) -> bool {
         let m = self.inner.raft.metrics();
         let m = m.borrow();
-        m.current_leader.is_some() && m.running_state.is_ok()
+        let behind = m
+            .last_log_index
+            .unwrap_or(0)
+            .saturating_sub(m.last_applied.map(|l| l.index).unwrap_or(0));
+        m.current_leader.is_some() && m.running_state.is_ok() && behind <= READY_LAG
     }
 }
+
+/// Log entries a member may hold unapplied and still call itself ready (entries in flight
+/// between append and apply).
+const READY_LAG: u64 = 1_000;

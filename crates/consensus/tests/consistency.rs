@@ -164,14 +164,8 @@ async fn member(id: u64, net: &Arc<Net>, dir: &std::path::Path, join: bool) -> C
     c
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn histories_under_faults_are_linearizable_and_members_converge() {
-    let seed: u64 = std::env::var("REDDWARF_CONSISTENCY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed {seed} (rerun with REDDWARF_CONSISTENCY_SEED={seed})");
-    let dir = tempfile::tempdir().unwrap();
+/// Three members behind one faulty network, registers k0..k4 created at value 0.
+async fn cluster(seed: u64, dir: &std::path::Path) -> (Arc<Net>, Vec<Consensus>) {
     let net = Arc::new(Net {
         members: RwLock::new(HashMap::new()),
         faults: RwLock::new(Faults::default()),
@@ -180,10 +174,10 @@ async fn histories_under_faults_are_linearizable_and_members_converge() {
         dropped: AtomicU64::new(0),
         duplicated: AtomicU64::new(0),
     });
-    let first = member(1, &net, dir.path(), false).await;
+    let first = member(1, &net, dir, false).await;
     let mut members = vec![first.clone()];
     for id in 2..=MEMBERS as u64 {
-        members.push(member(id, &net, dir.path(), true).await);
+        members.push(member(id, &net, dir, true).await);
         first.add_member(id, &format!("m{id}")).await.unwrap();
     }
     for k in 0..KEYS {
@@ -197,7 +191,115 @@ async fn histories_under_faults_are_linearizable_and_members_converge() {
             .unwrap();
         assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
     }
+    (net, members)
+}
 
+/// (revision, value) of every register as `m` holds it.
+fn registers(m: &Consensus) -> Vec<(u64, Option<u64>)> {
+    let view = m.store().read().unwrap();
+    (0..KEYS)
+        .map(|k| {
+            view.get(&key(k))
+                .unwrap()
+                .map(|(r, b)| (r, value_of(&b)))
+                .unwrap_or((0, None))
+        })
+        .collect()
+}
+
+async fn converge(members: &[Consensus]) -> Vec<(u64, Option<u64>)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all: Vec<_> = members.iter().map(registers).collect();
+        if all.windows(2).all(|w| w[0] == w[1]) {
+            return all[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members did not converge: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn update(k: usize, v: u64) -> Mutation {
+    Mutation::Update {
+        key: key(k),
+        object: object(k, v),
+        expect_revision: None,
+        expect_uid: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_minority_stops_writing_while_the_majority_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, members) = cluster(1, dir.path()).await;
+    let leader = members[0].raft().metrics().borrow().current_leader.unwrap();
+    let old = members[(leader - 1) as usize].clone();
+    let majority: Vec<Consensus> = members
+        .iter()
+        .filter(|m| m.id() != leader)
+        .cloned()
+        .collect();
+    net.faults.write().unwrap().isolated = Some(format!("m{leader}"));
+
+    // The cut-off leader cannot commit: its write fails (503-class) within the write timeout.
+    let started = Instant::now();
+    let lost = old.propose(update(0, 1)).await;
+    assert!(lost.is_err(), "{lost:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(old.linearize().await.is_err());
+    // Once it has heard from no majority for a while it refuses at once.
+    let started = Instant::now();
+    assert!(old.propose(update(0, 2)).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The majority elects a leader of its own and goes on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match majority[0].propose(update(1, 3)).await {
+            Ok(Outcome::Applied { .. }) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "the majority cannot write: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    majority[1].linearize().await.unwrap();
+
+    // Healed: the old leader drops what it could not commit and takes the majority's state.
+    net.faults.write().unwrap().isolated = None;
+    let state = converge(&members).await;
+    assert_eq!(state[1].1, Some(3), "{state:?}");
+    assert_eq!(
+        state[0].1,
+        Some(0),
+        "an uncommitted write survived: {state:?}"
+    );
+    for m in &members {
+        m.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_under_faults_are_linearizable_and_members_converge() {
+    let seed: u64 = std::env::var("REDDWARF_CONSISTENCY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (rerun with REDDWARF_CONSISTENCY_SEED={seed})");
+    let dir = tempfile::tempdir().unwrap();
+    let (net, members) = cluster(seed, dir.path()).await;
     // Faults from here on: a partition now and then, drops, duplicates, delays.
     let nemesis = {
         let net = net.clone();
@@ -242,14 +344,7 @@ async fn histories_under_faults_are_linearizable_and_members_converge() {
                     seq += 1;
                     let v = (client as u64 + 1) * 1_000_000 + seq;
                     let call = now();
-                    let out = m
-                        .propose(Mutation::Update {
-                            key: key(k),
-                            object: object(k, v),
-                            expect_revision: None,
-                            expect_uid: None,
-                        })
-                        .await;
+                    let out = m.propose(update(k, v)).await;
                     let ret = match out {
                         Ok(Outcome::Applied { .. }) => Some(now()),
                         Ok(other) => panic!("an unconditional update was refused: {other:?}"),
@@ -308,30 +403,7 @@ async fn histories_under_faults_are_linearizable_and_members_converge() {
     );
 
     // Healed: every member converges on the same objects at the same revisions.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let dumps: Vec<Vec<(String, u64, Option<u64>)>> = members
-            .iter()
-            .map(|m| {
-                let view = m.store().read().unwrap();
-                (0..KEYS)
-                    .map(|k| {
-                        let got = view.get(&key(k)).unwrap();
-                        let (rev, v) = got.map(|(r, b)| (r, value_of(&b))).unwrap_or((0, None));
-                        (key(k), rev, v)
-                    })
-                    .collect()
-            })
-            .collect();
-        if dumps.windows(2).all(|w| w[0] == w[1]) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "members did not converge: {dumps:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    converge(&members).await;
     for m in &members {
         m.shutdown().await;
     }
