@@ -86,6 +86,10 @@ pub struct ApiServer {
     pub(crate) metrics: metrics::Metrics,
     /// Connected node agents' tunnels.
     pub tunnels: node_proxy::NodeTunnels,
+    /// Whether this member leads its cluster: the controllers upstream runs in the
+    /// (leader-elected) controller manager — namespace deletion, ClusterRole aggregation —
+    /// work only while it does. Always true without raft or with one member.
+    leading: tokio::sync::watch::Sender<bool>,
 }
 
 impl ApiServer {
@@ -122,6 +126,7 @@ impl ApiServer {
             node: node_authz::NodeAuthorizer::new(store.clone()),
         };
         Arc::new(ApiServer {
+            leading: tokio::sync::watch::Sender::new(true),
             store,
             catalogue_cell,
             snapshots: pagination::Snapshots::default(),
@@ -325,6 +330,7 @@ impl ApiServer {
             });
         }
         tokio::spawn(rbac::aggregation::run(
+            self.clone(),
             self.authorizer.rbac.clone(),
             client.as_user(User::service_account(
                 "kube-system",
@@ -391,6 +397,26 @@ impl ApiServer {
             }
         }
         Ok(())
+    }
+
+    /// Tells the API server whether this member leads its cluster (the server binary follows
+    /// raft leadership).
+    pub fn set_leading(&self, leading: bool) {
+        self.leading
+            .send_if_modified(|l| std::mem::replace(l, leading) != leading);
+    }
+
+    /// Waits until this member leads.
+    pub(crate) async fn until_leading(&self) {
+        let mut rx = self.leading.subscribe();
+        let _ = rx.wait_for(|l| *l).await;
+    }
+
+    /// Resolves when this member starts leading (after not leading).
+    pub(crate) async fn starts_leading(&self) {
+        let mut rx = self.leading.subscribe();
+        let _ = rx.wait_for(|l| !*l).await;
+        let _ = rx.wait_for(|l| *l).await;
     }
 
     /// Whether [`Self::start_background`] has finished (the bootstrap namespaces exist);

@@ -11,6 +11,8 @@ use crate::ApiServer;
 
 pub async fn run(api: Arc<ApiServer>, client: InProcessClient) {
     loop {
+        // The controller manager's work: on the leading member only.
+        api.until_leading().await;
         let rv = match sweep(&api, &client).await {
             Ok((rv, pending)) => {
                 if pending {
@@ -27,9 +29,15 @@ pub async fn run(api: Arc<ApiServer>, client: InProcessClient) {
             }
         };
         let path = format!("/api/v1/namespaces?watch=true&resourceVersion={rv}&timeoutSeconds=300");
-        if let Err(e) = client.wait_for_change(&path).await {
-            tracing::warn!("namespace controller watch: {e:#}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::select! {
+            r = client.wait_for_change(&path) => {
+                if let Err(e) = r {
+                    tracing::warn!("namespace controller watch: {e:#}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            // A new leader sweeps at once: deletions may have been left half-way.
+            _ = api.starts_leading() => {}
         }
     }
 }

@@ -295,6 +295,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             }
         });
     }
+    // Followers leave the controller manager's work to the leader from the first moment.
+    api.set_leading(consensus.raft().metrics().borrow().current_leader == Some(consensus.id()));
     // The bootstrap writes go through the leader: on a member of several they wait for one
     // (and for this member to have caught up), so a restart while the majority is away
     // still serves what it has.
@@ -331,6 +333,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // becomes leader, stopped when it stops being one (one member is always the leader).
     let leadership = {
         let mut raft_metrics = consensus.raft().metrics();
+        let api_for_leadership = api.clone();
         let router = router.clone();
         let settings = reddwarf_controllers::Settings {
             root_ca_pem: pki.ca_cert_pem.clone(),
@@ -349,6 +352,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                     let m = raft_metrics.borrow();
                     m.current_leader == Some(m.id)
                 };
+                api_for_leadership.set_leading(leader);
                 match (leader, running.is_some()) {
                     (true, false) => {
                         tracing::info!("leading: starting the scheduler and controllers");

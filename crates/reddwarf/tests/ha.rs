@@ -621,3 +621,26 @@ fn a_member_restarted_on_another_port_is_reached_there() {
     );
     c.members[moved].api_get("/api/v1/namespaces/default/configmaps/to-moved");
 }
+
+#[test]
+fn a_namespace_deletion_finishes_across_a_leader_change() {
+    let mut c = Cluster::start(3);
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}});
+    c.members[0].create("/api/v1/namespaces", &ns);
+    for i in 0..20 {
+        c.members[0].create(
+            "/api/v1/namespaces/doomed/configmaps",
+            configmap(&format!("c{i}")),
+        );
+    }
+    let leader = c.leader();
+    let other = (leader + 1) % 3;
+    // Deleted through a follower; the leader that started the cleanup is killed at once.
+    let (code, body) = c.members[other].curl("DELETE", "/api/v1/namespaces/doomed", None, None);
+    assert!(code == 200 || code == 202, "{code} {body}");
+    c.members[leader].kill9();
+    eventually("the namespace to be gone", Duration::from_secs(60), || {
+        let (code, _) = c.members[other].curl("GET", "/api/v1/namespaces/doomed", None, None);
+        (code == 404).then_some(())
+    });
+}

@@ -141,13 +141,18 @@ fn reconciled(want: &Value, have: &Value) -> Option<Value> {
 
 /// The aggregation controller: runs until the process ends, recomputing aggregated
 /// ClusterRoles whenever a ClusterRole changes.
-pub async fn run(rbac: Arc<Rbac>, client: InProcessClient) {
+pub async fn run(api: Arc<crate::ApiServer>, rbac: Arc<Rbac>, client: InProcessClient) {
     loop {
+        // The controller manager's work: on the leading member only.
+        api.until_leading().await;
         if let Err(e) = aggregate(&client).await {
             tracing::warn!("clusterrole aggregation: {e:#}");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        rbac.cluster_roles_changed.notified().await;
+        tokio::select! {
+            _ = rbac.cluster_roles_changed.notified() => {}
+            _ = api.starts_leading() => {}
+        }
         // Let a burst of changes (a chart's roles) settle into one pass.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
