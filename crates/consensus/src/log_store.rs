@@ -21,6 +21,73 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 pub struct LogStore {
     db: Arc<redb::Database>,
     stats: Arc<crate::Stats>,
+    recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+/// The newest appended entries, decoded: the state machine and every follower's replication
+/// stream read an entry right after it is appended, and serving them from here saves a redb
+/// read and a decode of the whole batch each time.
+#[derive(Default)]
+struct Recent {
+    entries: std::collections::BTreeMap<u64, Entry<TypeConfig>>,
+    bytes: usize,
+}
+
+/// Bounds of [`Recent`].
+const RECENT_ENTRIES: usize = 4096;
+const RECENT_BYTES: usize = 64 << 20;
+
+impl Recent {
+    fn insert(&mut self, e: Entry<TypeConfig>) {
+        self.bytes += entry_size(&e);
+        if let Some(old) = self.entries.insert(e.log_id.index, e) {
+            self.bytes = self.bytes.saturating_sub(entry_size(&old));
+        }
+        while self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES {
+            match self.entries.pop_first() {
+                Some((_, old)) => self.bytes = self.bytes.saturating_sub(entry_size(&old)),
+                None => break,
+            }
+        }
+    }
+
+    fn remove(&mut self, range: impl RangeBounds<u64>) {
+        let doomed: Vec<u64> = self.entries.range(range).map(|(i, _)| *i).collect();
+        for i in doomed {
+            if let Some(old) = self.entries.remove(&i) {
+                self.bytes = self.bytes.saturating_sub(entry_size(&old));
+            }
+        }
+    }
+
+    /// Every entry of `[start, end)` if all are here.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<Entry<TypeConfig>>> {
+        if start >= end {
+            return Some(Vec::new());
+        }
+        let out: Vec<Entry<TypeConfig>> = self
+            .entries
+            .range(start..end)
+            .map(|(_, e)| e.clone())
+            .collect();
+        (out.len() as u64 == end - start).then_some(out)
+    }
+}
+
+/// Bytes an entry's objects take (what the cache bound counts).
+fn entry_size(e: &Entry<TypeConfig>) -> usize {
+    match &e.payload {
+        openraft::EntryPayload::Normal(b) => b
+            .0
+            .iter()
+            .map(|m| match m {
+                reddwarf_store::Mutation::Create { object, .. }
+                | reddwarf_store::Mutation::Update { object, .. } => object.len() + 64,
+                _ => 128,
+            })
+            .sum(),
+        _ => 64,
+    }
 }
 
 fn read_err(e: impl std::fmt::Display) -> StorageError<u64> {
@@ -40,7 +107,11 @@ impl LogStore {
         txn.open_table(LOG).map_err(write_err)?;
         txn.open_table(META).map_err(write_err)?;
         txn.commit().map_err(write_err)?;
-        Ok(LogStore { db, stats })
+        Ok(LogStore {
+            db,
+            stats,
+            recent: Default::default(),
+        })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -81,6 +152,21 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        let first = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Some(i.saturating_add(1)),
+            Bound::Excluded(i) => Some(*i),
+            Bound::Unbounded => None,
+        };
+        if let Some(end) = end {
+            if let Some(hit) = self.recent.lock().expect("log cache").get(first, end) {
+                return Ok(hit);
+            }
+        }
         let txn = self.db.begin_read().map_err(read_err)?;
         let table = txn.open_table(LOG).map_err(read_err)?;
         let start = match range.start_bound() {
@@ -157,6 +243,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let started = std::time::Instant::now();
         let txn = self.db.begin_write().map_err(write_err)?;
+        let mut appended = Vec::new();
         {
             let mut table = txn.open_table(LOG).map_err(write_err)?;
             for entry in entries {
@@ -164,6 +251,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 table
                     .insert(entry.log_id.index, bytes.as_slice())
                     .map_err(write_err)?;
+                appended.push(entry);
             }
         }
         // Durability::Immediate (the default): this fsync is the write's durability point.
@@ -175,6 +263,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .append_seconds
             .observe(started.elapsed().as_secs_f64());
         let failed = res.as_ref().err().map(|e| e.to_string());
+        if failed.is_none() {
+            // Cached before the callback: whoever reads the entries next finds them here.
+            let mut recent = self.recent.lock().expect("log cache");
+            for e in appended {
+                recent.insert(e);
+            }
+        }
         callback.log_io_completed(res);
         match failed {
             Some(e) => Err(write_err(e)),
@@ -183,6 +278,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.recent.lock().expect("log cache").remove(log_id.index..);
         let txn = self.db.begin_write().map_err(write_err)?;
         {
             let mut table = txn.open_table(LOG).map_err(write_err)?;
@@ -194,6 +290,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.recent.lock().expect("log cache").remove(..=log_id.index);
         let bytes = postcard::to_stdvec(&log_id).map_err(write_err)?;
         let txn = self.db.begin_write().map_err(write_err)?;
         {
