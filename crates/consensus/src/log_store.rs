@@ -77,15 +77,15 @@ impl Recent {
 /// Bytes an entry's objects take (what the cache bound counts).
 fn entry_size(e: &Entry<TypeConfig>) -> usize {
     match &e.payload {
-        openraft::EntryPayload::Normal(b) => b
-            .0
-            .iter()
-            .map(|m| match m {
-                reddwarf_store::Mutation::Create { object, .. }
-                | reddwarf_store::Mutation::Update { object, .. } => object.len() + 64,
-                _ => 128,
-            })
-            .sum(),
+        openraft::EntryPayload::Normal(b) => {
+            b.0.iter()
+                .map(|m| match m {
+                    reddwarf_store::Mutation::Create { object, .. }
+                    | reddwarf_store::Mutation::Update { object, .. } => object.len() + 64,
+                    _ => 128,
+                })
+                .sum()
+        }
         _ => 64,
     }
 }
@@ -278,7 +278,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        self.recent.lock().expect("log cache").remove(log_id.index..);
+        self.recent
+            .lock()
+            .expect("log cache")
+            .remove(log_id.index..);
         let txn = self.db.begin_write().map_err(write_err)?;
         {
             let mut table = txn.open_table(LOG).map_err(write_err)?;
@@ -290,7 +293,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        self.recent.lock().expect("log cache").remove(..=log_id.index);
+        self.recent
+            .lock()
+            .expect("log cache")
+            .remove(..=log_id.index);
         let bytes = postcard::to_stdvec(&log_id).map_err(write_err)?;
         let txn = self.db.begin_write().map_err(write_err)?;
         {

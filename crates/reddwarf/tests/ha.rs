@@ -60,18 +60,17 @@ impl Cluster {
         c
     }
 
+    /// `reddwarf cluster ARGS --kubeconfig <member via's>`; its stdout, asserting success.
+    fn cli(&self, via: usize, args: &[&str]) -> String {
+        cli(&self.members[via], args)
+    }
+
     fn status(&self, via: usize) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-            .args(["cluster", "status", "-o", "json", "--kubeconfig"])
-            .arg(self.members[via].kubeconfig())
-            .output()
-            .expect("reddwarf cluster status");
-        assert!(
-            out.status.success(),
-            "cluster status: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        parse(&String::from_utf8_lossy(&out.stdout))
+        parse(&self.cli(via, &["status", "-o", "json"]))
+    }
+
+    fn remove(&self, via: usize, id: u64) {
+        self.cli(via, &["remove", &id.to_string()]);
     }
 
     fn wait_voters(&self, n: usize) {
@@ -113,6 +112,22 @@ impl Cluster {
             .position(|m| m.url.ends_with(&addr))
             .expect("leader among the members")
     }
+}
+
+fn cli(s: &Server, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .arg("cluster")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig())
+        .output()
+        .expect("reddwarf cluster");
+    assert!(
+        out.status.success(),
+        "reddwarf cluster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn configmap(name: &str) -> serde_json::Value {
@@ -344,16 +359,7 @@ fn a_lost_majority_answers_503_and_recovers_when_a_member_returns() {
 #[test]
 fn members_are_removed_and_the_rest_go_on() {
     let c = Cluster::start(3);
-    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-        .args(["cluster", "remove", "3", "--kubeconfig"])
-        .arg(c.members[1].kubeconfig())
-        .output()
-        .expect("reddwarf cluster remove");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.remove(1, 3);
     let s = c.status(0);
     let ids: Vec<u64> = s["members"]
         .as_array()
@@ -363,12 +369,7 @@ fn members_are_removed_and_the_rest_go_on() {
         .collect();
     assert_eq!(ids.len(), 2, "{s}");
     assert!(!ids.contains(&3), "{s}");
-    let table = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-        .args(["cluster", "status", "--kubeconfig"])
-        .arg(c.members[0].kubeconfig())
-        .output()
-        .expect("reddwarf cluster status");
-    let table = String::from_utf8_lossy(&table.stdout);
+    let table = c.cli(0, &["status"]);
     assert!(table.contains("voter") && table.contains("LAG"), "{table}");
     // Two voters remain: a majority of two, so writes go on.
     c.members[0].create(
@@ -411,12 +412,7 @@ fn a_survivor_of_a_lost_majority_forces_a_new_cluster_with_everything_committed(
         "/api/v1/namespaces/default/configmaps",
         configmap("after-recovery"),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-        .args(["cluster", "status", "-o", "json", "--kubeconfig"])
-        .arg(survivor.kubeconfig())
-        .output()
-        .expect("reddwarf cluster status");
-    let s = parse(&String::from_utf8_lossy(&out.stdout));
+    let s = parse(&cli(survivor, &["status", "-o", "json"]));
     assert_eq!(s["members"].as_array().map(|m| m.len()), Some(1), "{s}");
     // A restart without the flag stays the new one-member cluster.
     survivor.kill9();
@@ -568,16 +564,7 @@ fn a_fourth_member_joins_through_a_snapshot_and_a_member_is_removed() {
     assert!(expected.len() >= 400);
     assert_eq!(configmaps(&c.members[3]).as_ref(), Some(&expected));
     // Removing the fourth again leaves three voters that go on writing.
-    let out = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-        .args(["cluster", "remove", "4", "--kubeconfig"])
-        .arg(c.members[0].kubeconfig())
-        .output()
-        .expect("reddwarf cluster remove");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.remove(0, 4);
     c.members[3].kill9();
     c.wait_voters(3);
     c.members[2].create("/api/v1/namespaces/default/configmaps", configmap("after"));
