@@ -354,24 +354,47 @@ impl ApiServer {
         port: u16,
     ) -> anyhow::Result<()> {
         let advertise = self.advertise.read().map(|a| a.clone()).unwrap_or_default();
-        let ip = advertise
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "127.0.0.1".into());
+        let host = |addr: &str| {
+            addr.rsplit_once(':')
+                .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+                .filter(|h| !h.is_empty())
+        };
+        let ip = host(&advertise).unwrap_or_else(|| "127.0.0.1".into());
+        // Every control-plane member serving on this port (all of them, when they share the
+        // port, as members on separate machines do), this one first.
+        let mut ips = vec![ip.clone()];
+        if let Ok(Some(status)) = self.consensus.cluster_status().await {
+            for m in &status.members {
+                let same_port = m
+                    .address
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    == Some(port);
+                if let Some(h) = host(&m.address).filter(|h| same_port && !ips.contains(h)) {
+                    ips.push(h);
+                }
+            }
+        }
         let address_type = if ip.contains(':') { "IPv6" } else { "IPv4" };
+        ips.retain(|i| i.contains(':') == ip.contains(':'));
+        let addresses: Vec<serde_json::Value> =
+            ips.iter().map(|i| serde_json::json!({"ip": i})).collect();
         let endpoints = serde_json::json!({
             "apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": "kubernetes", "namespace": "default",
                 "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+            "subsets": [{"addresses": addresses, "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
         });
+        let slice_endpoints: Vec<serde_json::Value> = ips
+            .iter()
+            .map(|i| serde_json::json!({"addresses": [i], "conditions": {"ready": true}}))
+            .collect();
         let slice = serde_json::json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": "kubernetes", "namespace": "default",
                 "labels": {"kubernetes.io/service-name": "kubernetes"}},
             "addressType": address_type,
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "endpoints": slice_endpoints,
             "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
         });
         for (collection, mut body) in [

@@ -315,7 +315,7 @@ impl Inner {
     /// Commits `batch` through the leader: directly when this member leads, forwarded in one
     /// RPC otherwise.
     pub(crate) async fn write(&self, batch: Batch, forward: bool) -> Reply {
-        let (leader, quorum_silent) = {
+        let (leader, quorum_silent, multi) = {
             let m = self.raft.metrics();
             let m = m.borrow();
             let multi = m
@@ -329,6 +329,7 @@ impl Inner {
                 multi
                     && m.millis_since_quorum_ack
                         .is_some_and(|ms| ms > QUORUM_LOST_MS),
+                multi,
             )
         };
         match leader {
@@ -338,17 +339,17 @@ impl Inner {
                         "the leader has lost contact with a majority of control-plane members; retry".into(),
                     ));
                 }
-                match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(batch.clone()))
-                    .await
-                {
+                // A copy to forward in case leadership moves meanwhile; a lone voter keeps none.
+                let spare = (multi && forward).then(|| batch.clone());
+                match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(batch)).await {
                     Err(_) => Err(ProposeError::Unavailable(format!(
                         "the write was not committed within {WRITE_TIMEOUT:?} (a majority of members may be unreachable); it may still be applied"
                     ))),
                     Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
                     Ok(Err(openraft::error::RaftError::APIError(
                         openraft::error::ClientWriteError::ForwardToLeader(f),
-                    ))) => match (forward, f.leader_node) {
-                        (true, Some(node)) => self.forward(&node.addr, batch).await,
+                    ))) => match (spare, f.leader_node) {
+                        (Some(batch), Some(node)) => self.forward(&node.addr, batch).await,
                         _ => Err(ProposeError::NotLeader),
                     },
                     Ok(Err(e)) => Err(ProposeError::Raft(e.to_string())),

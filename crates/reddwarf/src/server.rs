@@ -641,6 +641,11 @@ impl PeerService {
             };
         }
         if !member {
+            // Read (a little of) what was sent before refusing: an answer that races the
+            // request body resets the HTTP/2 stream, and clients report that instead of 403.
+            let _ = http_body_util::Limited::new(req.into_body(), 64 << 10)
+                .collect()
+                .await;
             return text(
                 StatusCode::FORBIDDEN,
                 "peer RPCs need a control-plane member certificate\n".into(),

@@ -309,6 +309,8 @@ fn a_lost_majority_answers_503_and_recovers_when_a_member_returns() {
     let mut c = Cluster::start(3);
     let survivor = 2;
     c.members[0].create("/api/v1/namespaces/default/configmaps", configmap("before"));
+    // A consistent read through the survivor: it has applied the write before the others go.
+    c.members[survivor].api_get("/api/v1/namespaces/default/configmaps/before");
     c.members[0].kill9();
     c.members[1].kill9();
     let s = &c.members[survivor];
@@ -630,4 +632,60 @@ fn a_namespace_deletion_finishes_across_a_leader_change() {
         let (code, _) = c.members[other].curl("GET", "/api/v1/namespaces/doomed", None, None);
         (code == 404).then_some(())
     });
+}
+
+#[test]
+fn members_at_separate_addresses_are_the_kubernetes_service_endpoints() {
+    // As on three machines: one port, three addresses (loopback ones, on this host).
+    let port = free_port();
+    let first = Server::start_with(&["--listen", &format!("127.0.0.1:{port}")]);
+    let token = std::fs::read_to_string(first.data_dir().join("server-token")).unwrap();
+    let mut members = vec![first];
+    for host in ["127.0.0.2", "127.0.0.3"] {
+        let join = members[0].url.clone();
+        members.push(Server::start_with(&[
+            "--listen",
+            &format!("{host}:{port}"),
+            "--join",
+            &join,
+            "--token",
+            token.trim(),
+        ]));
+    }
+    let c = Cluster { members };
+    c.wait_voters(3);
+    let ips = |path: &str, pointer: &str| -> Vec<String> {
+        let v = c.members[1].api_get(path);
+        let mut ips: Vec<String> = v
+            .pointer(pointer)
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["ip"].as_str().or_else(|| a["addresses"][0].as_str()))
+            .map(str::to_string)
+            .collect();
+        ips.sort();
+        ips
+    };
+    let want = vec!["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    assert_eq!(
+        ips(
+            "/api/v1/namespaces/default/endpoints/kubernetes",
+            "/subsets/0/addresses"
+        ),
+        want
+    );
+    assert_eq!(
+        ips(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",
+            "/endpoints"
+        ),
+        want
+    );
+    // Every member's own kubeconfig names its own address.
+    assert!(
+        c.members[2].url.contains("127.0.0.3"),
+        "{}",
+        c.members[2].url
+    );
 }
