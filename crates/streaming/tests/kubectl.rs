@@ -190,9 +190,18 @@ where
 {
     let mut rc = accept_remotecommand(io, n, opts).await?;
     if let Some(out) = rc.stdout.as_mut() {
-        out.write_all(b"attached\n").await?;
-        if let Some(mut stdin) = rc.stdin.take() {
-            tokio::io::copy(&mut stdin, out).await?;
+        match rc.stdin.take() {
+            Some(mut stdin) => {
+                // The line goes out once the client is sending, i.e. reading too: kubectl
+                // may start reading its output streams only after the upgrade, and a busy
+                // machine showed the line lost when it was written before that.
+                let mut first = vec![0u8; 4096];
+                let n = tokio::io::AsyncReadExt::read(&mut stdin, &mut first).await?;
+                out.write_all(b"attached\n").await?;
+                out.write_all(&first[..n]).await?;
+                tokio::io::copy(&mut stdin, out).await?;
+            }
+            None => out.write_all(b"attached\n").await?,
         }
     }
     rc.finish(Ok(0)).await
