@@ -856,7 +856,9 @@ pub async fn delete(scope: &Scope<'_>, opts: &DeleteOptions) -> ApiResult<Delete
 fn is_delete(m: &Mutation) -> bool {
     match m {
         Mutation::Delete { .. } => true,
-        Mutation::WithClaims { inner, .. } => is_delete(inner),
+        Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => {
+            is_delete(inner)
+        }
         _ => false,
     }
 }

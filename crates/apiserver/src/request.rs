@@ -500,6 +500,8 @@ fn operation(m: &Mutation) -> &'static str {
         Mutation::Create { .. } => "create",
         Mutation::Update { .. } => "update",
         Mutation::Delete { .. } => "delete",
-        Mutation::WithClaims { inner, .. } => operation(inner),
+        Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => {
+            operation(inner)
+        }
     }
 }

@@ -79,7 +79,7 @@ fn entry_size(e: &Entry<TypeConfig>) -> usize {
     match &e.payload {
         openraft::EntryPayload::Normal(b) => {
             b.0.iter()
-                .map(|m| match m {
+                .map(|m| match m.unattributed().0 {
                     reddwarf_store::Mutation::Create { object, .. }
                     | reddwarf_store::Mutation::Update { object, .. } => object.len() + 64,
                     _ => 128,

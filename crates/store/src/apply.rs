@@ -36,9 +36,19 @@ impl Store {
                 .map(|v| u64_from(v.value()))
                 .unwrap_or(0);
             let mut objects = txn.open_table(OBJECTS)?;
+            let mut recorder = if self.inner.history {
+                let time = meta
+                    .get(crate::history::META_TIME)?
+                    .map(|v| u64_from(v.value()) as i64)
+                    .unwrap_or(0);
+                Some(crate::history::Recorder::open(&txn, time)?)
+            } else {
+                None
+            };
             for batch in batches {
                 let mut out = Vec::with_capacity(batch.0.len());
                 for m in &batch.0 {
+                    let (m, by) = m.unattributed();
                     let result = apply_one(&mut objects, m, rev + 1);
                     match result {
                         // The disk failed, not the request: no outcome is decided, the whole
@@ -47,6 +57,9 @@ impl Store {
                         Err(Failure::Storage(e)) => return Err(e),
                         Ok((event_type, object, prev)) => {
                             rev += 1;
+                            if let Some(r) = recorder.as_mut() {
+                                r.record(rev, m.key(), event_type, by, &object)?;
+                            }
                             out.push(Outcome::Applied {
                                 revision: rev,
                                 object: object.clone(),
@@ -63,6 +76,12 @@ impl Store {
                     }
                 }
                 outcomes.push(out);
+            }
+            if let Some(time) = recorder.and_then(|r| r.finish()) {
+                meta.insert(
+                    crate::history::META_TIME,
+                    (time as u64).to_be_bytes().as_slice(),
+                )?;
             }
             meta.insert(META_REVISION, rev.to_be_bytes().as_slice())?;
             meta.insert(META_APPLIED, applied_state)?;
@@ -183,6 +202,10 @@ impl Store {
             meta.insert(META_REVISION, revision.to_be_bytes().as_slice())?;
             meta.insert(META_APPLIED, applied_state)?;
         }
+        if self.inner.history {
+            // history before the snapshot is not in it: it starts again here
+            crate::history::rebase(&txn, revision)?;
+        }
         txn.commit()?;
         self.inner.hub.reset(revision);
         Ok(())
@@ -290,6 +313,7 @@ fn apply_one(
             .map(|o| o.map(|g| (g.value().0, g.value().1.to_vec())))
     };
     match m {
+        Mutation::Attributed { inner, .. } => apply_one(objects, inner, next),
         Mutation::WithClaims {
             inner,
             claims,

@@ -7,6 +7,7 @@
 
 mod apply;
 mod error;
+mod history;
 mod key;
 mod mutation;
 mod read;
@@ -16,7 +17,8 @@ mod watch;
 pub use apply::AppliedBatch;
 pub use error::{MutationError, StoreError};
 pub use key::ObjectKey;
-pub use mutation::{Batch, Mutation, Outcome};
+pub use history::{recorded, AtRevision, Change, ChangeKind, LogFilter};
+pub use mutation::{Attribution, Batch, Mutation, Outcome};
 pub use read::{ListPage, ReadView};
 pub use watch::{Event, EventType, Gone, Observer, WatchHub, WatchRegistration, Watcher};
 
@@ -35,11 +37,16 @@ pub struct StoreOptions {
     /// Recent events kept in memory (the watch cache); a watch from an older revision answers
     /// 410 Gone and its client re-lists, as with upstream's watch cache.
     pub watch_ring: usize,
+    /// Record every change with who made it (the history).
+    pub history: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { watch_ring: 8192 }
+        StoreOptions {
+            watch_ring: 8192,
+            history: false,
+        }
     }
 }
 
@@ -52,6 +59,7 @@ pub struct Store {
 struct Inner {
     db: Arc<redb::Database>,
     hub: WatchHub,
+    history: bool,
 }
 
 impl Store {
@@ -86,10 +94,15 @@ impl Store {
         let db = Arc::new(db);
         tables::ensure(&db)?;
         let revision = read::current_revision(&db)?;
+        history_start(&db, options.history, revision)?;
         // History starts now: the ring is empty after a start.
         let hub = WatchHub::new(revision, revision, options.watch_ring);
         Ok(Store {
-            inner: Arc::new(Inner { db, hub }),
+            inner: Arc::new(Inner {
+                db,
+                hub,
+                history: options.history,
+            }),
         })
     }
 
@@ -113,4 +126,24 @@ impl Store {
     pub fn revision(&self) -> Revision {
         self.inner.hub.revision()
     }
+}
+
+/// History turned on for a store without it starts at the current revision (the objects
+/// there become its base); turned off, its start is forgotten, so that turning it on again
+/// does not leave a gap that time travel would read through.
+fn history_start(db: &redb::Database, on: bool, revision: Revision) -> Result<(), StoreError> {
+    use redb::ReadableTable;
+    let txn = db.begin_write()?;
+    let started = txn.open_table(tables::META)?.get(history::META_START)?.is_some();
+    match (on, started) {
+        (true, false) => history::rebase(&txn, revision)?,
+        (false, true) => {
+            txn.open_table(tables::META)?.remove(history::META_START)?;
+            txn.delete_table(history::HISTORY)?;
+            txn.delete_table(history::HISTORY_KEYS)?;
+        }
+        _ => {}
+    }
+    txn.commit()?;
+    Ok(())
 }

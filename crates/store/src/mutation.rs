@@ -48,6 +48,29 @@ pub enum Mutation {
         /// Claim keys to give up.
         releases: Vec<String>,
     },
+    /// `inner`, with who made the change and how, for the history. Last among the variants
+    /// so that raft logs written before it existed still decode.
+    Attributed {
+        /// The mutation itself.
+        inner: Box<Mutation>,
+        /// The request that made it.
+        by: Attribution,
+    },
+}
+
+/// Who made a change, as the history records it. The API server fills it in; the time
+/// comes from the node that took the request and is made monotonic on apply, so every
+/// replica records the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// create, update, patch, apply or delete.
+    pub verb: String,
+    /// The authenticated user name.
+    pub user: String,
+    /// The client's User-Agent header.
+    pub user_agent: String,
+    /// Milliseconds since the Unix epoch when the request was taken.
+    pub time_ms: i64,
 }
 
 impl Mutation {
@@ -57,7 +80,25 @@ impl Mutation {
             Mutation::Create { key, .. }
             | Mutation::Update { key, .. }
             | Mutation::Delete { key, .. } => key,
-            Mutation::WithClaims { inner, .. } => inner.key(),
+            Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => {
+                inner.key()
+            }
+        }
+    }
+
+    /// The mutation without its attribution, and the attribution if it has one.
+    pub fn unattributed(&self) -> (&Mutation, Option<&Attribution>) {
+        match self {
+            Mutation::Attributed { inner, by } => (inner, Some(by)),
+            m => (m, None),
+        }
+    }
+
+    /// Wraps the mutation with who made it.
+    pub fn attributed(self, by: Attribution) -> Mutation {
+        Mutation::Attributed {
+            inner: Box::new(self),
+            by,
         }
     }
 }

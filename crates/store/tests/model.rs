@@ -222,6 +222,7 @@ impl Model {
         events: &mut Vec<ModelEvent>,
     ) -> Result<Value, MutationError> {
         match m {
+            Mutation::Attributed { inner, .. } => self.apply_one(inner, next, events),
             Mutation::WithClaims {
                 inner,
                 claims,
