@@ -61,7 +61,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
     };
     if !matches!(
         target,
-        Target::Resource(_) | Target::NotFound | Target::NodeTunnel
+        Target::Resource(_) | Target::NotFound | Target::NodeTunnel | Target::History(_)
     ) {
         let verb = parts.method.as_str().to_ascii_lowercase();
         let attrs = crate::auth::Attributes::path(&verb, parts.uri.path());
@@ -78,6 +78,9 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
             return ApiError::method_not_allowed().into_response();
         }
         return crate::backup::serve(&api);
+    }
+    if let Target::History(what) = &target {
+        return crate::history::serve(&api, &parts.method, what, &query, &user).await;
     }
     if let Target::Cluster(member) = &target {
         return crate::backup::cluster(&api, &parts.method, member.as_deref()).await;
@@ -191,6 +194,7 @@ async fn dispatch(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
         | Target::OpenApiV2
         | Target::Snapshot
         | Target::Cluster(_)
+        | Target::History(_)
         | Target::NodeTunnel => ApiError::path_not_found().into_response(),
     }
 }
@@ -271,6 +275,7 @@ async fn resource(
     };
     let scope = Scope {
         warnings: Default::default(),
+        verb,
         api,
         kind,
         rp,

@@ -18,6 +18,7 @@ mod discovery;
 mod field_manager;
 mod handler;
 mod health;
+mod history;
 mod merge_schema;
 mod meta;
 mod metrics;
@@ -90,6 +91,8 @@ pub struct ApiServer {
     /// (leader-elected) controller manager — namespace deletion, ClusterRole aggregation —
     /// work only while it does. Always true without raft or with one member.
     leading: tokio::sync::watch::Sender<bool>,
+    /// How far the history's jj mirror has got (shown by the history status).
+    pub(crate) history_mirror: std::sync::RwLock<serde_json::Value>,
 }
 
 impl ApiServer {
@@ -127,6 +130,7 @@ impl ApiServer {
         };
         Arc::new(ApiServer {
             leading: tokio::sync::watch::Sender::new(true),
+            history_mirror: std::sync::RwLock::new(serde_json::Value::Null),
             store,
             catalogue_cell,
             snapshots: pagination::Snapshots::default(),
@@ -420,6 +424,13 @@ impl ApiServer {
             }
         }
         Ok(())
+    }
+
+    /// Records how far the history's jj mirror has got (operation id, revision, lag).
+    pub fn set_history_mirror(&self, status: serde_json::Value) {
+        if let Ok(mut m) = self.history_mirror.write() {
+            *m = status;
+        }
     }
 
     /// Tells the API server whether this member leads its cluster (the server binary follows

@@ -33,6 +33,8 @@ pub enum Target {
     Snapshot,
     /// `/reddwarf/v1/cluster` (status) and `/reddwarf/v1/cluster/members/<id>` (removal).
     Cluster(Option<String>),
+    /// `/apis/history.reddwarf.io/v1/<what>`: the change history (log, object, list, status).
+    History(String),
     NotFound,
 }
 
@@ -90,6 +92,7 @@ fn parse_trimmed(path: &str) -> Target {
             group: g.to_string(),
             version: v.to_string(),
         },
+        ["apis", "history.reddwarf.io", "v1", what] => Target::History(what.to_string()),
         ["reddwarf", "v1", "tunnel"] => Target::NodeTunnel,
         [".well-known", "openid-configuration"] => Target::OpenIdConfiguration,
         ["openid", "v1", "jwks"] => Target::OpenIdKeys,

@@ -47,6 +47,7 @@ pub async fn bind_resource(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Response
     };
     let pod_scope = Scope {
         warnings: Default::default(),
+        verb: scope.verb,
         api: scope.api,
         kind: pods,
         rp: &rp,

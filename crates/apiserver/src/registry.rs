@@ -856,9 +856,7 @@ pub async fn delete(scope: &Scope<'_>, opts: &DeleteOptions) -> ApiResult<Delete
 fn is_delete(m: &Mutation) -> bool {
     match m {
         Mutation::Delete { .. } => true,
-        Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => {
-            is_delete(inner)
-        }
+        Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => is_delete(inner),
         _ => false,
     }
 }

@@ -24,6 +24,8 @@ use crate::{table, ApiServer, User};
 pub struct Scope<'a> {
     /// Warnings for the client (`Warning` response headers), e.g. dropped unknown fields.
     pub warnings: std::sync::Mutex<Vec<String>>,
+    /// The request's authorization verb (create, update, patch, delete, ...).
+    pub verb: &'a str,
     pub api: &'a Arc<ApiServer>,
     pub kind: &'a ResourceKind,
     pub rp: &'a ResourcePath,
@@ -438,8 +440,45 @@ impl Scope<'_> {
         }
     }
 
+    /// Who makes this request's changes, for the history.
+    fn attribution(&self) -> reddwarf_store::Attribution {
+        let verb = match self.verb {
+            "patch" if codec::content_type(self.headers) == "application/apply-patch+yaml" => {
+                "apply"
+            }
+            "deletecollection" => "delete",
+            v => v,
+        };
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        reddwarf_store::Attribution {
+            verb: verb.to_string(),
+            user: self.user.name.clone(),
+            user_agent: self
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+            time_ms,
+        }
+    }
+
+    /// Wraps a mutation with who makes it. Always, not only when this member records
+    /// history: the raft log is the same for every member, and others may.
+    fn attribute(&self, m: Mutation) -> Mutation {
+        if !matches!(m, Mutation::Attributed { .. }) {
+            m.attributed(self.attribution())
+        } else {
+            m
+        }
+    }
+
     pub async fn propose(&self, m: Mutation) -> ApiResult<Outcome> {
         let op = operation(&m);
+        let m = self.attribute(m);
         let started = std::time::Instant::now();
         let out = self
             .api
@@ -452,6 +491,7 @@ impl Scope<'_> {
     }
 
     pub async fn propose_all(&self, ms: Vec<Mutation>) -> ApiResult<Vec<Outcome>> {
+        let ms = ms.into_iter().map(|m| self.attribute(m)).collect();
         self.api
             .consensus
             .propose_all(ms)
@@ -500,8 +540,6 @@ fn operation(m: &Mutation) -> &'static str {
         Mutation::Create { .. } => "create",
         Mutation::Update { .. } => "update",
         Mutation::Delete { .. } => "delete",
-        Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => {
-            operation(inner)
-        }
+        Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => operation(inner),
     }
 }

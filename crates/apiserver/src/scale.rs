@@ -178,6 +178,7 @@ async fn write(scope: &Scope<'_>, change: &registry::Change<'_>) -> ApiResult<Re
     };
     let parent_scope = Scope {
         warnings: Default::default(),
+        verb: scope.verb,
         api: scope.api,
         kind: scope.kind,
         rp: &rp,

@@ -22,6 +22,8 @@ pub struct Target {
     pub host: String,
     pub port: u16,
     pub tls: Arc<rustls::ClientConfig>,
+    /// A bearer token, for kubeconfigs whose user has one instead of a client certificate.
+    pub token: Option<String>,
 }
 
 fn field<'a>(v: &'a serde_yaml::Value, path: &[&str]) -> Option<&'a serde_yaml::Value> {
@@ -84,20 +86,39 @@ impl Target {
                 )
             })
             .unwrap_or((hostport.to_string(), 443));
-        let ca = b64(
-            field(&cluster, &["cluster", "certificate-authority-data"]),
-            "certificate-authority-data",
-        )?;
-        let cert = b64(
-            field(&user, &["user", "client-certificate-data"]),
-            "client-certificate-data",
-        )?;
-        let key = b64(
-            field(&user, &["user", "client-key-data"]),
-            "client-key-data",
-        )?;
-        let tls = tls::client_config(&ca, Some((&cert, &key)))?;
-        Ok(Target { host, port, tls })
+        let ca =
+            match field(&cluster, &["cluster", "certificate-authority"]).and_then(|v| v.as_str()) {
+                Some(file) => std::fs::read_to_string(file).with_context(|| {
+                    format!("reading the kubeconfig's certificate-authority {file}")
+                })?,
+                None => b64(
+                    field(&cluster, &["cluster", "certificate-authority-data"]),
+                    "certificate-authority-data",
+                )?,
+            };
+        let token = field(&user, &["user", "token"])
+            .and_then(|v| v.as_str())
+            .map(String::from);
+        let tls = if token.is_some() && field(&user, &["user", "client-certificate-data"]).is_none()
+        {
+            tls::client_config(&ca, None)?
+        } else {
+            let cert = b64(
+                field(&user, &["user", "client-certificate-data"]),
+                "client-certificate-data",
+            )?;
+            let key = b64(
+                field(&user, &["user", "client-key-data"]),
+                "client-key-data",
+            )?;
+            tls::client_config(&ca, Some((&cert, &key)))?
+        };
+        Ok(Target {
+            host,
+            port,
+            tls,
+            token,
+        })
     }
 
     pub async fn connect(&self) -> anyhow::Result<Conn> {
@@ -114,6 +135,7 @@ impl Target {
         Ok(Conn {
             send,
             authority: format!("{}:{}", self.host, self.port),
+            token: self.token.clone(),
         })
     }
 }
@@ -122,6 +144,7 @@ impl Target {
 pub struct Conn {
     send: SendRequest<Full<Bytes>>,
     authority: String,
+    token: Option<String>,
 }
 
 impl Conn {
@@ -162,10 +185,18 @@ impl Conn {
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(u16, Bytes)> {
         self.send.ready().await?;
-        let req = http::Request::builder()
+        let mut req = http::Request::builder();
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
             .method(method)
             .uri(path)
             .header("host", &self.authority)
+            .header(
+                "user-agent",
+                concat!("reddwarf/", env!("CARGO_PKG_VERSION")),
+            )
             .header("content-type", content_type)
             .header("accept", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))?;

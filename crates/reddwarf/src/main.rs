@@ -6,6 +6,8 @@ mod bench;
 mod certificate;
 mod client;
 mod cluster;
+mod history;
+mod history_recorder;
 mod in_process;
 mod member;
 mod pki;
@@ -52,6 +54,9 @@ enum Command {
     /// Control-plane members: status, removal.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// The change history: log, show, diff, restore, get at a revision, status.
+    #[command(subcommand)]
+    History(history::HistoryCommand),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -147,6 +152,14 @@ pub(crate) struct ServerArgs {
     /// local-path-provisioner, apiservice-availability).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    /// Record every change (who, when, what) and mirror it as jj operations in
+    /// DIR/history; `--history=false` turns it off (and forgets what was recorded).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub history: bool,
+    /// How much history to keep: a duration (`720h`) or a number of revisions (`1000000`);
+    /// `0` keeps everything.
+    #[arg(long, default_value = "720h")]
+    pub history_retention: history_recorder::Retention,
 }
 
 /// A duration written the way Kubernetes flags write them: `40s`, `1m30s`, `500ms`, `2h`.
@@ -220,5 +233,6 @@ fn main() -> anyhow::Result<()> {
         Command::Certificate(cmd) => certificate::run(cmd),
         Command::Snapshot(cmd) => rt.block_on(snapshot::run(cmd)),
         Command::Cluster(cmd) => rt.block_on(cluster::run(cmd)),
+        Command::History(cmd) => rt.block_on(history::run(cmd)),
     }
 }

@@ -147,7 +147,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         (None, true) => Some(force_new_cluster(&args.data_dir, &state_path, &member)?),
         (None, false) => None,
     };
-    let store = Store::open(&state_path).context("opening the store")?;
+    let store = Store::open_with(
+        &state_path,
+        reddwarf_store::StoreOptions {
+            history: args.history,
+            ..Default::default()
+        },
+    )
+    .context("opening the store")?;
     if let Some(file) = &restore {
         let f = std::fs::File::open(file)
             .with_context(|| format!("opening the snapshot {}", file.display()))?;
@@ -182,6 +189,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         format!("{advertise_host}:{}", local.port())
     };
+    let history_store = store.clone();
     let consensus = Consensus::start(
         store,
         ConsensusConfig {
@@ -226,6 +234,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     api.set_token_authenticator(tokens.clone());
     api.set_service_account_key(&sa_key, &args.service_account_issuer)?;
     let router = api.router();
+    let _history = args.history.then(|| {
+        crate::history_recorder::start(
+            history_store.clone(),
+            args.data_dir.join("history"),
+            args.history_retention,
+            api.clone(),
+        )
+    });
     let kubeconfig = args.data_dir.join("admin.kubeconfig");
     pki::write_admin_kubeconfig(&kubeconfig, &format!("https://{}", host_port(local)), &pki)?;
 

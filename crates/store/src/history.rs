@@ -118,7 +118,10 @@ pub(crate) struct Recorder<'t> {
 
 impl<'t> Recorder<'t> {
     /// `time_ms`: the newest recorded change time so far (META_TIME).
-    pub(crate) fn open(txn: &'t WriteTransaction, time_ms: i64) -> Result<Recorder<'t>, StoreError> {
+    pub(crate) fn open(
+        txn: &'t WriteTransaction,
+        time_ms: i64,
+    ) -> Result<Recorder<'t>, StoreError> {
         Ok(Recorder {
             history: txn.open_table(HISTORY)?,
             keys: txn.open_table(HISTORY_KEYS)?,
@@ -257,7 +260,10 @@ impl Store {
         let mut out = Vec::new();
         if let Some(key) = &filter.key {
             let keys = txn.open_table(HISTORY_KEYS)?;
-            for row in keys.range((key.as_str(), 0)..=(key.as_str(), before))?.rev() {
+            for row in keys
+                .range((key.as_str(), 0)..=(key.as_str(), before))?
+                .rev()
+            {
                 if out.len() >= filter.limit {
                     break;
                 }
@@ -291,7 +297,8 @@ impl Store {
     }
 
     /// Recorded changes after `after`, oldest first, at most `max` (the history mirror's
-    /// feed). Base records are left out: they restate objects, they are not changes.
+    /// feed; base records included, so the mirror's tree holds the objects that were there
+    /// when history started).
     pub fn history_since(&self, after: Revision, max: usize) -> Result<Vec<Change>, StoreError> {
         let txn = self.inner.db.begin_read()?;
         let history = txn.open_table(HISTORY)?;
@@ -302,10 +309,7 @@ impl Store {
             }
             let (k, v) = row?;
             let (rev, key) = k.value();
-            let c = decode(rev, key, v.value())?;
-            if c.kind != ChangeKind::Base {
-                out.push(c);
-            }
+            out.push(decode(rev, key, v.value())?);
         }
         Ok(out)
     }

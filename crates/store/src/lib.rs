@@ -16,8 +16,8 @@ mod watch;
 
 pub use apply::AppliedBatch;
 pub use error::{MutationError, StoreError};
-pub use key::ObjectKey;
 pub use history::{recorded, AtRevision, Change, ChangeKind, LogFilter};
+pub use key::ObjectKey;
 pub use mutation::{Attribution, Batch, Mutation, Outcome};
 pub use read::{ListPage, ReadView};
 pub use watch::{Event, EventType, Gone, Observer, WatchHub, WatchRegistration, Watcher};
@@ -134,7 +134,10 @@ impl Store {
 fn history_start(db: &redb::Database, on: bool, revision: Revision) -> Result<(), StoreError> {
     use redb::ReadableTable;
     let txn = db.begin_write()?;
-    let started = txn.open_table(tables::META)?.get(history::META_START)?.is_some();
+    let started = txn
+        .open_table(tables::META)?
+        .get(history::META_START)?
+        .is_some();
     match (on, started) {
         (true, false) => history::rebase(&txn, revision)?,
         (false, true) => {

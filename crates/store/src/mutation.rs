@@ -80,9 +80,7 @@ impl Mutation {
             Mutation::Create { key, .. }
             | Mutation::Update { key, .. }
             | Mutation::Delete { key, .. } => key,
-            Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => {
-                inner.key()
-            }
+            Mutation::WithClaims { inner, .. } | Mutation::Attributed { inner, .. } => inner.key(),
         }
     }
 

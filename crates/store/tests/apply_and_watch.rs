@@ -217,7 +217,14 @@ fn dump_and_restore_round_trip() {
 #[test]
 fn watch_older_than_the_ring_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(&dir.path().join("s.redb"), StoreOptions { watch_ring: 2, ..Default::default() }).unwrap();
+    let s = Store::open_with(
+        &dir.path().join("s.redb"),
+        StoreOptions {
+            watch_ring: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let b = Batch(vec![create(ns_key("default"), obj("default", ""), None)]);
     s.apply(&[&b], b"").unwrap();
     for i in 0..10 {

@@ -137,8 +137,14 @@ fn records_who_changed_what_and_answers_past_revisions() {
         AtRevision::Present(c) => assert_eq!(data_of(&c.object), json!({"a": "2", "b": "3"})),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(s.history_at(&k, r4).unwrap(), AtRevision::Absent(Some(_))));
-    assert!(matches!(s.history_at(&k, r1 - 1).unwrap(), AtRevision::Absent(None)));
+    assert!(matches!(
+        s.history_at(&k, r4).unwrap(),
+        AtRevision::Absent(Some(_))
+    ));
+    assert!(matches!(
+        s.history_at(&k, r1 - 1).unwrap(),
+        AtRevision::Absent(None)
+    ));
     let at = s
         .history_list_at("core/configmaps/default/", r2)
         .unwrap()
@@ -152,7 +158,10 @@ fn records_who_changed_what_and_answers_past_revisions() {
         .is_empty());
     // the feed for the mirror, oldest first
     let feed = s.history_since(r1, 10).unwrap();
-    assert_eq!(feed.iter().map(|c| c.revision).collect::<Vec<_>>(), vec![r2, r3, r4]);
+    assert_eq!(
+        feed.iter().map(|c| c.revision).collect::<Vec<_>>(),
+        vec![r2, r3, r4]
+    );
 }
 
 #[test]
@@ -183,7 +192,10 @@ fn pruning_keeps_each_objects_newest_state_before_the_start() {
     // everything before the new start that is not some object's base is gone
     assert!(s.history_at(&k, r1).is_ok());
     s.prune_history(rk + 1).unwrap();
-    assert!(matches!(s.history_at(&k, r4 + 1).unwrap(), AtRevision::Absent(_)));
+    assert!(matches!(
+        s.history_at(&k, r4 + 1).unwrap(),
+        AtRevision::Absent(_)
+    ));
     match s.history_at(&keep, rk + 1).unwrap() {
         AtRevision::Present(c) => assert_eq!(c.revision, rk),
         other => panic!("{other:?}"),
@@ -220,7 +232,10 @@ fn secrets_are_recorded_as_hashes_and_events_not_at_all() {
     let text = String::from_utf8(c.object).unwrap();
     assert!(!text.contains("aHVudGVyMg=="), "{text}");
     assert!(text.contains("sha256:"), "{text}");
-    assert!(matches!(s.history_at(&ek, rs[1]).unwrap(), AtRevision::Absent(None)));
+    assert!(matches!(
+        s.history_at(&ek, rs[1]).unwrap(),
+        AtRevision::Absent(None)
+    ));
 }
 
 #[test]
@@ -235,8 +250,15 @@ fn history_turned_on_later_starts_from_the_objects_there() {
     let s = open(dir.path(), true);
     let start = s.history_start().unwrap().unwrap();
     assert!(start > r2);
-    assert!(matches!(s.history_at(&key("configmaps", "default", "x"), r1).unwrap(), AtRevision::Pruned { .. }));
-    match s.history_at(&key("namespaces", "", "default"), start).unwrap() {
+    assert!(matches!(
+        s.history_at(&key("configmaps", "default", "x"), r1)
+            .unwrap(),
+        AtRevision::Pruned { .. }
+    ));
+    match s
+        .history_at(&key("namespaces", "", "default"), start)
+        .unwrap()
+    {
         AtRevision::Present(c) => assert_eq!(c.kind, ChangeKind::Base),
         other => panic!("{other:?}"),
     }
