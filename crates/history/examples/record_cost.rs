@@ -1,4 +1,4 @@
-//! Prints the CPU cost of `Mirror::record` for slices of 10, 100 and 1000 changes,
+//! Prints the CPU cost of `Mirror::record` for slices of 1, 10, 100 and 1000 changes,
 //! and whether it grows with the number of records already in the repository.
 //!
 //! `cargo run -p reddwarf-history --example record_cost [-- DIR]`; with DIR the
@@ -75,7 +75,7 @@ fn main() {
     );
 
     // Slices of n changes, after a warm-up that fills the tree with the 5000 objects.
-    for (n, records) in [(10usize, 200usize), (100, 50), (1000, 10)] {
+    for (n, records) in [(1usize, 100usize), (10, 200), (100, 50), (1000, 10)] {
         let dir = base.join(n.to_string());
         let mut mirror = Mirror::open(&dir).unwrap();
         let mut feed = Feed { revision: 0 };

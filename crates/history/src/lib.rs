@@ -229,12 +229,13 @@ impl Mirror {
     /// as one commit on top of the previous one and one jj operation. Several changes
     /// to one path: the last wins.
     pub fn record(&mut self, changes: &[Change]) -> Result<Recorded, HistoryError> {
+        // First, so that validation sees the revision the head really recorded.
+        self.catch_up_with_head()?;
         let paths = self.validate(changes)?;
         let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
             unreachable!("validate rejects an empty slice");
         };
         let (from, to) = (first.revision, last.revision);
-        self.catch_up_with_head()?;
 
         let settings = self.settings_at(last.time_ms)?;
         let signature = Signature {
@@ -299,8 +300,10 @@ impl Mirror {
                 RefTarget::normal(commit.id().clone()),
             );
             // Mirror the bookmark to refs/heads/history in the git store so plain git
-            // can browse it. A failure (someone moved the git ref) is recorded in the
-            // view by jj and retried next time; it must not stop the recording.
+            // can browse it (jj only does this by itself in colocated repos). A ref
+            // that cannot be updated (moved by hand) comes back in the stats, not as an
+            // error: jj leaves its record of the git ref as it was and retries on the
+            // next export, and recording must not stop over it.
             jj_lib::git::export_refs(tx.repo_mut())
                 .map_err(|e| repo_err("exporting the bookmark to git", &e))?;
             tx.set_attribute(ATTR_REVISION_FROM.to_owned(), from.to_string());

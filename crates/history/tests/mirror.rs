@@ -453,3 +453,23 @@ fn git_store_has_the_commits() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_second_writer_is_noticed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = tempfile::tempdir().unwrap();
+    let expected = record_all(&mut Mirror::open(reference.path()).unwrap());
+
+    let mut a = Mirror::open(tmp.path()).unwrap();
+    let mut b = Mirror::open(tmp.path()).unwrap();
+    let slices = slices();
+    assert_eq!(a.record(&slices[0]).unwrap(), expected[0]);
+    // b catches up with a's operation before validating, so the slice a wrote is
+    // refused rather than recorded twice...
+    let err = b.record(&slices[0]).unwrap_err();
+    assert!(matches!(err, HistoryError::InvalidInput(_)), "{err}");
+    assert_eq!(b.recorded_revision(), 3);
+    // ...and continuing through either mirror gives the single-writer history.
+    assert_eq!(b.record(&slices[1]).unwrap(), expected[1]);
+    assert_eq!(a.record(&slices[2]).unwrap(), expected[2]);
+}

@@ -614,7 +614,7 @@ pub(crate) fn merge3(ours: &Value, base: &Value, theirs: &Value) -> Merged {
     }
     // a leaf whose parent became a leaf on the other side cannot both stay: keep the
     // shortest path (the parent's value), as the side that set it meant
-    leaves.sort_by(|a, b| a.0.len().cmp(&b.0.len()));
+    leaves.sort_by_key(|l| l.0.len());
     let mut kept: Vec<(Vec<String>, Value)> = Vec::new();
     for (p, v) in leaves {
         if kept

@@ -6,7 +6,7 @@
 //! one commit and one jj operation per half-second of changes, by the changes' recorded times.
 //! Those times come from the raft log, so every member cuts the same operations and builds
 //! the same ids. A member that falls behind writes its backlog one window at a
-//! time, never slowing writes: the thread runs at a lower CPU priority.
+//! time, never slowing writes: the thread runs under SCHED_IDLE.
 //!
 //! Retention moves the start of kept history forward (never past what the mirror has
 //! written), in steps, so that each pruning transaction stays short.
@@ -55,6 +55,10 @@ const MAX_PER_OPERATION: usize = 20_000;
 /// A window is closed when a later change exists, or this long after it ended with none
 /// (a change for it arriving later would need a leader clock this far behind).
 const IDLE_CLOSE_MS: i64 = 1000;
+/// While writes stream in faster than this (revisions per second), the mirror waits, up to
+/// `MAX_DEFER_MS` behind: its loose git objects and CPU would otherwise slow the writes.
+const BUSY_RATE: f64 = 2000.0;
+const MAX_DEFER_MS: i64 = 30_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 const PRUNE_STEP: u64 = 10_000;
 
@@ -92,10 +96,16 @@ fn now_ms() -> i64 {
 }
 
 fn run(store: Store, dir: &Path, retention: Retention, api: &ApiServer, stop: &AtomicBool) {
-    // Behind the write path: the kernel runs request and apply threads first.
-    // SAFETY: setpriority on this thread's own id; no memory is passed.
+    // Behind the write path: SCHED_IDLE runs this thread only on CPU time nothing else
+    // wants, so a saturated server loses no throughput to it (the mirror lags instead and
+    // catches up when the load drops). Where the policy is refused, a high nice value.
+    // SAFETY: both calls name this thread's own id and pass a valid param struct.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+        let tid = libc::gettid();
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        }
     }
     let mut mirror = match Mirror::open(dir) {
         Ok(m) => Some(m),
@@ -107,10 +117,18 @@ fn run(store: Store, dir: &Path, retention: Retention, api: &ApiServer, stop: &A
     };
     let mut lags: Vec<i64> = Vec::new();
     let mut last_prune = Instant::now();
+    let mut seen = (Instant::now(), store.revision());
     while !stop.load(Ordering::Relaxed) {
         let mut wrote = false;
+        let busy = {
+            let now = store.revision();
+            let secs = seen.0.elapsed().as_secs_f64().max(0.001);
+            let busy = now.saturating_sub(seen.1) as f64 / secs > BUSY_RATE;
+            seen = (Instant::now(), now);
+            busy
+        };
         if let Some(m) = mirror.as_mut() {
-            match step(&store, m, &mut lags) {
+            match step(&store, m, &mut lags, busy) {
                 Ok(w) => wrote = w,
                 Err(e) => {
                     tracing::error!("history: writing the jj mirror: {e}; retrying");
@@ -152,9 +170,22 @@ fn run(store: Store, dir: &Path, retention: Retention, api: &ApiServer, stop: &A
     }
 }
 
-/// Writes the next closed window, if any; true when it wrote one.
-fn step(store: &Store, mirror: &mut Mirror, lags: &mut Vec<i64>) -> anyhow::Result<bool> {
+/// Writes the next closed window, if any; true when it wrote one. While `busy` (writes
+/// streaming in) it waits unless it is `MAX_DEFER_MS` behind.
+fn step(
+    store: &Store,
+    mirror: &mut Mirror,
+    lags: &mut Vec<i64>,
+    busy: bool,
+) -> anyhow::Result<bool> {
     let from = mirror.recorded_revision();
+    // the oldest change alone first: deferring must cost next to nothing
+    let Some(oldest) = store.history_since(from, 1)?.pop() else {
+        return Ok(false);
+    };
+    if busy && now_ms() - oldest.by.time_ms < MAX_DEFER_MS {
+        return Ok(false);
+    }
     let changes = store.history_since(from, MAX_PER_OPERATION + 1)?;
     let Some(first) = changes.first() else {
         return Ok(false);

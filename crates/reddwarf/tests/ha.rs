@@ -689,3 +689,57 @@ fn members_at_separate_addresses_are_the_kubernetes_service_endpoints() {
         c.members[2].url
     );
 }
+
+/// The history mirror's head (operation id, revision) on one member.
+fn mirror_head(s: &Server) -> Option<(String, u64)> {
+    let v = s.get_opt("/apis/history.reddwarf.io/v1/status")?;
+    let op = v["mirror"]["operation"].as_str()?.to_string();
+    let rev = v["mirror"]["revision"].as_str()?.parse().ok()?;
+    Some((op, rev))
+}
+
+#[test]
+fn every_member_builds_the_same_history_operations() {
+    let c = Cluster::start(3);
+    for (i, m) in c.members.iter().enumerate() {
+        for j in 0..5 {
+            let (code, body) = m.send_json(
+                "POST",
+                "/api/v1/namespaces/default/configmaps",
+                &configmap(&format!("h-{i}-{j}")),
+            );
+            assert_eq!(code, 201, "{body}");
+        }
+    }
+    // once every member's mirror has reached the same revision, the operation ids agree
+    let heads = eventually(
+        "every member's mirror at one revision",
+        Duration::from_secs(60),
+        || {
+            let heads: Vec<(String, u64)> =
+                c.members.iter().map(mirror_head).collect::<Option<_>>()?;
+            let last = heads[0].1;
+            (last > 0 && heads.iter().all(|h| h.1 == last)).then_some(heads)
+        },
+    );
+    assert!(
+        heads.iter().all(|h| h.0 == heads[0].0),
+        "members differ at revision {}: {heads:?}",
+        heads[0].1
+    );
+    // and every member's history lists the same changes
+    let logs: Vec<serde_json::Value> = c
+        .members
+        .iter()
+        .map(|m| {
+            let v = m
+                .get_opt("/apis/history.reddwarf.io/v1/log?resource=configmaps&namespace=default&limit=0")
+                .expect("history log");
+            v["items"].clone()
+        })
+        .collect();
+    assert!(
+        logs.iter().all(|l| *l == logs[0]),
+        "history logs differ between members"
+    );
+}

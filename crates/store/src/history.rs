@@ -54,11 +54,20 @@ pub struct Change {
     pub object: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Record {
     kind: ChangeKind,
     by: Attribution,
     object: Vec<u8>,
+}
+
+/// What [`Record`] decodes, encoded without copying the object (postcard writes a byte
+/// slice and a `Vec<u8>` alike).
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    kind: ChangeKind,
+    by: &'a Attribution,
+    object: &'a [u8],
 }
 
 /// An object at a past revision.
@@ -85,12 +94,12 @@ pub fn recorded(key: &str) -> bool {
 
 /// A Secret's `data` and `stringData` values as `sha256:<hex>`: the history tells that a
 /// value changed, never the value.
-fn redact(key: &str, object: &[u8]) -> Vec<u8> {
+fn redact<'a>(key: &str, object: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
     if !key.starts_with("core/secrets/") {
-        return object.to_vec();
+        return object.into();
     }
     let Ok(mut v) = serde_json::from_slice::<Value>(object) else {
-        return b"{}".to_vec();
+        return b"{}".to_vec().into();
     };
     for field in ["data", "stringData"] {
         if let Some(Value::Object(m)) = v.get_mut(field) {
@@ -105,7 +114,7 @@ fn redact(key: &str, object: &[u8]) -> Vec<u8> {
             }
         }
     }
-    serde_json::to_vec(&v).unwrap_or_default()
+    serde_json::to_vec(&v).unwrap_or_default().into()
 }
 
 /// Records changes inside one apply transaction.
@@ -162,10 +171,10 @@ impl<'t> Recorder<'t> {
             self.time_ms = by.time_ms;
             self.changed_time = true;
         }
-        let rec = Record {
+        let rec = RecordRef {
             kind,
-            by,
-            object: redact(key, object),
+            by: &by,
+            object: &redact(key, object),
         };
         let bytes = postcard::to_stdvec(&rec).map_err(|e| StoreError::Redb(e.to_string()))?;
         self.history.insert((revision, key), bytes.as_slice())?;
@@ -207,10 +216,10 @@ pub(crate) fn rebase(txn: &WriteTransaction, revision: Revision) -> Result<(), S
             continue;
         }
         let (rev, obj) = v.value();
-        let rec = Record {
+        let rec = RecordRef {
             kind: ChangeKind::Base,
-            by: Attribution::default(),
-            object: redact(key, obj),
+            by: &Attribution::default(),
+            object: &redact(key, obj),
         };
         let bytes = postcard::to_stdvec(&rec).map_err(|e| StoreError::Redb(e.to_string()))?;
         history.insert((rev, key), bytes.as_slice())?;

@@ -133,7 +133,7 @@ fn records_who_changed_what_and_answers_past_revisions() {
         AtRevision::Present(c) => assert_eq!(data_of(&c.object), json!({"a": "1"})),
         other => panic!("{other:?}"),
     }
-    match s.history_at(&k, r3 + 0).unwrap() {
+    match s.history_at(&k, r3).unwrap() {
         AtRevision::Present(c) => assert_eq!(data_of(&c.object), json!({"a": "2", "b": "3"})),
         other => panic!("{other:?}"),
     }
