@@ -216,8 +216,9 @@ fn main() -> anyhow::Result<()> {
     reddwarf_runtime::shim::run_if_invoked();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REDDWARF_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("REDDWARF_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,openraft=warn,jj_lib=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
