@@ -316,6 +316,10 @@ impl Mirror {
             Ok::<_, HistoryError>((new_repo, commit))
         })?;
 
+        // jj's store keeps the last thousand trees in memory; a namespace directory of a
+        // million objects is a tree of tens of MB, so the cache would hold gigabytes. The
+        // next record reads the one tree it needs back from git.
+        new_repo.store().clear_caches();
         self.repo = new_repo;
         self.recorded = to;
         let recorded = Recorded {
