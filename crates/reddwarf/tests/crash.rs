@@ -3,10 +3,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{eventually, Server};
+use common::{eventually, kill9_during_create_storm, Server};
 use serde_json::Value;
 
 const PAYLOAD: usize = 512;
@@ -31,43 +30,7 @@ fn configmaps(s: &Server) -> HashMap<String, Value> {
 #[test]
 fn sigkill_during_concurrent_creates_loses_no_acknowledged_write() {
     let mut s = Server::start();
-    let acked_path = s.data_dir().join("acked.txt");
-    let mut bench = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-        .args([
-            "bench",
-            "create",
-            "--concurrency",
-            "16",
-            "--count",
-            "10000000",
-            "--size",
-        ])
-        .arg(PAYLOAD.to_string())
-        .arg("--kubeconfig")
-        .arg(s.kubeconfig())
-        .arg("--acked-log")
-        .arg(&acked_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bench");
-    // Let a few hundred creates commit, then pull the plug mid-storm.
-    eventually("creates under way", Duration::from_secs(60), || {
-        s.metric("reddwarf_store_revision").filter(|r| *r > 600)
-    });
-    s.kill9();
-    let status = bench.wait().expect("bench exits once the server is gone");
-    assert!(status.success(), "bench failed: {status}");
-    let acked: Vec<String> = std::fs::read_to_string(&acked_path)
-        .expect("acked log")
-        .lines()
-        .map(String::from)
-        .collect();
-    assert!(
-        acked.len() > 100,
-        "only {} creates were acknowledged",
-        acked.len()
-    );
+    let acked = kill9_during_create_storm(&mut s, PAYLOAD, 600);
 
     s.spawn();
     let present = configmaps(&s);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{eventually, parse, token_kubeconfig, Server};
+use common::{eventually, kill9_during_create_storm, parse, token_kubeconfig, Server};
 use serde_json::Value;
 
 fn history(kubeconfig: &str, args: &[&str]) -> Output {
@@ -323,42 +323,7 @@ fn secrets_are_kept_as_hashes_and_users_see_only_what_they_may_read() {
 #[test]
 fn sigkill_during_a_write_storm_keeps_every_acknowledged_change_once() {
     let mut s = Server::start();
-    let acked_path = s.data_dir().join("acked.txt");
-    let mut bench = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
-        .args([
-            "bench",
-            "create",
-            "--concurrency",
-            "16",
-            "--count",
-            "10000000",
-            "--size",
-            "64",
-        ])
-        .arg("--kubeconfig")
-        .arg(s.kubeconfig())
-        .arg("--acked-log")
-        .arg(&acked_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bench");
-    eventually("creates under way", Duration::from_secs(60), || {
-        s.metric("reddwarf_store_revision").filter(|r| *r > 800)
-    });
-    s.kill9();
-    let status = bench.wait().expect("bench exits once the server is gone");
-    assert!(status.success(), "bench failed: {status}");
-    let acked: Vec<String> = std::fs::read_to_string(&acked_path)
-        .expect("acked log")
-        .lines()
-        .map(String::from)
-        .collect();
-    assert!(
-        acked.len() > 100,
-        "only {} creates acknowledged",
-        acked.len()
-    );
+    let acked = kill9_during_create_storm(&mut s, 64, 800);
 
     s.spawn();
     let (code, body) = s.curl(

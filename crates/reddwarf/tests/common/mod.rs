@@ -838,3 +838,48 @@ pub fn stdout_ok(out: &Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Drives `s` with `reddwarf bench create` (16 clients, ConfigMaps with a `size`-byte payload),
+/// SIGKILLs the server once its store passed `revision`, and returns the names of the creates
+/// acknowledged before that (at least 100). The server is left stopped.
+pub fn kill9_during_create_storm(s: &mut Server, size: usize, revision: u64) -> Vec<String> {
+    let acked_path = s.data_dir().join("acked.txt");
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_reddwarf"))
+        .args([
+            "bench",
+            "create",
+            "--concurrency",
+            "16",
+            "--count",
+            "10000000",
+            "--size",
+        ])
+        .arg(size.to_string())
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig())
+        .arg("--acked-log")
+        .arg(&acked_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bench");
+    // Let some creates commit, then pull the plug mid-storm.
+    eventually("creates under way", Duration::from_secs(60), || {
+        s.metric("reddwarf_store_revision")
+            .filter(|r| *r > revision)
+    });
+    s.kill9();
+    let status = bench.wait().expect("bench exits once the server is gone");
+    assert!(status.success(), "bench failed: {status}");
+    let acked: Vec<String> = std::fs::read_to_string(&acked_path)
+        .expect("acked log")
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(
+        acked.len() > 100,
+        "only {} creates were acknowledged",
+        acked.len()
+    );
+    acked
+}
