@@ -61,15 +61,13 @@ fn store_err(e: reddwarf_store::StoreError) -> ApiError {
 }
 
 fn parts(key: &str) -> (String, String, String, String) {
-    let mut it = key.splitn(4, '/');
-    let mut next = || it.next().unwrap_or("").to_string();
-    let group = next();
-    let group = if group == "core" {
-        String::new()
-    } else {
-        group
-    };
-    (group, next(), next(), next())
+    let k = ObjectKey::from_string(key.to_string());
+    (
+        k.group().to_string(),
+        k.resource().to_string(),
+        k.namespace().to_string(),
+        k.name().to_string(),
+    )
 }
 
 fn time(ms: i64) -> String {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use reddwarf_apiserver::ApiServer;
 use reddwarf_history::Mirror;
-use reddwarf_store::{Change, ChangeKind, Store};
+use reddwarf_store::{Change, ChangeKind, ObjectKey, Store};
 use serde_json::{json, Value};
 
 /// How much history is kept.
@@ -217,11 +217,12 @@ fn step(
 /// `<group>/<version>/<resource>/<namespace>/<name>.yaml` (`core` for the legacy group,
 /// `_cluster` for cluster-scoped objects), managedFields left out.
 fn to_mirror(c: &Change) -> reddwarf_history::Change {
-    let mut parts = c.key.splitn(4, '/');
-    let group = parts.next().unwrap_or("");
-    let resource = parts.next().unwrap_or("");
-    let namespace = parts.next().unwrap_or("");
-    let name = parts.next().unwrap_or("");
+    let key = ObjectKey::from_string(c.key.clone());
+    let group = match key.group() {
+        "" => "core",
+        g => g,
+    };
+    let (resource, namespace, name) = (key.resource(), key.namespace(), key.name());
     let mut v: Value = serde_json::from_slice(&c.object).unwrap_or(Value::Null);
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");

@@ -53,6 +53,14 @@ impl ObjectKey {
         out
     }
 
+    /// The API group (empty for the legacy core group, stored as `core`).
+    pub fn group(&self) -> &str {
+        match self.parts()[0] {
+            "core" => "",
+            g => g,
+        }
+    }
+
     /// The namespace segment (empty for cluster-scoped objects).
     pub fn namespace(&self) -> &str {
         self.parts()[2]
