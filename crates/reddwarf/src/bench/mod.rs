@@ -9,6 +9,7 @@ mod ha;
 mod pods;
 mod read;
 mod report;
+mod rollout;
 mod schedule;
 mod startup;
 mod update;
@@ -50,6 +51,8 @@ pub enum Scenario {
     Startup(startup::StartupArgs),
     /// Simulated nodes and pods: how fast pods are scheduled and running.
     Schedule(schedule::ScheduleArgs),
+    /// Deployments on simulated nodes: how fast every replica is created, bound and Running.
+    Rollout(rollout::RolloutArgs),
     /// A cluster of members: failover time after leader kills, and a member joining through
     /// a snapshot of many objects.
     Ha(ha::HaArgs),
@@ -93,13 +96,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Startup(a) => startup::run(a).await?,
         Scenario::Schedule(a) => schedule::run(a).await?,
         Scenario::Pods(a) => pods::run(a).await?,
+        Scenario::Rollout(a) => rollout::run(a).await?,
         Scenario::Ha(a) => ha::run(a).await?,
     };
     report.print();
     Ok(())
 }
 
-/// A ConfigMap body of about `size` bytes of data.
 /// Reads a watch response to its end, handing each event (one JSON object per line) to `f`
 /// with the instant it arrived.
 pub async fn for_each_watch_event(
@@ -122,6 +125,41 @@ pub async fn for_each_watch_event(
     }
 }
 
+/// Follows a collection as an informer does: lists it, hands `f` every item, watches from the
+/// list's revision, and lists again whenever the server ends the watch (a watcher that falls
+/// more than a queue behind is closed). `f` gets each object and the instant it was seen.
+pub fn follow(
+    target: &Target,
+    path: String,
+    mut f: impl FnMut(&serde_json::Value, Instant) + Send + 'static,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let target = target.clone();
+    tokio::spawn(async move {
+        loop {
+            let mut conn = target.connect().await?;
+            let (code, body) = conn.request("GET", &path, None).await?;
+            anyhow::ensure!(code == 200, "listing {path}: {code}");
+            let list: serde_json::Value = serde_json::from_slice(&body)?;
+            let now = Instant::now();
+            for item in list["items"].as_array().into_iter().flatten() {
+                f(item, now);
+            }
+            let rv = list["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("0")
+                .to_string();
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let mut stream = conn
+                .stream(&format!(
+                    "{path}{sep}watch=true&resourceVersion={rv}&timeoutSeconds=3600"
+                ))
+                .await?;
+            for_each_watch_event(&mut stream, |ev, now| f(&ev["object"], now)).await;
+        }
+    })
+}
+
+/// A ConfigMap body of about `size` bytes of data.
 pub fn configmap(name: &str, size: usize, extra: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",

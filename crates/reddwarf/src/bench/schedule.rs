@@ -49,87 +49,21 @@ fn pod(name: &str) -> Vec<u8> {
 pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
     let target = Target::from_kubeconfig(&a.common.kubeconfig)?;
     let id = run_id();
-    let prefix = format!("bench-{id}");
     let ns = fresh_namespace(&target, "bench-schedule").await?;
 
-    // The simulated kubelets run in this process.
-    let sim = tokio::spawn(simnodes::run(SimNodesArgs {
-        kubeconfig: a.common.kubeconfig.clone(),
-        count: a.nodes,
-        prefix: prefix.clone(),
-        first_index: 0,
-        cpu: "32".into(),
-        memory: "256Gi".into(),
-        pods: "110".into(),
-        labels: vec![format!("bench.reddwarf.dev/run={id}")],
-        taints: vec![],
-        renew_interval: GoDuration(Duration::from_secs(10)),
-        run_time: GoDuration(Duration::from_secs(1)),
-        stop_time: GoDuration(Duration::ZERO),
-        connections: 8,
-    }));
-    let pb = progress(a.nodes as u64, "nodes");
-    let mut conn = target.connect().await?;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let (code, body) = conn
-            .request(
-                "GET",
-                &format!("/api/v1/nodes?labelSelector=bench.reddwarf.dev%2Frun%3D{id}"),
-                None,
-            )
-            .await?;
-        anyhow::ensure!(code == 200, "listing nodes: {code}");
-        let list: Value = serde_json::from_slice(&body)?;
-        let ready = list["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter(|n| {
-                        n["status"]["conditions"].as_array().is_some_and(|cs| {
-                            cs.iter()
-                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                        })
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
-        pb.set_position(ready as u64);
-        if ready >= a.nodes {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "nodes not ready in 300s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    pb.finish_and_clear();
+    let sim = SimCluster::start(&a.common.kubeconfig, &target, a.nodes, &id).await?;
+    let rss = RssSampler::start(&target);
+    let rss_before = rss.current_mib().await;
 
     // Watch our namespace's pods from now on: when each is bound, and when it runs.
     let times = Arc::new(Mutex::new(Times::default()));
-    let (code, body) = conn
-        .request(
-            "GET",
-            &format!("/api/v1/namespaces/{ns}/pods?limit=1"),
-            None,
-        )
-        .await?;
-    anyhow::ensure!(code == 200, "listing pods: {code}");
-    let rv = serde_json::from_slice::<Value>(&body)?["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("0")
-        .to_string();
-    let mut wconn = target.connect().await?;
-    let mut stream = wconn
-        .stream(&format!(
-            "/api/v1/namespaces/{ns}/pods?watch=true&resourceVersion={rv}&timeoutSeconds=3600"
-        ))
-        .await?;
     let running = Arc::new(AtomicU64::new(0));
     let watcher = {
         let (times, running) = (times.clone(), running.clone());
-        tokio::spawn(async move {
-            super::for_each_watch_event(&mut stream, |ev, now| {
-                let p = &ev["object"];
+        super::follow(
+            &target,
+            format!("/api/v1/namespaces/{ns}/pods"),
+            move |p, now| {
                 let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
                 let mut t = times.lock().unwrap();
                 if p["spec"]["nodeName"]
@@ -142,9 +76,8 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
                     t.running.insert(name, now);
                     running.fetch_add(1, Ordering::Relaxed);
                 }
-            })
-            .await;
-        })
+            },
+        )
     };
 
     let started = Instant::now();
@@ -255,31 +188,190 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
         );
     }
 
-    // Leave the cluster as found: the namespace and its pods go (the simulated kubelets
-    // confirm the pods' graceful deletion, so they must still run), then the nodes.
-    let _ = conn
-        .request("DELETE", &format!("/api/v1/namespaces/{ns}"), None)
-        .await;
-    let pb = progress(1, "cleanup");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        match conn
-            .request("GET", &format!("/api/v1/namespaces/{ns}"), None)
-            .await
-        {
-            Ok((404, _)) => break,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-            Err(_) => conn = target.connect().await?,
-        }
-    }
-    pb.finish_and_clear();
-    sim.abort();
-    let _ = conn
-        .request(
-            "DELETE",
-            &format!("/api/v1/nodes?labelSelector=bench.reddwarf.dev%2Frun%3D{id}"),
-            None,
-        )
-        .await;
+    rss.report(&mut r, rss_before, a.pods).await;
+    sim.cleanup(&target, &ns).await?;
     Ok(r)
+}
+
+/// Simulated nodes in this process (the code of `reddwarf sim-nodes`), labelled with the run.
+pub struct SimCluster {
+    id: String,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl SimCluster {
+    /// Registers `nodes` nodes and waits (up to 300 s) until all are Ready.
+    pub async fn start(
+        kubeconfig: &std::path::Path,
+        target: &Target,
+        nodes: usize,
+        id: &str,
+    ) -> anyhow::Result<SimCluster> {
+        let task = tokio::spawn(simnodes::run(SimNodesArgs {
+            kubeconfig: kubeconfig.to_path_buf(),
+            count: nodes,
+            prefix: format!("bench-{id}"),
+            first_index: 0,
+            cpu: "32".into(),
+            memory: "256Gi".into(),
+            pods: "110".into(),
+            labels: vec![format!("bench.reddwarf.dev/run={id}")],
+            taints: vec![],
+            renew_interval: GoDuration(Duration::from_secs(10)),
+            run_time: GoDuration(Duration::from_secs(1)),
+            stop_time: GoDuration(Duration::ZERO),
+            // Real kubelets each have their own connection; 64 keeps the status writes
+            // concurrent enough to share fsyncs, as theirs would.
+            connections: 64,
+        }));
+        let pb = progress(nodes as u64, "nodes");
+        let mut conn = target.connect().await?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let (code, body) = conn
+                .request(
+                    "GET",
+                    &format!("/api/v1/nodes?labelSelector=bench.reddwarf.dev%2Frun%3D{id}"),
+                    None,
+                )
+                .await?;
+            anyhow::ensure!(code == 200, "listing nodes: {code}");
+            let list: Value = serde_json::from_slice(&body)?;
+            let ready = list["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter(|n| {
+                            n["status"]["conditions"].as_array().is_some_and(|cs| {
+                                cs.iter()
+                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                            })
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            pb.set_position(ready as u64);
+            if ready >= nodes {
+                break;
+            }
+            if task.is_finished() {
+                anyhow::bail!("simulated nodes stopped: {:?}", task.await);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "nodes not ready in 300s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        pb.finish_and_clear();
+        Ok(SimCluster {
+            id: id.to_string(),
+            task,
+        })
+    }
+
+    /// Leaves the cluster as found: the namespace and its pods go (the simulated kubelets
+    /// confirm the pods' graceful deletion, so they must still run), then the nodes.
+    pub async fn cleanup(self, target: &Target, ns: &str) -> anyhow::Result<()> {
+        let mut conn = target.connect().await?;
+        let _ = conn
+            .request("DELETE", &format!("/api/v1/namespaces/{ns}"), None)
+            .await;
+        let pb = progress(1, "cleanup");
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < deadline {
+            match conn
+                .request("GET", &format!("/api/v1/namespaces/{ns}"), None)
+                .await
+            {
+                Ok((404, _)) => break,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Err(_) => conn = target.connect().await?,
+            }
+        }
+        pb.finish_and_clear();
+        self.task.abort();
+        let _ = conn
+            .request(
+                "DELETE",
+                &format!(
+                    "/api/v1/nodes?labelSelector=bench.reddwarf.dev%2Frun%3D{}",
+                    self.id
+                ),
+                None,
+            )
+            .await;
+        Ok(())
+    }
+}
+
+/// The server's resident memory, read from its `/metrics` every 250 ms; keeps the peak.
+pub struct RssSampler {
+    peak: Arc<AtomicU64>,
+    last: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn server_rss(conn: &mut crate::client::Conn) -> Option<u64> {
+    let (code, body) = conn.request("GET", "/metrics", None).await.ok()?;
+    if code != 200 {
+        return None;
+    }
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+impl RssSampler {
+    pub fn start(target: &Target) -> RssSampler {
+        let (peak, last) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let task = {
+            let (peak, last, target) = (peak.clone(), last.clone(), target.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = target.connect().await else {
+                    return;
+                };
+                loop {
+                    match server_rss(&mut conn).await {
+                        Some(v) => {
+                            last.store(v, Ordering::Relaxed);
+                            peak.fetch_max(v, Ordering::Relaxed);
+                        }
+                        None => match target.connect().await {
+                            Ok(c) => conn = c,
+                            Err(_) => return,
+                        },
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        RssSampler { peak, last, task }
+    }
+
+    /// The latest sample, waiting for the first.
+    pub async fn current_mib(&self) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.last.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.last.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
+    }
+
+    /// Adds the server's RSS before the pods, at its peak and now, and the growth per pod.
+    pub async fn report(self, r: &mut Report, before_mib: f64, pods: u64) {
+        // A fresh sample, not one from before the last pods ran.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = self.current_mib().await;
+        let peak = self.peak.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
+        self.task.abort();
+        let per_pod_kib = (now - before_mib).max(0.0) * 1024.0 / pods.max(1) as f64;
+        r.add(
+            "server_rss_mib",
+            json!({"before_pods": before_mib, "peak": peak, "after": now, "per_pod_kib": per_pod_kib}),
+            format!(
+                "server RSS: {before_mib:.0} MiB with the nodes, {peak:.0} MiB at peak, {now:.0} MiB with the pods ({per_pod_kib:.1} KiB per pod)"
+            ),
+        );
+    }
 }
