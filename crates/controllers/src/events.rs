@@ -1,42 +1,102 @@
 //! An event recorder: controllers report what they did as core/v1 Events, the collection
 //! `kubectl describe` and `kubectl get events` read. Repeats of the same event within a short
 //! window bump `count` and `lastTimestamp` instead of creating new objects, as upstream's
-//! correlator does.
+//! correlator does. Events are queued and written by a task of the recorder's own, so a
+//! controller never waits on them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
+use tokio::sync::mpsc;
 
 /// How long a repeated event is folded into the previous one.
 const FOLD_WINDOW: Duration = Duration::from_secs(600);
 
-/// Recent events by what they say: (name, namespace, count, when).
-type Seen = HashMap<String, (String, String, i32, Instant)>;
+/// Events waiting to be written, per component (upstream's broadcaster queues 1 000 and
+/// drops what does not fit: a controller never waits on its events).
+const QUEUE: usize = 1000;
 
-/// Writes Events on behalf of one component; clones share the memory of recent events, so
-/// repeats fold into one object.
+/// Events written at once per component; distinct events (one per pod of a burst) need not
+/// wait for each other's round trip.
+const IN_FLIGHT: usize = 16;
+
+/// Recent events by what they say: (name, namespace, count, when), with the keys in the
+/// order they were last written so expiry looks only at the oldest.
+#[derive(Default)]
+struct Seen {
+    by_key: HashMap<String, (String, String, i32, Instant)>,
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Seen {
+    fn expire(&mut self) {
+        while let Some((at, _)) = self.order.front() {
+            if at.elapsed() < FOLD_WINDOW {
+                break;
+            }
+            let (at, key) = self.order.pop_front().expect("front");
+            if self.by_key.get(&key).is_some_and(|e| e.3 == at) {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: String, name: String, ns: String, count: i32) {
+        let at = Instant::now();
+        self.order.push_back((at, key.clone()));
+        self.by_key.insert(key, (name, ns, count, at));
+    }
+}
+
+struct Pending {
+    regarding: ObjectReference,
+    type_: &'static str,
+    reason: String,
+    note: String,
+    at: Timestamp,
+}
+
+/// Writes Events on behalf of one component; clones share one queue and the memory of
+/// recent events, so repeats fold into one object.
 #[derive(Clone)]
 pub struct Recorder {
+    component: &'static str,
+    queue: mpsc::Sender<Pending>,
+}
+
+struct Writer {
     client: Client,
     component: &'static str,
-    seen: Arc<Mutex<Seen>>,
+    seen: Mutex<Seen>,
 }
 
 impl Recorder {
     /// `component` is the reporting controller, e.g. `deployment-controller` or
-    /// `default-scheduler`.
+    /// `default-scheduler`. Starts the component's event writer (needs a Tokio runtime).
     pub fn new(client: Client, component: &'static str) -> Recorder {
-        Recorder {
+        let (queue, mut rx) = mpsc::channel(QUEUE);
+        let writer = Arc::new(Writer {
             client,
             component,
-            seen: Arc::new(Mutex::new(HashMap::new())),
-        }
+            seen: Mutex::new(Seen::default()),
+        });
+        tokio::spawn(
+            futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).for_each_concurrent(
+                IN_FLIGHT,
+                move |p| {
+                    let writer = writer.clone();
+                    async move { writer.write(p).await }
+                },
+            ),
+        );
+        Recorder { component, queue }
     }
 
     /// Records a `Normal` event about `regarding`.
@@ -54,21 +114,48 @@ impl Recorder {
         self.record(regarding, "Warning", reason, note.into()).await
     }
 
-    /// Records an event; failures are logged, never returned (events are best effort).
+    /// Queues an event; it is written shortly after, or dropped (and logged) when the queue
+    /// is full. Events are best effort: failures are logged, never returned.
     pub async fn record(
         &self,
         regarding: &ObjectReference,
-        type_: &str,
+        type_: &'static str,
         reason: &str,
         note: String,
     ) {
+        let p = Pending {
+            regarding: regarding.clone(),
+            type_,
+            reason: reason.into(),
+            note,
+            at: Timestamp::now(),
+        };
+        if let Err(mpsc::error::TrySendError::Full(p)) = self.queue.try_send(p) {
+            tracing::warn!(
+                "{}: event queue full, dropping event {} about {}",
+                self.component,
+                p.reason,
+                p.regarding.name.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
+
+impl Writer {
+    async fn write(&self, p: Pending) {
+        let Pending {
+            regarding,
+            type_,
+            reason,
+            note,
+            at: now,
+        } = p;
         let ns = regarding
             .namespace
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".into());
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        let now = Timestamp::now();
         let fold_key = format!(
             "{}/{}/{}/{}/{type_}/{reason}/{note}",
             regarding.kind.as_deref().unwrap_or(""),
@@ -78,8 +165,8 @@ impl Recorder {
         );
         let previous = {
             let mut seen = self.seen.lock().unwrap();
-            seen.retain(|_, (_, _, _, at)| at.elapsed() < FOLD_WINDOW);
-            seen.get(&fold_key).cloned()
+            seen.expire();
+            seen.by_key.get(&fold_key).cloned()
         };
         if let Some((name, ens, count, _)) = previous {
             let patch = serde_json::json!({
@@ -95,7 +182,7 @@ impl Recorder {
                 self.seen
                     .lock()
                     .unwrap()
-                    .insert(fold_key, (name, ens, count + 1, Instant::now()));
+                    .insert(fold_key, name, ens, count + 1);
                 return;
             }
         }
@@ -110,8 +197,8 @@ impl Recorder {
                 namespace: Some(ns.clone()),
                 ..Default::default()
             },
-            involved_object: regarding.clone(),
-            reason: Some(reason.into()),
+            involved_object: regarding,
+            reason: Some(reason.clone()),
             message: Some(note),
             type_: Some(type_.into()),
             count: Some(1),
@@ -124,16 +211,11 @@ impl Recorder {
             }),
             reporting_component: Some(self.component.into()),
             reporting_instance: Some(format!("{}-reddwarf", self.component)),
-            action: Some(reason.into()),
+            action: Some(reason.clone()),
             ..Default::default()
         };
         match api.create(&PostParams::default(), &event).await {
-            Ok(_) => {
-                self.seen
-                    .lock()
-                    .unwrap()
-                    .insert(fold_key, (name, ns, 1, Instant::now()));
-            }
+            Ok(_) => self.seen.lock().unwrap().insert(fold_key, name, ns, 1),
             Err(e) => tracing::debug!("{}: recording event {reason}: {e}", self.component),
         }
     }

@@ -24,6 +24,7 @@ pub mod history;
 mod job;
 pub mod nodeipam;
 mod nodelifecycle;
+pub mod pod_cache;
 pub mod pod_status;
 mod podgc;
 mod replicaset;
@@ -135,6 +136,8 @@ pub fn start(
     settings: Settings,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let c = client_for;
+    // One watch of every pod for the controllers that read pods by namespace.
+    let pods = pod_cache::PodCache::start(c("replicaset"));
     let runs: Vec<(&'static str, BoxFuture<'static, ()>)> = vec![
         (
             "serviceaccount",
@@ -177,13 +180,14 @@ pub fn start(
             "replicaset",
             Box::pin(replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(
                 c("replicaset"),
+                pods.clone(),
             )),
         ),
         (
             "replicationcontroller",
             Box::pin(replicaset::run::<
                 k8s_openapi::api::core::v1::ReplicationController,
-            >(c("replicationcontroller"))),
+            >(c("replicationcontroller"), pods.clone())),
         ),
         ("deployment", Box::pin(deployment::run(c("deployment")))),
         (

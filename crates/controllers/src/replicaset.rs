@@ -6,15 +6,14 @@
 //! upstream's controller manager runs them (`pkg/controller/replication` adapts them to the
 //! ReplicaSet controller).
 //!
-//! Pods are listed from the API at each sync rather than read from a cache: reads are
-//! consistent here (in-process, no informer lag), so the "expectations" upstream keeps to
-//! avoid acting twice on a stale cache are not needed. A sync lists only the pods the
-//! selector matches; owned pods that stopped matching (to be released) are noted as their
-//! events pass, and a set's first sync after start lists the whole namespace to find them.
+//! Pods come from the controllers' shared [`PodCache`] (one watch of every pod), which also
+//! triggers the syncs, so a sync never sees a pod event before the cache holds it. As
+//! upstream, a set whose own creations or deletions the cache has not shown yet
+//! ([`Expectations`]) is not acted on again until it has.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,7 +22,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -34,19 +33,16 @@ use serde_json::json;
 
 use crate::api_errors::{error_message, is_not_found};
 use crate::events::{self, Recorder};
-use crate::label_selector::{selector_matches, selector_string};
+use crate::label_selector::selector_matches;
 use crate::ordering::deletion_order;
 use crate::ownership::{controller_of, controller_ref};
+use crate::pod_cache::{Expectations, PodCache};
 use crate::pod_state::{is_pod_active, is_pod_available, is_pod_ready, pod_ready_since};
 use crate::pod_template::pod_from_template;
 use crate::{retry_after_error, Error};
 
 /// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.
 const BURST_REPLICAS: usize = 500;
-
-/// (namespace, set name) → pods that name the set as controller but did not match its
-/// selector when last seen.
-type Strays = Mutex<HashMap<(String, String), HashSet<String>>>;
 
 /// What the controller needs of the kind it keeps replicas of. The status is read and
 /// written in the ReplicaSet's shape, which the ReplicationController's has field for field.
@@ -100,65 +96,44 @@ impl Replicated for ReplicaSet {
 struct ReplicaSetController<K: Replicated> {
     client: Client,
     recorder: Recorder,
-    strays: Arc<Strays>,
-    /// Sets that have had their full-namespace sync since start.
-    scanned: Mutex<HashSet<String>>,
-    sets: Store<K>,
+    pods: PodCache,
+    expectations: Expectations,
+    _kind: std::marker::PhantomData<K>,
 }
 
-pub async fn run<K: Replicated>(client: Client) {
+pub async fn run<K: Replicated>(client: Client, pods: PodCache) {
     let sets: Api<K> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
-    let strays = Arc::new(Mutex::new(HashMap::new()));
-    let noted = strays.clone();
-    let sets = store.clone();
+    pods.wait_ready().await;
     controller
-        .watches(pods, watcher::Config::default(), move |pod| {
-            pod_owners(&store, &noted, &pod)
-        })
+        .watches_shared_stream(pods.subscribe(), move |pod| pod_owners(&store, &pod))
         .run(
             reconcile,
             |_, e, _| crate::error_action(K::COMPONENT, e),
             Arc::new(ReplicaSetController {
                 recorder: Recorder::new(client.clone(), K::COMPONENT),
                 client,
-                strays,
-                scanned: Mutex::new(HashSet::new()),
-                sets,
+                pods,
+                expectations: Expectations::default(),
+                _kind: std::marker::PhantomData,
             }),
         )
         .for_each(|_| async {})
         .await;
 }
 
-/// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet in
-/// its namespace whose selector matches it (one of them may adopt it). An owned pod its set no
-/// longer selects is noted in `strays` for the set's next sync.
-fn pod_owners<K: Replicated>(store: &Store<K>, strays: &Strays, pod: &Pod) -> Vec<ObjectRef<K>> {
+/// The ReplicaSets a pod event concerns: its controller (which also releases it when its
+/// selector no longer matches), or for an orphan every ReplicaSet in its namespace whose
+/// selector matches it (one of them may adopt it).
+fn pod_owners<K: Replicated>(store: &Store<K>, pod: &Pod) -> Vec<ObjectRef<K>> {
     let Some(ns) = pod.namespace() else {
         return vec![];
     };
     if let Some(r) = controller_of(&pod.metadata) {
         let group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
         if r.kind == K::kind(&()) && group == K::group(&()) {
-            let owner = ObjectRef::new(&r.name).within(&ns);
-            let stray = store.get(&owner).is_some_and(|rs| {
-                rs.uid().as_deref() == Some(r.uid.as_str())
-                    && rs
-                        .selector()
-                        .is_some_and(|s| !selector_matches(&s, pod.labels()))
-            });
-            if stray {
-                strays
-                    .lock()
-                    .unwrap()
-                    .entry((ns, r.name.clone()))
-                    .or_default()
-                    .insert(pod.name_any());
-            }
-            return vec![owner];
+            return vec![ObjectRef::new(&r.name).within(&ns)];
         }
         return vec![];
     }
@@ -181,47 +156,13 @@ async fn reconcile<K: Replicated>(
         return Ok(Action::await_change());
     };
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = (ns.clone(), rs.name_any());
     let uid = rs.uid().unwrap_or_default();
-    let first = !ctx.scanned.lock().unwrap().contains(&uid);
-    let noted = ctx
-        .strays
-        .lock()
-        .unwrap()
-        .get(&key)
-        .cloned()
-        .unwrap_or_default();
-    let mut candidates = if first {
-        pods_api.list(&ListParams::default()).await?.items
-    } else {
-        pods_api
-            .list(&ListParams::default().labels(&selector_string(&selector)))
-            .await?
-            .items
-    };
-    for name in &noted {
-        if !candidates.iter().any(|p| p.name_any() == *name) {
-            if let Some(p) = pods_api.get_opt(name).await? {
-                candidates.push(p);
-            }
-        }
+    // Our own creations and deletions not in the cache yet: their events will sync us again.
+    if !ctx.expectations.satisfied(&uid, &ctx.pods, &ns) {
+        return Ok(Action::await_change());
     }
+    let candidates = ctx.pods.namespace(&ns);
     let pods = claim_pods(&*rs, &selector, &ctx, &pods_api, candidates).await?;
-    // Released (or gone): forget them; a later event notes them again if need be.
-    if let Some(set) = ctx.strays.lock().unwrap().get_mut(&key) {
-        set.retain(|n| !noted.contains(n));
-    }
-    ctx.strays.lock().unwrap().retain(|_, set| !set.is_empty());
-    if first {
-        let mut scanned = ctx.scanned.lock().unwrap();
-        scanned.insert(uid);
-        // Forget deleted sets now and then.
-        let live = ctx.sets.state();
-        if scanned.len() > 2 * live.len() + 64 {
-            let uids: HashSet<String> = live.iter().filter_map(|rs| rs.uid()).collect();
-            scanned.retain(|u| uids.contains(u));
-        }
-    }
 
     let desired = rs.replicas().max(0) as usize;
     let manage_err = if rs.meta().deletion_timestamp.is_none() {
@@ -255,7 +196,7 @@ async fn reconcile<K: Replicated>(
         let next = pods
             .iter()
             .filter(|p| is_pod_ready(p) && !is_pod_available(p, min_ready))
-            .filter_map(pod_ready_since)
+            .filter_map(|p| pod_ready_since(p))
             .map(|t| t.as_second() + i64::from(min_ready) - now)
             .min();
         if let Some(secs) = next {
@@ -275,13 +216,13 @@ async fn claim_pods<K: Replicated>(
     selector: &LabelSelector,
     ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
-    all: Vec<Pod>,
-) -> Result<Vec<Pod>, Error> {
+    all: Vec<Arc<Pod>>,
+) -> Result<Vec<Arc<Pod>>, Error> {
     let uid = rs.uid().unwrap_or_default();
     let deleting = rs.meta().deletion_timestamp.is_some();
     let mut can_adopt: Option<bool> = None;
     let mut owned = Vec::new();
-    for pod in all.into_iter().filter(is_pod_active) {
+    for pod in all.into_iter().filter(|p| is_pod_active(p)) {
         let matches = selector_matches(selector, pod.labels());
         match controller_of(&pod.metadata) {
             Some(r) if r.uid == uid => {
@@ -311,7 +252,7 @@ async fn claim_pods<K: Replicated>(
                     continue;
                 }
                 if let Some(p) = adopt(rs, pods_api, &pod).await? {
-                    owned.push(p);
+                    owned.push(Arc::new(p));
                 }
             }
         }
@@ -370,7 +311,7 @@ async fn manage_replicas<K: Replicated>(
     rs: &K,
     ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
-    pods: &[Pod],
+    pods: &[Arc<Pod>],
     desired: usize,
 ) -> Result<(), String> {
     let name = rs.name_any();
@@ -390,6 +331,13 @@ async fn manage_replicas<K: Replicated>(
                 async move { pods_api.create(&PostParams::default(), &pod).await }
             });
             let results = futures::future::join_all(creates).await;
+            ctx.expectations.expect(
+                &rs.uid().unwrap_or_default(),
+                results
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok().map(|p| p.name_any())),
+                [],
+            );
             let mut first_err = None;
             for r in results {
                 match r {
@@ -441,7 +389,7 @@ async fn manage_replicas<K: Replicated>(
                 .and_then(|n| per_node.get(n).copied())
                 .unwrap_or(0)
         };
-        let mut ranked: Vec<&Pod> = pods.iter().collect();
+        let mut ranked: Vec<&Pod> = pods.iter().map(|p| &**p).collect();
         ranked.sort_by(|a, b| deletion_order(a, rank(a), b, rank(b)));
         let deletes = ranked[..diff].iter().map(|p| {
             let pname = p.name_any();
@@ -451,7 +399,16 @@ async fn manage_replicas<K: Replicated>(
             }
         });
         let mut first_err = None;
-        for (pname, r) in futures::future::join_all(deletes).await {
+        let results = futures::future::join_all(deletes).await;
+        ctx.expectations.expect(
+            &rs.uid().unwrap_or_default(),
+            [],
+            results
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(n, _)| n.clone()),
+        );
+        for (pname, r) in results {
             match r {
                 Ok(_) => {
                     ctx.recorder
@@ -482,7 +439,7 @@ async fn manage_replicas<K: Replicated>(
 /// Upstream `calculateStatus`: counts over the pods the set owns before this sync acted.
 fn calculate_status<K: Replicated>(
     rs: &K,
-    pods: &[Pod],
+    pods: &[Arc<Pod>],
     manage_err: Option<&str>,
 ) -> ReplicaSetStatus {
     let template_labels = rs

@@ -211,6 +211,12 @@ pub async fn shutdown_signal() {
     server::shutdown_signal().await
 }
 
+/// mimalloc rather than glibc's malloc: with many threads and bursts of large request and
+/// list buffers, glibc kept freed memory resident (a rollout of 3 000 pods left the server at
+/// 760 MiB, 540 MiB after `malloc_trim`); mimalloc returns it.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     // A container shim is this binary re-executed; it must run before any thread starts.
     reddwarf_runtime::shim::run_if_invoked();

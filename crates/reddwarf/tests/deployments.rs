@@ -937,3 +937,53 @@ fn scaling_during_a_stuck_rollout_is_proportional() {
         },
     );
 }
+
+/// The ReplicaSet controller reads pods from a cache that lags its own writes; while 300
+/// replicas start (hundreds of pod events, each a sync), it must create exactly 300 pods and
+/// delete none (upstream's expectations), then scale down by exactly the difference.
+#[test]
+fn a_large_replica_set_creates_exactly_its_replicas_while_its_cache_lags() {
+    let s = Server::start();
+    let _nodes = SimNodes::start(&s, "node", 4, &[]);
+    s.apply(&replica_set("big", 300));
+    eventually("300 ready big pods", Duration::from_secs(120), || {
+        let ps: Vec<Value> = pods(&s, "tier%3Dbig").into_iter().filter(live).collect();
+        (ps.len() == 300 && ps.iter().all(pod_ready)).then_some(())
+    });
+    let rs = eventually("big status caught up", Duration::from_secs(30), || {
+        let rs = get(
+            &s,
+            &format!("/apis/apps/v1/namespaces/{NS}/replicasets/big"),
+        );
+        (rs["status"]["readyReplicas"] == 300).then_some(rs)
+    });
+    assert_eq!(rs["status"]["replicas"], 300, "{rs}");
+    let count = |reason: &str| {
+        events(&s, "ReplicaSet", "big")
+            .iter()
+            .filter(|(r, _)| r == reason)
+            .count()
+    };
+    // Events are written behind the controller's back: wait for the last of them.
+    eventually("300 creation events", Duration::from_secs(30), || {
+        (count("SuccessfulCreate") >= 300).then_some(())
+    });
+    assert_eq!(count("SuccessfulCreate"), 300);
+    assert_eq!(count("SuccessfulDelete"), 0);
+    assert_eq!(
+        pods(&s, "tier%3Dbig").len(),
+        300,
+        "no pod beyond the replicas"
+    );
+
+    s.kubectl_ok("1.33", &["scale", "replicaset", "big", "--replicas=120"]);
+    eventually("120 big pods", Duration::from_secs(60), || {
+        let n = pods(&s, "tier%3Dbig").into_iter().filter(live).count();
+        (n == 120).then_some(())
+    });
+    eventually("180 deletion events", Duration::from_secs(30), || {
+        (count("SuccessfulDelete") >= 180).then_some(())
+    });
+    assert_eq!(count("SuccessfulDelete"), 180);
+    assert_eq!(count("SuccessfulCreate"), 300);
+}
