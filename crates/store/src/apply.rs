@@ -69,7 +69,7 @@ impl Store {
                                 event_type,
                                 key: m.key().to_string(),
                                 object: object.into(),
-                                prev: prev.map(Into::into),
+                                prev: prev.map(|p| self.inner.hub.share_prev(m.key(), p)),
                             }));
                         }
                         Err(Failure::Refused(e)) => out.push(Outcome::Refused(e)),

@@ -71,6 +71,9 @@ pub trait Observer: Send + Sync {
 struct HubState {
     ring: VecDeque<Arc<Event>>,
     ring_capacity: usize,
+    /// The newest object bytes of each key with an event in the ring: the next change's
+    /// `prev` is the same bytes, so the ring keeps one copy per revision, not old and new.
+    latest: std::collections::HashMap<String, Arc<[u8]>>,
     slots: Vec<Slot>,
     next_id: u64,
     revision: Revision,
@@ -143,6 +146,7 @@ impl WatchHub {
                 state: Mutex::new(HubState {
                     ring: VecDeque::with_capacity(ring_capacity),
                     ring_capacity,
+                    latest: std::collections::HashMap::new(),
                     slots: Vec::new(),
                     next_id: 0,
                     revision,
@@ -164,6 +168,16 @@ impl WatchHub {
         self.inner.state.lock().map(|s| s.slots.len()).unwrap_or(0)
     }
 
+    /// `prev` (a key's state before a change) as shared bytes: the ring's copy of the key's
+    /// newest object when it holds the same bytes, else a new allocation.
+    pub(crate) fn share_prev(&self, key: &str, prev: Vec<u8>) -> Arc<[u8]> {
+        let st = self.inner.state.lock().expect("watch hub lock");
+        match st.latest.get(key) {
+            Some(b) if **b == *prev => b.clone(),
+            _ => prev.into(),
+        }
+    }
+
     pub(crate) fn publish(&self, events: Vec<Arc<Event>>, revision: Revision) {
         self.notify(&events);
         let mut st = self.inner.state.lock().expect("watch hub lock");
@@ -182,7 +196,19 @@ impl WatchHub {
                 if let Some(old) = st.ring.pop_front() {
                     // Watches from before the oldest kept event can no longer be served.
                     st.floor = old.revision;
+                    if st
+                        .latest
+                        .get(&old.key)
+                        .is_some_and(|b| Arc::ptr_eq(b, &old.object))
+                    {
+                        st.latest.remove(&old.key);
+                    }
                 }
+            }
+            if ev.event_type == EventType::Deleted {
+                st.latest.remove(&ev.key);
+            } else {
+                st.latest.insert(ev.key.clone(), ev.object.clone());
             }
             st.ring.push_back(ev);
         }
@@ -211,6 +237,7 @@ impl WatchHub {
         }
         let mut st = self.inner.state.lock().expect("watch hub lock");
         st.ring.clear();
+        st.latest.clear();
         st.slots.clear();
         st.revision = revision;
         st.floor = revision;

@@ -319,3 +319,52 @@ fn claims_are_unique_and_taken_only_with_their_object() {
         0
     );
 }
+
+/// The ring keeps one copy of each revision's bytes: a change's `prev` is the previous
+/// event's `object` itself (shared), and still the right bytes.
+#[test]
+fn a_change_shares_its_previous_state_with_the_event_before_it() {
+    let (_d, s) = open();
+    let b = Batch(vec![create(ns_key("default"), obj("default", ""), None)]);
+    s.apply(&[&b], b"").unwrap();
+    let key = cm_key("default", "a");
+    let b = Batch(vec![create(
+        key.clone(),
+        obj("a", "default"),
+        Some("default"),
+    )]);
+    s.apply(&[&b], b"").unwrap();
+    let mut w = s
+        .watch(WatchRegistration {
+            prefix: ObjectKey::resource_prefix("", "configmaps"),
+            after: 1,
+            queue: 16,
+        })
+        .unwrap()
+        .unwrap();
+    let created = w.try_next().unwrap();
+    for i in 0..2 {
+        let mut v: serde_json::Value = serde_json::from_slice(&obj("a", "default")).unwrap();
+        v["data"] = serde_json::json!({"i": i.to_string()});
+        let b = Batch(vec![Mutation::Update {
+            key: key.clone(),
+            object: serde_json::to_vec(&v).unwrap(),
+            expect_revision: None,
+            expect_uid: None,
+        }]);
+        s.apply(&[&b], b"").unwrap();
+    }
+    let first = w.try_next().unwrap();
+    let second = w.try_next().unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        first.prev.as_ref().unwrap(),
+        &created.object
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        second.prev.as_ref().unwrap(),
+        &first.object
+    ));
+    let p: serde_json::Value = serde_json::from_slice(second.prev.as_ref().unwrap()).unwrap();
+    assert_eq!(p["data"]["i"], "0");
+    assert_eq!(p["metadata"]["resourceVersion"], first.revision.to_string());
+}
