@@ -303,6 +303,11 @@ pub async fn serve(scope: &Scope<'_>) -> ApiResult<Response> {
                     while let Some(ev) = watcher.try_next() {
                         if !stream.deliver(&ev, &mut last).await { return }
                     }
+                    // A watcher closed for falling behind missed events up to the hub's
+                    // revision: a bookmark claiming it would make the client resume past them.
+                    if watcher.is_closed() {
+                        return;
+                    }
                     let rev = hub_rev.max(last);
                     if !stream.send("BOOKMARK", &stream.bookmark(rev, false)).await { return }
                 },

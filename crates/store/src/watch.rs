@@ -119,6 +119,12 @@ impl Watcher {
     pub fn try_next(&mut self) -> Option<Arc<Event>> {
         self.backlog.pop_front().or_else(|| self.rx.try_recv().ok())
     }
+
+    /// Whether the hub has closed this watcher (it fell behind, or the hub was reset): events
+    /// after those still queued will never come, so no revision past them may be claimed.
+    pub fn is_closed(&self) -> bool {
+        self.rx.is_closed()
+    }
 }
 
 impl Drop for Watcher {

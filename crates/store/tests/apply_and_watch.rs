@@ -172,6 +172,7 @@ fn slow_watcher_is_closed_instead_of_blocking_writers() {
         })
         .unwrap()
         .unwrap();
+    assert!(!w.is_closed());
     for i in 0..10 {
         let b = Batch(vec![create(
             cm_key("default", &format!("c{i}")),
@@ -186,6 +187,8 @@ fn slow_watcher_is_closed_instead_of_blocking_writers() {
         0,
         "the lagging watcher was dropped"
     );
+    // Closed: the API server must not claim the hub's revision in a bookmark for it.
+    assert!(w.is_closed());
     // What it had queued is still readable, then the stream ends.
     assert!(w.try_next().is_some());
     assert!(w.try_next().is_some());
