@@ -148,7 +148,11 @@ pub fn start(
         ("cronjob", Box::pin(cronjob::run(c("cronjob")))),
         (
             "podgc",
-            Box::pin(podgc::run(c("podgc"), settings.terminated_pod_gc_threshold)),
+            Box::pin(podgc::run(
+                c("podgc"),
+                settings.terminated_pod_gc_threshold,
+                pods.clone(),
+            )),
         ),
         (
             "root-ca-cert-publisher",

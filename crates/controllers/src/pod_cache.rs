@@ -1,5 +1,6 @@
 //! One watch of every pod, kept by namespace, for the controllers that read a namespace's
-//! pods on each sync (the ReplicaSet and ReplicationController controllers). Listing them from
+//! pods on each sync (the ReplicaSet and ReplicationController controllers) and for pod GC's
+//! sweeps: one decoded copy of each pod instead of one per controller. Listing them from
 //! the API at every sync cost a full encode and decode of every pod of the set per pod event
 //! — quadratic in a rollout, and the transient buffers dominated the server's memory.
 //!
@@ -139,6 +140,12 @@ impl PodCache {
             .get(ns)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Every pod.
+    pub fn all(&self) -> Vec<Arc<Pod>> {
+        let st = self.state.read().unwrap();
+        st.pods.values().flat_map(|m| m.values().cloned()).collect()
     }
 
     /// One pod.

@@ -22,23 +22,16 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Notify;
 
+use crate::pod_cache::PodCache;
+
 use crate::pod_state::{is_pod_terminal, pod_phase};
 
 /// Upstream gcCheckPeriod.
 const CHECK_PERIOD: Duration = Duration::from_secs(20);
 
-pub async fn run(client: Client, terminated_threshold: usize) {
-    let (pods, pod_writer) = reflector::store::<Pod>();
+pub async fn run(client: Client, terminated_threshold: usize, pods: PodCache) {
     let (nodes, node_writer) = reflector::store::<Node>();
     let node_deleted = Arc::new(Notify::new());
-    tokio::spawn(
-        reflector::reflector(
-            pod_writer,
-            watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
     let wake = node_deleted.clone();
     tokio::spawn(
         reflector::reflector(
@@ -53,7 +46,8 @@ pub async fn run(client: Client, terminated_threshold: usize) {
             async {}
         }),
     );
-    if pods.wait_until_ready().await.is_err() || nodes.wait_until_ready().await.is_err() {
+    pods.wait_ready().await;
+    if nodes.wait_until_ready().await.is_err() {
         return;
     }
     loop {
@@ -69,11 +63,11 @@ pub async fn run(client: Client, terminated_threshold: usize) {
 
 async fn sweep(
     client: &Client,
-    pods: &Store<Pod>,
+    pods: &PodCache,
     nodes: &Store<Node>,
     threshold: usize,
 ) -> Result<(), kube::Error> {
-    let all: Vec<Arc<Pod>> = pods.state();
+    let all: Vec<Arc<Pod>> = pods.all();
 
     // Terminated pods beyond the threshold, oldest first (0 turns this off).
     if threshold > 0 {
