@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
@@ -30,13 +31,17 @@ use crate::pod_state::{is_pod_terminal, pod_phase};
 const CHECK_PERIOD: Duration = Duration::from_secs(20);
 
 pub async fn run(client: Client, terminated_threshold: usize, pods: PodCache) {
-    let (nodes, node_writer) = reflector::store::<Node>();
+    // Only node names are read: their metadata is enough.
+    let (nodes, node_writer) = reflector::store::<PartialObjectMeta<Node>>();
     let node_deleted = Arc::new(Notify::new());
     let wake = node_deleted.clone();
     tokio::spawn(
         reflector::reflector(
             node_writer,
-            watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+            watcher(
+                Api::<PartialObjectMeta<Node>>::all(client.clone()),
+                watcher::Config::default(),
+            ),
         )
         .default_backoff()
         .for_each(move |ev| {
@@ -64,7 +69,7 @@ pub async fn run(client: Client, terminated_threshold: usize, pods: PodCache) {
 async fn sweep(
     client: &Client,
     pods: &PodCache,
-    nodes: &Store<Node>,
+    nodes: &Store<PartialObjectMeta<Node>>,
     threshold: usize,
 ) -> Result<(), kube::Error> {
     let all: Vec<Arc<Pod>> = pods.all();
