@@ -3,14 +3,13 @@
 //! measures how fast the Deployment → ReplicaSet → pod path gets every replica created, bound
 //! and Running, with the server's memory before and after.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::schedule::{RssSampler, SimCluster};
+use super::schedule::{follow_pods, PodTimes, RssSampler, SimCluster};
 use super::{fresh_namespace, progress, run_id, Common, Report};
 use crate::client::Target;
 use crate::GoDuration;
@@ -53,13 +52,6 @@ fn deployment(name: &str, replicas: u64) -> Vec<u8> {
     serde_json::to_vec(&d).expect("encode")
 }
 
-#[derive(Default)]
-struct Seen {
-    created: HashMap<String, Instant>,
-    bound: HashMap<String, Instant>,
-    running: HashMap<String, Instant>,
-}
-
 pub async fn run(a: RolloutArgs) -> anyhow::Result<Report> {
     let target = Target::from_kubeconfig(&a.common.kubeconfig)?;
     let id = run_id();
@@ -70,30 +62,9 @@ pub async fn run(a: RolloutArgs) -> anyhow::Result<Report> {
     let total = a.deployments as u64 * a.replicas;
 
     // Every pod of the namespace from now on: when it appeared, was bound, ran.
-    let seen = Arc::new(Mutex::new(Seen::default()));
+    let seen = Arc::new(Mutex::new(PodTimes::default()));
     let running = Arc::new(AtomicU64::new(0));
-    let watcher = {
-        let (seen, running) = (seen.clone(), running.clone());
-        super::follow(
-            &target,
-            format!("/api/v1/namespaces/{ns}/pods"),
-            move |p, now| {
-                let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
-                let mut s = seen.lock().unwrap();
-                s.created.entry(name.clone()).or_insert(now);
-                if p["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty())
-                {
-                    s.bound.entry(name.clone()).or_insert(now);
-                }
-                if p["status"]["phase"] == "Running" && !s.running.contains_key(&name) {
-                    s.running.insert(name, now);
-                    running.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-        )
-    };
+    let watcher = follow_pods(&target, &ns, seen.clone(), running.clone(), true);
 
     let started = Instant::now();
     let mut applies = Vec::new();

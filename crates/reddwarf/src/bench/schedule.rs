@@ -29,11 +29,44 @@ pub struct ScheduleArgs {
     pub timeout: GoDuration,
 }
 
+/// When each pod of a run was created, bound and first seen Running.
 #[derive(Default)]
-struct Times {
-    created: HashMap<String, Instant>,
-    bound: HashMap<String, Instant>,
-    running: HashMap<String, Instant>,
+pub struct PodTimes {
+    pub created: HashMap<String, Instant>,
+    pub bound: HashMap<String, Instant>,
+    pub running: HashMap<String, Instant>,
+}
+
+/// Follows the pods of `ns` into `times` (and counts the Running ones in `running`);
+/// `created` is noted too when `note_created` (else the caller notes its own send times).
+pub fn follow_pods(
+    target: &Target,
+    ns: &str,
+    times: Arc<Mutex<PodTimes>>,
+    running: Arc<AtomicU64>,
+    note_created: bool,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    super::follow(
+        target,
+        format!("/api/v1/namespaces/{ns}/pods"),
+        move |p, now| {
+            let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let mut t = times.lock().unwrap();
+            if note_created {
+                t.created.entry(name.clone()).or_insert(now);
+            }
+            if p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+            {
+                t.bound.entry(name.clone()).or_insert(now);
+            }
+            if p["status"]["phase"] == "Running" && !t.running.contains_key(&name) {
+                t.running.insert(name, now);
+                running.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+    )
 }
 
 fn pod(name: &str) -> Vec<u8> {
@@ -56,29 +89,9 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
     let rss_before = rss.current_mib().await;
 
     // Watch our namespace's pods from now on: when each is bound, and when it runs.
-    let times = Arc::new(Mutex::new(Times::default()));
+    let times = Arc::new(Mutex::new(PodTimes::default()));
     let running = Arc::new(AtomicU64::new(0));
-    let watcher = {
-        let (times, running) = (times.clone(), running.clone());
-        super::follow(
-            &target,
-            format!("/api/v1/namespaces/{ns}/pods"),
-            move |p, now| {
-                let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
-                let mut t = times.lock().unwrap();
-                if p["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty())
-                {
-                    t.bound.entry(name.clone()).or_insert(now);
-                }
-                if p["status"]["phase"] == "Running" && !t.running.contains_key(&name) {
-                    t.running.insert(name, now);
-                    running.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-        )
-    };
+    let watcher = follow_pods(&target, &ns, times.clone(), running.clone(), false);
 
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
