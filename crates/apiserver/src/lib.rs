@@ -19,6 +19,7 @@ mod field_manager;
 mod handler;
 mod health;
 mod history;
+mod list_stream;
 mod merge_schema;
 mod meta;
 mod metrics;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::codec::{self, Wanted};
 use crate::field_manager::{self, APPLY};
+use crate::list_stream;
 use crate::meta::{meta_mut, meta_str};
 use crate::pagination;
 use crate::patch;
@@ -143,6 +144,53 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
     };
     let started = std::time::Instant::now();
     let rv = view.revision().to_string();
+    // A whole list (no limit) is written as it is read; a page is bounded by its limit.
+    let streamed = limit == 0
+        && !scope.kind.converts_on_read()
+        && matches!(scope.wanted, Wanted::Json | Wanted::Protobuf);
+    if streamed {
+        let items = list_stream::Items {
+            view: view.clone(),
+            prefix: prefix.clone(),
+            start: start.clone(),
+            selectors: Selectors::parse(scope.query, scope.kind)?,
+            slim: scope.slim,
+        };
+        let (api, kind) = (scope.api.clone(), scope.kind.clone());
+        let done = move || api.metrics.storage("list", &kind, started.elapsed());
+        let (body, content_type) = if matches!(scope.wanted, Wanted::Json) {
+            let header = list_header(scope, &rv, None, None);
+            (
+                Some(list_stream::json(items, header, done)),
+                "application/json",
+            )
+        } else {
+            let encoder = reddwarf_kubeproto::ListEncoder::new(
+                &scope.kind.api_version(),
+                &scope.kind.list_kind(),
+            )
+            .ok();
+            let metadata = json!({ "resourceVersion": rv });
+            // Measuring the list reads all of it: off the async threads.
+            let body = match encoder {
+                Some(e) => tokio::task::spawn_blocking(move || {
+                    list_stream::protobuf(items, e, &metadata, done)
+                })
+                .await
+                .map_err(ApiError::internal)?,
+                None => None,
+            };
+            (body, "application/vnd.kubernetes.protobuf")
+        };
+        // No body: an item without a protobuf form; answered below as before (JSON).
+        if let Some(body) = body {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(body)
+                .map_err(ApiError::internal);
+        }
+    }
     if matches!(scope.wanted, Wanted::Json) {
         // Items are stored as the exact JSON served: copy each once, from the store's page
         // into one buffer, and send the list as header, items and footer chunks.

@@ -385,3 +385,89 @@ fn encode_msg_value(
     }
     Ok(Some(out))
 }
+
+/// A list encoded item by item, for responses written while the items are read. The bytes
+/// equal those of encoding the whole list at once: the list message is its `metadata` field
+/// then one `items` field per item, and the envelope needs only the message's length up front.
+pub struct ListEncoder {
+    api_version: String,
+    kind: String,
+    list_msg: u32,
+    items_num: u32,
+    item_msg: u32,
+}
+
+impl ListEncoder {
+    /// The encoder of `kind` (a list kind such as `PodList`) in `api_version`.
+    pub fn new(api_version: &str, kind: &str) -> Result<ListEncoder, Error> {
+        let schema = Schema::get();
+        let list_msg = schema
+            .kind(api_version, kind)
+            .ok_or_else(|| Error::unknown_kind(api_version, kind))?;
+        let msg = schema.msg(list_msg);
+        let items = msg
+            .fields
+            .iter()
+            .find(|f| &*f.json == "items" && f.label == Label::Repeated)
+            .ok_or_else(|| Error::json("items", format!("{} is not a list", msg.name)))?;
+        let Ty::Msg(item_msg) = items.ty else {
+            return Err(Error::json("items", "not a list of objects"));
+        };
+        // Items are written last; a field after them would have to follow them.
+        if msg.fields.iter().any(|f| f.num > items.num) {
+            return Err(Error::json("items", "not the list's last field"));
+        }
+        Ok(ListEncoder {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            list_msg,
+            items_num: items.num,
+            item_msg,
+        })
+    }
+
+    /// The list message's fields before its items (`metadata` is field 1, `items` field 2).
+    pub fn head(&self, metadata: &Value) -> Result<Vec<u8>, Error> {
+        let schema = Schema::get();
+        let mut out = Vec::new();
+        encode_pairs(
+            schema,
+            schema.msg(self.list_msg),
+            &[("metadata", metadata)],
+            &mut out,
+            1,
+        )?;
+        Ok(out)
+    }
+
+    /// Appends one item as the list's `items` field.
+    pub fn item(&self, item: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
+        let schema = Schema::get();
+        // Depth as when the item is reached inside the whole list's encoding.
+        let b = encode_msg_value(schema, schema.msg(self.item_msg), item, 2)?;
+        put_bytes(out, self.items_num, &b.unwrap_or_default());
+        Ok(())
+    }
+
+    /// The envelope up to the list message, whose length must be known: `k8s\0`, the type
+    /// meta, and the tag and length of `raw`.
+    pub fn envelope_start(&self, message_len: usize) -> Vec<u8> {
+        let mut tm = Vec::with_capacity(self.api_version.len() + self.kind.len() + 4);
+        put_bytes(&mut tm, 1, self.api_version.as_bytes());
+        put_bytes(&mut tm, 2, self.kind.as_bytes());
+        let mut out = Vec::with_capacity(tm.len() + 16);
+        out.extend_from_slice(&MAGIC);
+        put_bytes(&mut out, 1, &tm);
+        crate::wire::put_tag(&mut out, 2, crate::wire::WT_LEN);
+        put_varint(&mut out, message_len as u64);
+        out
+    }
+
+    /// The envelope after the list message (empty content encoding and type, as Go writes).
+    pub fn envelope_end(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4);
+        put_bytes(&mut out, 3, b"");
+        put_bytes(&mut out, 4, b"");
+        out
+    }
+}

@@ -32,6 +32,7 @@ mod wire;
 use serde_json::Value;
 
 pub use docs::{data_digest, description, field_description};
+pub use encode::ListEncoder;
 pub use meta::{
     message, message_for_kind, messages, openapi_name, FieldInfo, FieldType, MessageInfo,
     ScalarType, SpecialType,
@@ -337,5 +338,37 @@ mod unit {
         }
         let dep = s.kind("apps/v1", "Deployment").unwrap();
         assert_eq!(&*s.msg(dep).name, "k8s.io.api.apps.v1.Deployment");
+    }
+
+    #[test]
+    fn a_list_encoded_item_by_item_equals_the_whole_list() {
+        let items: Vec<Value> = (0..3)
+            .map(|i| {
+                serde_json::json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("p{i}"), "namespace": "d", "labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                    "status": {"phase": "Pending"}
+                })
+            })
+            .collect();
+        for items in [vec![], items] {
+            let meta = serde_json::json!({"resourceVersion": "42", "continue": "x"});
+            let whole = encode_object(&serde_json::json!({
+                "apiVersion": "v1", "kind": "PodList", "metadata": meta, "items": items
+            }))
+            .unwrap();
+            let enc = ListEncoder::new("v1", "PodList").unwrap();
+            let mut message = enc.head(&meta).unwrap();
+            for i in &items {
+                enc.item(i, &mut message).unwrap();
+            }
+            let mut pieces = enc.envelope_start(message.len());
+            pieces.extend_from_slice(&message);
+            pieces.extend_from_slice(&enc.envelope_end());
+            assert_eq!(pieces, whole);
+        }
+        assert!(ListEncoder::new("v1", "Pod").is_err());
+        assert!(ListEncoder::new("v1", "FooList").is_err());
     }
 }
