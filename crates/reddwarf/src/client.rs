@@ -150,12 +150,25 @@ pub struct Conn {
 impl Conn {
     /// Starts a GET and returns the response body as it streams (watches).
     pub async fn stream(&mut self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
+        self.stream_as(path, "application/json").await
+    }
+
+    /// Starts a GET asking for `accept` and returns the response body as it streams.
+    pub async fn stream_as(
+        &mut self,
+        path: &str,
+        accept: &str,
+    ) -> anyhow::Result<hyper::body::Incoming> {
         self.send.ready().await?;
-        let req = http::Request::builder()
+        let mut req = http::Request::builder();
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
             .method("GET")
             .uri(path)
             .header("host", &self.authority)
-            .header("accept", "application/json")
+            .header("accept", accept)
             .body(Full::new(Bytes::new()))?;
         let resp = self.send.send_request(req).await?;
         anyhow::ensure!(

@@ -6,6 +6,7 @@ mod bench;
 mod certificate;
 mod client;
 mod cluster;
+mod heap;
 mod history;
 mod history_recorder;
 mod in_process;
@@ -211,11 +212,8 @@ pub async fn shutdown_signal() {
     server::shutdown_signal().await
 }
 
-/// mimalloc rather than glibc's malloc: with many threads and bursts of large request and
-/// list buffers, glibc kept freed memory resident (a rollout of 3 000 pods left the server at
-/// 760 MiB, 540 MiB after `malloc_trim`); mimalloc returns it.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: heap::Counted = heap::Counted;
 
 fn main() -> anyhow::Result<()> {
     // A container shim is this binary re-executed; it must run before any thread starts.

@@ -345,6 +345,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let scheduler_metrics = reddwarf_controllers::scheduler::Metrics::default();
     api.register_metrics(|r| scheduler_metrics.register(r));
+    api.register_metrics(|r| {
+        r.register(
+            "reddwarf_heap_bytes",
+            "Bytes the server has allocated and not freed (its data; RSS also counts the free memory the allocator keeps)",
+            crate::heap::HeapGauge,
+        )
+    });
     // The scheduler and controllers run on the raft leader only: started when this member
     // becomes leader, stopped when it stops being one (one member is always the leader).
     let leadership = {

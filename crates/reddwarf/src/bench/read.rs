@@ -2,9 +2,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::schedule::RssSampler;
 use super::{background_writes, drive, fresh_namespace, populate, run_id, Common, Report};
 use crate::client::Target;
 
@@ -95,9 +97,11 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Report> {
     let mut listed = a.common.clone();
     listed.namespace = ns.clone();
     populate(&target, &listed, "obj", a.objects).await?;
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    // First, while the server's memory has seen nothing larger than the creates.
+    let memory = list_memory(&target, &path, a.objects).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let writes = background_writes(&target, &a.common, a.writers, stop.clone());
-    let path = format!("/api/v1/namespaces/{ns}/configmaps");
     let (done, errors, elapsed) = drive(
         &target,
         a.common.concurrency,
@@ -118,6 +122,9 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Report> {
             a.objects, a.common.size, a.common.concurrency, a.writers
         ),
     );
+    for (key, value, text) in memory {
+        r.add(&key, value, text);
+    }
     r.latencies(
         "listed",
         done.into_iter().map(|(_, d)| d).collect(),
@@ -133,4 +140,54 @@ pub async fn list(a: ListArgs) -> anyhow::Result<Report> {
         ),
     );
     Ok(r)
+}
+
+/// One LIST of the whole namespace in each format, alone, with the server's RSS sampled: how
+/// much the server grows while it writes a response of that size. A whole list is written as
+/// it is read; the last LIST asks for one page holding everything, which is built whole, for
+/// comparison (it runs last: the memory it takes stays with the allocator).
+async fn list_memory(
+    target: &Target,
+    path: &str,
+    objects: u64,
+) -> anyhow::Result<Vec<(String, serde_json::Value, String)>> {
+    use http_body_util::BodyExt as _;
+    let rss = RssSampler::start(target);
+    let mut rows = Vec::new();
+    let page = format!("{path}?limit={}", objects + 100);
+    for (name, path, accept) in [
+        ("json", path, "application/json"),
+        ("protobuf", path, "application/vnd.kubernetes.protobuf"),
+        ("json_one_page", page.as_str(), "application/json"),
+    ] {
+        // Let what the previous phase left settle before the baseline.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = rss.before_mib().await;
+        rss.reset_peak();
+        let mut conn = target.connect().await?;
+        let started = Instant::now();
+        let mut body = conn.stream_as(path, accept).await?;
+        let mut bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                bytes += data.len() as u64;
+            }
+        }
+        let took = started.elapsed().as_secs_f64();
+        // A sample taken after the response ended, so the peak covers all of it.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let peak = rss.peak_mib();
+        let growth = (peak - before).max(0.0);
+        let mib = bytes as f64 / (1 << 20) as f64;
+        let pct = growth / mib.max(f64::MIN_POSITIVE) * 100.0;
+        rows.push((
+            format!("list_memory_{name}"),
+            json!({"bytes": bytes, "seconds": took, "rss_before_mib": before,
+                   "rss_peak_mib": peak, "growth_percent_of_response": pct}),
+            format!(
+                "{mib:.1} MiB in {took:.2} s; server RSS {before:.0} → {peak:.0} MiB (+{growth:.1} MiB, {pct:.1}% of the response)"
+            ),
+        ));
+    }
+    Ok(rows)
 }

@@ -58,7 +58,7 @@ pub async fn run(a: RolloutArgs) -> anyhow::Result<Report> {
     let ns = fresh_namespace(&target, "bench-rollout").await?;
     let sim = SimCluster::start(&a.common.kubeconfig, &target, a.nodes, &id).await?;
     let rss = RssSampler::start(&target);
-    let rss_before = rss.current_mib().await;
+    let rss_before = rss.before_mib().await;
     let total = a.deployments as u64 * a.replicas;
 
     // Every pod of the namespace from now on: when it appeared, was bound, ran.

@@ -86,7 +86,7 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
 
     let sim = SimCluster::start(&a.common.kubeconfig, &target, a.nodes, &id).await?;
     let rss = RssSampler::start(&target);
-    let rss_before = rss.current_mib().await;
+    let rss_before = rss.before_mib().await;
 
     // Watch our namespace's pods from now on: when each is bound, and when it runs.
     let times = Arc::new(Mutex::new(PodTimes::default()));
@@ -316,37 +316,50 @@ impl SimCluster {
     }
 }
 
-/// The server's resident memory, read from its `/metrics` every 250 ms; keeps the peak.
+/// The server's resident memory, read from its `/metrics` every 250 ms; keeps the peak. The
+/// server's heap (bytes allocated and not freed) is sampled alongside.
 pub struct RssSampler {
     peak: Arc<AtomicU64>,
     last: Arc<AtomicU64>,
+    heap: Arc<AtomicU64>,
+    heap_before: AtomicU64,
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn server_rss(conn: &mut crate::client::Conn) -> Option<u64> {
+/// The server's RSS and heap bytes from its metrics.
+async fn server_rss(conn: &mut crate::client::Conn) -> Option<(u64, u64)> {
     let (code, body) = conn.request("GET", "/metrics", None).await.ok()?;
     if code != 200 {
         return None;
     }
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    Some((
+        value("process_resident_memory_bytes")?,
+        value("reddwarf_heap_bytes").unwrap_or(0),
+    ))
 }
 
 impl RssSampler {
     pub fn start(target: &Target) -> RssSampler {
         let (peak, last) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let heap = Arc::new(AtomicU64::new(0));
         let task = {
-            let (peak, last, target) = (peak.clone(), last.clone(), target.clone());
+            let (peak, last, heap, target) =
+                (peak.clone(), last.clone(), heap.clone(), target.clone());
             tokio::spawn(async move {
                 let Ok(mut conn) = target.connect().await else {
                     return;
                 };
                 loop {
                     match server_rss(&mut conn).await {
-                        Some(v) => {
+                        Some((v, h)) => {
+                            heap.store(h, Ordering::Relaxed);
                             last.store(v, Ordering::Relaxed);
                             peak.fetch_max(v, Ordering::Relaxed);
                         }
@@ -359,7 +372,24 @@ impl RssSampler {
                 }
             })
         };
-        RssSampler { peak, last, task }
+        RssSampler {
+            peak,
+            last,
+            heap,
+            heap_before: AtomicU64::new(0),
+            task,
+        }
+    }
+
+    /// Forgets the peak so far: the next samples start a new one.
+    pub fn reset_peak(&self) {
+        self.peak
+            .store(self.last.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// The highest sample since the start or the last [`RssSampler::reset_peak`].
+    pub fn peak_mib(&self) -> f64 {
+        self.peak.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
     }
 
     /// The latest sample, waiting for the first.
@@ -371,19 +401,41 @@ impl RssSampler {
         self.last.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
     }
 
+    /// The latest sample before the pods: RSS in MiB (the heap is kept for the report).
+    pub async fn before_mib(&self) -> f64 {
+        let rss = self.current_mib().await;
+        self.heap_before
+            .store(self.heap.load(Ordering::Relaxed), Ordering::Relaxed);
+        rss
+    }
+
+    fn heap_mib(&self) -> f64 {
+        self.heap.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
+    }
+
     /// Adds the server's RSS before the pods, at its peak and now, and the growth per pod.
     pub async fn report(self, r: &mut Report, before_mib: f64, pods: u64) {
         // A fresh sample, not one from before the last pods ran.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = self.current_mib().await;
-        let peak = self.peak.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
+        let peak = self.peak_mib();
         self.task.abort();
         let per_pod_kib = (now - before_mib).max(0.0) * 1024.0 / pods.max(1) as f64;
+        let heap_before = self.heap_before.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
+        let heap_now = self.heap_mib();
+        let heap_per_pod_kib = (heap_now - heap_before).max(0.0) * 1024.0 / pods.max(1) as f64;
         r.add(
             "server_rss_mib",
             json!({"before_pods": before_mib, "peak": peak, "after": now, "per_pod_kib": per_pod_kib}),
             format!(
                 "server RSS: {before_mib:.0} MiB with the nodes, {peak:.0} MiB at peak, {now:.0} MiB with the pods ({per_pod_kib:.1} KiB per pod)"
+            ),
+        );
+        r.add(
+            "server_heap_mib",
+            json!({"before_pods": heap_before, "after": heap_now, "per_pod_kib": heap_per_pod_kib}),
+            format!(
+                "server heap (allocated, not freed): {heap_before:.0} MiB with the nodes, {heap_now:.0} MiB with the pods ({heap_per_pod_kib:.1} KiB per pod)"
             ),
         );
     }
