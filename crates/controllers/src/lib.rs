@@ -174,11 +174,16 @@ pub fn start(
             Box::pin(nodelifecycle::run(
                 c("nodelifecycle"),
                 settings.node_monitor_grace_period,
+                pods.clone(),
             )),
         ),
         (
             "scheduler",
-            Box::pin(scheduler::run(c("scheduler"), settings.scheduler_metrics)),
+            Box::pin(scheduler::run(
+                c("scheduler"),
+                settings.scheduler_metrics,
+                pods.clone(),
+            )),
         ),
         (
             "replicaset",

@@ -20,6 +20,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::events::{self, Recorder};
+use crate::pod_cache::{PodCache, PodEvent};
 use crate::scheduler::tolerates;
 
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -30,7 +31,7 @@ const NOT_READY: &str = "node.kubernetes.io/not-ready";
 enum Ev {
     Node(watcher::Event<Node>),
     Lease(watcher::Event<Lease>),
-    Pod(watcher::Event<Pod>),
+    Pod(PodEvent),
 }
 
 struct Probe {
@@ -50,7 +51,7 @@ struct NodeLifecycleController {
     recorder: Recorder,
 }
 
-pub async fn run(client: Client, grace: Duration) {
+pub async fn run(client: Client, grace: Duration, pods: PodCache) {
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .map(|e| e.map(Ev::Node));
     let leases = watcher(
@@ -58,8 +59,8 @@ pub async fn run(client: Client, grace: Duration) {
         watcher::Config::default(),
     )
     .map(|e| e.map(Ev::Lease));
-    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .map(|e| e.map(Ev::Pod));
+    // The shared pod cache's objects: no watch or decoded copy of its own.
+    let pods = pods.follow().map(|e| Ok(Ev::Pod(e)));
     let mut events = futures::stream::select(futures::stream::select(nodes, leases), pods).boxed();
     let mut st = NodeLifecycleController {
         recorder: Recorder::new(client.clone(), "node-controller"),
@@ -83,26 +84,6 @@ pub async fn run(client: Client, grace: Duration) {
             },
             _ = tick.tick() => st.check().await,
         }
-    }
-}
-
-/// Only what eviction needs is kept of each pod (names, node, tolerations, deletion).
-fn slim(p: Pod) -> Pod {
-    let spec = p.spec.map(|s| k8s_openapi::api::core::v1::PodSpec {
-        node_name: s.node_name,
-        tolerations: s.tolerations,
-        ..Default::default()
-    });
-    Pod {
-        metadata: kube::api::ObjectMeta {
-            name: p.metadata.name,
-            namespace: p.metadata.namespace,
-            uid: p.metadata.uid,
-            deletion_timestamp: p.metadata.deletion_timestamp,
-            ..Default::default()
-        },
-        spec,
-        status: None,
     }
 }
 
@@ -154,14 +135,22 @@ impl NodeLifecycleController {
                     p.seen = now;
                 }
             }
-            Ev::Pod(watcher::Event::Apply(p)) | Ev::Pod(watcher::Event::InitApply(p)) => {
+            Ev::Pod(PodEvent::Applied(p)) => {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
-                self.pods.insert(uid, Arc::new(slim(p)));
+                self.pods.insert(uid, p);
             }
-            Ev::Pod(watcher::Event::Delete(p)) => {
+            Ev::Pod(PodEvent::Deleted(p)) => {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
                 self.pods.remove(&uid);
                 self.evicted.remove(&uid);
+            }
+            Ev::Pod(PodEvent::Relisted(all)) => {
+                self.pods = all
+                    .into_iter()
+                    .map(|p| (p.metadata.uid.clone().unwrap_or_default(), p))
+                    .collect();
+                let pods = &self.pods;
+                self.evicted.retain(|uid, _| pods.contains_key(uid));
             }
             _ => {}
         }

@@ -26,8 +26,78 @@ const RECENT_DELETES: usize = 10_000;
 #[derive(Default)]
 struct State {
     pods: Namespaces,
+    /// The same pods by [`group`]: a set's sync reads its own pods and its namespace's
+    /// orphans, not every pod of a namespace that may hold thousands of others'.
+    groups: HashMap<String, HashMap<(String, String), Arc<Pod>>>,
     deleted: HashSet<(String, String)>,
     deleted_order: std::collections::VecDeque<(String, String)>,
+}
+
+/// A pod's group: the uid of its controller, or (no controller) its namespace, marked so it
+/// never equals a uid.
+fn group(p: &Pod) -> String {
+    match crate::ownership::controller_of(&p.metadata) {
+        Some(r) => r.uid.clone(),
+        None => format!("orphans/{}", p.namespace().unwrap_or_default()),
+    }
+}
+
+fn key_of(p: &Pod) -> (String, String) {
+    (p.namespace().unwrap_or_default(), p.name_any())
+}
+
+impl State {
+    fn index(&mut self, p: &Arc<Pod>) {
+        self.groups
+            .entry(group(p))
+            .or_default()
+            .insert(key_of(p), p.clone());
+    }
+
+    fn unindex(&mut self, p: &Pod) {
+        let g = group(p);
+        if let Some(m) = self.groups.get_mut(&g) {
+            m.remove(&key_of(p));
+            if m.is_empty() {
+                self.groups.remove(&g);
+            }
+        }
+    }
+
+    /// Everything, after a (re-)list.
+    fn reset(&mut self, pods: Namespaces) {
+        self.groups.clear();
+        for p in pods.values().flat_map(|m| m.values()) {
+            self.groups
+                .entry(group(p))
+                .or_default()
+                .insert(key_of(p), p.clone());
+        }
+        self.pods = pods;
+    }
+
+    fn put(&mut self, p: Pod) -> Arc<Pod> {
+        let p = Arc::new(p);
+        let (ns, name) = key_of(&p);
+        if let Some(old) = self.pods.entry(ns).or_default().insert(name, p.clone()) {
+            self.unindex(&old);
+        }
+        self.index(&p);
+        p
+    }
+
+    fn remove(&mut self, ns: &str, name: &str) {
+        let Some(m) = self.pods.get_mut(ns) else {
+            return;
+        };
+        let old = m.remove(name);
+        if m.is_empty() {
+            self.pods.remove(ns);
+        }
+        if let Some(old) = old {
+            self.unindex(&old);
+        }
+    }
 }
 
 /// Every pod, by namespace and name. Cheap to clone; clones share the one watch.
@@ -36,6 +106,7 @@ pub struct PodCache {
     state: Arc<RwLock<State>>,
     ready: watch::Receiver<bool>,
     subscribers: Subscribers,
+    followers: Followers,
 }
 
 type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Pod>>>>>;
@@ -47,6 +118,28 @@ fn publish(subscribers: &Subscribers, pods: &[Arc<Pod>]) {
         .retain(|tx| pods.iter().all(|p| tx.send(p.clone()).is_ok()));
 }
 
+/// A change of the cache, for a component that keeps pods of its own (the scheduler): the
+/// same objects as the cache's, so following it costs no second decoded copy of every pod.
+#[derive(Clone)]
+pub enum PodEvent {
+    /// Every pod: the first list, or a re-list after the watch broke (pods missing from it
+    /// are gone).
+    Relisted(Vec<Arc<Pod>>),
+    /// A pod was created or changed.
+    Applied(Arc<Pod>),
+    /// A pod was deleted (its last state).
+    Deleted(Arc<Pod>),
+}
+
+type Followers = Arc<Mutex<Vec<mpsc::UnboundedSender<PodEvent>>>>;
+
+fn tell(followers: &Followers, ev: PodEvent) {
+    followers
+        .lock()
+        .unwrap()
+        .retain(|tx| tx.send(ev.clone()).is_ok());
+}
+
 impl PodCache {
     /// Starts the watch (a task that runs until the process ends).
     pub fn start(client: Client) -> PodCache {
@@ -55,6 +148,8 @@ impl PodCache {
         let store = state.clone();
         let subscribers: Subscribers = Arc::default();
         let subs = subscribers.clone();
+        let followers: Followers = Arc::default();
+        let follow = followers.clone();
         tokio::spawn(async move {
             let mut buffer: Option<Namespaces> = None;
             let mut events = watcher(Api::<Pod>::all(client), watcher::Config::default())
@@ -79,23 +174,20 @@ impl PodCache {
                         // informer's resync): what happened in the gap is in there.
                         let all: Vec<Arc<Pod>> =
                             pods.values().flat_map(|m| m.values().cloned()).collect();
-                        store.write().unwrap().pods = pods;
+                        store.write().unwrap().reset(pods);
                         let _ = ready_tx.send(true);
                         publish(&subs, &all);
+                        tell(&follow, PodEvent::Relisted(all));
                     }
                     watcher::Event::Apply(p) => {
-                        let p = insert(&mut store.write().unwrap().pods, p);
-                        publish(&subs, &[p]);
+                        let p = store.write().unwrap().put(p);
+                        publish(&subs, std::slice::from_ref(&p));
+                        tell(&follow, PodEvent::Applied(p));
                     }
                     watcher::Event::Delete(p) => {
                         let key = (p.namespace().unwrap_or_default(), p.name_any());
                         let mut st = store.write().unwrap();
-                        if let Some(m) = st.pods.get_mut(&key.0) {
-                            m.remove(&key.1);
-                            if m.is_empty() {
-                                st.pods.remove(&key.0);
-                            }
-                        }
+                        st.remove(&key.0, &key.1);
                         if st.deleted.insert(key.clone()) {
                             st.deleted_order.push_back(key);
                         }
@@ -105,7 +197,9 @@ impl PodCache {
                             }
                         }
                         drop(st);
-                        publish(&subs, &[Arc::new(p)]);
+                        let p = Arc::new(p);
+                        publish(&subs, std::slice::from_ref(&p));
+                        tell(&follow, PodEvent::Deleted(p));
                     }
                 }
             }
@@ -114,7 +208,24 @@ impl PodCache {
             state,
             ready,
             subscribers,
+            followers,
         }
+    }
+
+    /// The cache's changes from now on, starting with every pod it holds when it has listed
+    /// them already ([`PodEvent::Relisted`]). A change racing the subscription may come twice
+    /// (in the first list and again after it); never not at all.
+    pub fn follow(&self) -> impl futures::Stream<Item = PodEvent> + Send + 'static {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        {
+            // Held while the snapshot is taken, so no change is told in between and missed.
+            let mut followers = self.followers.lock().unwrap();
+            if *self.ready.borrow() {
+                let _ = tx.send(PodEvent::Relisted(self.all()));
+            }
+            followers.push(tx);
+        }
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 
     /// Every pod change from now on, after the cache has taken it in (a deleted pod comes
@@ -140,6 +251,20 @@ impl PodCache {
             .get(ns)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The pods of namespace `ns` that the object with uid `controller` controls, and those
+    /// no one controls: all a ReplicaSet's sync may keep, adopt or release.
+    pub fn controlled_or_orphans(&self, ns: &str, controller: &str) -> Vec<Arc<Pod>> {
+        let st = self.state.read().unwrap();
+        let orphans = format!("orphans/{ns}");
+        [controller, orphans.as_str()]
+            .into_iter()
+            .filter_map(|g| st.groups.get(g))
+            .flat_map(|m| m.iter())
+            .filter(|((pod_ns, _), _)| pod_ns == ns)
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     /// Every pod.
@@ -228,5 +353,79 @@ impl Expectations {
             return true;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn pod(ns: &str, name: &str, controller: Option<&str>) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.namespace = Some(ns.into());
+        p.metadata.name = Some(name.into());
+        p.metadata.owner_references = controller.map(|uid| {
+            vec![OwnerReference {
+                uid: uid.into(),
+                controller: Some(true),
+                kind: "ReplicaSet".into(),
+                name: "rs".into(),
+                api_version: "apps/v1".into(),
+                ..Default::default()
+            }]
+        });
+        p
+    }
+
+    fn names(st: &State, ns: &str, controller: &str) -> Vec<String> {
+        let cache = PodCache {
+            state: Arc::new(RwLock::new(State {
+                pods: st.pods.clone(),
+                groups: st.groups.clone(),
+                ..Default::default()
+            })),
+            ready: watch::channel(true).1,
+            subscribers: Arc::default(),
+            followers: Arc::default(),
+        };
+        let mut v: Vec<String> = cache
+            .controlled_or_orphans(ns, controller)
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_sets_pods_are_its_own_and_its_namespaces_orphans() {
+        let mut st = State::default();
+        st.put(pod("a", "mine-1", Some("u1")));
+        st.put(pod("a", "mine-2", Some("u1")));
+        st.put(pod("a", "theirs", Some("u2")));
+        st.put(pod("a", "orphan", None));
+        st.put(pod("b", "orphan-elsewhere", None));
+        assert_eq!(names(&st, "a", "u1"), ["mine-1", "mine-2", "orphan"]);
+        assert_eq!(names(&st, "a", "u2"), ["orphan", "theirs"]);
+        assert_eq!(names(&st, "b", "u1"), ["orphan-elsewhere"]);
+
+        // Adopted: the orphan moves to its new controller; released: back to orphans.
+        st.put(pod("a", "orphan", Some("u1")));
+        st.put(pod("a", "mine-2", None));
+        assert_eq!(names(&st, "a", "u1"), ["mine-1", "mine-2", "orphan"]);
+        assert_eq!(names(&st, "a", "u2"), ["mine-2", "theirs"]);
+
+        st.remove("a", "mine-1");
+        st.remove("a", "nothing");
+        assert_eq!(names(&st, "a", "u1"), ["mine-2", "orphan"]);
+
+        // A re-list replaces both views.
+        let mut fresh = Namespaces::new();
+        insert(&mut fresh, pod("a", "new", Some("u2")));
+        st.reset(fresh);
+        assert_eq!(names(&st, "a", "u1"), Vec::<String>::new());
+        assert_eq!(names(&st, "a", "u2"), ["new"]);
+        assert_eq!(st.groups.len(), 1);
     }
 }

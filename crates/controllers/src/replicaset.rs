@@ -161,7 +161,7 @@ async fn reconcile<K: Replicated>(
     if !ctx.expectations.satisfied(&uid, &ctx.pods, &ns) {
         return Ok(Action::await_change());
     }
-    let candidates = ctx.pods.namespace(&ns);
+    let candidates = ctx.pods.controlled_or_orphans(&ns, &uid);
     let pods = claim_pods(&*rs, &selector, &ctx, &pods_api, candidates).await?;
 
     let desired = rs.replicas().max(0) as usize;

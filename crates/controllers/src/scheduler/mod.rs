@@ -30,6 +30,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::events::{self, Recorder};
+use crate::pod_cache::{PodCache, PodEvent};
 use cache::{uid, Cache};
 pub use plugins::{tolerated, tolerates};
 
@@ -108,7 +109,7 @@ impl Metrics {
 // Each event is handled as soon as it arrives; boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Ev {
-    Pod(watcher::Event<Pod>),
+    Pod(PodEvent),
     Node(watcher::Event<Node>),
     Claim(watcher::Event<PersistentVolumeClaim>),
     Volume(watcher::Event<PersistentVolume>),
@@ -299,17 +300,16 @@ struct Scheduler {
     metrics: Metrics,
     next_start: usize,
     tie_breaker: usize,
-    seen_pods: Option<HashSet<String>>,
     seen_nodes: Option<HashSet<String>>,
     volumes: volumes::VolumeCache,
     /// Volume decisions of pods being bound, undone if the binding fails.
     volume_decisions: HashMap<String, Arc<volumes::Decision>>,
 }
 
-/// Runs the scheduler until the process ends, recording into `metrics`.
-pub async fn run(client: Client, metrics: Metrics) {
-    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .map(|e| e.map(Ev::Pod));
+/// Runs the scheduler until the process ends, recording into `metrics`. Pods come from the
+/// shared cache (the same objects as the controllers'), not a watch of its own.
+pub async fn run(client: Client, metrics: Metrics, pods: PodCache) {
+    let pods = pods.follow().map(|e| Ok(Ev::Pod(e)));
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .map(|e| e.map(Ev::Node));
     let claims = watcher(
@@ -340,7 +340,6 @@ pub async fn run(client: Client, metrics: Metrics) {
         metrics,
         next_start: 0,
         tie_breaker: 0,
-        seen_pods: None,
         seen_nodes: None,
         volumes: volumes::VolumeCache::default(),
         volume_decisions: HashMap::new(),
@@ -486,37 +485,32 @@ impl Scheduler {
                     self.queue.move_all(now);
                 }
             },
-            Ev::Pod(e) => match e {
-                watcher::Event::Init => self.seen_pods = Some(HashSet::new()),
-                watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
-                    if let Some(seen) = self.seen_pods.as_mut() {
-                        seen.insert(uid(&p));
-                    }
-                    self.pod_changed(Arc::new(p), now);
+            Ev::Pod(PodEvent::Applied(p)) => self.pod_changed(p, now),
+            Ev::Pod(PodEvent::Deleted(p)) => {
+                let id = uid(&p);
+                self.cache.remove_pod(&id);
+                self.queue.remove(&id);
+                self.queue.move_all(now);
+            }
+            Ev::Pod(PodEvent::Relisted(all)) => {
+                let seen: HashSet<String> = all.iter().map(|p| uid(p)).collect();
+                for p in all {
+                    self.pod_changed(p, now);
                 }
-                watcher::Event::Delete(p) => {
-                    let id = uid(&p);
+                // What the list lacks is gone (but a pod being bound is ours to track).
+                let gone: Vec<String> = self
+                    .cache
+                    .pods
+                    .keys()
+                    .chain(self.queue.entries.keys())
+                    .filter(|u| !seen.contains(*u) && !self.cache.assumed.contains(*u))
+                    .cloned()
+                    .collect();
+                for id in gone {
                     self.cache.remove_pod(&id);
                     self.queue.remove(&id);
-                    self.queue.move_all(now);
                 }
-                watcher::Event::InitDone => {
-                    if let Some(seen) = self.seen_pods.take() {
-                        let gone: Vec<String> = self
-                            .cache
-                            .pods
-                            .keys()
-                            .chain(self.queue.entries.keys())
-                            .filter(|u| !seen.contains(*u) && !self.cache.assumed.contains(*u))
-                            .cloned()
-                            .collect();
-                        for id in gone {
-                            self.cache.remove_pod(&id);
-                            self.queue.remove(&id);
-                        }
-                    }
-                }
-            },
+            }
         }
     }
 
