@@ -161,6 +161,30 @@ pub(crate) fn json(items: Items, header: String, done: impl FnOnce() + Send + 's
     )
 }
 
+/// A metadata-only list (`PartialObjectMetadataList`): `header`, then each item's
+/// `PartialObjectMetadata` spliced from its stored bytes, `]}` and a newline.
+pub(crate) fn partial(
+    items: Items,
+    header: String,
+    v1beta1: bool,
+    done: impl FnOnce() + Send + 'static,
+) -> Body {
+    let mut any = false;
+    items.stream(
+        Bytes::from(header),
+        Bytes::from_static(b"]}\n"),
+        move |chunk, b| {
+            if any {
+                chunk.push(b',');
+            }
+            any = true;
+            crate::slim::push_partial(b, v1beta1, chunk);
+            Ok(())
+        },
+        done,
+    )
+}
+
 /// A protobuf list, or `None` when an item (or the kind) has no protobuf form: the caller then
 /// answers as it would have without streaming. Every item is encoded once to learn the
 /// message's length; a list longer than [`KEEP_ENCODED`] is encoded again as it is sent.

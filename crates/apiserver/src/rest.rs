@@ -147,7 +147,10 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
     // A whole list (no limit) is written as it is read; a page is bounded by its limit.
     let streamed = limit == 0
         && !scope.kind.converts_on_read()
-        && matches!(scope.wanted, Wanted::Json | Wanted::Protobuf);
+        && matches!(
+            scope.wanted,
+            Wanted::Json | Wanted::Protobuf | Wanted::Metadata { .. }
+        );
     if streamed {
         let items = list_stream::Items {
             view: view.clone(),
@@ -158,7 +161,11 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
         };
         let (api, kind) = (scope.api.clone(), scope.kind.clone());
         let done = move || api.metrics.storage("list", &kind, started.elapsed());
-        let (body, content_type) = if matches!(scope.wanted, Wanted::Json) {
+        let (body, content_type) = if let Wanted::Metadata { v1beta1 } = scope.wanted {
+            let header = partial_list_header(v1beta1, &rv, None, None);
+            let body = list_stream::partial(items, header, v1beta1, done);
+            (Some(body), "application/json")
+        } else if matches!(scope.wanted, Wanted::Json) {
             let header = list_header(scope, &rv, None, None);
             (
                 Some(list_stream::json(items, header, done)),
@@ -191,9 +198,14 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
                 .map_err(ApiError::internal);
         }
     }
-    if matches!(scope.wanted, Wanted::Json) {
+    let partial = match scope.wanted {
+        Wanted::Metadata { v1beta1 } => Some(v1beta1),
+        _ => None,
+    };
+    if matches!(scope.wanted, Wanted::Json) || partial.is_some() {
         // Items are stored as the exact JSON served: copy each once, from the store's page
-        // into one buffer, and send the list as header, items and footer chunks.
+        // into one buffer, and send the list as header, items and footer chunks (a metadata
+        // list splices each item's metadata from its bytes).
         let mut items = Vec::new();
         let mut failed = None;
         let (continue_after, remaining) = view
@@ -209,10 +221,14 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
                 if !items.is_empty() {
                     items.push(b',');
                 }
-                if scope.slim {
-                    items.extend_from_slice(&crate::slim::without_managed_fields(&b));
+                let b = if scope.slim {
+                    crate::slim::without_managed_fields(&b)
                 } else {
-                    items.extend_from_slice(&b);
+                    b
+                };
+                match partial {
+                    Some(v1beta1) => crate::slim::push_partial(&b, v1beta1, &mut items),
+                    None => items.extend_from_slice(&b),
                 }
             })
             .map_err(ApiError::internal)?;
@@ -227,7 +243,10 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             scope.api.snapshots.keep(view.clone());
             pagination::encode_token(view.revision(), &prefix, k)
         });
-        let header = list_header(scope, &rv, token.as_deref(), remaining);
+        let header = match partial {
+            Some(v1beta1) => partial_list_header(v1beta1, &rv, token.as_deref(), remaining),
+            None => list_header(scope, &rv, token.as_deref(), remaining),
+        };
         let chunks: Vec<Result<bytes::Bytes, std::convert::Infallible>> = vec![
             Ok(bytes::Bytes::from(header)),
             Ok(bytes::Bytes::from(items)),
@@ -291,8 +310,8 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
     Ok(codec::respond_object(StatusCode::OK, scope.wanted, out))
 }
 
-/// `{"kind":"<Kind>List","apiVersion":..,"metadata":{..},"items":[` for a list response.
-fn list_header(scope: &Scope, rv: &str, token: Option<&str>, remaining: Option<u64>) -> String {
+/// A list's `metadata`: its revision, and where a paginated list continues.
+fn list_meta(rv: &str, token: Option<&str>, remaining: Option<u64>) -> Value {
     let mut meta = json!({"resourceVersion": rv});
     if let Some(t) = token {
         meta["continue"] = json!(t);
@@ -300,11 +319,30 @@ fn list_header(scope: &Scope, rv: &str, token: Option<&str>, remaining: Option<u
             meta["remainingItemCount"] = json!(r);
         }
     }
+    meta
+}
+
+/// `{"kind":"<Kind>List","apiVersion":..,"metadata":{..},"items":[` for a list response.
+fn list_header(scope: &Scope, rv: &str, token: Option<&str>, remaining: Option<u64>) -> String {
     format!(
         "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
         scope.kind.list_kind(),
         scope.kind.api_version(),
-        meta
+        list_meta(rv, token, remaining)
+    )
+}
+
+/// The header of a `PartialObjectMetadataList` (`as=PartialObjectMetadataList`).
+fn partial_list_header(
+    v1beta1: bool,
+    rv: &str,
+    token: Option<&str>,
+    remaining: Option<u64>,
+) -> String {
+    format!(
+        "{{\"kind\":\"PartialObjectMetadataList\",\"apiVersion\":\"meta.k8s.io/{}\",\"metadata\":{},\"items\":[",
+        if v1beta1 { "v1beta1" } else { "v1" },
+        list_meta(rv, token, remaining)
     )
 }
 

@@ -182,3 +182,46 @@ mod tests {
         assert_eq!(out, json!({"metadata": {"a": 1}}));
     }
 }
+
+/// The bytes of a stored object's `metadata` value.
+fn metadata_member(b: &[u8]) -> Option<&[u8]> {
+    let mut span = None;
+    members(b, 0, |k, _, vs, ve| {
+        if k == b"metadata" {
+            span = Some((vs, ve));
+            return false;
+        }
+        true
+    })?;
+    span.map(|(s, e)| &b[s..e])
+}
+
+/// Appends the metadata-only form (`PartialObjectMetadata`) of a stored object to `out`,
+/// spliced from its bytes: a list of it no longer parses every object whole (the garbage
+/// collector lists the metadata of every object when it starts).
+pub fn push_partial(b: &[u8], v1beta1: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"#);
+    out.extend_from_slice(if v1beta1 {
+        br#""meta.k8s.io/v1beta1""#
+    } else {
+        br#""meta.k8s.io/v1""#
+    });
+    out.extend_from_slice(br#","metadata":"#);
+    out.extend_from_slice(metadata_member(b).unwrap_or(b"{}"));
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod partial_tests {
+    #[test]
+    fn the_spliced_partial_form_equals_the_parsed_one() {
+        let obj = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"d","labels":{"x":"y \"}"},"resourceVersion":"5"},"data":{"metadata":"{not this}"}}"#;
+        for v1beta1 in [false, true] {
+            let mut spliced = Vec::new();
+            super::push_partial(obj, v1beta1, &mut spliced);
+            let parsed =
+                crate::codec::partial_metadata(&serde_json::from_slice(obj).unwrap(), v1beta1);
+            assert_eq!(spliced, serde_json::to_vec(&parsed).unwrap());
+        }
+    }
+}

@@ -622,6 +622,20 @@ fn whole_lists_are_streamed_byte_identical_to_pages() {
             page["metadata"]["resourceVersion"]
         );
 
+        const META: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        let streamed = get_bytes(&s, &rest, META);
+        let paged = get_bytes(&s, &format!("{rest}&limit=100000"), META);
+        assert!(
+            streamed == paged,
+            "metadata: streamed and paged lists differ"
+        );
+        let m: Value = serde_json::from_slice(&streamed).expect("metadata list parses");
+        assert_eq!(m["kind"], "PartialObjectMetadataList");
+        assert_eq!(m["items"].as_array().expect("items").len(), got);
+        assert_eq!(m["items"][0]["kind"], "PartialObjectMetadata");
+        assert_eq!(m["items"][0]["metadata"], v["items"][0]["metadata"]);
+        assert!(m["items"][0].get("data").is_none());
+
         let streamed = get_bytes(&s, &rest, PB);
         let paged = get_bytes(&s, &format!("{rest}&limit=100000"), PB);
         assert_eq!(&streamed[..4], b"k8s\0", "protobuf envelope");
