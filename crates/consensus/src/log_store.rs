@@ -33,9 +33,10 @@ struct Recent {
     bytes: usize,
 }
 
-/// Bounds of [`Recent`].
-const RECENT_ENTRIES: usize = 4096;
-const RECENT_BYTES: usize = 64 << 20;
+/// Bounds of [`Recent`]: enough for followers a few batches behind; one further behind reads
+/// from redb. Every byte here is resident, so the bound counts against a small cluster's memory.
+const RECENT_ENTRIES: usize = 1024;
+const RECENT_BYTES: usize = 16 << 20;
 
 impl Recent {
     fn insert(&mut self, e: Entry<TypeConfig>) {

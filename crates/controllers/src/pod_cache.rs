@@ -42,6 +42,13 @@ fn group(p: &Pod) -> String {
     }
 }
 
+/// A pod as the cache keeps it: without `managedFields`, which no controller reads and which
+/// decoded is a third of a pod (upstream's controller manager drops them too).
+fn slim(mut p: Pod) -> Pod {
+    p.metadata.managed_fields = None;
+    p
+}
+
 fn key_of(p: &Pod) -> (String, String) {
     (p.namespace().unwrap_or_default(), p.name_any())
 }
@@ -77,7 +84,7 @@ impl State {
     }
 
     fn put(&mut self, p: Pod) -> Arc<Pod> {
-        let p = Arc::new(p);
+        let p = Arc::new(slim(p));
         let (ns, name) = key_of(&p);
         if let Some(old) = self.pods.entry(ns).or_default().insert(name, p.clone()) {
             self.unindex(&old);
@@ -197,7 +204,7 @@ impl PodCache {
                             }
                         }
                         drop(st);
-                        let p = Arc::new(p);
+                        let p = Arc::new(slim(p));
                         publish(&subs, std::slice::from_ref(&p));
                         tell(&follow, PodEvent::Deleted(p));
                     }
@@ -289,7 +296,7 @@ impl PodCache {
 fn insert(all: &mut Namespaces, p: Pod) -> Arc<Pod> {
     let ns = p.namespace().unwrap_or_default();
     let name = p.name_any();
-    let p = Arc::new(p);
+    let p = Arc::new(slim(p));
     all.entry(ns).or_default().insert(name, p.clone());
     p
 }
@@ -427,5 +434,24 @@ mod tests {
         assert_eq!(names(&st, "a", "u1"), Vec::<String>::new());
         assert_eq!(names(&st, "a", "u2"), ["new"]);
         assert_eq!(st.groups.len(), 1);
+    }
+
+    #[test]
+    fn cached_pods_keep_everything_but_managed_fields() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let mut p = pod("a", "p", Some("u1"));
+        p.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
+        p.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            ..Default::default()
+        }]);
+        p.spec = Some(Default::default());
+        let mut want = p.clone();
+        want.metadata.managed_fields = None;
+
+        let mut st = State::default();
+        assert_eq!(*st.put(p.clone()), want);
+        let mut fresh = Namespaces::new();
+        assert_eq!(*insert(&mut fresh, p), want);
     }
 }
