@@ -42,10 +42,38 @@ fn group(p: &Pod) -> String {
     }
 }
 
-/// A pod as the cache keeps it: without `managedFields`, which no controller reads and which
-/// decoded is a third of a pod (upstream's controller manager drops them too).
+/// A pod as the cache keeps it: without what none of the cache's readers (scheduler,
+/// ReplicaSet and ReplicationController, node lifecycle, pod GC) look at, since a decoded pod
+/// is six times its JSON. Gone: `managedFields` (upstream's controller manager drops them
+/// too), every volume but claims and ephemeral claims (a `Volume` alone is 3 KiB decoded, and
+/// the service-account volume is on nearly every pod), and each container's environment,
+/// command, mounts, probes and lifecycle hooks. A reader that needs one of these must read
+/// the pod from the API or change this.
 fn slim(mut p: Pod) -> Pod {
     p.metadata.managed_fields = None;
+    if let Some(spec) = p.spec.as_mut() {
+        if let Some(volumes) = spec.volumes.as_mut() {
+            volumes.retain(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some());
+            volumes.shrink_to_fit();
+        }
+        let containers = spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten());
+        for c in containers {
+            c.env = None;
+            c.env_from = None;
+            c.command = None;
+            c.args = None;
+            c.volume_mounts = None;
+            c.volume_devices = None;
+            c.liveness_probe = None;
+            c.readiness_probe = None;
+            c.startup_probe = None;
+            c.lifecycle = None;
+        }
+        spec.ephemeral_containers = None;
+    }
     p
 }
 
@@ -437,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn cached_pods_keep_everything_but_managed_fields() {
+    fn cached_pods_keep_what_their_readers_use() {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
         let mut p = pod("a", "p", Some("u1"));
         p.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
@@ -445,9 +473,43 @@ mod tests {
             manager: Some("kubectl".into()),
             ..Default::default()
         }]);
-        p.spec = Some(Default::default());
-        let mut want = p.clone();
-        want.metadata.managed_fields = None;
+        p.spec = Some(serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "c", "image": "i", "command": ["sh"], "env": [{"name": "A"}],
+                "ports": [{"containerPort": 80}],
+                "resources": {"requests": {"cpu": "1"}},
+                "volumeMounts": [{"name": "token", "mountPath": "/t"}],
+                "readinessProbe": {"exec": {"command": ["true"]}}}],
+            "initContainers": [{"name": "i", "image": "i", "args": ["x"],
+                "resources": {"requests": {"memory": "1Mi"}}}],
+            "nodeSelector": {"zone": "a"},
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "volumes": [
+                {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+                {"name": "cm", "configMap": {"name": "cm"}}
+            ]
+        }))
+        .unwrap());
+        // What the readers use stays: scheduling constraints, resources, ports, images, claims.
+        let want: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "a", "name": "p", "labels": {"app": "x"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                    "uid": "u1", "controller": true}]},
+            "spec": {
+                "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}],
+                    "resources": {"requests": {"cpu": "1"}}}],
+                "initContainers": [{"name": "i", "image": "i",
+                    "resources": {"requests": {"memory": "1Mi"}}}],
+                "nodeSelector": {"zone": "a"},
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+                "volumes": [
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                    {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}
+                ]
+            }
+        }))
+        .unwrap();
 
         let mut st = State::default();
         assert_eq!(*st.put(p.clone()), want);
