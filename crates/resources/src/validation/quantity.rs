@@ -381,18 +381,11 @@ impl Quantity {
             }
             format = Format::DecimalSI;
         }
-        let mut m = self.mantissa;
-        let mut e = self.exp;
-        let r = e.rem_euclid(3);
-        if r != 0 {
-            match pow10(r as u32).and_then(|p| m.checked_mul(p)) {
-                Some(v) => {
-                    m = v;
-                    e -= r;
-                }
-                None => return format!("{}", self.approx),
-            }
-        }
+        // The exponent goes down to a multiple of 3 by writing zeros after the digits: as text,
+        // so a mantissa near u128::MAX stays exact (times 100 it would not fit).
+        let r = self.exp.rem_euclid(3);
+        let e = self.exp - r;
+        let m = format!("{}{}", self.mantissa, "0".repeat(r as usize));
         let suffix = match (format, e) {
             (Format::DecimalExponent, 0) => String::new(),
             (Format::DecimalExponent, e) => format!("e{e}"),
@@ -475,6 +468,11 @@ mod tests {
             ("1.", "1"),
             (".5", "500m"),
             ("1m", "1m"),
+            // Exact even where the mantissa times 100 would pass u128.
+            (
+                "300000000000000000.1Ei",
+                "345876451382054092915292150460684697600m",
+            ),
         ];
         for (input, want) in cases {
             let q = parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
