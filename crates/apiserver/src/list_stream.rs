@@ -145,20 +145,7 @@ fn cut(reason: String) -> std::io::Error {
 
 /// A JSON list: `header` (`{..,"items":[`), the stored items as they are, `]}` and a newline.
 pub(crate) fn json(items: Items, header: String, done: impl FnOnce() + Send + 'static) -> Body {
-    let mut any = false;
-    items.stream(
-        Bytes::from(header),
-        Bytes::from_static(b"]}\n"),
-        move |chunk, b| {
-            if any {
-                chunk.push(b',');
-            }
-            any = true;
-            chunk.extend_from_slice(b);
-            Ok(())
-        },
-        done,
-    )
+    json_with(items, header, done, |b, chunk| chunk.extend_from_slice(b))
 }
 
 /// A metadata-only list (`PartialObjectMetadataList`): `header`, then each item's
@@ -169,6 +156,18 @@ pub(crate) fn partial(
     v1beta1: bool,
     done: impl FnOnce() + Send + 'static,
 ) -> Body {
+    json_with(items, header, done, move |b, chunk| {
+        crate::slim::push_partial(b, v1beta1, chunk)
+    })
+}
+
+/// `header`, each stored item as `write` puts it, comma-separated, `]}` and a newline.
+fn json_with(
+    items: Items,
+    header: String,
+    done: impl FnOnce() + Send + 'static,
+    mut write: impl FnMut(&[u8], &mut Vec<u8>) + Send + 'static,
+) -> Body {
     let mut any = false;
     items.stream(
         Bytes::from(header),
@@ -178,7 +177,7 @@ pub(crate) fn partial(
                 chunk.push(b',');
             }
             any = true;
-            crate::slim::push_partial(b, v1beta1, chunk);
+            write(b, chunk);
             Ok(())
         },
         done,
