@@ -213,24 +213,30 @@ fn send_reply(ctl: &OwnedFd, reply: &Reply, fd: Option<RawFd>) -> io::Result<()>
         }
         None => Vec::new(),
     };
-    socket::sendmsg::<()>(ctl.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-        .map_err(io::Error::from)?;
-    Ok(())
+    loop {
+        match socket::sendmsg::<()>(ctl.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(drop).map_err(io::Error::from),
+        }
+    }
 }
 
 /// Receives a reply (and an fd, if one was sent) from a shim's control socket. Blocking.
 pub(crate) fn recv_reply(ctl: &OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let (n, fd) = {
+    // A signal to this thread (the agent reaps children) interrupts the wait: wait again.
+    let (n, fd) = loop {
         let mut iov = [io::IoSliceMut::new(&mut buf)];
-        let msg = socket::recvmsg::<()>(
+        let msg = match socket::recvmsg::<()>(
             ctl.as_raw_fd(),
             &mut iov,
             Some(&mut cmsg),
             MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(io::Error::from)?;
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.map_err(io::Error::from)?,
+        };
         let mut fd = None;
         for c in msg.cmsgs().map_err(io::Error::from)? {
             if let ControlMessageOwned::ScmRights(fds) = c {
@@ -241,7 +247,7 @@ pub(crate) fn recv_reply(ctl: &OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> 
                 }
             }
         }
-        (msg.bytes, fd)
+        break (msg.bytes, fd);
     };
     if n == 0 {
         return Err(io::Error::new(
@@ -469,23 +475,27 @@ fn receive_master(listener: &UnixListener) -> Result<OwnedFd, String> {
     let conn: OwnedFd = conn.into();
     let mut buf = [0u8; 64];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [io::IoSliceMut::new(&mut buf)];
-    let msg = socket::recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(ctx("receive pty master"))?;
-    for c in msg.cmsgs().map_err(ctx("receive pty master"))? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    loop {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let msg = match socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.map_err(ctx("receive pty master"))?,
+        };
+        for c in msg.cmsgs().map_err(ctx("receive pty master"))? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                if let Some(&fd) = fds.first() {
+                    // SAFETY: the kernel just installed this fd for us.
+                    return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
             }
         }
+        return Err("console socket carried no pty master".into());
     }
-    Err("console socket carried no pty master".into())
 }
 
 /// Copies output to the log, reaps init, records how it exited.
