@@ -221,15 +221,15 @@ fn send_reply(ctl: &OwnedFd, reply: &Reply, fd: Option<RawFd>) -> io::Result<()>
     }
 }
 
-/// Receives a reply (and an fd, if one was sent) from a shim's control socket. Blocking.
-pub(crate) fn recv_reply(ctl: &OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> {
-    let mut buf = vec![0u8; 64 * 1024];
+/// Receives one message into `buf` and the first fd it carried (any others are closed).
+/// Blocking; a signal to this thread (the agent reaps children) interrupts the wait, which
+/// then waits again.
+fn recv_with_fd(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    // A signal to this thread (the agent reaps children) interrupts the wait: wait again.
-    let (n, fd) = loop {
-        let mut iov = [io::IoSliceMut::new(&mut buf)];
+    loop {
+        let mut iov = [io::IoSliceMut::new(buf)];
         let msg = match socket::recvmsg::<()>(
-            ctl.as_raw_fd(),
+            sock.as_raw_fd(),
             &mut iov,
             Some(&mut cmsg),
             MsgFlags::MSG_CMSG_CLOEXEC,
@@ -247,8 +247,14 @@ pub(crate) fn recv_reply(ctl: &OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> 
                 }
             }
         }
-        break (msg.bytes, fd);
-    };
+        return Ok((msg.bytes, fd));
+    }
+}
+
+/// Receives a reply (and an fd, if one was sent) from a shim's control socket. Blocking.
+pub(crate) fn recv_reply(ctl: &OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (n, fd) = recv_with_fd(ctl, &mut buf)?;
     if n == 0 {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -474,28 +480,10 @@ fn receive_master(listener: &UnixListener) -> Result<OwnedFd, String> {
     conn.set_nonblocking(false).map_err(ctx("console socket"))?;
     let conn: OwnedFd = conn.into();
     let mut buf = [0u8; 64];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    loop {
-        let mut iov = [io::IoSliceMut::new(&mut buf)];
-        let msg = match socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => r.map_err(ctx("receive pty master"))?,
-        };
-        for c in msg.cmsgs().map_err(ctx("receive pty master"))? {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                if let Some(&fd) = fds.first() {
-                    // SAFETY: the kernel just installed this fd for us.
-                    return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-        return Err("console socket carried no pty master".into());
-    }
+    recv_with_fd(&conn, &mut buf)
+        .map_err(ctx("receive pty master"))?
+        .1
+        .ok_or_else(|| "console socket carried no pty master".into())
 }
 
 /// Copies output to the log, reaps init, records how it exited.
