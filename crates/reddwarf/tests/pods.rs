@@ -778,7 +778,17 @@ fn an_agent_restart_leaves_pods_running_and_adopts_them() {
         "the same container was adopted: {cs}"
     );
     assert_eq!(cs["restartCount"], 0, "{cs}");
-    let out = s.kubectl_ok("1.33", &["exec", "steady", "--", "echo", "still-here"]);
+    // The node's Ready condition is still the old agent's: exec once the new tunnel is up.
+    let out = eventually(
+        "exec through the restarted agent",
+        Duration::from_secs(30),
+        || {
+            let o = s.kubectl("1.33", &["exec", "steady", "--", "echo", "still-here"]);
+            o.status
+                .success()
+                .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        },
+    );
     assert_eq!(out.trim(), "still-here");
     let logs = s.kubectl_ok("1.33", &["logs", "steady", "--tail=1"]);
     assert!(logs.starts_with('n'), "{logs}");
