@@ -45,10 +45,17 @@ pub fn allocated() -> usize {
     TOTAL.load(Relaxed).max(0) as usize
 }
 
-// SAFETY: every call is forwarded unchanged to mimalloc; only counters are added.
+/// With the `system-alloc` feature the counts wrap the C library's malloc, so a heap profiler
+/// that interposes malloc (`heaptrack`) sees every allocation with its call stack.
+#[cfg(not(feature = "system-alloc"))]
+use mimalloc::MiMalloc as Inner;
+#[cfg(feature = "system-alloc")]
+use std::alloc::System as Inner;
+
+// SAFETY: every call is forwarded unchanged to the inner allocator; only counters are added.
 unsafe impl GlobalAlloc for Counted {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { mimalloc::MiMalloc.alloc(l) };
+        let p = unsafe { Inner.alloc(l) };
         if !p.is_null() {
             count(l.size() as isize);
         }
@@ -56,7 +63,7 @@ unsafe impl GlobalAlloc for Counted {
     }
 
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { mimalloc::MiMalloc.alloc_zeroed(l) };
+        let p = unsafe { Inner.alloc_zeroed(l) };
         if !p.is_null() {
             count(l.size() as isize);
         }
@@ -64,12 +71,12 @@ unsafe impl GlobalAlloc for Counted {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { mimalloc::MiMalloc.dealloc(p, l) };
+        unsafe { Inner.dealloc(p, l) };
         count(-(l.size() as isize));
     }
 
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        let q = unsafe { mimalloc::MiMalloc.realloc(p, l, new_size) };
+        let q = unsafe { Inner.realloc(p, l, new_size) };
         if !q.is_null() {
             count(new_size as isize - l.size() as isize);
         }
