@@ -864,6 +864,9 @@ fn is_delete(m: &Mutation) -> bool {
 /// Deletes every object of one namespace (or of a cluster-scoped kind) that the selectors
 /// match, in one proposal. Returns the collection's revision and the objects as they are
 /// after (stored form).
+/// Deletions proposed together by a DELETE of a collection.
+const DELETE_COLLECTION_BATCH: usize = 256;
+
 pub async fn delete_collection(
     scope: &Scope<'_>,
     selectors: &Selectors,
@@ -902,11 +905,18 @@ pub async fn delete_collection(
     let mut items: Vec<Vec<u8>> = unchanged;
     if scope.write.dry_run {
         items.extend(page.items.into_iter().map(|(_, b)| b));
-    } else if !mutations.is_empty() {
-        // One raft entry for the whole collection.
-        for outcome in scope.propose_all(mutations).await? {
-            if let Outcome::Applied { object, .. } = outcome {
-                items.push(object);
+    } else {
+        // A few hundred deletions per raft entry: one entry for a namespace of 150 000 pods
+        // was ~1 GB, took longer than the commit timeout (503, retried by the namespace
+        // controller) and held gigabytes. Like upstream, the collection is not deleted
+        // atomically.
+        let mut mutations = mutations.into_iter().peekable();
+        while mutations.peek().is_some() {
+            let batch: Vec<_> = mutations.by_ref().take(DELETE_COLLECTION_BATCH).collect();
+            for outcome in scope.propose_all(batch).await? {
+                if let Outcome::Applied { object, .. } = outcome {
+                    items.push(object);
+                }
             }
         }
     }

@@ -421,6 +421,55 @@ fn generate_name_dry_run_and_delete_collection() {
     assert_eq!(get(&s, &format!("{CM}/x3")).0, 200);
 }
 
+/// A collection larger than one proposal's worth (256) is deleted whole, in several raft
+/// entries: every selected object goes, is in the answer once, and nothing else is touched.
+#[test]
+fn a_large_collection_is_deleted_whole_across_proposals() {
+    let s = Server::start();
+    for i in 0..300 {
+        let (code, body) = post(
+            &s,
+            CM,
+            json!({"metadata": {"name": format!("bulk-{i}"), "labels": {"bulk": "yes"}}}),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    assert_eq!(post(&s, CM, json!({"metadata": {"name": "keep"}})).0, 201);
+    let (code, deleted) = req(
+        &s,
+        "DELETE",
+        &format!("{CM}?labelSelector=bulk%3Dyes"),
+        None,
+        None,
+    );
+    assert_eq!(code, 200, "{deleted}");
+    let names: std::collections::BTreeSet<&str> = deleted["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted["items"].as_array().unwrap().len(), 300);
+    assert_eq!(names.len(), 300, "each deleted object answered once");
+    let (_, left) = get(&s, &format!("{CM}?labelSelector=bulk%3Dyes"));
+    assert_eq!(left["items"].as_array().unwrap().len(), 0, "{left}");
+    assert_eq!(get(&s, &format!("{CM}/keep")).0, 200);
+    let list_rv: u64 = left["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let answer_rv: u64 = deleted["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        answer_rv <= list_rv && answer_rv > 300,
+        "{answer_rv} / {list_rv}"
+    );
+}
+
 #[test]
 fn pod_binding_eviction_and_node_streams() {
     let s = Server::start();
