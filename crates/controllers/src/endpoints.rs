@@ -39,15 +39,20 @@ const MAX_PER_SLICE: usize = 100;
 
 struct EndpointsController {
     client: Client,
-    nodes: Store<Node>,
+    /// Only the nodes' zone labels are read: their metadata is enough (a decoded Node is
+    /// kilobytes, and there may be thousands).
+    nodes: Store<PartialObjectMeta<Node>>,
 }
 
 /// Runs both controllers and the cleanup of deleted Services' endpoints.
 pub async fn run(client: Client) {
-    let (nodes, writer) = reflector::store();
+    let (nodes, writer) = reflector::store::<PartialObjectMeta<Node>>();
     let node_feed = reflector::reflector(
         writer,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+        watcher(
+            Api::<PartialObjectMeta<Node>>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .for_each(|_| async {});
