@@ -861,12 +861,12 @@ fn is_delete(m: &Mutation) -> bool {
     }
 }
 
-/// Deletes every object of one namespace (or of a cluster-scoped kind) that the selectors
-/// match, in one proposal. Returns the collection's revision and the objects as they are
-/// after (stored form).
 /// Deletions proposed together by a DELETE of a collection.
 const DELETE_COLLECTION_BATCH: usize = 256;
 
+/// Deletes every object of one namespace (or of a cluster-scoped kind) that the selectors
+/// match, [`DELETE_COLLECTION_BATCH`] to a proposal. Returns the collection's revision and the
+/// objects as they are after (stored form).
 pub async fn delete_collection(
     scope: &Scope<'_>,
     selectors: &Selectors,

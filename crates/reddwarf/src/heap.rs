@@ -45,8 +45,8 @@ pub fn allocated() -> usize {
     TOTAL.load(Relaxed).max(0) as usize
 }
 
-/// With the `system-alloc` feature the counts wrap the C library's malloc, so a heap profiler
-/// that interposes malloc (`heaptrack`) sees every allocation with its call stack.
+// With the `system-alloc` feature the counts wrap the C library's malloc, so a heap profiler
+// that interposes malloc (`heaptrack`) sees every allocation with its call stack.
 #[cfg(not(feature = "system-alloc"))]
 use mimalloc::MiMalloc as Inner;
 #[cfg(feature = "system-alloc")]
