@@ -43,8 +43,7 @@ struct Probe {
 struct NodeLifecycleController {
     client: Client,
     grace: Duration,
-    nodes: HashMap<String, Arc<Node>>,
-    probes: HashMap<String, Probe>,
+    known: Known,
     pods: HashMap<String, Arc<Pod>>,
     /// Pods already asked to go, so each is evicted once.
     evicted: HashMap<String, Instant>,
@@ -66,8 +65,7 @@ pub async fn run(client: Client, grace: Duration, pods: PodCache) {
         recorder: Recorder::new(client.clone(), "node-controller"),
         client,
         grace,
-        nodes: HashMap::new(),
-        probes: HashMap::new(),
+        known: Known::default(),
         pods: HashMap::new(),
         evicted: HashMap::new(),
     };
@@ -104,37 +102,78 @@ fn taints(node: &Node) -> Vec<Taint> {
         .unwrap_or_default()
 }
 
-impl NodeLifecycleController {
-    fn handle(&mut self, ev: Ev) {
-        let now = Instant::now();
+/// The nodes and when each was last heard of (its lease renewed).
+#[derive(Default)]
+struct Known {
+    nodes: HashMap<String, Arc<Node>>,
+    probes: HashMap<String, Probe>,
+    /// Nodes seen during a re-list (the watch was closed, e.g. for falling behind): at its
+    /// end, whatever else is cached was deleted meanwhile.
+    relisting: Option<HashMap<String, Arc<Node>>>,
+}
+
+impl Known {
+    fn node(&mut self, ev: watcher::Event<Node>, now: Instant) {
         match ev {
-            Ev::Node(watcher::Event::Apply(n)) | Ev::Node(watcher::Event::InitApply(n)) => {
+            watcher::Event::Init => self.relisting = Some(HashMap::new()),
+            watcher::Event::InitDone => {
+                // Without this, a node deleted while the watch was down stays cached for
+                // good: judged silent, patched and tainted every tick, each a 404.
+                if let Some(listed) = self.relisting.take() {
+                    self.nodes = listed;
+                    let nodes = &self.nodes;
+                    self.probes.retain(|name, _| nodes.contains_key(name));
+                }
+            }
+            watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
                 let name = n.name_any();
                 self.probes.entry(name.clone()).or_insert(Probe {
                     renew: None,
                     seen: now,
                 });
-                self.nodes.insert(name, Arc::new(n));
+                let n = Arc::new(n);
+                if let Some(listed) = self.relisting.as_mut() {
+                    listed.insert(name.clone(), n.clone());
+                }
+                self.nodes.insert(name, n);
             }
-            Ev::Node(watcher::Event::Delete(n)) => {
-                self.nodes.remove(&n.name_any());
-                self.probes.remove(&n.name_any());
-            }
-            Ev::Lease(watcher::Event::Apply(l)) | Ev::Lease(watcher::Event::InitApply(l)) => {
-                let renew = l
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.renew_time.as_ref())
-                    .map(|t| t.0.to_string());
-                let p = self.probes.entry(l.name_any()).or_insert(Probe {
-                    renew: None,
-                    seen: now,
-                });
-                if p.renew != renew {
-                    p.renew = renew;
-                    p.seen = now;
+            watcher::Event::Delete(n) => {
+                let name = n.name_any();
+                self.nodes.remove(&name);
+                self.probes.remove(&name);
+                if let Some(listed) = self.relisting.as_mut() {
+                    listed.remove(&name);
                 }
             }
+        }
+    }
+
+    fn lease(&mut self, ev: watcher::Event<Lease>, now: Instant) {
+        let (watcher::Event::Apply(l) | watcher::Event::InitApply(l)) = ev else {
+            return;
+        };
+        let renew = l
+            .spec
+            .as_ref()
+            .and_then(|s| s.renew_time.as_ref())
+            .map(|t| t.0.to_string());
+        let p = self.probes.entry(l.name_any()).or_insert(Probe {
+            renew: None,
+            seen: now,
+        });
+        if p.renew != renew {
+            p.renew = renew;
+            p.seen = now;
+        }
+    }
+}
+
+impl NodeLifecycleController {
+    fn handle(&mut self, ev: Ev) {
+        let now = Instant::now();
+        match ev {
+            Ev::Node(ev) => self.known.node(ev, now),
+            Ev::Lease(ev) => self.known.lease(ev, now),
             Ev::Pod(PodEvent::Applied(p)) => {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
                 self.pods.insert(uid, p);
@@ -158,12 +197,13 @@ impl NodeLifecycleController {
 
     async fn check(&mut self) {
         let now = Instant::now();
-        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        let names: Vec<String> = self.known.nodes.keys().cloned().collect();
         for name in names {
-            let Some(node) = self.nodes.get(&name).cloned() else {
+            let Some(node) = self.known.nodes.get(&name).cloned() else {
                 continue;
             };
             let silent = self
+                .known
                 .probes
                 .get(&name)
                 .is_some_and(|p| now.duration_since(p.seen) > self.grace);
@@ -357,5 +397,35 @@ impl NodeLifecycleController {
                 Err(e) => tracing::debug!("node lifecycle: evicting {ns}/{}: {e}", p.name_any()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        n
+    }
+
+    #[test]
+    fn a_relist_forgets_nodes_deleted_while_the_watch_was_down() {
+        let now = Instant::now();
+        let mut k = Known::default();
+        k.node(watcher::Event::Apply(node("a")), now);
+        k.node(watcher::Event::Apply(node("b")), now);
+        k.node(watcher::Event::Init, now);
+        k.node(watcher::Event::InitApply(node("a")), now);
+        k.node(watcher::Event::InitApply(node("c")), now);
+        // Until the list ends, what was known still counts.
+        assert!(k.nodes.contains_key("b"));
+        k.node(watcher::Event::InitDone, now);
+        let mut names: Vec<_> = k.nodes.keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["a", "c"]);
+        assert!(!k.probes.contains_key("b"));
+        assert!(k.probes.contains_key("c"));
     }
 }

@@ -30,6 +30,10 @@ pub struct RolloutArgs {
     /// Give up waiting for pods to run after this long.
     #[arg(long, default_value = "15m")]
     pub timeout: GoDuration,
+    /// Keep the Deployments and the nodes this long after measuring, before deleting them
+    /// (to look at the cluster, or profile the server, with the pods in place).
+    #[arg(long, default_value = "0s")]
+    pub hold: GoDuration,
 }
 
 fn deployment(name: &str, replicas: u64) -> Vec<u8> {
@@ -164,6 +168,10 @@ pub async fn run(a: RolloutArgs) -> anyhow::Result<Report> {
         ),
     );
     rss.report(&mut r, rss_before, total).await;
+    if !a.hold.0.is_zero() {
+        eprintln!("measured; holding the pods for {:?}", a.hold.0);
+        tokio::time::sleep(a.hold.0).await;
+    }
     sim.cleanup(&target, &ns).await?;
     Ok(r)
 }

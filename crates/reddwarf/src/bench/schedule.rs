@@ -419,11 +419,13 @@ impl RssSampler {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = self.current_mib().await;
         let peak = self.peak_mib();
-        self.task.abort();
         let per_pod_kib = (now - before_mib).max(0.0) * 1024.0 / pods.max(1) as f64;
         let heap_before = self.heap_before.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
         let heap_now = self.heap_mib();
         let heap_per_pod_kib = (heap_now - heap_before).max(0.0) * 1024.0 / pods.max(1) as f64;
+        let (settled_rss, settled_heap, settled_after) = self.settle().await;
+        self.task.abort();
+        let settled_per_pod_kib = (settled_rss - before_mib).max(0.0) * 1024.0 / pods.max(1) as f64;
         r.add(
             "server_rss_mib",
             json!({"before_pods": before_mib, "peak": peak, "after": now, "per_pod_kib": per_pod_kib}),
@@ -438,5 +440,39 @@ impl RssSampler {
                 "server heap (allocated, not freed): {heap_before:.0} MiB with the nodes, {heap_now:.0} MiB with the pods ({heap_per_pod_kib:.1} KiB per pod)"
             ),
         );
+        r.add(
+            "server_settled_mib",
+            json!({"rss": settled_rss, "heap": settled_heap, "after_s": settled_after.as_secs_f64(),
+                "rss_per_pod_kib": settled_per_pod_kib}),
+            format!(
+                "server settled {:.0}s later, pods still there: RSS {settled_rss:.0} MiB ({settled_per_pod_kib:.1} KiB per pod beyond the nodes), heap {settled_heap:.0} MiB",
+                settled_after.as_secs_f64()
+            ),
+        );
+    }
+
+    /// Waits for the server to go quiet once the pods run (controllers, events and status
+    /// writes trail the last pod), then samples: the steady state with the pods, which is
+    /// what a cluster of this size costs, as against the peak of getting there. Quiet means
+    /// the heap fell by less than 1% over 5 s; at most 60 s are waited.
+    async fn settle(&self) -> (f64, f64, Duration) {
+        let start = Instant::now();
+        let mut window = std::collections::VecDeque::new();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            window.push_back(self.heap.load(Ordering::Relaxed));
+            if window.len() > 6 {
+                window.pop_front();
+            }
+            let (first, last) = (window[0] as f64, *window.back().unwrap_or(&0) as f64);
+            let quiet = window.len() == 6 && last > first * 0.99;
+            if quiet || start.elapsed() >= Duration::from_secs(60) {
+                return (
+                    self.last.load(Ordering::Relaxed) as f64 / (1 << 20) as f64,
+                    self.heap_mib(),
+                    start.elapsed(),
+                );
+            }
+        }
     }
 }
