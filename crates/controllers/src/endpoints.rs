@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Node, ObjectReference, Pod, Service,
     ServicePort,
@@ -52,7 +52,14 @@ pub async fn run(client: Client) {
         watcher(
             Api::<PartialObjectMeta<Node>>::all(client.clone()),
             watcher::Config::default(),
-        ),
+        )
+        // Names and labels are all that is read.
+        .map_ok(|e| {
+            e.modify(|n| {
+                n.metadata.managed_fields = None;
+                n.metadata.annotations = None;
+            })
+        }),
     )
     .default_backoff()
     .for_each(|_| async {});

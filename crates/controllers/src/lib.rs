@@ -22,6 +22,7 @@ pub mod events;
 mod gc;
 pub mod history;
 mod job;
+mod node_slim;
 pub mod nodeipam;
 mod nodelifecycle;
 pub mod pod_cache;

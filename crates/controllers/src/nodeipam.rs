@@ -6,12 +6,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 
 use crate::{error_action, Error};
@@ -93,9 +93,14 @@ struct NodeIpamController {
 /// Runs the allocator until the process ends, giving each Node a subnet of `cidr`.
 pub async fn run(client: Client, cidr: ClusterCidr) {
     let api: Api<Node> = Api::all(client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
-    let nodes = controller.store();
-    controller
+    let (nodes, writer) = reflector::store();
+    // The cache keeps slim Nodes: the name and spec are all this reads.
+    let feed = watcher(api, watcher::Config::default())
+        .map_ok(|e| e.modify(|n| *n = crate::node_slim::slim(std::mem::take(n))))
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(feed, nodes.clone())
         .run(
             reconcile,
             |_, e, _| error_action("nodeipam", e),

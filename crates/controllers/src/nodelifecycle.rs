@@ -52,7 +52,7 @@ struct NodeLifecycleController {
 
 pub async fn run(client: Client, grace: Duration, pods: PodCache) {
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .map(|e| e.map(Ev::Node));
+        .map(|e| e.map(|e| Ev::Node(e.modify(|n| *n = crate::node_slim::slim(std::mem::take(n))))));
     let leases = watcher(
         Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
         watcher::Config::default(),
@@ -191,7 +191,6 @@ impl NodeLifecycleController {
                 let pods = &self.pods;
                 self.evicted.retain(|uid, _| pods.contains_key(uid));
             }
-            _ => {}
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::{mpsc, watch};
@@ -46,9 +46,10 @@ fn group(p: &Pod) -> String {
 /// ReplicaSet and ReplicationController, node lifecycle, pod GC) look at, since a decoded pod
 /// is six times its JSON. Gone: `managedFields` (upstream's controller manager drops them
 /// too), every volume but claims and ephemeral claims (a `Volume` alone is 3 KiB decoded, and
-/// the service-account volume is on nearly every pod), and each container's environment,
-/// command, mounts, probes and lifecycle hooks. A reader that needs one of these must read
-/// the pod from the API or change this.
+/// the service-account volume is on nearly every pod), each container's environment,
+/// command, mounts, probes and lifecycle hooks, and the status beyond what
+/// [`crate::pod_state`], the scheduler and scale-down ordering read. A reader that needs one
+/// of these must read the pod from the API or change this.
 fn slim(mut p: Pod) -> Pod {
     p.metadata.managed_fields = None;
     if let Some(spec) = p.spec.as_mut() {
@@ -73,6 +74,38 @@ fn slim(mut p: Pod) -> Pod {
             c.lifecycle = None;
         }
         spec.ephemeral_containers = None;
+    }
+    if let Some(st) = p.status.as_mut() {
+        // Readers look at the phase, the Ready condition (and since when), PodScheduled (the
+        // scheduler's own), and the most restarts of any container (scale-down order): each
+        // condition and container status is hundreds of bytes decoded, most pods have five
+        // and one, and a pod that never restarted needs no container status at all.
+        if let Some(conditions) = st.conditions.as_mut() {
+            conditions.retain(|c| c.type_ == "Ready" || c.type_ == "PodScheduled");
+            conditions.shrink_to_fit();
+        }
+        let restarts = st
+            .container_statuses
+            .iter()
+            .flatten()
+            .map(|c| c.restart_count)
+            .max()
+            .unwrap_or(0);
+        st.container_statuses = (restarts > 0).then(|| {
+            vec![ContainerStatus {
+                restart_count: restarts,
+                ..Default::default()
+            }]
+        });
+        st.init_container_statuses = None;
+        st.ephemeral_container_statuses = None;
+        st.host_ip = None;
+        st.host_ips = None;
+        st.pod_ip = None;
+        st.pod_ips = None;
+        st.start_time = None;
+        st.qos_class = None;
+        st.resource_claim_statuses = None;
     }
     p
 }
@@ -515,5 +548,67 @@ mod tests {
         assert_eq!(*st.put(p.clone()), want);
         let mut fresh = Namespaces::new();
         assert_eq!(*insert(&mut fresh, p), want);
+    }
+
+    #[test]
+    fn cached_status_keeps_phase_readiness_scheduling_and_restarts() {
+        let status = |restarts: i32| {
+            serde_json::json!({
+                "phase": "Running", "hostIP": "10.0.0.1", "podIP": "10.42.0.5",
+                "podIPs": [{"ip": "10.42.0.5"}], "startTime": "2026-01-01T00:00:00Z",
+                "qosClass": "Burstable",
+                "conditions": [
+                    {"type": "Initialized", "status": "True"},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:01Z"},
+                    {"type": "ContainersReady", "status": "True"},
+                    {"type": "PodScheduled", "status": "True"}
+                ],
+                "containerStatuses": [
+                    {"name": "a", "image": "i", "imageID": "x", "ready": true, "restartCount": restarts,
+                        "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}},
+                    {"name": "b", "image": "i", "imageID": "x", "ready": true, "restartCount": 1}
+                ]
+            })
+        };
+        let mut p = pod("a", "p", Some("u1"));
+        p.status = Some(serde_json::from_value(status(0)).unwrap());
+        let before = p.clone();
+        let cached = State::default().put(p);
+        let st = cached.status.as_ref().unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        let types: Vec<&str> = st
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["Ready", "PodScheduled"]);
+        assert_eq!(
+            crate::pod_state::pod_ready_since(&cached),
+            crate::pod_state::pod_ready_since(&before)
+        );
+        assert!(crate::pod_state::is_pod_ready(&cached));
+        let restarts = |p: &Pod| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+                .unwrap_or(0)
+        };
+        assert_eq!(restarts(&cached), 1);
+        assert!(st.pod_ip.is_none() && st.host_ip.is_none() && st.start_time.is_none());
+
+        // The most restarts of any container is what scale-down ordering compares.
+        let mut p = pod("a", "q", Some("u1"));
+        p.status = Some(serde_json::from_value(status(4)).unwrap());
+        assert_eq!(restarts(&State::default().put(p)), 4);
+        // None restarted: no container status is kept.
+        let mut p = pod("a", "r", Some("u1"));
+        let mut s = status(0);
+        s["containerStatuses"][1]["restartCount"] = serde_json::json!(0);
+        p.status = Some(serde_json::from_value(s).unwrap());
+        let cached = State::default().put(p);
+        assert!(cached.status.as_ref().unwrap().container_statuses.is_none());
+        assert_eq!(restarts(&cached), 0);
     }
 }

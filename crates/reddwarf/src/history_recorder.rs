@@ -186,21 +186,20 @@ fn step(
     if busy && now_ms() - oldest.by.time_ms < MAX_DEFER_MS {
         return Ok(false);
     }
-    let changes = store.history_since(from, MAX_PER_OPERATION + 1)?;
-    let Some(first) = changes.first() else {
+    let mut window = None;
+    let (changes, more) = store.history_while(from, MAX_PER_OPERATION, |c| {
+        let w = c.by.time_ms.div_euclid(WINDOW_MS);
+        *window.get_or_insert(w) == w
+    })?;
+    let (Some(window), Some(_)) = (window, changes.first()) else {
         return Ok(false);
     };
-    let window = first.by.time_ms.div_euclid(WINDOW_MS);
-    let n = changes
-        .iter()
-        .take(MAX_PER_OPERATION)
-        .take_while(|c| c.by.time_ms.div_euclid(WINDOW_MS) == window)
-        .count();
-    let closed = n < changes.len() || now_ms() > (window + 1) * WINDOW_MS + IDLE_CLOSE_MS;
+    let n = changes.len();
+    let closed = more || now_ms() > (window + 1) * WINDOW_MS + IDLE_CLOSE_MS;
     if !closed {
         return Ok(false);
     }
-    let slice: Vec<reddwarf_history::Change> = changes[..n].iter().map(to_mirror).collect();
+    let slice: Vec<reddwarf_history::Change> = changes.iter().map(to_mirror).collect();
     mirror.record(&slice)?;
     // lag: from the newest change's time to its being in the mirror
     let lag = (now_ms() - changes[n - 1].by.time_ms).max(0);

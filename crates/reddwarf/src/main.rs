@@ -157,6 +157,10 @@ pub(crate) struct ServerArgs {
     /// DIR/history; `--history=false` turns it off (and forgets what was recorded).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub history: bool,
+    /// MiB of stored pages the storage engine keeps in memory (the kernel's page cache holds
+    /// the file besides): more saves reads of a large store, less saves memory.
+    #[arg(long, default_value_t = 32)]
+    pub storage_cache_mib: usize,
     /// How much history to keep: a duration (`720h`) or a number of revisions (`1000000`);
     /// `0` keeps everything.
     #[arg(long, default_value = "720h")]

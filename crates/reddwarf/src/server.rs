@@ -151,6 +151,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         &state_path,
         reddwarf_store::StoreOptions {
             history: args.history,
+            cache_bytes: args.storage_cache_mib << 20,
             ..Default::default()
         },
     )

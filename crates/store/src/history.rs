@@ -323,6 +323,34 @@ impl Store {
         Ok(out)
     }
 
+    /// Recorded changes after `after`, oldest first, as long as `take` accepts each (at most
+    /// `max`), and whether any change follows them. The history mirror reads one window
+    /// at a time this way: reading `max` changes to use the first few held tens of MiB
+    /// decoded while it caught up.
+    pub fn history_while(
+        &self,
+        after: Revision,
+        max: usize,
+        mut take: impl FnMut(&Change) -> bool,
+    ) -> Result<(Vec<Change>, bool), StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let history = txn.open_table(HISTORY)?;
+        let mut out = Vec::new();
+        for row in history.range((after + 1, "")..)? {
+            if out.len() >= max {
+                return Ok((out, true));
+            }
+            let (k, v) = row?;
+            let (rev, key) = k.value();
+            let change = decode(rev, key, v.value())?;
+            if !take(&change) {
+                return Ok((out, true));
+            }
+            out.push(change);
+        }
+        Ok((out, false))
+    }
+
     /// Object `key` as it was at `revision`.
     pub fn history_at(&self, key: &str, revision: Revision) -> Result<AtRevision, StoreError> {
         let start = self.history_start()?.unwrap_or(u64::MAX);

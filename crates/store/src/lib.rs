@@ -29,9 +29,7 @@ use std::sync::Arc;
 /// `resourceVersion`.
 pub type Revision = u64;
 
-const CACHE_BYTES: usize = 32 << 20;
-
-/// How much watch history is kept.
+/// How much watch history is kept, and how much of the file in memory.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// Recent events kept in memory (the watch cache); a watch from an older revision answers
@@ -39,6 +37,9 @@ pub struct StoreOptions {
     pub watch_ring: usize,
     /// Record every change with who made it (the history).
     pub history: bool,
+    /// redb's page cache. Its default is sized for databases far larger than a small
+    /// cluster's, and would dominate the process's memory.
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -46,6 +47,7 @@ impl Default for StoreOptions {
         StoreOptions {
             watch_ring: 8192,
             history: false,
+            cache_bytes: 32 << 20,
         }
     }
 }
@@ -70,10 +72,8 @@ impl Store {
 
     /// Opens (or creates) the store file at `path`.
     pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        // redb caches pages in memory up to this size; the default is sized for databases far
-        // larger than a small cluster's, and would dominate the process's memory.
         let db = redb::Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(options.cache_bytes)
             .create(path)?;
         Store::from_database(db, options)
     }

@@ -162,6 +162,19 @@ fn records_who_changed_what_and_answers_past_revisions() {
         feed.iter().map(|c| c.revision).collect::<Vec<_>>(),
         vec![r2, r3, r4]
     );
+    // read while a condition holds, and told whether more follows
+    let (some, more) = s.history_while(r1, 10, |c| c.revision <= r3).unwrap();
+    assert_eq!(
+        some.iter().map(|c| c.revision).collect::<Vec<_>>(),
+        vec![r2, r3]
+    );
+    assert!(more);
+    let (capped, more) = s.history_while(r1, 1, |_| true).unwrap();
+    assert_eq!(capped.len(), 1);
+    assert!(more);
+    let (all, more) = s.history_while(r1, 10, |_| true).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(!more);
 }
 
 #[test]

@@ -311,7 +311,7 @@ struct Scheduler {
 pub async fn run(client: Client, metrics: Metrics, pods: PodCache) {
     let pods = pods.follow().map(|e| Ok(Ev::Pod(e)));
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .map(|e| e.map(Ev::Node));
+        .map(|e| e.map(|e| Ev::Node(e.modify(|n| *n = crate::node_slim::slim(std::mem::take(n))))));
     let claims = watcher(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         watcher::Config::default(),
