@@ -158,8 +158,10 @@ pub(crate) struct ServerArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub history: bool,
     /// MiB of stored pages the storage engine keeps in memory (the kernel's page cache holds
-    /// the file besides): more saves reads of a large store, less saves memory.
-    #[arg(long, default_value_t = 32)]
+    /// the file besides): more saves reads of a large store, less saves memory. Reads of
+    /// 20 000 objects measured within noise of 32 MiB; the 24 MiB saved is a third of a
+    /// 1 000-node cluster's heap.
+    #[arg(long, default_value_t = 8)]
     pub storage_cache_mib: usize,
     /// How much history to keep: a duration (`720h`) or a number of revisions (`1000000`);
     /// `0` keeps everything.
