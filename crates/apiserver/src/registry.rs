@@ -881,44 +881,56 @@ pub async fn delete_collection(
                 .unwrap_or(false)
         })
         .map_err(ApiError::internal)?;
-    let mut mutations = Vec::new();
-    let mut unchanged = Vec::new();
-    for (k, b) in &page.items {
-        let key = ObjectKey::from_string(k.clone());
-        let (rev, _) = view
-            .get(k)
-            .map_err(ApiError::internal)?
-            .unwrap_or((0, Vec::new()));
-        let old = parse_stored(b)?;
-        let attrs = attributes(scope, Operation::Delete, meta_str(&old, "name"));
-        scope
-            .api
-            .admission
-            .validate(&attrs, &old, &scope.api.store)?;
-        match deletion(scope.kind, &key, rev, &old, opts)? {
-            Some(m) => mutations.push(m),
-            None => unchanged.push(b.clone()),
-        }
-    }
     let rv = view.revision();
     drop(view);
-    let mut items: Vec<Vec<u8>> = unchanged;
-    if scope.write.dry_run {
-        items.extend(page.items.into_iter().map(|(_, b)| b));
-    } else {
+    // Only the names are kept from the list; each batch reads its objects afresh. Holding
+    // every object, its deletion and the answer at once took a namespace of 150 000 pods
+    // past 4 GB, and a read transaction held across the proposals keeps redb from reusing
+    // the pages they free.
+    let mut keys = Vec::with_capacity(page.items.len());
+    let mut listed = Vec::new();
+    for (k, b) in page.items {
+        keys.push(k);
+        if scope.write.dry_run {
+            listed.push(b);
+        }
+    }
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    for chunk in keys.chunks(DELETE_COLLECTION_BATCH) {
+        let view = scope.api.store.read().map_err(ApiError::internal)?;
+        let mut mutations = Vec::new();
+        for k in chunk {
+            // Gone since the list: nothing left to delete.
+            let Some((rev, b)) = view.get(k).map_err(ApiError::internal)? else {
+                continue;
+            };
+            let key = ObjectKey::from_string(k.clone());
+            let old = parse_stored(&b)?;
+            let attrs = attributes(scope, Operation::Delete, meta_str(&old, "name"));
+            scope
+                .api
+                .admission
+                .validate(&attrs, &old, &scope.api.store)?;
+            match deletion(scope.kind, &key, rev, &old, opts)? {
+                Some(m) => mutations.push(m),
+                None => items.push(b),
+            }
+        }
+        drop(view);
         // A few hundred deletions per raft entry: one entry for a namespace of 150 000 pods
         // was ~1 GB, took longer than the commit timeout (503, retried by the namespace
         // controller) and held gigabytes. Like upstream, the collection is not deleted
         // atomically.
-        let mut mutations = mutations.into_iter().peekable();
-        while mutations.peek().is_some() {
-            let batch: Vec<_> = mutations.by_ref().take(DELETE_COLLECTION_BATCH).collect();
-            for outcome in scope.propose_all(batch).await? {
+        if !scope.write.dry_run && !mutations.is_empty() {
+            for outcome in scope.propose_all(mutations).await? {
                 if let Outcome::Applied { object, .. } = outcome {
                     items.push(object);
                 }
             }
         }
+    }
+    if scope.write.dry_run {
+        items = listed;
     }
     Ok((scope.api.store.revision().max(rv), items))
 }
