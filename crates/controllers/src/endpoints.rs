@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Node, ObjectReference, Pod, Service,
     ServicePort,
@@ -47,22 +47,10 @@ struct EndpointsController {
 /// Runs both controllers and the cleanup of deleted Services' endpoints.
 pub async fn run(client: Client) {
     let (nodes, writer) = reflector::store::<PartialObjectMeta<Node>>();
-    let node_feed = reflector::reflector(
-        writer,
-        watcher(
-            Api::<PartialObjectMeta<Node>>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        // Names and labels are all that is read.
-        .map_ok(|e| {
-            e.modify(|n| {
-                n.metadata.managed_fields = None;
-                n.metadata.annotations = None;
-            })
-        }),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
+    let node_feed =
+        reflector::reflector(writer, crate::node_slim::names_and_labels(client.clone()))
+            .default_backoff()
+            .for_each(|_| async {});
     let ctx = Arc::new(EndpointsController {
         client: client.clone(),
         nodes,

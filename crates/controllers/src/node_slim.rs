@@ -4,7 +4,11 @@
 //! people (images, nodeInfo, addresses); with three keepers, thousands of nodes cost tens of
 //! MiB for fields nobody here looks at.
 
+use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, NodeStatus};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher;
+use kube::{Api, Client};
 
 /// Keeps metadata (without managedFields and annotations), the whole spec, and of the status
 /// the conditions, capacity and allocatable. A keeper that needs more must read the Node
@@ -21,6 +25,23 @@ pub fn slim(mut n: Node) -> Node {
         });
     }
     n
+}
+
+/// A watch of every Node's metadata, for keepers that read only names and labels: without
+/// managedFields and annotations, which are most of a Node's metadata.
+pub fn names_and_labels(
+    client: Client,
+) -> impl Stream<Item = Result<watcher::Event<PartialObjectMeta<Node>>, watcher::Error>> {
+    watcher(
+        Api::<PartialObjectMeta<Node>>::all(client),
+        watcher::Config::default(),
+    )
+    .map_ok(|e| {
+        e.modify(|n| {
+            n.metadata.managed_fields = None;
+            n.metadata.annotations = None;
+        })
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -38,17 +38,7 @@ pub async fn run(client: Client, terminated_threshold: usize, pods: PodCache) {
     tokio::spawn(
         reflector::reflector(
             node_writer,
-            watcher(
-                Api::<PartialObjectMeta<Node>>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            // Names and labels are all that is read.
-            .map_ok(|e| {
-                e.modify(|n| {
-                    n.metadata.managed_fields = None;
-                    n.metadata.annotations = None;
-                })
-            }),
+            crate::node_slim::names_and_labels(client.clone()),
         )
         .default_backoff()
         .for_each(move |ev| {
