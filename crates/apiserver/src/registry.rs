@@ -874,27 +874,34 @@ pub async fn delete_collection(
 ) -> ApiResult<(Revision, Vec<Vec<u8>>)> {
     let view = scope.api.store.read().map_err(ApiError::internal)?;
     let prefix = scope.prefix(false);
-    let page = view
-        .list(&prefix, None, 0, false, |b| {
-            serde_json::from_slice::<Value>(b)
-                .map(|v| selectors.matches(&v))
-                .unwrap_or(false)
-        })
-        .map_err(ApiError::internal)?;
-    let rv = view.revision();
-    drop(view);
     // Only the names are kept from the list; each batch reads its objects afresh. Holding
     // every object, its deletion and the answer at once took a namespace of 150 000 pods
     // past 4 GB, and a read transaction held across the proposals keeps redb from reusing
     // the pages they free.
-    let mut keys = Vec::with_capacity(page.items.len());
+    let mut keys = Vec::new();
     let mut listed = Vec::new();
-    for (k, b) in page.items {
-        keys.push(k);
-        if scope.write.dry_run {
-            listed.push(b);
-        }
-    }
+    let everything = selectors.is_empty();
+    view.list_each(
+        &prefix,
+        None,
+        0,
+        false,
+        |b| {
+            everything
+                || serde_json::from_slice::<Value>(b)
+                    .map(|v| selectors.matches(&v))
+                    .unwrap_or(false)
+        },
+        |k, b| {
+            keys.push(k.to_string());
+            if scope.write.dry_run {
+                listed.push(b.to_vec());
+            }
+        },
+    )
+    .map_err(ApiError::internal)?;
+    let rv = view.revision();
+    drop(view);
     let mut items: Vec<Vec<u8>> = Vec::new();
     for chunk in keys.chunks(DELETE_COLLECTION_BATCH) {
         let view = scope.api.store.read().map_err(ApiError::internal)?;

@@ -8,6 +8,7 @@ pub struct Report {
     pub scenario: &'static str,
     pub json: bool,
     rows: Vec<(String, Value, String)>,
+    printed: std::sync::atomic::AtomicBool,
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -58,6 +59,7 @@ impl Report {
             scenario,
             json: output == "json",
             rows: Vec::new(),
+            printed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -122,7 +124,15 @@ impl Report {
         s
     }
 
+    /// Prints the report once: a scenario that cleans up after measuring prints it first (a
+    /// cleanup that fails or takes long must not lose the figures), and later calls do nothing.
     pub fn print(&self) {
+        if self
+            .printed
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
         if self.json {
             let mut m = Map::new();
             m.insert("scenario".into(), json!(self.scenario));

@@ -172,6 +172,7 @@ pub async fn run(a: RolloutArgs) -> anyhow::Result<Report> {
         eprintln!("measured; holding the pods for {:?}", a.hold.0);
         tokio::time::sleep(a.hold.0).await;
     }
+    r.print();
     sim.cleanup(&target, &ns).await?;
     Ok(r)
 }

@@ -202,6 +202,7 @@ pub async fn run(a: ScheduleArgs) -> anyhow::Result<Report> {
     }
 
     rss.report(&mut r, rss_before, a.pods).await;
+    r.print();
     sim.cleanup(&target, &ns).await?;
     Ok(r)
 }
@@ -289,18 +290,36 @@ impl SimCluster {
             .request("DELETE", &format!("/api/v1/namespaces/{ns}"), None)
             .await;
         let pb = progress(1, "cleanup");
-        let deadline = Instant::now() + Duration::from_secs(600);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(900);
+        let mut gone = false;
         while Instant::now() < deadline {
             match conn
                 .request("GET", &format!("/api/v1/namespaces/{ns}"), None)
                 .await
             {
-                Ok((404, _)) => break,
+                Ok((404, _)) => {
+                    gone = true;
+                    break;
+                }
                 Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
                 Err(_) => conn = target.connect().await?,
             }
         }
         pb.finish_and_clear();
+        // Deleting a namespace of many pods is a load of its own (every pod is marked, then
+        // confirmed by its kubelet): said on stderr, after the report.
+        if gone {
+            eprintln!(
+                "cleanup: namespace {ns} deleted in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        } else {
+            eprintln!(
+                "cleanup: namespace {ns} still terminating after {:.0}s; left to the server",
+                started.elapsed().as_secs_f64()
+            );
+        }
         self.task.abort();
         let _ = conn
             .request(
