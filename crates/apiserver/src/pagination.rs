@@ -11,34 +11,84 @@ use serde_json::json;
 
 use crate::status::{ApiError, ApiResult};
 
-/// How long a list snapshot stays readable for its continue tokens.
-const KEEP: Duration = Duration::from_secs(300);
+/// How long a list snapshot stays readable after its last page was served. Every page that
+/// the store's writes free while a snapshot is held stays in the file: at a thousand writes a
+/// second, five minutes (the time upstream's compaction gives a token) grew the file by
+/// gigabytes. A client whose token expired gets 410 and lists again, as after a compaction.
+const IDLE: Duration = Duration::from_secs(30);
 /// At most this many snapshots are held (each pins old pages of the file).
 const MAX: usize = 32;
 
+struct Held {
+    used: Instant,
+    view: Arc<ReadView>,
+    /// Lists served from it that have pages still to come.
+    open: u32,
+}
+
 #[derive(Default)]
 pub struct Snapshots {
-    held: Mutex<HashMap<Revision, (Instant, Arc<ReadView>)>>,
+    held: Mutex<HashMap<Revision, Held>>,
 }
 
 impl Snapshots {
-    pub fn keep(&self, view: Arc<ReadView>) {
+    /// Notes a page served from `view`: `continued` when the request carried a continue token
+    /// (or listed at this exact revision from a held snapshot), `more` when the page has one.
+    /// A list's first page with more to come holds the snapshot; its last page lets go of it.
+    pub fn served(&self, view: &Arc<ReadView>, continued: bool, more: bool) {
         let mut held = self.held.lock().expect("snapshots lock");
         let now = Instant::now();
-        held.retain(|_, (t, _)| now.duration_since(*t) < KEEP);
-        if held.len() >= MAX {
-            if let Some(oldest) = held.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| *k) {
-                held.remove(&oldest);
+        held.retain(|_, h| now.duration_since(h.used) < IDLE);
+        let rev = view.revision();
+        match (continued, more) {
+            (false, false) => {}
+            (true, true) => {
+                if let Some(h) = held.get_mut(&rev) {
+                    h.used = now;
+                }
+            }
+            (true, false) => {
+                if let Some(h) = held.get_mut(&rev) {
+                    h.open = h.open.saturating_sub(1);
+                    if h.open == 0 {
+                        held.remove(&rev);
+                    }
+                }
+            }
+            (false, true) => {
+                if let Some(h) = held.get_mut(&rev) {
+                    h.used = now;
+                    h.open += 1;
+                    return;
+                }
+                if held.len() >= MAX {
+                    if let Some(oldest) = held.iter().min_by_key(|(_, h)| h.used).map(|(k, _)| *k) {
+                        held.remove(&oldest);
+                    }
+                }
+                held.insert(
+                    rev,
+                    Held {
+                        used: now,
+                        view: view.clone(),
+                        open: 1,
+                    },
+                );
             }
         }
-        held.insert(view.revision(), (now, view));
     }
 
     pub fn get(&self, rev: Revision) -> Option<Arc<ReadView>> {
         let mut held = self.held.lock().expect("snapshots lock");
         let now = Instant::now();
-        held.retain(|_, (t, _)| now.duration_since(*t) < KEEP);
-        held.get(&rev).map(|(_, v)| v.clone())
+        held.retain(|_, h| now.duration_since(h.used) < IDLE);
+        held.get(&rev).map(|h| h.view.clone())
+    }
+
+    /// How many snapshots are held.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.held.lock().expect("snapshots lock").len()
     }
 }
 
@@ -125,6 +175,30 @@ pub fn expired(prefix: &str, last_key: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_is_held_until_the_last_page_of_every_list_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = reddwarf_store::Store::open(&dir.path().join("s.redb")).unwrap();
+        let view = Arc::new(store.read().unwrap());
+        let rev = view.revision();
+        let snapshots = Snapshots::default();
+        // A whole list in one page holds nothing.
+        snapshots.served(&view, false, false);
+        assert_eq!(snapshots.held(), 0);
+        // Two lists at the same revision, each with pages to come.
+        snapshots.served(&view, false, true);
+        snapshots.served(&view, false, true);
+        assert_eq!(snapshots.held(), 1);
+        // A middle page keeps it; the first list's last page leaves it to the second.
+        snapshots.served(&view, true, true);
+        snapshots.served(&view, true, false);
+        assert!(snapshots.get(rev).is_some());
+        // The second list's last page lets it go: its pages can be reused by the store.
+        snapshots.served(&view, true, false);
+        assert!(snapshots.get(rev).is_none());
+        assert_eq!(snapshots.held(), 0);
+    }
 
     #[test]
     fn tokens_round_trip_and_reject_garbage() {

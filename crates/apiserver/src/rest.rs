@@ -94,6 +94,8 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             scope.api.store.read().map_err(ApiError::internal)?,
         ))
     };
+    // Whether the list reads a held snapshot (a continue token's, or an exact revision's).
+    let mut continued = false;
     let (view, start): (Arc<ReadView>, Option<String>) = match &opts.from {
         ListFrom::Continue(token) => {
             let (rev, start) = pagination::decode_token(token, &prefix)?;
@@ -101,7 +103,10 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
                 // An inconsistent token (from a 410): the rest of the list as it is now.
                 None => (current()?, Some(start)),
                 Some(rev) => match scope.api.snapshots.get(rev) {
-                    Some(v) => (v, Some(start)),
+                    Some(v) => {
+                        continued = true;
+                        (v, Some(start))
+                    }
                     None => return Err(pagination::expired(&prefix, &start)),
                 },
             }
@@ -239,10 +244,13 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             .api
             .metrics
             .storage("list", scope.kind, started.elapsed());
-        let token = continue_after.as_ref().map(|k| {
-            scope.api.snapshots.keep(view.clone());
-            pagination::encode_token(view.revision(), &prefix, k)
-        });
+        scope
+            .api
+            .snapshots
+            .served(&view, continued, continue_after.is_some());
+        let token = continue_after
+            .as_ref()
+            .map(|k| pagination::encode_token(view.revision(), &prefix, k));
         let header = match partial {
             Some(v1beta1) => partial_list_header(v1beta1, &rv, token.as_deref(), remaining),
             None => list_header(scope, &rv, token.as_deref(), remaining),
@@ -277,10 +285,14 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             }
         }
     }
-    let token = page.continue_after.as_ref().map(|k| {
-        scope.api.snapshots.keep(view.clone());
-        pagination::encode_token(view.revision(), &prefix, k)
-    });
+    scope
+        .api
+        .snapshots
+        .served(&view, continued, page.continue_after.is_some());
+    let token = page
+        .continue_after
+        .as_ref()
+        .map(|k| pagination::encode_token(view.revision(), &prefix, k));
     if let Wanted::Table { .. } = scope.wanted {
         let items: Vec<Value> = page
             .items
@@ -470,11 +482,12 @@ pub async fn delete_collection(scope: &Scope<'_>, body: &[u8]) -> ApiResult<Resp
         rv
     )
     .into_bytes();
-    for (i, b) in items.iter().enumerate() {
+    // Each item is freed as it is copied: the answer for a large namespace is hundreds of MB.
+    for (i, b) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&scope.served_bytes(b)?);
+        out.extend_from_slice(&scope.served_bytes(&b)?);
     }
     out.extend_from_slice(b"]}");
     Ok(codec::respond_object(StatusCode::OK, scope.wanted, out))
