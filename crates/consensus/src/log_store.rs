@@ -249,6 +249,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut table = txn.open_table(LOG).map_err(write_err)?;
             for entry in entries {
                 let bytes = postcard::to_stdvec(&entry).map_err(write_err)?;
+                self.stats.log_bytes.inc_by(bytes.len() as u64);
                 table
                     .insert(entry.log_id.index, bytes.as_slice())
                     .map_err(write_err)?;
