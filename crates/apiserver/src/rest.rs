@@ -149,6 +149,33 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
     };
     let started = std::time::Instant::now();
     let rv = view.revision().to_string();
+    // A continued list knows what remains from its previous page; only a first page counts.
+    let list_id = pagination::list_id(
+        &prefix,
+        scope.query.get("labelSelector"),
+        scope.query.get("fieldSelector"),
+    );
+    let known = match (&start, continued) {
+        (Some(s), true) => scope
+            .api
+            .snapshots
+            .remaining_after(view.revision(), &list_id, s),
+        _ => None,
+    };
+    let remaining_of = |counted: Option<u64>, served: u64, more: Option<&String>| -> Option<u64> {
+        let remaining = match known {
+            Some(r) => more.map(|_| r.saturating_sub(served)),
+            None => counted,
+        };
+        scope.api.snapshots.served(&view, continued, more.is_some());
+        if let (Some(k), Some(r)) = (more, remaining) {
+            scope
+                .api
+                .snapshots
+                .note_remaining(view.revision(), &list_id, k, r);
+        }
+        remaining
+    };
     // A whole list (no limit) is written as it is read; a page is bounded by its limit.
     let streamed = limit == 0
         && !scope.kind.converts_on_read()
@@ -213,29 +240,38 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
         // list splices each item's metadata from its bytes).
         let mut items = Vec::new();
         let mut failed = None;
-        let (continue_after, remaining) = view
-            .list_each(&prefix, start.as_deref(), limit, true, keep, |_, b| {
-                // An aliased kind's items are converted, the others copied as they are.
-                let b = match scope.served_bytes(b) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                        return;
+        let mut served = 0u64;
+        let (continue_after, counted) = view
+            .list_each(
+                &prefix,
+                start.as_deref(),
+                limit,
+                known.is_none(),
+                keep,
+                |_, b| {
+                    served += 1;
+                    // An aliased kind's items are converted, the others copied as they are.
+                    let b = match scope.served_bytes(b) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                            return;
+                        }
+                    };
+                    if !items.is_empty() {
+                        items.push(b',');
                     }
-                };
-                if !items.is_empty() {
-                    items.push(b',');
-                }
-                let b = if scope.slim {
-                    crate::slim::without_managed_fields(&b)
-                } else {
-                    b
-                };
-                match partial {
-                    Some(v1beta1) => crate::slim::push_partial(&b, v1beta1, &mut items),
-                    None => items.extend_from_slice(&b),
-                }
-            })
+                    let b = if scope.slim {
+                        crate::slim::without_managed_fields(&b)
+                    } else {
+                        b
+                    };
+                    match partial {
+                        Some(v1beta1) => crate::slim::push_partial(&b, v1beta1, &mut items),
+                        None => items.extend_from_slice(&b),
+                    }
+                },
+            )
             .map_err(ApiError::internal)?;
         if let Some(e) = failed {
             return Err(e);
@@ -244,10 +280,7 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             .api
             .metrics
             .storage("list", scope.kind, started.elapsed());
-        scope
-            .api
-            .snapshots
-            .served(&view, continued, continue_after.is_some());
+        let remaining = remaining_of(counted, served, continue_after.as_ref());
         let token = continue_after
             .as_ref()
             .map(|k| pagination::encode_token(view.revision(), &prefix, k));
@@ -267,8 +300,13 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             .map_err(ApiError::internal);
     }
     let mut page = view
-        .list(&prefix, start.as_deref(), limit, true, keep)
+        .list(&prefix, start.as_deref(), limit, known.is_none(), keep)
         .map_err(ApiError::internal)?;
+    page.remaining = remaining_of(
+        page.remaining,
+        page.items.len() as u64,
+        page.continue_after.as_ref(),
+    );
     scope
         .api
         .metrics
@@ -285,10 +323,6 @@ pub async fn list(scope: &Scope<'_>) -> ApiResult<Response> {
             }
         }
     }
-    scope
-        .api
-        .snapshots
-        .served(&view, continued, page.continue_after.is_some());
     let token = page
         .continue_after
         .as_ref()

@@ -240,6 +240,19 @@ fn paginated_list_is_a_consistent_snapshot() {
                 .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
         );
         token = page["metadata"]["continue"].as_str().map(String::from);
+        // Each page counts what follows it in the snapshot (6 objects), the last nothing.
+        if token.is_some() {
+            assert_eq!(
+                page["metadata"]["remainingItemCount"],
+                6 - names.len(),
+                "{page}"
+            );
+        } else {
+            assert!(
+                page["metadata"].get("remainingItemCount").is_none(),
+                "{page}"
+            );
+        }
     }
     // default also holds kube-root-ca.crt (the root CA publisher's), as on upstream.
     assert_eq!(
