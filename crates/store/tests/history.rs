@@ -276,3 +276,46 @@ fn history_turned_on_later_starts_from_the_objects_there() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn large_objects_come_back_from_history_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), true);
+    apply(
+        &s,
+        vec![Mutation::Create {
+            key: key("namespaces", "", "default"),
+            object: serde_json::to_vec(&json!({"metadata": {"name": "default"}})).unwrap(),
+            namespace: None,
+        }],
+    );
+    let k = key("configmaps", "default", "big");
+    let first = cm("big", json!({"a": "x".repeat(6000)}));
+    let second = cm("big", json!({"a": "y".repeat(6000), "b": "z"}));
+    apply(
+        &s,
+        vec![Mutation::Create {
+            key: k.clone(),
+            object: first.clone(),
+            namespace: None,
+        }],
+    );
+    apply(
+        &s,
+        vec![Mutation::Update {
+            key: k.clone(),
+            object: second.clone(),
+            expect_revision: None,
+            expect_uid: None,
+        }],
+    );
+    let log = s
+        .history_log(&LogFilter {
+            key: Some(k),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let data: Vec<Value> = log.iter().map(|c| data_of(&c.object)).collect();
+    assert_eq!(data, vec![data_of(&second), data_of(&first)]);
+}
