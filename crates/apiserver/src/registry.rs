@@ -863,6 +863,12 @@ fn is_delete(m: &Mutation) -> bool {
 
 /// Deletions proposed together by a DELETE of a collection.
 const DELETE_COLLECTION_BATCH: usize = 256;
+/// Most objects a DELETE of a collection deletes (or marks) per second. Every one is an event
+/// to every watcher of the kind; unpaced, a namespace of 150 000 pods marked them all in
+/// seconds, more than watchers queue (16 384) or the watch cache holds (8 192), so the
+/// in-process informers were closed and re-listed 150 000 pods again and again. Upstream
+/// deletes a collection one object at a time, at about this rate.
+const DELETE_COLLECTION_PER_SECOND: f64 = 1_000.0;
 
 /// Deletes every object of one namespace (or of a cluster-scoped kind) that the selectors
 /// match, [`DELETE_COLLECTION_BATCH`] to a proposal. Returns the collection's revision and the
@@ -903,7 +909,16 @@ pub async fn delete_collection(
     let rv = view.revision();
     drop(view);
     let mut items: Vec<Vec<u8>> = Vec::new();
+    let started = std::time::Instant::now();
+    let mut written = 0usize;
     for chunk in keys.chunks(DELETE_COLLECTION_BATCH) {
+        if written > 0 {
+            let due =
+                std::time::Duration::from_secs_f64(written as f64 / DELETE_COLLECTION_PER_SECOND);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
         let view = scope.api.store.read().map_err(ApiError::internal)?;
         let mut mutations = Vec::new();
         for k in chunk {
@@ -929,6 +944,7 @@ pub async fn delete_collection(
         // controller) and held gigabytes. Like upstream, the collection is not deleted
         // atomically.
         if !scope.write.dry_run && !mutations.is_empty() {
+            written += mutations.len();
             for outcome in scope.propose_all(mutations).await? {
                 if let Outcome::Applied { object, .. } = outcome {
                     items.push(object);
