@@ -54,17 +54,11 @@ impl InProcessClient {
         body: Option<&Value>,
         content_type: &str,
     ) -> anyhow::Result<(u16, String)> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", content_type)
-            .header("accept", "application/json")
-            .body(match body {
-                Some(v) => Body::from(serde_json::to_vec(v)?),
-                None => Body::empty(),
-            })?;
-        req.extensions_mut().insert(self.user.clone());
-        let resp = self.router.clone().oneshot(req).await?;
+        let body = match body {
+            Some(v) => Body::from(serde_json::to_vec(v)?),
+            None => Body::empty(),
+        };
+        let resp = self.send(method, path, body, Some(content_type)).await?;
         let code = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();
         Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
@@ -73,13 +67,7 @@ impl InProcessClient {
     /// One request whose answer is wanted only when it failed: a success's body is read and
     /// dropped piece by piece (a DELETE of a large collection answers with every object).
     pub async fn request_status(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("accept", "application/json")
-            .body(Body::empty())?;
-        req.extensions_mut().insert(self.user.clone());
-        let resp = self.router.clone().oneshot(req).await?;
+        let resp = self.send(method, path, Body::empty(), None).await?;
         let code = resp.status().as_u16();
         if code < 300 {
             let mut body = resp.into_body();
@@ -92,6 +80,26 @@ impl InProcessClient {
         Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// Sends one request into the router as this client's user, asking for JSON.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Body,
+        content_type: Option<&str>,
+    ) -> anyhow::Result<axum::response::Response> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("accept", "application/json");
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        let mut req = req.body(body)?;
+        req.extensions_mut().insert(self.user.clone());
+        Ok(self.router.clone().oneshot(req).await?)
+    }
+
     /// A GET; returns the status code and the body as JSON (`Null` when it is not JSON).
     pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, Value)> {
         let (code, text) = self.request("GET", path, None).await?;
@@ -101,13 +109,7 @@ impl InProcessClient {
     /// Opens a watch and waits for its first event (or its end); used to sleep until
     /// something changes.
     pub async fn wait_for_change(&self, path: &str) -> anyhow::Result<()> {
-        let mut req = Request::builder()
-            .method("GET")
-            .uri(path)
-            .header("accept", "application/json")
-            .body(Body::empty())?;
-        req.extensions_mut().insert(self.user.clone());
-        let resp = self.router.clone().oneshot(req).await?;
+        let resp = self.send("GET", path, Body::empty(), None).await?;
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             if frame?.data_ref().is_some_and(|d| !d.is_empty()) {

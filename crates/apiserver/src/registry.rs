@@ -864,9 +864,8 @@ fn is_delete(m: &Mutation) -> bool {
 /// Deletions proposed together by a DELETE of a collection.
 const DELETE_COLLECTION_BATCH: usize = 256;
 /// Most objects a DELETE of a collection deletes (or marks) per second. Every one is an event
-/// to every watcher of the kind; unpaced, a namespace of 150 000 pods marked them all in
-/// seconds, more than watchers queue (16 384) or the watch cache holds (8 192), so the
-/// in-process informers were closed and re-listed 150 000 pods again and again. Upstream
+/// to every watcher of the kind; unpaced, a namespace of 150 000 pods was marked in seconds,
+/// more events than a watcher's queue (16 384) or the watch cache (8 192) holds. Upstream
 /// deletes a collection one object at a time, at about this rate.
 const DELETE_COLLECTION_PER_SECOND: f64 = 1_000.0;
 
