@@ -33,10 +33,11 @@ struct Recent {
     bytes: usize,
 }
 
-/// Bounds of [`Recent`]: enough for followers a few batches behind; one further behind reads
-/// from redb. Every byte here is resident, so the bound counts against a small cluster's memory.
+/// Bounds of [`Recent`]: enough for followers a few batches behind (a batch is at most a few
+/// MiB); one further behind reads from redb. Every byte here is resident, so the bound counts
+/// against a small cluster's memory.
 const RECENT_ENTRIES: usize = 1024;
-const RECENT_BYTES: usize = 16 << 20;
+const RECENT_BYTES: usize = 8 << 20;
 
 impl Recent {
     fn insert(&mut self, e: Entry<TypeConfig>) {
@@ -75,14 +76,15 @@ impl Recent {
     }
 }
 
-/// Bytes an entry's objects take (what the cache bound counts).
+/// Bytes an entry's objects take (what the cache bound counts): their capacity, not their
+/// length, since an encoder's buffer can hold up to twice what it wrote.
 fn entry_size(e: &Entry<TypeConfig>) -> usize {
     match &e.payload {
         openraft::EntryPayload::Normal(b) => {
             b.0.iter()
                 .map(|m| match m.unattributed().0 {
                     reddwarf_store::Mutation::Create { object, .. }
-                    | reddwarf_store::Mutation::Update { object, .. } => object.len() + 64,
+                    | reddwarf_store::Mutation::Update { object, .. } => object.capacity() + 64,
                     _ => 128,
                 })
                 .sum()
@@ -310,5 +312,45 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .map_err(write_err)?;
         }
         txn.commit().map_err(write_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reddwarf_store::{Batch, Mutation};
+
+    fn entry(index: u64, object: Vec<u8>) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Normal(Batch(vec![Mutation::Create {
+                key: format!("/k/{index}"),
+                object,
+                namespace: None,
+            }])),
+        }
+    }
+
+    #[test]
+    fn the_recent_cache_bounds_what_its_buffers_hold_not_what_they_wrote() {
+        let mut recent = Recent::default();
+        // 1 KiB written into 64 KiB buffers: counted by length, 1 024 of them would fit.
+        for i in 0..1024 {
+            let mut object = Vec::with_capacity(64 << 10);
+            object.extend_from_slice(&[b'x'; 1024]);
+            recent.insert(entry(i, object));
+        }
+        let held: usize = recent.entries.values().map(entry_size).sum();
+        assert_eq!(held, recent.bytes);
+        assert!(recent.bytes <= RECENT_BYTES, "{} bytes held", recent.bytes);
+        assert!(
+            recent.entries.len() < 1024 / 4,
+            "{} entries",
+            recent.entries.len()
+        );
+        // The newest are the ones kept.
+        assert_eq!(recent.entries.keys().next_back(), Some(&1023));
+        assert!(recent.get(1000, 1024).is_some());
+        assert!(recent.get(0, 10).is_none());
     }
 }
