@@ -69,6 +69,9 @@ struct Pending {
 pub struct Recorder {
     component: &'static str,
     queue: mpsc::Sender<Pending>,
+    /// Events dropped for a full queue: a burst drops thousands, and a log line each
+    /// cost more than the events.
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Writer {
@@ -96,7 +99,11 @@ impl Recorder {
                 },
             ),
         );
-        Recorder { component, queue }
+        Recorder {
+            component,
+            queue,
+            dropped: Arc::default(),
+        }
     }
 
     /// Records a `Normal` event about `regarding`.
@@ -131,12 +138,18 @@ impl Recorder {
             at: Timestamp::now(),
         };
         if let Err(mpsc::error::TrySendError::Full(p)) = self.queue.try_send(p) {
-            tracing::warn!(
-                "{}: event queue full, dropping event {} about {}",
-                self.component,
-                p.reason,
-                p.regarding.name.as_deref().unwrap_or("")
-            );
+            let n = 1 + self
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    "{}: event queue full, dropping event {} about {} ({n} dropped since start, \
+                     logged at powers of two)",
+                    self.component,
+                    p.reason,
+                    p.regarding.name.as_deref().unwrap_or("")
+                );
+            }
         }
     }
 }
