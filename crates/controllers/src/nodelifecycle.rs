@@ -20,7 +20,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::events::{self, Recorder};
-use crate::pod_cache::{PodCache, PodEvent};
+use crate::pod_cache::{CachedPod, PodCache, PodEvent};
 use crate::scheduler::tolerates;
 
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -44,7 +44,7 @@ struct NodeLifecycleController {
     client: Client,
     grace: Duration,
     known: Known,
-    pods: HashMap<String, Arc<Pod>>,
+    pods: HashMap<String, Arc<CachedPod>>,
     /// Pods already asked to go, so each is evicted once.
     evicted: HashMap<String, Instant>,
     recorder: Recorder,
@@ -338,7 +338,7 @@ impl NodeLifecycleController {
         }
         let name = node.name_any();
         let now = Timestamp::now();
-        let due: Vec<Arc<Pod>> = self
+        let due: Vec<Arc<CachedPod>> = self
             .pods
             .values()
             .filter(|p| {

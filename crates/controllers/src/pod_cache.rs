@@ -13,11 +13,96 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use crate::scheduler::cache::{host_ports, non_zero_requests, pod_requests, HostPort, Resources};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::{mpsc, watch};
 
-type Namespaces = HashMap<String, HashMap<String, Arc<Pod>>>;
+type Namespaces = HashMap<String, HashMap<String, Arc<CachedPod>>>;
+
+/// What a pod takes from its node as the scheduler counts it (upstream's `PodInfo`
+/// requests, non-zero requests and host ports): worked out while the pod's containers are
+/// at hand, since a bound pod is cached without them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Footprint {
+    pub requests: Resources,
+    pub non_zero: (i64, i64),
+    pub ports: Vec<HostPort>,
+}
+
+impl Footprint {
+    fn of(pod: &Pod) -> Footprint {
+        Footprint {
+            requests: pod_requests(pod),
+            non_zero: non_zero_requests(pod),
+            ports: host_ports(pod),
+        }
+    }
+}
+
+/// A pod as the cache keeps it ([`slim`]), read as a [`Pod`] through `Deref`. Once bound to
+/// a node it is kept without its containers: no reader but the scheduler looks at them,
+/// and the scheduler needs of a bound pod only its [`Footprint`]. A container is 2 KiB
+/// decoded before any of its content, the largest part of a cached pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedPod {
+    pod: Pod,
+    footprint: Footprint,
+}
+
+impl CachedPod {
+    /// Slims `pod`, and drops its containers if it is bound.
+    pub fn new(pod: Pod) -> CachedPod {
+        let mut pod = slim(pod);
+        let footprint = Footprint::of(&pod);
+        let bound = |s: &&mut k8s_openapi::api::core::v1::PodSpec| {
+            s.node_name.as_deref().is_some_and(|n| !n.is_empty())
+        };
+        if let Some(spec) = pod.spec.as_mut().filter(bound) {
+            spec.containers = Vec::new();
+            spec.init_containers = None;
+        }
+        CachedPod { pod, footprint }
+    }
+
+    pub(crate) fn footprint(&self) -> &Footprint {
+        &self.footprint
+    }
+}
+
+impl std::ops::Deref for CachedPod {
+    type Target = Pod;
+    fn deref(&self) -> &Pod {
+        &self.pod
+    }
+}
+
+// What a controller needs to be triggered by cached pods (`watches_shared_stream`).
+impl k8s_openapi::Resource for CachedPod {
+    const API_VERSION: &'static str = Pod::API_VERSION;
+    const GROUP: &'static str = Pod::GROUP;
+    const KIND: &'static str = Pod::KIND;
+    const VERSION: &'static str = Pod::VERSION;
+    const URL_PATH_SEGMENT: &'static str = Pod::URL_PATH_SEGMENT;
+    type Scope = <Pod as k8s_openapi::Resource>::Scope;
+}
+
+impl k8s_openapi::Metadata for CachedPod {
+    type Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    fn metadata(&self) -> &Self::Ty {
+        &self.pod.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut Self::Ty {
+        &mut self.pod.metadata
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CachedPod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Pod::deserialize(d).map(CachedPod::new)
+    }
+}
 
 /// Deletions remembered, so a pod created and deleted before a sync looked still counts as
 /// seen.
@@ -28,7 +113,7 @@ struct State {
     pods: Namespaces,
     /// The same pods by [`group`]: a set's sync reads its own pods and its namespace's
     /// orphans, not every pod of a namespace that may hold thousands of others'.
-    groups: HashMap<String, HashMap<(String, String), Arc<Pod>>>,
+    groups: HashMap<String, HashMap<(String, String), Arc<CachedPod>>>,
     deleted: HashSet<(String, String)>,
     deleted_order: std::collections::VecDeque<(String, String)>,
 }
@@ -115,7 +200,7 @@ fn key_of(p: &Pod) -> (String, String) {
 }
 
 impl State {
-    fn index(&mut self, p: &Arc<Pod>) {
+    fn index(&mut self, p: &Arc<CachedPod>) {
         self.groups
             .entry(group(p))
             .or_default()
@@ -144,8 +229,8 @@ impl State {
         self.pods = pods;
     }
 
-    fn put(&mut self, p: Pod) -> Arc<Pod> {
-        let p = Arc::new(slim(p));
+    fn put(&mut self, p: Pod) -> Arc<CachedPod> {
+        let p = Arc::new(CachedPod::new(p));
         let (ns, name) = key_of(&p);
         if let Some(old) = self.pods.entry(ns).or_default().insert(name, p.clone()) {
             self.unindex(&old);
@@ -177,9 +262,9 @@ pub struct PodCache {
     followers: Followers,
 }
 
-type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Pod>>>>>;
+type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<CachedPod>>>>>;
 
-fn publish(subscribers: &Subscribers, pods: &[Arc<Pod>]) {
+fn publish(subscribers: &Subscribers, pods: &[Arc<CachedPod>]) {
     subscribers
         .lock()
         .unwrap()
@@ -192,11 +277,11 @@ fn publish(subscribers: &Subscribers, pods: &[Arc<Pod>]) {
 pub enum PodEvent {
     /// Every pod: the first list, or a re-list after the watch broke (pods missing from it
     /// are gone).
-    Relisted(Vec<Arc<Pod>>),
+    Relisted(Vec<Arc<CachedPod>>),
     /// A pod was created or changed.
-    Applied(Arc<Pod>),
+    Applied(Arc<CachedPod>),
     /// A pod was deleted (its last state).
-    Deleted(Arc<Pod>),
+    Deleted(Arc<CachedPod>),
 }
 
 type Followers = Arc<Mutex<Vec<mpsc::UnboundedSender<PodEvent>>>>;
@@ -240,7 +325,7 @@ impl PodCache {
                         let pods = buffer.take().unwrap_or_default();
                         // After a re-list every pod counts as changed (as a shared
                         // informer's resync): what happened in the gap is in there.
-                        let all: Vec<Arc<Pod>> =
+                        let all: Vec<Arc<CachedPod>> =
                             pods.values().flat_map(|m| m.values().cloned()).collect();
                         store.write().unwrap().reset(pods);
                         let _ = ready_tx.send(true);
@@ -265,7 +350,7 @@ impl PodCache {
                             }
                         }
                         drop(st);
-                        let p = Arc::new(slim(p));
+                        let p = Arc::new(CachedPod::new(p));
                         publish(&subs, std::slice::from_ref(&p));
                         tell(&follow, PodEvent::Deleted(p));
                     }
@@ -298,7 +383,7 @@ impl PodCache {
 
     /// Every pod change from now on, after the cache has taken it in (a deleted pod comes
     /// as its last state). Unbounded: the objects are shared with the cache.
-    pub fn subscribe(&self) -> impl futures::Stream<Item = Arc<Pod>> + Send + 'static {
+    pub fn subscribe(&self) -> impl futures::Stream<Item = Arc<CachedPod>> + Send + 'static {
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.subscribers.lock().unwrap().push(tx);
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -311,7 +396,7 @@ impl PodCache {
     }
 
     /// The pods of a namespace.
-    pub fn namespace(&self, ns: &str) -> Vec<Arc<Pod>> {
+    pub fn namespace(&self, ns: &str) -> Vec<Arc<CachedPod>> {
         self.state
             .read()
             .unwrap()
@@ -323,7 +408,7 @@ impl PodCache {
 
     /// The pods of namespace `ns` that the object with uid `controller` controls, and those
     /// no one controls: all a ReplicaSet's sync may keep, adopt or release.
-    pub fn controlled_or_orphans(&self, ns: &str, controller: &str) -> Vec<Arc<Pod>> {
+    pub fn controlled_or_orphans(&self, ns: &str, controller: &str) -> Vec<Arc<CachedPod>> {
         let st = self.state.read().unwrap();
         let orphans = format!("orphans/{ns}");
         [controller, orphans.as_str()]
@@ -336,13 +421,13 @@ impl PodCache {
     }
 
     /// Every pod.
-    pub fn all(&self) -> Vec<Arc<Pod>> {
+    pub fn all(&self) -> Vec<Arc<CachedPod>> {
         let st = self.state.read().unwrap();
         st.pods.values().flat_map(|m| m.values().cloned()).collect()
     }
 
     /// One pod.
-    pub fn get(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
+    pub fn get(&self, ns: &str, name: &str) -> Option<Arc<CachedPod>> {
         self.state.read().unwrap().pods.get(ns)?.get(name).cloned()
     }
 
@@ -354,10 +439,10 @@ impl PodCache {
     }
 }
 
-fn insert(all: &mut Namespaces, p: Pod) -> Arc<Pod> {
+fn insert(all: &mut Namespaces, p: Pod) -> Arc<CachedPod> {
     let ns = p.namespace().unwrap_or_default();
     let name = p.name_any();
-    let p = Arc::new(slim(p));
+    let p = Arc::new(CachedPod::new(p));
     all.entry(ns).or_default().insert(name, p.clone());
     p
 }
@@ -545,9 +630,72 @@ mod tests {
         .unwrap();
 
         let mut st = State::default();
-        assert_eq!(*st.put(p.clone()), want);
+        assert_eq!(**st.put(p.clone()), want);
         let mut fresh = Namespaces::new();
-        assert_eq!(*insert(&mut fresh, p), want);
+        assert_eq!(**insert(&mut fresh, p), want);
+    }
+
+    #[test]
+    fn a_bound_pod_is_cached_without_containers_but_with_what_they_take() {
+        let spec = |node: Option<&str>| {
+            serde_json::from_value(serde_json::json!({
+                "nodeName": node,
+                "containers": [
+                    {"name": "a", "image": "i", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},
+                        "ports": [{"containerPort": 80, "hostPort": 8080}]},
+                    {"name": "b", "image": "i"}
+                ],
+                "initContainers": [{"name": "init", "image": "i",
+                    "resources": {"requests": {"cpu": "2"}}}],
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+                "priority": 7
+            }))
+            .unwrap()
+        };
+        let mut pending = pod("a", "p", Some("u1"));
+        pending.spec = Some(spec(None));
+        let mut bound = pending.clone();
+        bound.spec = Some(spec(Some("n1")));
+
+        // Pending: the scheduler reads its containers, so they stay.
+        let p = CachedPod::new(pending.clone());
+        assert_eq!(p.spec.as_ref().unwrap().containers.len(), 2);
+        assert!(p.spec.as_ref().unwrap().init_containers.is_some());
+
+        let b = CachedPod::new(bound.clone());
+        let s = b.spec.as_ref().unwrap();
+        assert!(s.containers.is_empty());
+        assert!(s.init_containers.is_none());
+        // What other readers look at stays.
+        assert_eq!(s.node_name.as_deref(), Some("n1"));
+        assert_eq!(s.priority, Some(7));
+        assert_eq!(s.tolerations.as_ref().map(Vec::len), Some(1));
+        // The footprint is what the containers took: the init container's 2 CPUs win, the
+        // memory is the containers' sum, the second container counts upstream's defaults
+        // for scoring, and the host port is kept.
+        let f = b.footprint();
+        assert_eq!(f.requests.milli_cpu, 2000);
+        assert_eq!(f.requests.memory, 64 << 20);
+        assert_eq!(f.requests.pods, 1);
+        assert_eq!(
+            f.non_zero,
+            (
+                250 + crate::scheduler::cache::DEFAULT_MILLI_CPU_REQUEST,
+                (64 << 20) + crate::scheduler::cache::DEFAULT_MEMORY_REQUEST
+            )
+        );
+        assert_eq!(
+            f.ports,
+            vec![("TCP".to_string(), "0.0.0.0".to_string(), 8080)]
+        );
+        assert_eq!(f, p.footprint());
+        assert_eq!(*f, Footprint::of(&bound));
+
+        // Through the cache, the same.
+        let mut st = State::default();
+        let cached = st.put(bound);
+        assert!(cached.spec.as_ref().unwrap().containers.is_empty());
+        assert_eq!(cached.footprint(), f);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::pod_cache::PodCache;
+use crate::pod_cache::{CachedPod, PodCache};
 
 use crate::pod_state::{is_pod_terminal, pod_phase};
 
@@ -69,11 +69,11 @@ async fn sweep(
     nodes: &Store<PartialObjectMeta<Node>>,
     threshold: usize,
 ) -> Result<(), kube::Error> {
-    let all: Vec<Arc<Pod>> = pods.all();
+    let all: Vec<Arc<CachedPod>> = pods.all();
 
     // Terminated pods beyond the threshold, oldest first (0 turns this off).
     if threshold > 0 {
-        let mut terminated: Vec<&Arc<Pod>> = all
+        let mut terminated: Vec<&Arc<CachedPod>> = all
             .iter()
             .filter(|p| is_pod_terminal(p) && p.metadata.deletion_timestamp.is_none())
             .collect();

@@ -36,7 +36,7 @@ use crate::events::{self, Recorder};
 use crate::label_selector::selector_matches;
 use crate::ordering::deletion_order;
 use crate::ownership::{controller_of, controller_ref};
-use crate::pod_cache::{Expectations, PodCache};
+use crate::pod_cache::{CachedPod, Expectations, PodCache};
 use crate::pod_state::{is_pod_active, is_pod_available, is_pod_ready, pod_ready_since};
 use crate::pod_template::pod_from_template;
 use crate::{retry_after_error, Error};
@@ -216,8 +216,8 @@ async fn claim_pods<K: Replicated>(
     selector: &LabelSelector,
     ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
-    all: Vec<Arc<Pod>>,
-) -> Result<Vec<Arc<Pod>>, Error> {
+    all: Vec<Arc<CachedPod>>,
+) -> Result<Vec<Arc<CachedPod>>, Error> {
     let uid = rs.uid().unwrap_or_default();
     let deleting = rs.meta().deletion_timestamp.is_some();
     let mut can_adopt: Option<bool> = None;
@@ -252,7 +252,7 @@ async fn claim_pods<K: Replicated>(
                     continue;
                 }
                 if let Some(p) = adopt(rs, pods_api, &pod).await? {
-                    owned.push(Arc::new(p));
+                    owned.push(Arc::new(CachedPod::new(p)));
                 }
             }
         }
@@ -311,7 +311,7 @@ async fn manage_replicas<K: Replicated>(
     rs: &K,
     ctx: &ReplicaSetController<K>,
     pods_api: &Api<Pod>,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
     desired: usize,
 ) -> Result<(), String> {
     let name = rs.name_any();
@@ -389,7 +389,7 @@ async fn manage_replicas<K: Replicated>(
                 .and_then(|n| per_node.get(n).copied())
                 .unwrap_or(0)
         };
-        let mut ranked: Vec<&Pod> = pods.iter().map(|p| &**p).collect();
+        let mut ranked: Vec<&Pod> = pods.iter().map(|p| &***p).collect();
         ranked.sort_by(|a, b| deletion_order(a, rank(a), b, rank(b)));
         let deletes = ranked[..diff].iter().map(|p| {
             let pname = p.name_any();
@@ -439,7 +439,7 @@ async fn manage_replicas<K: Replicated>(
 /// Upstream `calculateStatus`: counts over the pods the set owns before this sync acted.
 fn calculate_status<K: Replicated>(
     rs: &K,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
     manage_err: Option<&str>,
 ) -> ReplicaSetStatus {
     let template_labels = rs

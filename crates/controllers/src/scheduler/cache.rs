@@ -9,6 +9,8 @@ use k8s_openapi::api::core::v1::{Container, Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use reddwarf_resources::validation::quantity;
 
+use crate::pod_cache::CachedPod;
+
 /// Amounts of resources: CPU in millicores, everything else in whole units.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Resources {
@@ -175,7 +177,7 @@ pub fn host_ports(pod: &Pod) -> Vec<HostPort> {
 /// One pod as the scheduler keeps it.
 #[derive(Clone)]
 pub struct PodInfo {
-    pub pod: Arc<Pod>,
+    pub pod: Arc<CachedPod>,
     pub node: String,
     pub requests: Resources,
     pub non_zero: (i64, i64),
@@ -193,12 +195,14 @@ pub fn has_pod_affinity(pod: &Pod) -> bool {
 }
 
 impl PodInfo {
-    pub fn new(pod: Arc<Pod>, node: String) -> PodInfo {
+    pub fn new(pod: Arc<CachedPod>, node: String) -> PodInfo {
+        // From the footprint: a bound pod is cached without its containers.
+        let f = pod.footprint();
         PodInfo {
             has_affinity: has_pod_affinity(&pod),
-            requests: pod_requests(&pod),
-            non_zero: non_zero_requests(&pod),
-            ports: host_ports(&pod),
+            requests: f.requests.clone(),
+            non_zero: f.non_zero,
+            ports: f.ports.clone(),
             pod,
             node,
         }
@@ -329,7 +333,7 @@ impl Cache {
 
     /// Records an assigned pod (from the watch, or assumed by us); a finished or deleted one
     /// is removed.
-    pub fn set_pod(&mut self, pod: Arc<Pod>) {
+    pub fn set_pod(&mut self, pod: Arc<CachedPod>) {
         let uid = uid(&pod);
         let node = pod
             .spec
@@ -358,7 +362,7 @@ impl Cache {
             s.node_name = Some(node.to_string());
         }
         let uid = uid(pod);
-        self.set_pod(Arc::new(p));
+        self.set_pod(Arc::new(CachedPod::new(p)));
         self.assumed.insert(uid);
     }
 

@@ -4,7 +4,7 @@
 //! `PodScheduled=False/Unschedulable` and a FailedScheduling event with upstream's
 //! "0/N nodes are available: …" message, and are retried when the cluster changes.
 
-mod cache;
+pub(crate) mod cache;
 mod plugins;
 mod volumes;
 
@@ -30,7 +30,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::events::{self, Recorder};
-use crate::pod_cache::{PodCache, PodEvent};
+use crate::pod_cache::{CachedPod, PodCache, PodEvent};
 use cache::{uid, Cache};
 pub use plugins::{tolerated, tolerates};
 
@@ -133,7 +133,7 @@ enum Where {
 }
 
 struct Entry {
-    pod: Arc<Pod>,
+    pod: Arc<CachedPod>,
     seq: u64,
     priority: i32,
     attempts: u32,
@@ -187,7 +187,7 @@ impl Queue {
         (Reverse(e.priority), e.seq, uid.to_string())
     }
 
-    fn add_or_update(&mut self, pod: Arc<Pod>) {
+    fn add_or_update(&mut self, pod: Arc<CachedPod>) {
         let id = uid(&pod);
         if let Some(e) = self.entries.get_mut(&id) {
             let changed = scheduling_inputs(&e.pod) != scheduling_inputs(&pod);
@@ -259,7 +259,7 @@ impl Queue {
         next
     }
 
-    fn pop(&mut self) -> Option<(String, Arc<Pod>)> {
+    fn pop(&mut self) -> Option<(String, Arc<CachedPod>)> {
         let k = self.active.pop_first()?;
         let e = self.entries.get_mut(&k.2)?;
         e.at = Where::InFlight;
@@ -514,7 +514,7 @@ impl Scheduler {
         }
     }
 
-    fn pod_changed(&mut self, pod: Arc<Pod>, now: Instant) {
+    fn pod_changed(&mut self, pod: Arc<CachedPod>, now: Instant) {
         let id = uid(&pod);
         let assigned = pod
             .spec
@@ -572,9 +572,9 @@ impl Scheduler {
     fn report_unschedulable(
         &mut self,
         id: &str,
-        pod: Arc<Pod>,
+        pod: Arc<CachedPod>,
         message: String,
-        preemption: Option<(String, Vec<Arc<Pod>>)>,
+        preemption: Option<(String, Vec<Arc<CachedPod>>)>,
     ) {
         self.queue.failed(id, Instant::now(), true);
         let client = self.client.clone();
@@ -607,7 +607,7 @@ impl Scheduler {
     fn schedule_one(
         &mut self,
         id: String,
-        pod: Arc<Pod>,
+        pod: Arc<CachedPod>,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let started = Instant::now();
@@ -760,10 +760,10 @@ impl Scheduler {
     /// the way, remove every lower-priority pod, check the pod fits, then give back victims
     /// from the highest priority down while it still fits. The node whose most important
     /// victim matters least (then fewest victims) wins.
-    fn preempt(&self, st: &plugins::PodState) -> Option<(String, Vec<Arc<Pod>>)> {
+    fn preempt(&self, st: &plugins::PodState) -> Option<(String, Vec<Arc<CachedPod>>)> {
         let prio = cache::priority(st.pod);
         // ((most important victim, victims), node, victims)
-        type Choice = ((i32, usize), String, Vec<Arc<Pod>>);
+        type Choice = ((i32, usize), String, Vec<Arc<CachedPod>>);
         let mut best: Option<Choice> = None;
         for node in self.cache.nodes.values() {
             let r = plugins::filter(st, node);
@@ -821,7 +821,7 @@ async fn evict_victims(
     recorder: &Recorder,
     preemptor: &Pod,
     node: &str,
-    victims: Vec<Arc<Pod>>,
+    victims: Vec<Arc<CachedPod>>,
 ) {
     let ns = preemptor.metadata.namespace.as_deref().unwrap_or("default");
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);

@@ -475,10 +475,14 @@ pub struct PodState<'a> {
 }
 
 impl<'a> PodState<'a> {
-    pub fn new(pod: &'a Pod, cache: &Cache) -> PodState<'a> {
+    pub fn new(
+        cached: &'a std::sync::Arc<crate::pod_cache::CachedPod>,
+        cache: &Cache,
+    ) -> PodState<'a> {
+        let pod: &'a Pod = cached;
         PodState {
             pod,
-            info: PodInfo::new(std::sync::Arc::new(pod.clone()), String::new()),
+            info: PodInfo::new(cached.clone(), String::new()),
             affinity: affinity_prefilter(pod, cache),
             spreads: spread_prefilter(pod, cache),
             node_name: pod
