@@ -87,6 +87,8 @@ pub struct Metrics {
     raft_last_log: Gauge,
     raft_applied: Gauge,
     revision: Gauge,
+    watch_cache_whole: Gauge,
+    watch_cache_compressed: Gauge,
     rss: Gauge,
     vsize: Gauge,
     cpu: Counter<f64, std::sync::atomic::AtomicU64>,
@@ -184,6 +186,17 @@ impl Metrics {
             "The store's current revision (latest resourceVersion)",
             revision.clone(),
         );
+        let (watch_cache_whole, watch_cache_compressed) = (g(), g());
+        r.register(
+            "reddwarf_watch_cache_whole_bytes",
+            "Bytes of objects the watch cache keeps uncompressed (its newest events)",
+            watch_cache_whole.clone(),
+        );
+        r.register(
+            "reddwarf_watch_cache_compressed_bytes",
+            "Bytes of objects the watch cache keeps compressed (its older events)",
+            watch_cache_compressed.clone(),
+        );
         let (rss, vsize, fds) = (g(), g(), g());
         let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         let start = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -226,6 +239,8 @@ impl Metrics {
             raft_last_log,
             raft_applied,
             revision,
+            watch_cache_whole,
+            watch_cache_compressed,
             rss,
             vsize,
             cpu,
@@ -311,6 +326,9 @@ fn proc_stats(m: &Metrics) {
 pub fn serve(api: &ApiServer) -> Response {
     let m = &api.metrics;
     m.revision.set(api.store.revision() as i64);
+    let (whole, compressed) = api.store.watch_cache_bytes();
+    m.watch_cache_whole.set(whole as i64);
+    m.watch_cache_compressed.set(compressed as i64);
     if let Some(raft) = api.consensus.raft() {
         let rm = raft.metrics();
         let rm = rm.borrow();

@@ -37,6 +37,8 @@ fn metrics_have_upstream_names_and_counters_move() {
         "reddwarf_raft_term ",
         "reddwarf_raft_is_leader 1",
         "process_resident_memory_bytes ",
+        "reddwarf_watch_cache_whole_bytes ",
+        "reddwarf_watch_cache_compressed_bytes ",
         "process_cpu_seconds_total ",
         "process_open_fds ",
     ] {
@@ -67,4 +69,13 @@ fn metrics_have_upstream_names_and_counters_move() {
         ) >= 1.0
     );
     assert!(sample(&after, "process_resident_memory_bytes ") > 1_000_000.0);
+    // The watch cache holds the ConfigMaps just written, whole (far from its bound).
+    assert!(
+        sample(&after, "reddwarf_watch_cache_whole_bytes ")
+            > sample(&before, "reddwarf_watch_cache_whole_bytes ")
+    );
+    assert_eq!(
+        sample(&after, "reddwarf_watch_cache_compressed_bytes "),
+        0.0
+    );
 }

@@ -69,7 +69,7 @@ const PACK_FROM: usize = 256;
 /// was most of the file (30 000 pods created and deleted: ~1 GB of 2.3 GB); JSON compresses
 /// several times over. Stored JSON starts with `{` and zlib's stream with 0x78, so records
 /// written before compression read as they are.
-fn pack(object: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+pub(crate) fn pack(object: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if object.len() < PACK_FROM {
         return object.into();
     }
@@ -85,7 +85,7 @@ fn pack(object: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// The object of a record as it was given to [`pack`].
-fn unpack(object: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn unpack(object: Vec<u8>) -> Result<Vec<u8>, StoreError> {
     if object.first() != Some(&0x78) {
         return Ok(object);
     }

@@ -126,6 +126,11 @@ impl Store {
     pub fn revision(&self) -> Revision {
         self.inner.hub.revision()
     }
+
+    /// Bytes of objects the watch cache holds: (whole, compressed).
+    pub fn watch_cache_bytes(&self) -> (usize, usize) {
+        self.inner.hub.cache_bytes()
+    }
 }
 
 /// History turned on for a store without it starts at the current revision (the objects

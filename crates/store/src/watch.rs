@@ -69,8 +69,14 @@ pub trait Observer: Send + Sync {
 }
 
 struct HubState {
-    ring: VecDeque<Arc<Event>>,
+    ring: VecDeque<Kept>,
     ring_capacity: usize,
+    /// How many of the ring's oldest events are [`Kept::Packed`].
+    packed: usize,
+    /// Bytes of the objects of the ring's [`Kept::Live`] events (shared ones counted twice).
+    live_bytes: usize,
+    /// Bytes of the objects of the ring's [`Kept::Packed`] events.
+    packed_bytes: usize,
     /// The newest object bytes of each key with an event in the ring: the next change's
     /// `prev` is the same bytes, so the ring keeps one copy per revision, not old and new.
     latest: std::collections::HashMap<String, Arc<[u8]>>,
@@ -79,6 +85,87 @@ struct HubState {
     revision: Revision,
     /// Revisions at or below this cannot be resumed from the ring or the log.
     floor: Revision,
+}
+
+/// Bytes of objects the ring keeps uncompressed, newest first; older events are compressed.
+/// Watchers on the live path are handed the events themselves; the ring is read only by a
+/// watch that starts from a past revision, mostly a recent one (after a list, or a
+/// reconnect). Kept whole, 8 192 events of pods were ~64 MiB: two copies of an object per
+/// event (the object and its previous state, ~4 KB each). Small objects (most ConfigMaps,
+/// Leases) stay under the bound and are never compressed.
+const LIVE_BYTES: usize = 8 << 20;
+
+/// An event as the ring keeps it.
+#[derive(Clone)]
+enum Kept {
+    Live(Arc<Event>),
+    Packed(Arc<Packed>),
+}
+
+/// An event with its objects compressed (see [`crate::history::pack`]).
+struct Packed {
+    revision: Revision,
+    event_type: EventType,
+    key: String,
+    object: Box<[u8]>,
+    prev: Option<Box<[u8]>>,
+}
+
+impl Packed {
+    fn bytes(&self) -> usize {
+        self.object.len() + self.prev.as_ref().map_or(0, |p| p.len())
+    }
+}
+
+impl Kept {
+    fn revision(&self) -> Revision {
+        match self {
+            Kept::Live(e) => e.revision,
+            Kept::Packed(p) => p.revision,
+        }
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            Kept::Live(e) => &e.key,
+            Kept::Packed(p) => &p.key,
+        }
+    }
+
+    fn bytes(e: &Event) -> usize {
+        e.object.len() + e.prev.as_ref().map_or(0, |p| p.len())
+    }
+
+    fn pack(e: &Event) -> Packed {
+        let pack = |b: &[u8]| crate::history::pack(b).into_owned().into_boxed_slice();
+        Packed {
+            revision: e.revision,
+            event_type: e.event_type,
+            key: e.key.clone(),
+            object: pack(&e.object),
+            prev: e.prev.as_deref().map(pack),
+        }
+    }
+
+    /// The event again; `None` only if its bytes do not decompress (never written so).
+    fn event(&self) -> Option<Arc<Event>> {
+        match self {
+            Kept::Live(e) => Some(e.clone()),
+            Kept::Packed(p) => {
+                let unpack = |b: &[u8]| crate::history::unpack(b.to_vec()).ok().map(Arc::from);
+                Some(Arc::new(Event {
+                    revision: p.revision,
+                    event_type: p.event_type,
+                    key: p.key.clone(),
+                    object: unpack(&p.object)?,
+                    prev: match &p.prev {
+                        Some(b) => Some(unpack(b)?),
+                        None => None,
+                    },
+                }))
+            }
+        }
+    }
 }
 
 struct Slot {
@@ -152,6 +239,9 @@ impl WatchHub {
                 state: Mutex::new(HubState {
                     ring: VecDeque::with_capacity(ring_capacity),
                     ring_capacity,
+                    packed: 0,
+                    live_bytes: 0,
+                    packed_bytes: 0,
                     latest: std::collections::HashMap::new(),
                     slots: Vec::new(),
                     next_id: 0,
@@ -167,6 +257,16 @@ impl WatchHub {
     /// The newest revision published to watchers.
     pub fn revision(&self) -> Revision {
         self.inner.revision.load(Ordering::Acquire)
+    }
+
+    /// Bytes of objects the watch cache holds: (whole, compressed). Whole bytes count an
+    /// object shared by two events twice.
+    pub fn cache_bytes(&self) -> (usize, usize) {
+        self.inner
+            .state
+            .lock()
+            .map(|s| (s.live_bytes, s.packed_bytes))
+            .unwrap_or((0, 0))
     }
 
     /// How many watchers are registered.
@@ -201,13 +301,16 @@ impl WatchHub {
             if st.ring.len() == st.ring_capacity {
                 if let Some(old) = st.ring.pop_front() {
                     // Watches from before the oldest kept event can no longer be served.
-                    st.floor = old.revision;
-                    if st
-                        .latest
-                        .get(&old.key)
-                        .is_some_and(|b| Arc::ptr_eq(b, &old.object))
-                    {
-                        st.latest.remove(&old.key);
+                    st.floor = old.revision();
+                    match old {
+                        Kept::Packed(p) => {
+                            st.packed = st.packed.saturating_sub(1);
+                            st.packed_bytes -= p.bytes();
+                        }
+                        Kept::Live(old) => {
+                            st.live_bytes -= Kept::bytes(&old);
+                            st.forget_latest(&old);
+                        }
                     }
                 }
             }
@@ -216,7 +319,9 @@ impl WatchHub {
             } else {
                 st.latest.insert(ev.key.clone(), ev.object.clone());
             }
-            st.ring.push_back(ev);
+            st.live_bytes += Kept::bytes(&ev);
+            st.ring.push_back(Kept::Live(ev));
+            st.pack_cold();
         }
         st.revision = revision;
         self.inner.revision.store(revision, Ordering::Release);
@@ -243,11 +348,44 @@ impl WatchHub {
         }
         let mut st = self.inner.state.lock().expect("watch hub lock");
         st.ring.clear();
+        st.packed = 0;
+        st.live_bytes = 0;
+        st.packed_bytes = 0;
         st.latest.clear();
         st.slots.clear();
         st.revision = revision;
         st.floor = revision;
         self.inner.revision.store(revision, Ordering::Release);
+    }
+}
+
+impl HubState {
+    /// `latest` keeps a key's newest bytes only while an uncompressed event holds them.
+    fn forget_latest(&mut self, ev: &Event) {
+        if self
+            .latest
+            .get(&ev.key)
+            .is_some_and(|b| Arc::ptr_eq(b, &ev.object))
+        {
+            self.latest.remove(&ev.key);
+        }
+    }
+
+    /// Compresses the oldest whole events while they hold more than [`LIVE_BYTES`]; the
+    /// newest stays whole.
+    fn pack_cold(&mut self) {
+        while self.live_bytes > LIVE_BYTES && self.packed + 1 < self.ring.len() {
+            let i = self.packed;
+            if let Kept::Live(ev) = &self.ring[i] {
+                let ev = ev.clone();
+                self.live_bytes -= Kept::bytes(&ev);
+                self.forget_latest(&ev);
+                let p = Kept::pack(&ev);
+                self.packed_bytes += p.bytes();
+                self.ring[i] = Kept::Packed(Arc::new(p));
+            }
+            self.packed += 1;
+        }
     }
 }
 
@@ -270,7 +408,7 @@ impl Store {
     pub fn watch(&self, reg: WatchRegistration) -> Result<Result<Watcher, Gone>, StoreError> {
         let hub = &self.inner.hub.inner;
         let (tx, rx) = mpsc::channel(reg.queue.max(1));
-        let mut backlog = VecDeque::new();
+        let kept: Vec<Kept>;
         let id = {
             let mut st = hub.state.lock().expect("watch hub lock");
             if reg.after < st.floor {
@@ -279,15 +417,14 @@ impl Store {
                     oldest: st.floor,
                 }));
             }
-            // The ring holds every event after `floor`.
-            {
-                backlog.extend(
-                    st.ring
-                        .iter()
-                        .filter(|e| e.revision > reg.after && e.key.starts_with(&reg.prefix))
-                        .cloned(),
-                );
-            }
+            // The ring holds every event after `floor`; compressed ones are opened after the
+            // lock is let go.
+            kept = st
+                .ring
+                .iter()
+                .filter(|e| e.revision() > reg.after && e.key().starts_with(&reg.prefix))
+                .cloned()
+                .collect();
             let id = st.next_id;
             st.next_id += 1;
             st.slots.push(Slot {
@@ -297,12 +434,105 @@ impl Store {
             });
             id
         };
-        let watcher = Watcher {
-            backlog,
+        let mut watcher = Watcher {
+            backlog: VecDeque::with_capacity(kept.len()),
             rx,
             id,
             hub: hub.clone(),
         };
+        for k in kept {
+            // Dropping the watcher on error unregisters it.
+            let e = k.event().ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "watch cache: the event at revision {} does not decompress",
+                    k.revision()
+                ))
+            })?;
+            watcher.backlog.push_back(e);
+        }
         Ok(Ok(watcher))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Batch, Mutation, StoreOptions};
+
+    #[test]
+    fn the_ring_keeps_only_its_newest_bytes_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(
+            &dir.path().join("s.redb"),
+            StoreOptions {
+                watch_ring: 4000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // ~4 KB an update (object and previous state): 3 000 of them are ~12 MiB.
+        let big = |i: usize| format!(r#"{{"data":"{}","i":{i}}}"#, "x".repeat(2000)).into_bytes();
+        let key = |i: usize| format!("/registry/things/t{}", i % 50);
+        for i in 0..3000 {
+            let m = if i < 50 {
+                Mutation::Create {
+                    key: key(i),
+                    object: big(i),
+                    namespace: None,
+                }
+            } else {
+                Mutation::Update {
+                    key: key(i),
+                    object: big(i),
+                    expect_revision: None,
+                    expect_uid: None,
+                }
+            };
+            store.apply(&[&Batch(vec![m])], b"").unwrap();
+        }
+        let st = store.inner.hub.inner.state.lock().unwrap();
+        assert_eq!(st.ring.len(), 3000);
+        assert!(st.packed > 500, "{} packed", st.packed);
+        let live: usize = st
+            .ring
+            .iter()
+            .map(|k| match k {
+                Kept::Live(e) => Kept::bytes(e),
+                Kept::Packed(_) => 0,
+            })
+            .sum();
+        assert_eq!(live, st.live_bytes);
+        let packed: usize = st
+            .ring
+            .iter()
+            .map(|k| match k {
+                Kept::Packed(p) => p.bytes(),
+                Kept::Live(_) => 0,
+            })
+            .sum();
+        assert_eq!(packed, st.packed_bytes);
+        assert!(
+            live <= LIVE_BYTES && live > LIVE_BYTES - 8192,
+            "{live} bytes whole"
+        );
+        for (i, k) in st.ring.iter().enumerate() {
+            match k {
+                Kept::Packed(p) => {
+                    assert!(i < st.packed);
+                    assert!(p.object.len() < 500, "{} bytes packed", p.object.len());
+                    // The first 50 are creates, with no previous state.
+                    assert_eq!(p.prev.is_some(), i >= 50);
+                    assert!(p.prev.as_ref().is_none_or(|b| b.len() < 500));
+                }
+                Kept::Live(_) => assert!(i >= st.packed),
+            }
+        }
+        // A key's newest bytes are shared only with whole events.
+        for (k, b) in &st.latest {
+            assert!(st.ring.iter().any(|e| matches!(e,
+                Kept::Live(e) if &e.key == k && Arc::ptr_eq(&e.object, b))));
+        }
+        drop(st);
+        assert_eq!(store.inner.hub.cache_bytes(), (live, packed));
     }
 }

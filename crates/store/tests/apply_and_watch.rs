@@ -371,3 +371,78 @@ fn a_change_shares_its_previous_state_with_the_event_before_it() {
     assert_eq!(p["data"]["i"], "0");
     assert_eq!(p["metadata"]["resourceVersion"], first.revision.to_string());
 }
+
+/// The ring keeps its older events compressed (3 000 events of ~9 KB are past its bound for
+/// whole ones): a watch from far back gets them as they were
+/// published (type, key, object and previous state), in order, with the newer ones after.
+#[test]
+fn a_watch_from_far_back_gets_every_event_as_published() {
+    let (_d, s) = open();
+    s.apply(
+        &[&Batch(vec![create(
+            ns_key("default"),
+            obj("default", ""),
+            None,
+        )])],
+        b"",
+    )
+    .unwrap();
+    let prefix = ObjectKey::resource_prefix("", "configmaps");
+    let mut live = s
+        .watch(WatchRegistration {
+            prefix: prefix.clone(),
+            after: 1,
+            queue: 10_000,
+        })
+        .unwrap()
+        .unwrap();
+    let data = |i: usize| {
+        serde_json::to_vec(&serde_json::json!({"kind": "ConfigMap",
+            "metadata": {"name": format!("c{}", i % 97), "namespace": "default"},
+            "data": {"v": format!("{i}-{}", "abc".repeat(1500))}}))
+        .unwrap()
+    };
+    let mut present = std::collections::HashSet::new();
+    for i in 0..3000 {
+        let key = cm_key("default", &format!("c{}", i % 97));
+        let m = match i {
+            _ if present.insert(key.clone()) => create(key, data(i), Some("default")),
+            i if i % 31 == 0 => {
+                present.remove(&key);
+                Mutation::Delete {
+                    key,
+                    expect_revision: None,
+                    expect_uid: None,
+                }
+            }
+            i => Mutation::Update {
+                key,
+                object: data(i),
+                expect_revision: None,
+                expect_uid: None,
+            },
+        };
+        s.apply(&[&Batch(vec![m])], b"").unwrap();
+    }
+    let published: Vec<_> = std::iter::from_fn(|| live.try_next()).collect();
+    assert_eq!(published.len(), 3000);
+    let mut late = s
+        .watch(WatchRegistration {
+            prefix,
+            after: 1,
+            queue: 16,
+        })
+        .unwrap()
+        .unwrap();
+    let replayed: Vec<_> = std::iter::from_fn(|| late.try_next()).collect();
+    assert_eq!(replayed.len(), published.len());
+    for (a, b) in published.iter().zip(&replayed) {
+        assert_eq!(a.revision, b.revision);
+        assert_eq!(a.event_type, b.event_type);
+        assert_eq!(a.key, b.key);
+        assert_eq!(a.object, b.object, "object at revision {}", a.revision);
+        assert_eq!(a.prev, b.prev, "previous state at revision {}", a.revision);
+    }
+    assert!(replayed.iter().any(|e| e.event_type == EventType::Deleted));
+    assert!(replayed.iter().filter(|e| e.prev.is_some()).count() > 2500);
+}
