@@ -39,6 +39,17 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A watcher of `prefix` from just after revision `after`, which the ring still holds.
+fn watch_after(s: &Store, prefix: &str, after: u64, queue: usize) -> reddwarf_store::Watcher {
+    s.watch(WatchRegistration {
+        prefix: prefix.to_string(),
+        after,
+        queue,
+    })
+    .unwrap()
+    .expect("within the ring")
+}
+
 fn revision(o: &Outcome) -> u64 {
     match o {
         Outcome::Applied { revision, .. } => *revision,
@@ -388,14 +399,7 @@ fn a_watch_from_far_back_gets_every_event_as_published() {
     )
     .unwrap();
     let prefix = ObjectKey::resource_prefix("", "configmaps");
-    let mut live = s
-        .watch(WatchRegistration {
-            prefix: prefix.clone(),
-            after: 1,
-            queue: 10_000,
-        })
-        .unwrap()
-        .unwrap();
+    let mut live = watch_after(&s, &prefix, 1, 10_000);
     let data = |i: usize| {
         serde_json::to_vec(&serde_json::json!({"kind": "ConfigMap",
             "metadata": {"name": format!("c{}", i % 97), "namespace": "default"},
@@ -426,14 +430,7 @@ fn a_watch_from_far_back_gets_every_event_as_published() {
     }
     let published: Vec<_> = std::iter::from_fn(|| live.try_next()).collect();
     assert_eq!(published.len(), 3000);
-    let mut late = s
-        .watch(WatchRegistration {
-            prefix,
-            after: 1,
-            queue: 16,
-        })
-        .unwrap()
-        .unwrap();
+    let mut late = watch_after(&s, &prefix, 1, 16);
     let replayed: Vec<_> = std::iter::from_fn(|| late.try_next()).collect();
     assert_eq!(replayed.len(), published.len());
     for (a, b) in published.iter().zip(&replayed) {
