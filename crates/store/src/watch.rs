@@ -90,9 +90,9 @@ struct HubState {
 /// Bytes of objects the ring keeps uncompressed, newest first; older events are compressed.
 /// Watchers on the live path are handed the events themselves; the ring is read only by a
 /// watch that starts from a past revision, mostly a recent one (after a list, or a
-/// reconnect). Kept whole, 8 192 events of pods were ~64 MiB: two copies of an object per
-/// event (the object and its previous state, ~4 KB each). Small objects (most ConfigMaps,
-/// Leases) stay under the bound and are never compressed.
+/// reconnect). Kept whole, 8 192 events of pods are ~55 MiB: an event holds its object and
+/// the previous state (~3.5 KB each), and the previous state outlives the event that brought
+/// it. Small objects (most ConfigMaps, Leases) stay under the bound and are never compressed.
 const LIVE_BYTES: usize = 8 << 20;
 
 /// An event as the ring keeps it.
