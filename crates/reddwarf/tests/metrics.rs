@@ -58,7 +58,16 @@ fn metrics_have_upstream_names_and_counters_move() {
     let fsyncs = sample(&before, "reddwarf_raft_log_fsyncs_total ");
     s.kubectl_ok("1.33", &["create", "configmap", "m2"]);
     s.kubectl_ok("1.33", &["get", "configmap", "m2"]);
-    let after = scrape(&s);
+    // Object counts are reused for up to 100 times what counting took, so a scrape right
+    // after may still show the old one: poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        let after = scrape(&s);
+        if sample(&after, objects) == 6.0 || std::time::Instant::now() > deadline {
+            break after;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(sample(&after, posts), created + 1.0);
     assert_eq!(sample(&after, objects), 6.0);
     assert!(sample(&after, "reddwarf_raft_log_fsyncs_total ") > fsyncs);
